@@ -1,0 +1,1 @@
+"""CampBot platform: settings, storage, HTTP and the WeCom protocol. Never imports `bots`."""

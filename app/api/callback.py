@@ -1,0 +1,124 @@
+"""`/wecom/callback`: verify, decrypt, parse, record once, answer — then dispatch.
+
+Intake does no business work (ARCHITECTURE §1 rule 1). Every refusal is a
+`CallbackError` with its 4xx status, raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import PlainTextResponse
+
+from app import inbox
+from app.deps import RuntimeDep
+from app.errors import (
+    CallbackDisabledError,
+    CallbackError,
+    MalformedCallbackError,
+    PayloadTooLargeError,
+    StaleCallbackError,
+)
+from app.runtime import Runtime
+from app.wecom.crypto import CallbackCrypto
+from app.wecom.events import parse_event, parse_xml
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["wecom"])
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _require_crypto(runtime: Runtime) -> CallbackCrypto:
+    if runtime.crypto is None:
+        raise CallbackDisabledError(
+            "callback is not configured: set WECOM_CORP_ID, WECOM_TOKEN, WECOM_ENCODING_AES_KEY"
+        )
+    return runtime.crypto
+
+
+def _query(request: Request, *names: str) -> list[str]:
+    values = [request.query_params.get(name, "") for name in names]
+    missing = [name for name, value in zip(names, values, strict=True) if not value]
+    if missing:
+        raise MalformedCallbackError("missing query parameter: " + ", ".join(missing))
+    return values
+
+
+def _check_fresh(timestamp: str, now: datetime) -> None:
+    try:
+        signed_at = datetime.fromtimestamp(int(timestamp), UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise MalformedCallbackError("timestamp is not a Unix time") from exc
+    if now - signed_at > inbox.KEY_RETENTION:
+        raise StaleCallbackError("callback is older than the inbox keeps keys (a replay?)")
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"body over {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"body over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        raise MalformedCallbackError("empty body")
+    return body
+
+
+def _encrypt_field(body: bytes) -> str:
+    encrypt = parse_xml(body).get("Encrypt")
+    if not isinstance(encrypt, str) or not encrypt:
+        raise MalformedCallbackError("envelope has no Encrypt field")
+    return encrypt
+
+
+@router.get("/wecom/callback", response_class=PlainTextResponse)
+async def verify_url(request: Request, runtime: RuntimeDep) -> PlainTextResponse:
+    """URL verification: answer the decrypted echostr, nothing else (WeCom wants it in 1 s)."""
+    crypto = _require_crypto(runtime)
+    signature, timestamp, nonce, echostr = _query(
+        request, "msg_signature", "timestamp", "nonce", "echostr"
+    )
+    echo = crypto.verify_and_decrypt(
+        msg_signature=signature, timestamp=timestamp, nonce=nonce, encrypt=echostr
+    )
+    return PlainTextResponse(echo)
+
+
+@router.post("/wecom/callback", response_class=PlainTextResponse)
+async def receive(
+    request: Request, runtime: RuntimeDep, background: BackgroundTasks
+) -> PlainTextResponse:
+    crypto = _require_crypto(runtime)
+    signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
+    now = runtime.clock.now()
+    _check_fresh(timestamp, now)
+    body = await _read_body(request)
+    plaintext = crypto.verify_and_decrypt(
+        msg_signature=signature, timestamp=timestamp, nonce=nonce, encrypt=_encrypt_field(body)
+    )
+    event = parse_event(plaintext)
+    async with runtime.sessions.begin() as session:
+        row_id = await inbox.claim(session=session, event=event, body=plaintext, now=now)
+    log_fields = {"dedupe_key": event.dedupe_key, "kind": event.kind}
+    if row_id is None:
+        logger.info("callback duplicate ignored", extra=log_fields)
+    else:
+        logger.info("callback accepted", extra={**log_fields, "inbox_id": row_id})
+        background.add_task(runtime.processor.process, row_id, expected_attempts=0, late=False)
+    return PlainTextResponse("success")
+
+
+def callback_error_response(_request: Request, exc: Exception) -> PlainTextResponse:
+    """Turn a refusal into its status with a one-line reason (registered in main)."""
+    assert isinstance(exc, CallbackError)
+    logger.warning("callback refused: %s", exc.reason, extra={"status": exc.status_code})
+    return PlainTextResponse(exc.reason, status_code=exc.status_code)

@@ -1,0 +1,135 @@
+"""Platform tables: the inbox, and the membership the WeCom events describe.
+
+Times are UTC (`UTCDateTime`). Status columns are short strings checked by
+constraints, so a bad value fails at write time on both backends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, UTCDateTime
+
+
+def _in(column: str, enum: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in enum)})"
+
+
+class InboxStatus(StrEnum):
+    RECEIVED = "received"
+    HANDLED = "handled"
+    FAILED = "failed"
+
+
+class InboxEvent(Base):
+    """One WeCom callback, recorded exactly once under its dedupe key."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        CheckConstraint(_in("status", InboxStatus), name="status"),
+        Index("ix_inbox_status_received_at", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(80))
+    body: Mapped[str] = mapped_column(Text)
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=InboxStatus.RECEIVED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MemberStatus(StrEnum):
+    ACTIVE = "active"
+    LOST = "lost"  # the student deleted the staff member (del_follow_user)
+    REMOVED = "removed"  # the staff member deleted the student (del_external_contact)
+
+
+class Member(Base):
+    """A person CampBot knows: an external contact (student) or an internal member."""
+
+    __tablename__ = "members"
+    __table_args__ = (CheckConstraint(_in("status", MemberStatus), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_userid: Mapped[str | None] = mapped_column(String(128), unique=True)
+    userid: Mapped[str | None] = mapped_column(String(128), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=MemberStatus.ACTIVE)
+    staff_userid: Mapped[str | None] = mapped_column(String(128))
+    channel_state: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GroupChannel(StrEnum):
+    ROBOT = "robot"
+    APPCHAT = "appchat"
+    CUSTOMER = "customer"
+
+
+class GroupStatus(StrEnum):
+    ACTIVE = "active"
+    DISMISSED = "dismissed"
+
+
+class Group(Base):
+    """A chat group and the channel that reaches it (ARCHITECTURE §2)."""
+
+    __tablename__ = "groups"
+    __table_args__ = (
+        CheckConstraint(_in("channel", GroupChannel), name="channel"),
+        CheckConstraint(_in("status", GroupStatus), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))
+    robot_key: Mapped[str | None] = mapped_column(String(128))
+    owner_userid: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default=GroupStatus.ACTIVE)
+    # WeCom's member-list version after the last change we applied; a callback whose
+    # LastMemVer differs means one was lost, so the list must be re-read from WeCom.
+    member_version: Mapped[str | None] = mapped_column(String(64))
+    needs_sync: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    memberships: Mapped[list[GroupMembership]] = relationship(back_populates="group")
+
+
+class GroupMembership(Base):
+    """Who is in which group; a row outlives the stay (left_at) so history is kept."""
+
+    __tablename__ = "group_memberships"
+    __table_args__ = (UniqueConstraint("group_id", "member_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    # The id WeCom names the member by (userid or external userid), kept even before
+    # CampBot has a Member row for them.
+    member_key: Mapped[str] = mapped_column(String(128))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    join_scene: Mapped[int | None] = mapped_column(Integer)
+    quit_scene: Mapped[int | None] = mapped_column(Integer)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    group: Mapped[Group] = relationship(back_populates="memberships")

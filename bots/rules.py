@@ -1,0 +1,63 @@
+"""Composable rules for registrations: frozen dataclasses, AND-ed together.
+
+A rule returns False, True, or a dict of what it matched (read by the handler
+as `ctx.matched`), so handlers never re-parse what a rule already found.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bots.dispatch import Context, RuleResult
+
+
+def _field(ctx: Context, name: str) -> str:
+    value = getattr(ctx.event, name, "")
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldIn:
+    """A string field of the event (e.g. `change_type`) is one of `values`."""
+
+    name: str
+    values: frozenset[str]
+
+    def __call__(self, ctx: Context) -> RuleResult:
+        return _field(ctx, self.name) in self.values
+
+
+def ChangeType(*values: str) -> FieldIn:  # noqa: N802 - reads as a rule, like the others
+    return FieldIn("change_type", frozenset(values))
+
+
+def UpdateDetail(*values: str) -> FieldIn:  # noqa: N802
+    return FieldIn("update_detail", frozenset(values))
+
+
+def FromUser(*user_ids: str) -> FieldIn:  # noqa: N802
+    return FieldIn("from_user", frozenset(user_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    """The text message contains one of `words`; the word is handed over as `keyword`."""
+
+    words: tuple[str, ...]
+
+    def __call__(self, ctx: Context) -> RuleResult:
+        text = _field(ctx, "content")
+        hit = next((word for word in self.words if word in text), None)
+        return {"keyword": hit} if hit is not None else False
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    """The text message matches `pattern`; the match is handed over as `match`."""
+
+    pattern: re.Pattern[str]
+
+    def __call__(self, ctx: Context) -> RuleResult:
+        found = self.pattern.search(_field(ctx, "content"))
+        return {"match": found} if found else False

@@ -1,0 +1,219 @@
+"""Routing rules, priority, block, SkipHandler; failures recorded; the sweeper's bounds."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app import inbox
+from app.clock import ManualClock
+from app.models import InboxEvent
+from app.settings import Settings
+from app.wecom.events import parse_event
+from app.wecom.sandbox.callbacks import CallbackBuilder
+from bots.dispatch import Context, Dispatcher, Router, SkipHandler, run_handlers
+from bots.rules import ChangeType, FromUser, Keyword, Regex
+from tests.support import T0, Recorder, contact_added, inbox_rows, running_app, text_message
+
+
+def _ctx(xml: str, session: AsyncSession, settings: Settings, clock: ManualClock) -> Context:
+    return Context(event=parse_event(xml), session=session, settings=settings, clock=clock,
+                   inbox_id=1)
+
+
+async def test_priority_block_and_skip(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
+) -> None:
+    calls: list[str] = []
+    first, second = Router("first"), Router("second")
+
+    @second.on_message("text", priority=5, block=False)
+    async def audit(ctx: Context) -> None:
+        calls.append("audit")
+
+    @first.on_message("text", Keyword(("打卡",)), priority=20)
+    async def checkin(ctx: Context) -> None:
+        calls.append(f"checkin:{ctx.matched['keyword']}")
+        raise SkipHandler
+
+    @first.on_message("text", Regex(re.compile(r"第(\d+)天")), priority=30)
+    async def day(ctx: Context) -> None:
+        calls.append(f"day:{ctx.matched['match'].group(1)}")
+
+    @first.on_message("text", priority=90)
+    async def fallback(ctx: Context) -> None:
+        calls.append("fallback")
+
+    async with sessions() as session:
+        ctx = _ctx(text_message("1", "打卡 第3天"), session, settings, clock)
+        ran = await run_handlers(ctx, [first, second])
+    assert calls == ["audit", "checkin:打卡", "day:3"]  # day blocks the fallback
+    assert [name.rsplit(".", 1)[-1] for name in ran] == ["audit", "day"]
+
+
+async def test_rules_are_and_ed_and_can_refuse(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
+) -> None:
+    router = Router("r")
+    calls: list[str] = []
+
+    @router.on_event("change_external_contact", ChangeType("del_follow_user"))
+    async def lost(ctx: Context) -> None:
+        calls.append("lost")
+
+    @router.on_event("change_external_contact", ChangeType("add_external_contact"),
+                     FromUser("someone-else"))
+    async def never(ctx: Context) -> None:
+        calls.append("never")
+
+    @router.on_event("change_external_contact", ChangeType("add_external_contact"))
+    async def added(ctx: Context) -> None:
+        calls.append("added")
+
+    async with sessions() as session:
+        await run_handlers(_ctx(contact_added("wm1"), session, settings, clock), [router])
+    assert calls == ["added"]
+
+
+async def test_time_critical_handler_skipped_when_too_old(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
+) -> None:
+    router = Router("welcome")
+    calls: list[str] = []
+
+    @router.on_event("change_external_contact", max_age=timedelta(seconds=20), block=False)
+    async def welcome(ctx: Context) -> None:
+        calls.append("welcome")
+
+    @router.on_event("change_external_contact")
+    async def record(ctx: Context) -> None:
+        calls.append("record")
+
+    async with sessions() as session:
+        clock.set(T0 + timedelta(seconds=5))
+        await run_handlers(_ctx(contact_added("wm1", at=T0), session, settings, clock), [router])
+        clock.set(T0 + timedelta(minutes=3))
+        await run_handlers(_ctx(contact_added("wm1", at=T0), session, settings, clock), [router])
+    assert calls == ["welcome", "record", "record"]
+
+
+async def test_failing_handler_marks_row_failed_and_server_stays_up(
+    settings: Settings, clock: ManualClock, engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession], wecom: CallbackBuilder,
+) -> None:
+    broken = Recorder("text", fail_with=RuntimeError("数据库里没有这个学员"))
+    async with running_app(settings=settings, clock=clock, engine=engine,
+                           routers=[broken.router]) as app:
+        first = await app.deliver(wecom.post(text_message("7001"), at=T0))
+        assert first.status_code == 200
+        assert (await app.client.get("/healthz")).status_code == 200
+    [row] = await inbox_rows(sessions)
+    assert row.status == "failed"
+    assert row.last_error == "RuntimeError: 数据库里没有这个学员"
+    assert row.attempts == 1
+
+
+async def test_handler_writes_roll_back_with_the_failure(
+    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from app.models import Member
+    from tests.support import count_rows
+
+    router = Router("half")
+
+    @router.on_event("change_external_contact")
+    async def half_done(ctx: Context) -> None:
+        ctx.session.add(Member(external_userid="wmHalf", status="active",
+                               created_at=ctx.now, updated_at=ctx.now))
+        await ctx.session.flush()
+        raise ValueError("boom after a write")
+
+    async with sessions.begin() as session:
+        event = parse_event(contact_added("wmHalf"))
+        row_id = await inbox.claim(session=session, event=event, body=contact_added("wmHalf"),
+                                   now=clock.now())
+    assert row_id is not None
+    dispatcher = Dispatcher(routers=[router], sessions=sessions, settings=settings, clock=clock)
+    await dispatcher.process(row_id, expected_attempts=0, late=False)
+    assert await count_rows(sessions, Member) == 0
+    [row] = await inbox_rows(sessions)
+    assert row.status == "failed"
+
+
+async def _claim_orphan(sessions: async_sessionmaker[AsyncSession], clock: ManualClock,
+                        msg_id: str, attempts: int = 0) -> int:
+    """A row left `received`, as after a crash between the answer and the handler."""
+    async with sessions.begin() as session:
+        body = text_message(msg_id)
+        row_id = await inbox.claim(session=session, event=parse_event(body), body=body,
+                                   now=clock.now())
+        assert row_id is not None
+        await session.execute(update(InboxEvent).where(InboxEvent.id == row_id)
+                              .values(attempts=attempts))
+    return row_id
+
+
+async def test_sweeper_runs_orphaned_rows_once(
+    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    recorder = Recorder("text")
+    dispatcher = Dispatcher(routers=[recorder.router], sessions=sessions, settings=settings,
+                            clock=clock)
+    await _claim_orphan(sessions, clock, "8001", attempts=1)
+
+    # Too fresh: the original worker may still be running it.
+    assert await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
+    clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
+    assert await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 1
+    assert await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
+    assert recorder.seen == ["msg:8001"]
+    [row] = await inbox_rows(sessions)
+    assert (row.status, row.attempts) == ("handled", 2)
+
+
+async def test_sweeper_gives_up_after_max_attempts(
+    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    recorder = Recorder("text")
+    dispatcher = Dispatcher(routers=[recorder.router], sessions=sessions, settings=settings,
+                            clock=clock)
+    await _claim_orphan(sessions, clock, "8002", attempts=inbox.MAX_ATTEMPTS)
+    clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
+    assert await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
+    [row] = await inbox_rows(sessions)
+    assert row.status == "failed"
+    assert row.last_error is not None
+    assert f"{inbox.MAX_ATTEMPTS} attempts" in row.last_error
+    assert recorder.seen == []
+
+
+async def test_two_workers_never_run_one_row_twice(
+    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    recorder = Recorder("text")
+    dispatcher = Dispatcher(routers=[recorder.router], sessions=sessions, settings=settings,
+                            clock=clock)
+    row_id = await _claim_orphan(sessions, clock, "8003", attempts=1)
+    # Both saw attempts=1; only the first to count its attempt runs the handlers.
+    await dispatcher.process(row_id, expected_attempts=1, late=True)
+    await dispatcher.process(row_id, expected_attempts=1, late=True)
+    assert recorder.seen == ["msg:8003"]
+
+
+async def test_purge_forgets_only_old_handled_rows(
+    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    recorder = Recorder("text")
+    dispatcher = Dispatcher(routers=[recorder.router], sessions=sessions, settings=settings,
+                            clock=clock)
+    handled = await _claim_orphan(sessions, clock, "8004")
+    await dispatcher.process(handled, expected_attempts=0, late=False)
+    async with sessions.begin() as session:
+        await inbox.mark_failed(session=session, row_id=await _claim_orphan(sessions, clock, "8005"),
+                                error="x", now=clock.now())
+    clock.advance(inbox.KEY_RETENTION + timedelta(hours=1))
+    await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock)
+    assert [r.dedupe_key for r in await inbox_rows(sessions)] == ["msg:8005"]

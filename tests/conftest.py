@@ -1,0 +1,105 @@
+"""Shared fixtures: a database per backend, an injected clock, the app, and WeCom's side.
+
+Database tests run on SQLite and on PostgreSQL. PostgreSQL is reached through
+CAMPBOT_TEST_POSTGRES_URL, which `./run test` sets after starting a throwaway
+cluster; when it is unset (a bare `pytest`), the PostgreSQL cases skip, saying so.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.clock import ManualClock
+from app.db import Base, create_engine, create_sessionmaker
+from app.settings import Settings
+from app.wecom.crypto import CallbackCrypto
+from app.wecom.sandbox.callbacks import CallbackBuilder
+from tests.support import AES_KEY, CORP_ID, T0, TOKEN, AppHarness, running_app
+
+PG_URL_ENV = "CAMPBOT_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str | None:
+    return os.environ.get(PG_URL_ENV) or None
+
+
+def backend_params() -> list[object]:
+    return [
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgres: needs the PostgreSQL test server")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if postgres_url():
+        return
+    skip = pytest.mark.skip(reason=f"{PG_URL_ENV} is unset; `./run test` provides PostgreSQL")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+async def _reset_postgres(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+        await conn.run_sync(Base.metadata.create_all)
+
+
+@pytest.fixture(params=backend_params())
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'campbot.db'}")
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+    else:
+        url = postgres_url()
+        assert url is not None
+        engine = create_engine(url)
+        await _reset_postgres(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        WECOM_CORP_ID=CORP_ID, WECOM_TOKEN=TOKEN, WECOM_ENCODING_AES_KEY=AES_KEY,
+        WECOM_AGENT_ID=1000002, WECOM_SECRET="not-a-real-secret",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def wecom(settings: Settings) -> CallbackBuilder:
+    """WeCom's side of the callback protocol for the test corp."""
+    return CallbackBuilder(CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY,
+                                          receive_id=CORP_ID), agent_id="1000002")
+
+
+@pytest.fixture
+async def harness(
+    settings: Settings, clock: ManualClock, engine: AsyncEngine
+) -> AsyncIterator[AppHarness]:
+    async with running_app(settings=settings, clock=clock, engine=engine) as running:
+        yield running

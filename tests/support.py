@@ -1,0 +1,125 @@
+"""Helpers tests import (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.clock import ManualClock
+from app.models import InboxEvent
+from app.settings import Settings
+from app.wecom.sandbox.callbacks import SignedCallback
+from bots import ROUTERS
+from bots.dispatch import Context, Router
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Obviously fake credentials for the test corp.
+CORP_ID = "wwcampbottest0001"
+TOKEN = "campbotTestToken"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+class AppHarness:
+    """The app with its lifespan running, and an HTTP client into it."""
+
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+        self.app = app
+        self.client = client
+
+    async def deliver(self, callback: SignedCallback) -> httpx.Response:
+        return await self.client.post(callback.path, content=callback.body)
+
+
+@asynccontextmanager
+async def running_app(
+    *, settings: Settings, clock: ManualClock, engine: AsyncEngine,
+    routers: Iterable[Router] = ROUTERS,
+) -> AsyncIterator[AppHarness]:
+    from app.main import create_app
+
+    app = create_app(settings=settings, clock=clock, engine=engine, routers=routers,
+                     sweeper=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://campbot") as client:
+            yield AppHarness(app, client)
+
+
+class Recorder:
+    """A router whose handler records every event it saw (and can be told to fail)."""
+
+    def __init__(self, kind: str = "text", *, fail_with: Exception | None = None) -> None:
+        self.seen: list[str] = []
+        self.fail_with = fail_with
+        self.router = Router("recorder")
+        self.router.on(kind)(self.handle)
+
+    async def handle(self, ctx: Context) -> None:
+        self.seen.append(ctx.event.dedupe_key)
+        if self.fail_with is not None:
+            raise self.fail_with
+
+
+async def inbox_rows(sessions: async_sessionmaker[AsyncSession]) -> list[InboxEvent]:
+    async with sessions() as session:
+        return list((await session.execute(select(InboxEvent).order_by(InboxEvent.id))).scalars())
+
+
+async def count_rows(sessions: async_sessionmaker[AsyncSession], model: type) -> int:
+    async with sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+def text_message(msg_id: str, content: str = "你好", at: datetime = T0) -> str:
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
+        "<FromUserName><![CDATA[zhangsan]]></FromUserName>"
+        f"<CreateTime>{int(at.timestamp())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId>"
+        "<AgentID>1000002</AgentID></xml>"
+    )
+
+
+def contact_added(external_userid: str, *, staff: str = "zhangsan", state: str = "camp42",
+                  at: datetime = T0, change_type: str = "add_external_contact") -> str:
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
+        "<FromUserName><![CDATA[sys]]></FromUserName>"
+        f"<CreateTime>{int(at.timestamp())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        "<Event><![CDATA[change_external_contact]]></Event>"
+        f"<ChangeType><![CDATA[{change_type}]]></ChangeType>"
+        f"<UserID><![CDATA[{staff}]]></UserID>"
+        f"<ExternalUserID><![CDATA[{external_userid}]]></ExternalUserID>"
+        f"<State><![CDATA[{state}]]></State>"
+        f"<WelcomeCode><![CDATA[WC-{external_userid}]]></WelcomeCode></xml>"
+    )
+
+
+def chat_members_changed(chat_id: str, members: list[str], *, detail: str = "add_member",
+                         at: datetime = T0, last: str = "", cur: str = "",
+                         item_shape: bool = True) -> str:
+    listing = ("".join(f"<Item><![CDATA[{m}]]></Item>" for m in members) if item_shape
+               else f"<![CDATA[{','.join(members)}]]>")
+    scene = "<JoinScene>3</JoinScene>" if detail == "add_member" else "<QuitScene>0</QuitScene>"
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
+        "<FromUserName><![CDATA[sys]]></FromUserName>"
+        f"<CreateTime>{int(at.timestamp())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        "<Event><![CDATA[change_external_chat]]></Event>"
+        f"<ChatId><![CDATA[{chat_id}]]></ChatId><ChangeType><![CDATA[update]]></ChangeType>"
+        f"<UpdateDetail><![CDATA[{detail}]]></UpdateDetail>{scene}"
+        f"<MemChangeCnt>{len(members)}</MemChangeCnt><MemChangeList>{listing}</MemChangeList>"
+        f"<LastMemVer><![CDATA[{last}]]></LastMemVer><CurMemVer><![CDATA[{cur}]]></CurMemVer>"
+        "</xml>"
+    )
+
+

@@ -1,0 +1,96 @@
+"""Settings: exactly the ARCHITECTURE §4 variables, and clear refusals naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from app.settings import DEFAULT_DATABASE_URL, Settings, describe_settings_error
+from tests.support import AES_KEY
+
+VARIABLES = ("WECOM_CORP_ID", "WECOM_AGENT_ID", "WECOM_SECRET", "WECOM_TOKEN",
+             "WECOM_ENCODING_AES_KEY", "WECOM_API_BASE", "DATABASE_URL", "ADMIN_TOKEN",
+             "PUBLIC_BASE_URL", "CAMPBOT_TIMEZONE")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]  # no stray .env
+
+
+def _refusal(**env: str) -> str:
+    with pytest.raises(ValidationError) as caught:
+        Settings(**env)  # type: ignore[arg-type]
+    return describe_settings_error(caught.value)
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.wecom_api_base == "https://qyapi.weixin.qq.com"
+    assert settings.public_base_url == "http://localhost:8000"
+    assert settings.campbot_timezone == "Asia/Shanghai"
+    assert not settings.callback_enabled
+    assert settings.admin_token is None
+
+
+def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = {"WECOM_CORP_ID": "wwcorp", "WECOM_AGENT_ID": "1000002", "WECOM_SECRET": "s",
+              "WECOM_TOKEN": "t", "WECOM_ENCODING_AES_KEY": AES_KEY,
+              "WECOM_API_BASE": "http://127.0.0.1:9/", "DATABASE_URL": "sqlite+aiosqlite:///x.db",
+              "ADMIN_TOKEN": "adm", "PUBLIC_BASE_URL": "https://camp.example/",
+              "CAMPBOT_TIMEZONE": "UTC"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.wecom_agent_id == 1000002
+    assert settings.wecom_api_base == "http://127.0.0.1:9"
+    assert settings.public_base_url == "https://camp.example"
+    assert settings.callback_enabled
+    assert {f.validation_alias for f in Settings.model_fields.values()} == set(VARIABLES)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"WECOM_TOKEN": "t"}, "WECOM_CORP_ID, WECOM_ENCODING_AES_KEY"),
+        ({"WECOM_CORP_ID": "c", "WECOM_TOKEN": "t"}, "WECOM_ENCODING_AES_KEY"),
+        ({"WECOM_ENCODING_AES_KEY": AES_KEY}, "WECOM_CORP_ID, WECOM_TOKEN"),
+    ],
+)
+def test_half_set_callback_settings_are_refused(env: dict[str, str], named: str) -> None:
+    assert f"set {named} too" in _refusal(**env)
+
+
+@pytest.mark.parametrize("key", [AES_KEY[:42], AES_KEY + "x", AES_KEY[:42] + "=", ""])
+def test_aes_key_must_be_43_letters_or_digits(key: str) -> None:
+    if not key:  # blank means unset, and then the other two are half-set
+        assert "WECOM_ENCODING_AES_KEY" in _refusal(WECOM_CORP_ID="c", WECOM_TOKEN="t",
+                                                    WECOM_ENCODING_AES_KEY=key)
+        return
+    message = _refusal(WECOM_CORP_ID="c", WECOM_TOKEN="t", WECOM_ENCODING_AES_KEY=key)
+    assert message.startswith("WECOM_ENCODING_AES_KEY: must be exactly 43")
+
+
+def test_bad_timezone_and_agent_id_name_their_variable() -> None:
+    assert _refusal(CAMPBOT_TIMEZONE="Mars/Base").startswith("CAMPBOT_TIMEZONE:")
+    assert _refusal(WECOM_AGENT_ID="abc").startswith("WECOM_AGENT_ID:")
+
+
+def test_cli_refuses_to_serve_with_a_readable_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import settings as settings_module
+    from app.cli import cli
+
+    monkeypatch.setenv("WECOM_TOKEN", "t")
+    settings_module.get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["serve"])
+    finally:
+        settings_module.get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "CampBot cannot start" in result.output
+    assert "WECOM_CORP_ID" in result.output
+    assert "Traceback" not in result.output
