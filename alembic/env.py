@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 from logging.config import fileConfig
 
-from alembic import context
 from sqlalchemy.engine import Connection
 
 import app.models  # noqa: F401 - registers the platform tables on Base.metadata
+from alembic import context
 from app.db import Base, create_engine
 from app.settings import get_settings
 

@@ -2,7 +2,7 @@
 dispatcher, the CLI) catch broadly.
 
     CampBotError
-    ├── CallbackError            a callback WeCom (or someone) posted is refused; carries the HTTP status
+    ├── CallbackError            a posted callback is refused; carries the HTTP status
     │   ├── SignatureError           403  msg_signature does not match
     │   ├── ReceiveIdError           403  decrypted, but addressed to another corp
     │   ├── StaleCallbackError       403  timestamp older than the inbox keeps keys (a replay)

@@ -62,9 +62,14 @@ async def claim(
     statement = (
         insert(InboxEvent)
         .values(
-            dedupe_key=event.dedupe_key, kind=event.kind, body=body,
-            event_time=event.created_at or now, status=InboxStatus.RECEIVED, attempts=0,
-            received_at=now, updated_at=now,
+            dedupe_key=event.dedupe_key,
+            kind=event.kind,
+            body=body,
+            event_time=event.created_at or now,
+            status=InboxStatus.RECEIVED,
+            attempts=0,
+            received_at=now,
+            updated_at=now,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(InboxEvent.id)
@@ -84,8 +89,13 @@ async def begin_attempt(
             InboxEvent.attempts == expected_attempts,
         )
         .values(attempts=InboxEvent.attempts + 1, updated_at=now)
-        .returning(InboxEvent.id, InboxEvent.dedupe_key, InboxEvent.body,
-                   InboxEvent.attempts, InboxEvent.received_at)
+        .returning(
+            InboxEvent.id,
+            InboxEvent.dedupe_key,
+            InboxEvent.body,
+            InboxEvent.attempts,
+            InboxEvent.received_at,
+        )
     )
     row = (await session.execute(statement)).one_or_none()
     return Attempt(*row) if row else None
@@ -93,14 +103,16 @@ async def begin_attempt(
 
 async def mark_handled(*, session: AsyncSession, row_id: int, now: datetime) -> None:
     await session.execute(
-        update(InboxEvent).where(InboxEvent.id == row_id)
+        update(InboxEvent)
+        .where(InboxEvent.id == row_id)
         .values(status=InboxStatus.HANDLED, last_error=None, updated_at=now)
     )
 
 
 async def mark_failed(*, session: AsyncSession, row_id: int, error: str, now: datetime) -> None:
     await session.execute(
-        update(InboxEvent).where(InboxEvent.id == row_id)
+        update(InboxEvent)
+        .where(InboxEvent.id == row_id)
         .values(status=InboxStatus.FAILED, last_error=error[:_ERROR_LIMIT], updated_at=now)
     )
 
@@ -111,8 +123,9 @@ async def find_stuck(
     """(id, attempts) of rows left `received` by a worker that is presumably gone."""
     statement = (
         select(InboxEvent.id, InboxEvent.attempts)
-        .where(InboxEvent.status == InboxStatus.RECEIVED,
-               InboxEvent.updated_at < now - STUCK_AFTER)
+        .where(
+            InboxEvent.status == InboxStatus.RECEIVED, InboxEvent.updated_at < now - STUCK_AFTER
+        )
         .order_by(InboxEvent.id)
         .limit(limit)
     )
@@ -123,11 +136,16 @@ async def give_up_exhausted(*, session: AsyncSession, now: datetime) -> int:
     """Fail rows whose attempts ran out, so they are shown instead of retried forever."""
     statement = (
         update(InboxEvent)
-        .where(InboxEvent.status == InboxStatus.RECEIVED,
-               InboxEvent.attempts >= MAX_ATTEMPTS,
-               InboxEvent.updated_at < now - STUCK_AFTER)
-        .values(status=InboxStatus.FAILED, updated_at=now,
-                last_error=f"gave up after {MAX_ATTEMPTS} attempts: the worker never finished")
+        .where(
+            InboxEvent.status == InboxStatus.RECEIVED,
+            InboxEvent.attempts >= MAX_ATTEMPTS,
+            InboxEvent.updated_at < now - STUCK_AFTER,
+        )
+        .values(
+            status=InboxStatus.FAILED,
+            updated_at=now,
+            last_error=f"gave up after {MAX_ATTEMPTS} attempts: the worker never finished",
+        )
     )
     return (await session.execute(statement)).rowcount  # type: ignore[attr-defined,no-any-return]
 
@@ -157,7 +175,10 @@ async def sweep_once(
 
 
 async def run_sweeper(
-    *, sessions: async_sessionmaker[AsyncSession], processor: InboxProcessor, clock: Clock,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    processor: InboxProcessor,
+    clock: Clock,
     interval: float = SWEEP_INTERVAL_S,
 ) -> None:
     """Sweep forever; started by the app's lifespan."""

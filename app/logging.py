@@ -22,7 +22,8 @@ def _drop_color_message(
 def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:
     use_json = (not sys.stderr.isatty()) if json is None else json
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer(ensure_ascii=False) if use_json
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if use_json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     formatter = structlog.stdlib.ProcessorFormatter(

@@ -30,7 +30,7 @@ from bots.dispatch import Dispatcher, Router
 logger = logging.getLogger(__name__)
 
 
-class StartupRefused(RuntimeError):  # noqa: N818 - it is the message operators see
+class StartupRefused(RuntimeError):
     """Settings that must be fixed before CampBot can start."""
 
 
@@ -46,13 +46,22 @@ def build_runtime(
 ) -> Runtime:
     sessions = create_sessionmaker(engine)
     dispatcher = Dispatcher(routers=routers, sessions=sessions, settings=settings, clock=clock)
-    return Runtime(settings=settings, clock=clock, engine=engine, sessions=sessions,
-                   processor=dispatcher, crypto=callback_crypto(settings))
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sessions=sessions,
+        processor=dispatcher,
+        crypto=callback_crypto(settings),
+    )
 
 
 def create_app(
-    *, settings: Settings | None = None, clock: Clock | None = None,
-    engine: AsyncEngine | None = None, routers: Iterable[Router] = ROUTERS,
+    *,
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    engine: AsyncEngine | None = None,
+    routers: Iterable[Router] = ROUTERS,
     sweeper: bool = True,
 ) -> FastAPI:
     @contextlib.asynccontextmanager
@@ -60,15 +69,25 @@ def create_app(
         resolved = settings or load_settings()
         own_engine = engine is None
         runtime = build_runtime(
-            settings=resolved, clock=clock or SystemClock(),
-            engine=engine or create_engine(resolved.database_url), routers=routers,
+            settings=resolved,
+            clock=clock or SystemClock(),
+            engine=engine or create_engine(resolved.database_url),
+            routers=routers,
         )
         app.state.runtime = runtime
         if runtime.crypto is None:
             logger.warning("WeCom callback settings are unset: /wecom/callback answers 503")
-        task = asyncio.create_task(run_sweeper(
-            sessions=runtime.sessions, processor=runtime.processor, clock=runtime.clock,
-        )) if sweeper else None
+        task = (
+            asyncio.create_task(
+                run_sweeper(
+                    sessions=runtime.sessions,
+                    processor=runtime.processor,
+                    clock=runtime.clock,
+                )
+            )
+            if sweeper
+            else None
+        )
         try:
             yield
         finally:

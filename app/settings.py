@@ -43,8 +43,14 @@ class Settings(BaseSettings):
     )
     campbot_timezone: str = Field(default="Asia/Shanghai", validation_alias="CAMPBOT_TIMEZONE")
 
-    @field_validator("wecom_corp_id", "wecom_token", "wecom_encoding_aes_key", "wecom_secret",
-                     "admin_token", mode="before")
+    @field_validator(
+        "wecom_corp_id",
+        "wecom_token",
+        "wecom_encoding_aes_key",
+        "wecom_secret",
+        "admin_token",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `WECOM_TOKEN=` in a .env file means "not set", not "the empty token".
@@ -89,7 +95,8 @@ class Settings(BaseSettings):
         missing = [name for name, value in parts.items() if value is None]
         if missing and len(missing) < len(parts):
             raise SettingsError(
-                "callback settings are half-set: set " + ", ".join(missing)
+                "callback settings are half-set: set "
+                + ", ".join(missing)
                 + " too (or unset all of WECOM_CORP_ID, WECOM_TOKEN, WECOM_ENCODING_AES_KEY)"
             )
         return self

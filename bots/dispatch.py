@@ -31,7 +31,7 @@ Rule = Callable[["Context"], RuleResult]
 Handler = Callable[["Context"], Awaitable[None]]
 
 
-class SkipHandler(Exception):  # noqa: N818 - a control-flow signal, named like aiogram's
+class SkipHandler(Exception):
     """Raised by a handler to pass the event to the next matching registration."""
 
 
@@ -82,7 +82,11 @@ class Router:
         self.registrations: list[Registration] = []
 
     def on(
-        self, kind: str, *rules: Rule, priority: int = 50, block: bool = True,
+        self,
+        kind: str,
+        *rules: Rule,
+        priority: int = 50,
+        block: bool = True,
         max_age: timedelta | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -91,7 +95,9 @@ class Router:
 
         return register
 
-    def on_message(self, msg_type: str, *rules: Rule, **options: Any) -> Callable[[Handler], Handler]:
+    def on_message(
+        self, msg_type: str, *rules: Rule, **options: Any
+    ) -> Callable[[Handler], Handler]:
         return self.on(msg_type, *rules, **options)
 
     def on_event(self, event: str, *rules: Rule, **options: Any) -> Callable[[Handler], Handler]:
@@ -146,8 +152,13 @@ class Dispatcher:
     """Runs inbox rows through the routers; implements `app.inbox.InboxProcessor`."""
 
     def __init__(
-        self, *, routers: Iterable[Router], sessions: async_sessionmaker[AsyncSession],
-        settings: Settings, clock: Clock, outbound: Outbound | None = None,
+        self,
+        *,
+        routers: Iterable[Router],
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        clock: Clock,
+        outbound: Outbound | None = None,
     ) -> None:
         self.routers = tuple(routers)
         self.sessions = sessions
@@ -158,7 +169,9 @@ class Dispatcher:
     async def process(self, row_id: int, *, expected_attempts: int, late: bool) -> None:
         async with session_scope(self.sessions) as session:
             attempt = await inbox.begin_attempt(
-                session=session, row_id=row_id, expected_attempts=expected_attempts,
+                session=session,
+                row_id=row_id,
+                expected_attempts=expected_attempts,
                 now=self.clock.now(),
             )
         if attempt is None:
@@ -169,14 +182,25 @@ class Dispatcher:
             # The edge of handler land: record, never propagate into the server.
             logger.exception("inbox %s failed", attempt.dedupe_key)
             async with session_scope(self.sessions) as session:
-                await inbox.mark_failed(session=session, row_id=row_id,
-                                        error=f"{type(exc).__name__}: {exc}", now=self.clock.now())
+                await inbox.mark_failed(
+                    session=session,
+                    row_id=row_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                    now=self.clock.now(),
+                )
 
     async def _handle(self, attempt: inbox.Attempt, *, late: bool) -> None:
         event = parse_event(attempt.body)
         async with session_scope(self.sessions) as session:
-            ctx = Context(event=event, session=session, settings=self.settings, clock=self.clock,
-                          inbox_id=attempt.id, late=late, outbound=self.outbound)
+            ctx = Context(
+                event=event,
+                session=session,
+                settings=self.settings,
+                clock=self.clock,
+                inbox_id=attempt.id,
+                late=late,
+                outbound=self.outbound,
+            )
             ran = await run_handlers(ctx, self.routers)
             await inbox.mark_handled(session=session, row_id=attempt.id, now=self.clock.now())
         logger.info("inbox %s handled by %s", attempt.dedupe_key, ran or "no handler")

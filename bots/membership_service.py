@@ -31,21 +31,31 @@ async def ensure_external_member(
     insert = dialect_insert(session)
     await session.execute(
         insert(Member)
-        .values(external_userid=external_userid, status=MemberStatus.ACTIVE,
-                created_at=now, updated_at=now)
+        .values(
+            external_userid=external_userid,
+            status=MemberStatus.ACTIVE,
+            created_at=now,
+            updated_at=now,
+        )
         .on_conflict_do_nothing(index_elements=["external_userid"])
     )
-    return (await session.execute(
-        select(Member).where(Member.external_userid == external_userid)
-    )).scalar_one()
+    return (
+        await session.execute(select(Member).where(Member.external_userid == external_userid))
+    ).scalar_one()
 
 
 async def record_follow(
-    *, session: AsyncSession, external_userid: str, staff_userid: str, channel_state: str,
+    *,
+    session: AsyncSession,
+    external_userid: str,
+    staff_userid: str,
+    channel_state: str,
     now: datetime,
 ) -> Member:
     """A student added a staff member: active again, with the channel they came through."""
-    member = await ensure_external_member(session=session, external_userid=external_userid, now=now)
+    member = await ensure_external_member(
+        session=session, external_userid=external_userid, now=now
+    )
     member.status = MemberStatus.ACTIVE
     member.staff_userid = staff_userid or member.staff_userid
     member.channel_state = channel_state or member.channel_state
@@ -58,7 +68,9 @@ async def record_unfollow(
     *, session: AsyncSession, external_userid: str, status: MemberStatus, now: datetime
 ) -> Member:
     """The contact ended: `lost` (student deleted staff) or `removed` (staff deleted student)."""
-    member = await ensure_external_member(session=session, external_userid=external_userid, now=now)
+    member = await ensure_external_member(
+        session=session, external_userid=external_userid, now=now
+    )
     member.status = status
     member.updated_at = now
     await session.flush()
@@ -69,8 +81,14 @@ async def ensure_customer_group(*, session: AsyncSession, chat_id: str, now: dat
     insert = dialect_insert(session)
     await session.execute(
         insert(Group)
-        .values(chat_id=chat_id, channel=GroupChannel.CUSTOMER, status=GroupStatus.ACTIVE,
-                needs_sync=False, created_at=now, updated_at=now)
+        .values(
+            chat_id=chat_id,
+            channel=GroupChannel.CUSTOMER,
+            status=GroupStatus.ACTIVE,
+            needs_sync=False,
+            created_at=now,
+            updated_at=now,
+        )
         .on_conflict_do_nothing(index_elements=["chat_id"])
     )
     return (await session.execute(select(Group).where(Group.chat_id == chat_id))).scalar_one()
@@ -88,8 +106,9 @@ def apply_member_version(group: Group, *, last: str, current: str, now: datetime
 async def _member_ids(session: AsyncSession, keys: Iterable[str]) -> dict[str, int]:
     keys = list(keys)
     rows = await session.execute(
-        select(Member.id, Member.external_userid, Member.userid)
-        .where(or_(Member.external_userid.in_(keys), Member.userid.in_(keys)))
+        select(Member.id, Member.external_userid, Member.userid).where(
+            or_(Member.external_userid.in_(keys), Member.userid.in_(keys))
+        )
     )
     found: dict[str, int] = {}
     for member_id, external_userid, userid in rows:
@@ -100,7 +119,11 @@ async def _member_ids(session: AsyncSession, keys: Iterable[str]) -> dict[str, i
 
 
 async def record_joins(
-    *, session: AsyncSession, group: Group, member_keys: Iterable[str], join_scene: int | None,
+    *,
+    session: AsyncSession,
+    group: Group,
+    member_keys: Iterable[str],
+    join_scene: int | None,
     now: datetime,
 ) -> None:
     keys = list(dict.fromkeys(member_keys))
@@ -110,26 +133,44 @@ async def record_joins(
     insert = dialect_insert(session)
     for key in keys:
         statement = insert(GroupMembership).values(
-            group_id=group.id, member_key=key, member_id=ids.get(key), join_scene=join_scene,
-            joined_at=now, left_at=None,
+            group_id=group.id,
+            member_key=key,
+            member_id=ids.get(key),
+            join_scene=join_scene,
+            joined_at=now,
+            left_at=None,
         )
-        await session.execute(statement.on_conflict_do_update(
-            index_elements=["group_id", "member_key"],
-            set_={"left_at": None, "quit_scene": None, "join_scene": join_scene,
-                  "joined_at": now, "member_id": ids.get(key)},
-        ))
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["group_id", "member_key"],
+                set_={
+                    "left_at": None,
+                    "quit_scene": None,
+                    "join_scene": join_scene,
+                    "joined_at": now,
+                    "member_id": ids.get(key),
+                },
+            )
+        )
 
 
 async def record_leaves(
-    *, session: AsyncSession, group: Group, member_keys: Iterable[str], quit_scene: int | None,
+    *,
+    session: AsyncSession,
+    group: Group,
+    member_keys: Iterable[str],
+    quit_scene: int | None,
     now: datetime,
 ) -> None:
     keys = list(dict.fromkeys(member_keys))
     if keys:
         await session.execute(
             update(GroupMembership)
-            .where(GroupMembership.group_id == group.id, GroupMembership.member_key.in_(keys),
-                   GroupMembership.left_at.is_(None))
+            .where(
+                GroupMembership.group_id == group.id,
+                GroupMembership.member_key.in_(keys),
+                GroupMembership.left_at.is_(None),
+            )
             .values(left_at=now, quit_scene=quit_scene)
         )
 

@@ -28,15 +28,15 @@ class FieldIn:
         return _field(ctx, self.name) in self.values
 
 
-def ChangeType(*values: str) -> FieldIn:  # noqa: N802 - reads as a rule, like the others
+def ChangeType(*values: str) -> FieldIn:
     return FieldIn("change_type", frozenset(values))
 
 
-def UpdateDetail(*values: str) -> FieldIn:  # noqa: N802
+def UpdateDetail(*values: str) -> FieldIn:
     return FieldIn("update_detail", frozenset(values))
 
 
-def FromUser(*user_ids: str) -> FieldIn:  # noqa: N802
+def FromUser(*user_ids: str) -> FieldIn:
     return FieldIn("from_user", frozenset(user_ids))
 
 

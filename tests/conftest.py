@@ -84,8 +84,11 @@ def clock() -> ManualClock:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(
-        WECOM_CORP_ID=CORP_ID, WECOM_TOKEN=TOKEN, WECOM_ENCODING_AES_KEY=AES_KEY,
-        WECOM_AGENT_ID=1000002, WECOM_SECRET="not-a-real-secret",
+        WECOM_CORP_ID=CORP_ID,
+        WECOM_TOKEN=TOKEN,
+        WECOM_ENCODING_AES_KEY=AES_KEY,
+        WECOM_AGENT_ID=1000002,
+        WECOM_SECRET="not-a-real-secret",
         _env_file=None,  # type: ignore[call-arg]
     )
 
@@ -93,8 +96,10 @@ def settings() -> Settings:
 @pytest.fixture
 def wecom(settings: Settings) -> CallbackBuilder:
     """WeCom's side of the callback protocol for the test corp."""
-    return CallbackBuilder(CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY,
-                                          receive_id=CORP_ID), agent_id="1000002")
+    return CallbackBuilder(
+        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID),
+        agent_id="1000002",
+    )
 
 
 @pytest.fixture

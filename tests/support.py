@@ -41,13 +41,15 @@ class AppHarness:
 
 @asynccontextmanager
 async def running_app(
-    *, settings: Settings, clock: ManualClock, engine: AsyncEngine,
+    *,
+    settings: Settings,
+    clock: ManualClock,
+    engine: AsyncEngine,
     routers: Iterable[Router] = ROUTERS,
 ) -> AsyncIterator[AppHarness]:
     from app.main import create_app
 
-    app = create_app(settings=settings, clock=clock, engine=engine, routers=routers,
-                     sweeper=False)
+    app = create_app(settings=settings, clock=clock, engine=engine, routers=routers, sweeper=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://campbot") as client:
@@ -89,8 +91,14 @@ def text_message(msg_id: str, content: str = "你好", at: datetime = T0) -> str
     )
 
 
-def contact_added(external_userid: str, *, staff: str = "zhangsan", state: str = "camp42",
-                  at: datetime = T0, change_type: str = "add_external_contact") -> str:
+def contact_added(
+    external_userid: str,
+    *,
+    staff: str = "zhangsan",
+    state: str = "camp42",
+    at: datetime = T0,
+    change_type: str = "add_external_contact",
+) -> str:
     return (
         f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
         "<FromUserName><![CDATA[sys]]></FromUserName>"
@@ -104,11 +112,21 @@ def contact_added(external_userid: str, *, staff: str = "zhangsan", state: str =
     )
 
 
-def chat_members_changed(chat_id: str, members: list[str], *, detail: str = "add_member",
-                         at: datetime = T0, last: str = "", cur: str = "",
-                         item_shape: bool = True) -> str:
-    listing = ("".join(f"<Item><![CDATA[{m}]]></Item>" for m in members) if item_shape
-               else f"<![CDATA[{','.join(members)}]]>")
+def chat_members_changed(
+    chat_id: str,
+    members: list[str],
+    *,
+    detail: str = "add_member",
+    at: datetime = T0,
+    last: str = "",
+    cur: str = "",
+    item_shape: bool = True,
+) -> str:
+    listing = (
+        "".join(f"<Item><![CDATA[{m}]]></Item>" for m in members)
+        if item_shape
+        else f"<![CDATA[{','.join(members)}]]>"
+    )
     scene = "<JoinScene>3</JoinScene>" if detail == "add_member" else "<QuitScene>0</QuitScene>"
     return (
         f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
@@ -121,5 +139,3 @@ def chat_members_changed(chat_id: str, members: list[str], *, detail: str = "add
         f"<LastMemVer><![CDATA[{last}]]></LastMemVer><CurMemVer><![CDATA[{cur}]]></CurMemVer>"
         "</xml>"
     )
-
-

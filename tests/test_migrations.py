@@ -25,8 +25,15 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         return
     url = postgres_url()
     assert url is not None
-    asyncio.run(_run(url, lambda c: (c.execute(text("DROP SCHEMA public CASCADE")),
-                                     c.execute(text("CREATE SCHEMA public")))))
+    asyncio.run(
+        _run(
+            url,
+            lambda c: (
+                c.execute(text("DROP SCHEMA public CASCADE")),
+                c.execute(text("CREATE SCHEMA public")),
+            ),
+        )
+    )
     yield url
 
 

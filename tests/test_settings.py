@@ -9,9 +9,18 @@ from typer.testing import CliRunner
 from app.settings import DEFAULT_DATABASE_URL, Settings, describe_settings_error
 from tests.support import AES_KEY
 
-VARIABLES = ("WECOM_CORP_ID", "WECOM_AGENT_ID", "WECOM_SECRET", "WECOM_TOKEN",
-             "WECOM_ENCODING_AES_KEY", "WECOM_API_BASE", "DATABASE_URL", "ADMIN_TOKEN",
-             "PUBLIC_BASE_URL", "CAMPBOT_TIMEZONE")
+VARIABLES = (
+    "WECOM_CORP_ID",
+    "WECOM_AGENT_ID",
+    "WECOM_SECRET",
+    "WECOM_TOKEN",
+    "WECOM_ENCODING_AES_KEY",
+    "WECOM_API_BASE",
+    "DATABASE_URL",
+    "ADMIN_TOKEN",
+    "PUBLIC_BASE_URL",
+    "CAMPBOT_TIMEZONE",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -38,11 +47,18 @@ def test_defaults() -> None:
 
 
 def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    values = {"WECOM_CORP_ID": "wwcorp", "WECOM_AGENT_ID": "1000002", "WECOM_SECRET": "s",
-              "WECOM_TOKEN": "t", "WECOM_ENCODING_AES_KEY": AES_KEY,
-              "WECOM_API_BASE": "http://127.0.0.1:9/", "DATABASE_URL": "sqlite+aiosqlite:///x.db",
-              "ADMIN_TOKEN": "adm", "PUBLIC_BASE_URL": "https://camp.example/",
-              "CAMPBOT_TIMEZONE": "UTC"}
+    values = {
+        "WECOM_CORP_ID": "wwcorp",
+        "WECOM_AGENT_ID": "1000002",
+        "WECOM_SECRET": "s",
+        "WECOM_TOKEN": "t",
+        "WECOM_ENCODING_AES_KEY": AES_KEY,
+        "WECOM_API_BASE": "http://127.0.0.1:9/",
+        "DATABASE_URL": "sqlite+aiosqlite:///x.db",
+        "ADMIN_TOKEN": "adm",
+        "PUBLIC_BASE_URL": "https://camp.example/",
+        "CAMPBOT_TIMEZONE": "UTC",
+    }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     settings = Settings()
@@ -68,8 +84,9 @@ def test_half_set_callback_settings_are_refused(env: dict[str, str], named: str)
 @pytest.mark.parametrize("key", [AES_KEY[:42], AES_KEY + "x", AES_KEY[:42] + "=", ""])
 def test_aes_key_must_be_43_letters_or_digits(key: str) -> None:
     if not key:  # blank means unset, and then the other two are half-set
-        assert "WECOM_ENCODING_AES_KEY" in _refusal(WECOM_CORP_ID="c", WECOM_TOKEN="t",
-                                                    WECOM_ENCODING_AES_KEY=key)
+        assert "WECOM_ENCODING_AES_KEY" in _refusal(
+            WECOM_CORP_ID="c", WECOM_TOKEN="t", WECOM_ENCODING_AES_KEY=key
+        )
         return
     message = _refusal(WECOM_CORP_ID="c", WECOM_TOKEN="t", WECOM_ENCODING_AES_KEY=key)
     assert message.startswith("WECOM_ENCODING_AES_KEY: must be exactly 43")

@@ -60,7 +60,7 @@ class CallbackCrypto:
             raise MalformedCallbackError("ciphertext is not valid base64") from exc
         if not raw or len(raw) % 16:
             raise MalformedCallbackError("ciphertext length is not a multiple of the AES block")
-        padded = WeChatCipher(self._key).decrypt(raw)
+        padded: bytes = WeChatCipher(self._key).decrypt(raw)
         pad = padded[-1]
         if not 1 <= pad <= _BLOCK or padded[-pad:] != bytes([pad]) * pad:
             raise MalformedCallbackError("cannot decrypt: bad padding (wrong EncodingAESKey?)")
@@ -94,7 +94,7 @@ class CallbackCrypto:
         """
         prp = PrpCrypto(self._key)
         if random16 is not None:
-            prp.get_random_string = lambda: random16  # type: ignore[method-assign]
+            prp.get_random_string = lambda: random16
         encrypt = prp.encrypt(plaintext, self.receive_id).decode()
         return Encrypted(encrypt, self.signature(timestamp, nonce, encrypt), timestamp, nonce)
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar
 from xml.etree.ElementTree import Element, ParseError
 
@@ -50,7 +51,9 @@ def _element_data(element: Element) -> Any:
         value = _element_data(child)
         if child.tag in data:
             previous = data[child.tag]
-            data[child.tag] = [*previous, value] if isinstance(previous, list) else [previous, value]
+            data[child.tag] = (
+                [*previous, value] if isinstance(previous, list) else [previous, value]
+            )
         else:
             data[child.tag] = value
     return data
@@ -194,8 +197,13 @@ class ChangeContactEvent(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExternalContactEvent(Event):
     CHANGE_TYPES: ClassVar[tuple[str, ...]] = (
-        "add_external_contact", "edit_external_contact", "add_half_external_contact",
-        "del_external_contact", "del_follow_user", "transfer_fail", "msg_audit_approved",
+        "add_external_contact",
+        "edit_external_contact",
+        "add_half_external_contact",
+        "del_external_contact",
+        "del_follow_user",
+        "transfer_fail",
+        "msg_audit_approved",
     )
 
     change_type: str
@@ -247,7 +255,7 @@ def _common(data: XmlData, kind: str) -> dict[str, Any]:
 
 def _message(data: XmlData, msg_type: str) -> Message:
     base = {**_common(data, msg_type), "msg_id": _text(data, "MsgId")}
-    t = lambda name: _text(data, name)  # noqa: E731
+    t = partial(_text, data)
     match msg_type:
         case "text":
             return TextMessage(**base, content=t("Content"))
@@ -258,40 +266,69 @@ def _message(data: XmlData, msg_type: str) -> Message:
         case "video":
             return VideoMessage(**base, media_id=t("MediaId"), thumb_media_id=t("ThumbMediaId"))
         case "location":
-            return LocationMessage(**base, latitude=t("Location_X"), longitude=t("Location_Y"),
-                                   scale=t("Scale"), label=t("Label"))
+            return LocationMessage(
+                **base,
+                latitude=t("Location_X"),
+                longitude=t("Location_Y"),
+                scale=t("Scale"),
+                label=t("Label"),
+            )
         case _:
-            return LinkMessage(**base, title=t("Title"), description=t("Description"),
-                               url=t("Url"), pic_url=t("PicUrl"))
+            return LinkMessage(
+                **base,
+                title=t("Title"),
+                description=t("Description"),
+                url=t("Url"),
+                pic_url=t("PicUrl"),
+            )
 
 
 def _event(data: XmlData, name: str) -> Event:
     base = {**_common(data, f"event.{name}"), "event": name, "event_key": _text(data, "EventKey")}
-    t = lambda field_name: _text(data, field_name)  # noqa: E731
+    t = partial(_text, data)
     match name:
         case "enter_agent":
             return EnterAgentEvent(**base)
         case "change_contact":
-            return ChangeContactEvent(**base, change_type=t("ChangeType"), user_id=t("UserID"),
-                                      new_user_id=t("NewUserID"), name=t("Name"))
+            return ChangeContactEvent(
+                **base,
+                change_type=t("ChangeType"),
+                user_id=t("UserID"),
+                new_user_id=t("NewUserID"),
+                name=t("Name"),
+            )
         case "change_external_contact":
             return ExternalContactEvent(
-                **base, change_type=t("ChangeType"), user_id=t("UserID"),
-                external_user_id=t("ExternalUserID"), state=t("State"),
-                welcome_code=t("WelcomeCode"), source=t("Source"), fail_reason=t("FailReason"),
+                **base,
+                change_type=t("ChangeType"),
+                user_id=t("UserID"),
+                external_user_id=t("ExternalUserID"),
+                state=t("State"),
+                welcome_code=t("WelcomeCode"),
+                source=t("Source"),
+                fail_reason=t("FailReason"),
             )
         case "change_external_chat":
             return ExternalChatEvent(
-                **base, change_type=t("ChangeType"), chat_id=t("ChatId"),
-                update_detail=t("UpdateDetail"), join_scene=_int_or_none(data.get("JoinScene")),
+                **base,
+                change_type=t("ChangeType"),
+                chat_id=t("ChatId"),
+                update_detail=t("UpdateDetail"),
+                join_scene=_int_or_none(data.get("JoinScene")),
                 quit_scene=_int_or_none(data.get("QuitScene")),
                 mem_change_cnt=_int_or_none(data.get("MemChangeCnt")),
                 mem_change_list=_id_list(data.get("MemChangeList", "")),
-                last_mem_ver=t("LastMemVer"), cur_mem_ver=t("CurMemVer"),
+                last_mem_ver=t("LastMemVer"),
+                cur_mem_ver=t("CurMemVer"),
             )
         case "change_external_tag":
-            return ExternalTagEvent(**base, change_type=t("ChangeType"), tag_id=t("Id"),
-                                    tag_type=t("TagType"), strategy_id=t("StrategyId"))
+            return ExternalTagEvent(
+                **base,
+                change_type=t("ChangeType"),
+                tag_id=t("Id"),
+                tag_type=t("TagType"),
+                strategy_id=t("StrategyId"),
+            )
         case _:
             return Event(**base)
 

@@ -20,8 +20,9 @@ BOMB = (
     "<xml><Encrypt>&lol3;</Encrypt></xml>"
 )
 DTD_ONLY = '<!DOCTYPE xml SYSTEM "http://example.invalid/x.dtd"><xml><Encrypt>abc</Encrypt></xml>'
-EXTERNAL = ('<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-            "<xml><Encrypt>&x;</Encrypt></xml>")
+EXTERNAL = (
+    '<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><Encrypt>&x;</Encrypt></xml>'
+)
 
 Case = Callable[[CallbackBuilder], tuple[str, str | bytes]]
 
@@ -29,8 +30,11 @@ Case = Callable[[CallbackBuilder], tuple[str, str | bytes]]
 def _signed_body(body: str, wecom: CallbackBuilder, encrypt: str = "") -> tuple[str, str]:
     """A correctly signed request around an arbitrary envelope carrying `encrypt`."""
     timestamp = str(int(T0.timestamp()))
-    query = {"msg_signature": wecom.crypto.signature(timestamp, "n", encrypt),
-             "timestamp": timestamp, "nonce": "n"}
+    query = {
+        "msg_signature": wecom.crypto.signature(timestamp, "n", encrypt),
+        "timestamp": timestamp,
+        "nonce": "n",
+    }
     return "/wecom/callback?" + urlencode(query), body
 
 
@@ -48,16 +52,21 @@ def _tampered(wecom: CallbackBuilder) -> tuple[str, str]:
 
 
 def _other_corp(wecom: CallbackBuilder) -> tuple[str, str]:
-    other = CallbackBuilder(CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY,
-                                           receive_id="wwanothercorp"))
+    other = CallbackBuilder(
+        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id="wwanothercorp")
+    )
     callback = other.post(text_message("9002"), at=T0)
     return callback.path, callback.body
 
 
 def _wrong_key(wecom: CallbackBuilder) -> tuple[str, str]:
     stranger = CallbackCrypto(token=TOKEN, encoding_aes_key="Q" * 43, receive_id=CORP_ID)
-    encrypted = stranger.encrypt(text_message("9003"), timestamp=str(int(T0.timestamp())),
-                                 nonce="n", random16="fedcba9876543210")
+    encrypted = stranger.encrypt(
+        text_message("9003"),
+        timestamp=str(int(T0.timestamp())),
+        nonce="n",
+        random16="fedcba9876543210",
+    )
     return _signed_body(callback_envelope(encrypted, to_user=CORP_ID), wecom, encrypted.encrypt)
 
 
@@ -67,8 +76,9 @@ def _truncated(wecom: CallbackBuilder) -> tuple[str, str]:
 
 
 def _plaintext_not_xml(wecom: CallbackBuilder) -> tuple[str, str]:
-    encrypted = wecom.crypto.encrypt('{"MsgType": "text"}', timestamp=str(int(T0.timestamp())),
-                                     nonce="n")
+    encrypted = wecom.crypto.encrypt(
+        '{"MsgType": "text"}', timestamp=str(int(T0.timestamp())), nonce="n"
+    )
     return _signed_body(callback_envelope(encrypted, to_user=CORP_ID), wecom, encrypted.encrypt)
 
 
@@ -83,8 +93,10 @@ CASES: dict[str, tuple[Case, int]] = {
     "XML with a DTD": (lambda w: _signed_body(DTD_ONLY, w), 400),
     "entity expansion (billion laughs)": (lambda w: _signed_body(BOMB, w), 400),
     "external entity": (lambda w: _signed_body(EXTERNAL, w), 400),
-    "envelope without Encrypt": (lambda w: _signed_body("<xml><ToUserName>x</ToUserName></xml>",
-                                                         w), 400),
+    "envelope without Encrypt": (
+        lambda w: _signed_body("<xml><ToUserName>x</ToUserName></xml>", w),
+        400,
+    ),
     "non-base64 ciphertext": (_with_encrypt("%%%not-base64%%%"), 400),
     "ciphertext not whole blocks": (_with_encrypt(base64.b64encode(b"abc" * 7).decode()), 400),
     "truncated ciphertext": (_truncated, 400),
@@ -93,14 +105,18 @@ CASES: dict[str, tuple[Case, int]] = {
     "another corp's message": (_other_corp, 403),
     "empty body": (lambda w: (_valid(w).path, ""), 400),
     "2 MiB body": (_huge, 413),
-    "timestamp not a number": (lambda w: (_valid(w).path.replace("timestamp=", "timestamp=x"),
-                                          _valid(w).body), 400),
+    "timestamp not a number": (
+        lambda w: (_valid(w).path.replace("timestamp=", "timestamp=x"), _valid(w).body),
+        400,
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 async def test_bad_input_is_refused_and_leaves_no_row(
-    name: str, harness: AppHarness, wecom: CallbackBuilder,
+    name: str,
+    harness: AppHarness,
+    wecom: CallbackBuilder,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     build, status = CASES[name]

@@ -14,33 +14,40 @@ from app.settings import Settings
 from tests.support import SHARED, inbox_rows, running_app
 
 VECTORS_FILE = SHARED / "fixtures" / "wecom" / "crypto_vectors.json"
-pytestmark = pytest.mark.skipif(not VECTORS_FILE.exists(), reason="../shared is not beside the project")
+pytestmark = pytest.mark.skipif(
+    not VECTORS_FILE.exists(), reason="../shared is not beside the project"
+)
 
 
 def _vectors(section: str) -> list[Any]:
     if not VECTORS_FILE.exists():
         return []
-    return [pytest.param(v, id=v["id"]) for v in json.loads(VECTORS_FILE.read_text())
-            if v.get("token") and section in v]
+    return [
+        pytest.param(v, id=v["id"])
+        for v in json.loads(VECTORS_FILE.read_text())
+        if v.get("token") and section in v
+    ]
 
 
 def _settings(vector: dict[str, Any]) -> Settings:
-    return Settings(WECOM_CORP_ID=vector["receive_id"], WECOM_TOKEN=vector["token"],
-                    WECOM_ENCODING_AES_KEY=vector["encoding_aes_key"],
-                    _env_file=None)  # type: ignore[call-arg]
+    return Settings(
+        WECOM_CORP_ID=vector["receive_id"],
+        WECOM_TOKEN=vector["token"],
+        WECOM_ENCODING_AES_KEY=vector["encoding_aes_key"],
+        _env_file=None,
+    )  # type: ignore[call-arg]
 
 
 def _clock(timestamp: str) -> ManualClock:
     return ManualClock(datetime.fromtimestamp(int(timestamp), UTC))
 
 
-
-
 @pytest.mark.parametrize("vector", _vectors("verify_url"))
 async def test_get_verifies_url(vector: dict[str, Any], engine: AsyncEngine) -> None:
     check = vector["verify_url"]
-    async with running_app(settings=_settings(vector), clock=_clock(check["timestamp"]),
-                           engine=engine) as app:
+    async with running_app(
+        settings=_settings(vector), clock=_clock(check["timestamp"]), engine=engine
+    ) as app:
         params = {k: check[k] for k in ("msg_signature", "timestamp", "nonce", "echostr")}
         response = await app.client.get("/wecom/callback", params=params)
         assert response.status_code == 200
@@ -58,8 +65,9 @@ async def test_post_decrypts_and_records(
 ) -> None:
     check = vector["decrypt"]
     query = {k: check[k] for k in ("msg_signature", "timestamp", "nonce")}
-    async with running_app(settings=_settings(vector), clock=_clock(check["timestamp"]),
-                           engine=engine) as app:
+    async with running_app(
+        settings=_settings(vector), clock=_clock(check["timestamp"]), engine=engine
+    ) as app:
         response = await app.client.post("/wecom/callback", params=query, content=check["body"])
         assert response.status_code == 200
         assert response.text == "success"
@@ -84,8 +92,9 @@ async def test_post_for_another_corp_is_refused(
     check = vector["decrypt"]
     settings = _settings({**vector, "receive_id": "wwsomeoneelse000"})
     query = {k: check[k] for k in ("msg_signature", "timestamp", "nonce")}
-    async with running_app(settings=settings, clock=_clock(check["timestamp"]),
-                           engine=engine) as app:
+    async with running_app(
+        settings=settings, clock=_clock(check["timestamp"]), engine=engine
+    ) as app:
         response = await app.client.post("/wecom/callback", params=query, content=check["body"])
         assert response.status_code == 403
         assert "receive id" in response.text

@@ -16,8 +16,9 @@ async def test_healthy(harness: AppHarness) -> None:
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-async def test_unreachable_database_is_503(settings: Settings, clock: ManualClock,
-                                           tmp_path: object) -> None:
+async def test_unreachable_database_is_503(
+    settings: Settings, clock: ManualClock, tmp_path: object
+) -> None:
     broken: AsyncEngine = create_engine("sqlite+aiosqlite:////nonexistent-dir/x/campbot.db")
     async with running_app(settings=settings, clock=clock, engine=broken) as app:
         response = await app.client.get("/healthz")

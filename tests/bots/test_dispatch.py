@@ -20,8 +20,9 @@ from tests.support import T0, Recorder, contact_added, inbox_rows, running_app, 
 
 
 def _ctx(xml: str, session: AsyncSession, settings: Settings, clock: ManualClock) -> Context:
-    return Context(event=parse_event(xml), session=session, settings=settings, clock=clock,
-                   inbox_id=1)
+    return Context(
+        event=parse_event(xml), session=session, settings=settings, clock=clock, inbox_id=1
+    )
 
 
 async def test_priority_block_and_skip(
@@ -64,8 +65,9 @@ async def test_rules_are_and_ed_and_can_refuse(
     async def lost(ctx: Context) -> None:
         calls.append("lost")
 
-    @router.on_event("change_external_contact", ChangeType("add_external_contact"),
-                     FromUser("someone-else"))
+    @router.on_event(
+        "change_external_contact", ChangeType("add_external_contact"), FromUser("someone-else")
+    )
     async def never(ctx: Context) -> None:
         calls.append("never")
 
@@ -101,12 +103,16 @@ async def test_time_critical_handler_skipped_when_too_old(
 
 
 async def test_failing_handler_marks_row_failed_and_server_stays_up(
-    settings: Settings, clock: ManualClock, engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession], wecom: CallbackBuilder,
+    settings: Settings,
+    clock: ManualClock,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    wecom: CallbackBuilder,
 ) -> None:
     broken = Recorder("text", fail_with=RuntimeError("数据库里没有这个学员"))
-    async with running_app(settings=settings, clock=clock, engine=engine,
-                           routers=[broken.router]) as app:
+    async with running_app(
+        settings=settings, clock=clock, engine=engine, routers=[broken.router]
+    ) as app:
         first = await app.deliver(wecom.post(text_message("7001"), at=T0))
         assert first.status_code == 200
         assert (await app.client.get("/healthz")).status_code == 200
@@ -117,7 +123,9 @@ async def test_failing_handler_marks_row_failed_and_server_stays_up(
 
 
 async def test_handler_writes_roll_back_with_the_failure(
-    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: ManualClock,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     from app.models import Member
     from tests.support import count_rows
@@ -126,15 +134,19 @@ async def test_handler_writes_roll_back_with_the_failure(
 
     @router.on_event("change_external_contact")
     async def half_done(ctx: Context) -> None:
-        ctx.session.add(Member(external_userid="wmHalf", status="active",
-                               created_at=ctx.now, updated_at=ctx.now))
+        ctx.session.add(
+            Member(
+                external_userid="wmHalf", status="active", created_at=ctx.now, updated_at=ctx.now
+            )
+        )
         await ctx.session.flush()
         raise ValueError("boom after a write")
 
     async with sessions.begin() as session:
         event = parse_event(contact_added("wmHalf"))
-        row_id = await inbox.claim(session=session, event=event, body=contact_added("wmHalf"),
-                                   now=clock.now())
+        row_id = await inbox.claim(
+            session=session, event=event, body=contact_added("wmHalf"), now=clock.now()
+        )
     assert row_id is not None
     dispatcher = Dispatcher(routers=[router], sessions=sessions, settings=settings, clock=clock)
     await dispatcher.process(row_id, expected_attempts=0, late=False)
@@ -143,25 +155,31 @@ async def test_handler_writes_roll_back_with_the_failure(
     assert row.status == "failed"
 
 
-async def _claim_orphan(sessions: async_sessionmaker[AsyncSession], clock: ManualClock,
-                        msg_id: str, attempts: int = 0) -> int:
+async def _claim_orphan(
+    sessions: async_sessionmaker[AsyncSession], clock: ManualClock, msg_id: str, attempts: int = 0
+) -> int:
     """A row left `received`, as after a crash between the answer and the handler."""
     async with sessions.begin() as session:
         body = text_message(msg_id)
-        row_id = await inbox.claim(session=session, event=parse_event(body), body=body,
-                                   now=clock.now())
+        row_id = await inbox.claim(
+            session=session, event=parse_event(body), body=body, now=clock.now()
+        )
         assert row_id is not None
-        await session.execute(update(InboxEvent).where(InboxEvent.id == row_id)
-                              .values(attempts=attempts))
+        await session.execute(
+            update(InboxEvent).where(InboxEvent.id == row_id).values(attempts=attempts)
+        )
     return row_id
 
 
 async def test_sweeper_runs_orphaned_rows_once(
-    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: ManualClock,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     recorder = Recorder("text")
-    dispatcher = Dispatcher(routers=[recorder.router], sessions=sessions, settings=settings,
-                            clock=clock)
+    dispatcher = Dispatcher(
+        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
+    )
     await _claim_orphan(sessions, clock, "8001", attempts=1)
 
     # Too fresh: the original worker may still be running it.
@@ -175,11 +193,14 @@ async def test_sweeper_runs_orphaned_rows_once(
 
 
 async def test_sweeper_gives_up_after_max_attempts(
-    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: ManualClock,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     recorder = Recorder("text")
-    dispatcher = Dispatcher(routers=[recorder.router], sessions=sessions, settings=settings,
-                            clock=clock)
+    dispatcher = Dispatcher(
+        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
+    )
     await _claim_orphan(sessions, clock, "8002", attempts=inbox.MAX_ATTEMPTS)
     clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
     assert await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
@@ -191,11 +212,14 @@ async def test_sweeper_gives_up_after_max_attempts(
 
 
 async def test_two_workers_never_run_one_row_twice(
-    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: ManualClock,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     recorder = Recorder("text")
-    dispatcher = Dispatcher(routers=[recorder.router], sessions=sessions, settings=settings,
-                            clock=clock)
+    dispatcher = Dispatcher(
+        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
+    )
     row_id = await _claim_orphan(sessions, clock, "8003", attempts=1)
     # Both saw attempts=1; only the first to count its attempt runs the handlers.
     await dispatcher.process(row_id, expected_attempts=1, late=True)
@@ -204,16 +228,23 @@ async def test_two_workers_never_run_one_row_twice(
 
 
 async def test_purge_forgets_only_old_handled_rows(
-    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: ManualClock,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     recorder = Recorder("text")
-    dispatcher = Dispatcher(routers=[recorder.router], sessions=sessions, settings=settings,
-                            clock=clock)
+    dispatcher = Dispatcher(
+        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
+    )
     handled = await _claim_orphan(sessions, clock, "8004")
     await dispatcher.process(handled, expected_attempts=0, late=False)
     async with sessions.begin() as session:
-        await inbox.mark_failed(session=session, row_id=await _claim_orphan(sessions, clock, "8005"),
-                                error="x", now=clock.now())
+        await inbox.mark_failed(
+            session=session,
+            row_id=await _claim_orphan(sessions, clock, "8005"),
+            error="x",
+            now=clock.now(),
+        )
     clock.advance(inbox.KEY_RETENTION + timedelta(hours=1))
     await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock)
     assert [r.dedupe_key for r in await inbox_rows(sessions)] == ["msg:8005"]

@@ -13,21 +13,25 @@ from app.wecom.crypto import CallbackCrypto, passive_reply
 from tests.support import AES_KEY, CORP_ID, SHARED, TOKEN
 
 VECTORS_FILE = SHARED / "fixtures" / "wecom" / "crypto_vectors.json"
-needs_shared = pytest.mark.skipif(not VECTORS_FILE.exists(),
-                                  reason="../shared is not beside the project")
+needs_shared = pytest.mark.skipif(
+    not VECTORS_FILE.exists(), reason="../shared is not beside the project"
+)
 
 
 def _vectors(section: str) -> list[Any]:
     if not VECTORS_FILE.exists():
         return []
-    return [pytest.param(v, id=v["id"]) for v in json.loads(VECTORS_FILE.read_text())
-            if section in v]
+    return [
+        pytest.param(v, id=v["id"]) for v in json.loads(VECTORS_FILE.read_text()) if section in v
+    ]
 
 
 def _crypto(vector: dict[str, Any]) -> CallbackCrypto:
-    return CallbackCrypto(token=vector["token"] or "unused",
-                          encoding_aes_key=vector["encoding_aes_key"],
-                          receive_id=vector["receive_id"])
+    return CallbackCrypto(
+        token=vector["token"] or "unused",
+        encoding_aes_key=vector["encoding_aes_key"],
+        receive_id=vector["receive_id"],
+    )
 
 
 @needs_shared
@@ -35,8 +39,10 @@ def _crypto(vector: dict[str, Any]) -> CallbackCrypto:
 def test_encrypt_matches_official_vector(vector: dict[str, Any]) -> None:
     check = vector["encrypt_deterministic"]
     encrypted = _crypto(vector).encrypt(
-        check["plaintext"], timestamp=check.get("timestamp", "0"),
-        nonce=check.get("nonce", "n"), random16=check["random16"],
+        check["plaintext"],
+        timestamp=check.get("timestamp", "0"),
+        nonce=check.get("nonce", "n"),
+        random16=check["random16"],
     )
     assert encrypted.encrypt == check["expected_encrypt"]
     if "expected_msg_signature" in check:
@@ -51,24 +57,35 @@ def _ours() -> CallbackCrypto:
 def test_round_trip_with_chinese_text() -> None:
     crypto = _ours()
     encrypted = crypto.encrypt("<xml><Content>打卡第3天</Content></xml>", timestamp="1", nonce="n")
-    assert crypto.verify_and_decrypt(msg_signature=encrypted.msg_signature, timestamp="1",
-                                     nonce="n", encrypt=encrypted.encrypt) == (
-        "<xml><Content>打卡第3天</Content></xml>"
-    )
+    assert crypto.verify_and_decrypt(
+        msg_signature=encrypted.msg_signature, timestamp="1", nonce="n", encrypt=encrypted.encrypt
+    ) == ("<xml><Content>打卡第3天</Content></xml>")
 
 
 def test_signature_is_checked_over_all_four_parts() -> None:
     crypto = _ours()
     encrypted = crypto.encrypt("<xml/>", timestamp="100", nonce="abc")
     with pytest.raises(SignatureError):
-        crypto.verify(msg_signature=encrypted.msg_signature, timestamp="101", nonce="abc",
-                      encrypt=encrypted.encrypt)
+        crypto.verify(
+            msg_signature=encrypted.msg_signature,
+            timestamp="101",
+            nonce="abc",
+            encrypt=encrypted.encrypt,
+        )
     with pytest.raises(SignatureError):
-        crypto.verify(msg_signature=encrypted.msg_signature, timestamp="100", nonce="abd",
-                      encrypt=encrypted.encrypt)
+        crypto.verify(
+            msg_signature=encrypted.msg_signature,
+            timestamp="100",
+            nonce="abd",
+            encrypt=encrypted.encrypt,
+        )
     # Upper-case hex is the same signature.
-    crypto.verify(msg_signature=encrypted.msg_signature.upper(), timestamp="100", nonce="abc",
-                  encrypt=encrypted.encrypt)
+    crypto.verify(
+        msg_signature=encrypted.msg_signature.upper(),
+        timestamp="100",
+        nonce="abc",
+        encrypt=encrypted.encrypt,
+    )
 
 
 @pytest.mark.parametrize(
@@ -94,8 +111,9 @@ def test_truncated_ciphertext_is_malformed() -> None:
 
 def test_wrong_key_is_malformed_not_a_receive_id_mismatch() -> None:
     # A fixed random prefix keeps the garbage (and so the outcome) deterministic.
-    encrypted = _ours().encrypt("<xml><a>1</a></xml>", timestamp="1", nonce="n",
-                                random16="0123456789abcdef")
+    encrypted = _ours().encrypt(
+        "<xml><a>1</a></xml>", timestamp="1", nonce="n", random16="0123456789abcdef"
+    )
     other = CallbackCrypto(token=TOKEN, encoding_aes_key="Z" * 43, receive_id=CORP_ID)
     with pytest.raises(MalformedCallbackError):
         other.decrypt(encrypted.encrypt)

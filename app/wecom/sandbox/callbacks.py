@@ -26,14 +26,14 @@ class CallbackBuilder:
         self.agent_id = agent_id
 
     def _encrypt(self, plaintext: str, at: datetime, nonce: str | None) -> Encrypted:
-        return self.crypto.encrypt(plaintext, timestamp=str(int(at.timestamp())),
-                                   nonce=nonce or secrets.token_hex(5))
+        return self.crypto.encrypt(
+            plaintext, timestamp=str(int(at.timestamp())), nonce=nonce or secrets.token_hex(5)
+        )
 
     def post(self, plaintext: str, *, at: datetime, nonce: str | None = None) -> SignedCallback:
         """A POST as WeCom sends it; a retry is the very same object sent again."""
         encrypted = self._encrypt(plaintext, at, nonce)
-        body = callback_envelope(encrypted, to_user=self.crypto.receive_id,
-                                 agent_id=self.agent_id)
+        body = callback_envelope(encrypted, to_user=self.crypto.receive_id, agent_id=self.agent_id)
         return SignedCallback(_signed_query(encrypted), body)
 
     def verify_url(self, echo: str, *, at: datetime) -> SignedCallback:
@@ -43,5 +43,8 @@ class CallbackBuilder:
 
 
 def _signed_query(encrypted: Encrypted) -> dict[str, str]:
-    return {"msg_signature": encrypted.msg_signature, "timestamp": encrypted.timestamp,
-            "nonce": encrypted.nonce}
+    return {
+        "msg_signature": encrypted.msg_signature,
+        "timestamp": encrypted.timestamp,
+        "nonce": encrypted.nonce,
+    }
