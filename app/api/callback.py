@@ -23,7 +23,7 @@ from app.errors import (
 )
 from app.runtime import Runtime
 from app.wecom.crypto import CallbackCrypto
-from app.wecom.events import parse_event, parse_xml
+from app.wecom.events import WeComEvent, parse_event, parse_xml
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["wecom"])
@@ -80,6 +80,17 @@ def _encrypt_field(body: bytes) -> str:
     return encrypt
 
 
+def _parse(plaintext: str) -> WeComEvent:
+    try:
+        return parse_event(plaintext)
+    except MalformedCallbackError:
+        raise
+    except Exception as exc:
+        # Parsing is pure; whatever else it raises on a hostile body is still a bad body.
+        logger.exception("callback body could not be parsed")
+        raise MalformedCallbackError(f"cannot parse the message: {type(exc).__name__}") from exc
+
+
 @router.get("/wecom/callback", response_class=PlainTextResponse)
 async def verify_url(request: Request, runtime: RuntimeDep) -> PlainTextResponse:
     """URL verification: answer the decrypted echostr, nothing else (WeCom wants it in 1 s)."""
@@ -105,7 +116,7 @@ async def receive(
     plaintext = crypto.verify_and_decrypt(
         msg_signature=signature, timestamp=timestamp, nonce=nonce, encrypt=_encrypt_field(body)
     )
-    event = parse_event(plaintext)
+    event = _parse(plaintext)
     async with runtime.sessions.begin() as session:
         row_id = await inbox.claim(session=session, event=event, body=plaintext, now=now)
     log_fields = {"dedupe_key": event.dedupe_key, "kind": event.kind}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -26,6 +27,11 @@ MESSAGE_TYPES = ("text", "image", "voice", "video", "location", "link")
 # Routing fields: the same for every event one app receives, so they identify nothing.
 _NOT_IDENTITY = frozenset({"ToUserName", "AgentID"})
 _MAX_KEY_PART = 120
+_MAX_NAME = 60  # Event names are short; `kind` is stored in 80 characters
+# WeCom payloads are two levels deep at most (MemChangeList/Item, SendPicsInfo/PicList/item);
+# refusing deeper nesting keeps a hostile body from exhausting the recursion.
+_MAX_DEPTH = 8
+_INT = re.compile(r"-?[0-9]{1,19}")
 
 
 def parse_xml(text: str | bytes) -> XmlData:
@@ -36,19 +42,21 @@ def parse_xml(text: str | bytes) -> XmlData:
         raise MalformedCallbackError(f"XML refused: {type(exc).__name__}") from exc
     except (ParseError, ValueError) as exc:
         raise MalformedCallbackError(f"not well-formed XML: {exc}") from exc
-    data = _element_data(root)
+    data = _element_data(root, depth=0)
     if not isinstance(data, dict):
         raise MalformedCallbackError("XML document has no fields")
     return data
 
 
-def _element_data(element: Element) -> Any:
+def _element_data(element: Element, *, depth: int) -> Any:
     children = list(element)
     if not children:
         return (element.text or "").strip()
+    if depth >= _MAX_DEPTH:
+        raise MalformedCallbackError("XML nested too deeply")
     data: XmlData = {}
     for child in children:
-        value = _element_data(child)
+        value = _element_data(child, depth=depth + 1)
         if child.tag in data:
             previous = data[child.tag]
             data[child.tag] = (
@@ -60,10 +68,8 @@ def _element_data(element: Element) -> Any:
 
 
 def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if _INT.fullmatch(text) else None
 
 
 def _text(data: XmlData, name: str) -> str:
@@ -339,7 +345,7 @@ def parse_event(plaintext: str | bytes) -> WeComEvent:
     msg_type = _text(data, "MsgType").lower()
     if msg_type in MESSAGE_TYPES:
         return _message(data, msg_type)
-    name = _text(data, "Event").lower()
+    name = _text(data, "Event").lower()[:_MAX_NAME]
     if msg_type == "event" and name:
         return _event(data, name)
     return UnknownEvent(**_common(data, "unknown"))
