@@ -25,16 +25,13 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         return
     url = postgres_url()
     assert url is not None
-    asyncio.run(
-        _run(
-            url,
-            lambda c: (
-                c.execute(text("DROP SCHEMA public CASCADE")),
-                c.execute(text("CREATE SCHEMA public")),
-            ),
-        )
-    )
+    _run(url, _empty_public_schema)
     yield url
+
+
+def _empty_public_schema(connection: Connection) -> None:
+    connection.execute(text("DROP SCHEMA public CASCADE"))
+    connection.execute(text("CREATE SCHEMA public"))
 
 
 async def _run_async(url: str, work: Any) -> Any:

@@ -19,7 +19,8 @@ async def test_healthy(harness: AppHarness) -> None:
 async def test_unreachable_database_is_503(
     settings: Settings, clock: ManualClock, tmp_path: object
 ) -> None:
-    broken: AsyncEngine = create_engine("sqlite+aiosqlite:////nonexistent-dir/x/campbot.db")
+    # Nothing listens on port 1: the connection is refused at once.
+    broken: AsyncEngine = create_engine("postgresql+asyncpg://campbot@127.0.0.1:1/campbot")
     async with running_app(settings=settings, clock=clock, engine=broken) as app:
         response = await app.client.get("/healthz")
     await broken.dispose()
