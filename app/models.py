@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     ForeignKey,
@@ -53,6 +54,56 @@ class InboxEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # waiting for not_before (a first try, or a retry)
+    CLAIMED = "claimed"  # taken by a sender, not yet attempted
+    SENDING = "sending"  # the request is (or was, if the sender died) on its way to WeCom
+    SENT = "sent"
+    DEAD = "dead"  # a permanent error, or attempts exhausted: shown to operators
+    CANCELLED = "cancelled"
+
+
+class OutboxMessage(Base):
+    """One intended send, named by its idempotency key (ARCHITECTURE §1 rule 3)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_in("status", OutboxStatus), name="status"),
+        Index("ix_outbox_status_not_before", "status", "not_before"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    # The bucket whose WeCom limit this send counts against (a robot, a member).
+    rate_key: Mapped[str | None] = mapped_column(String(240))
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Times a send was repeated after WeCom may already have received it (answer lost).
+    in_doubt: Mapped[int] = mapped_column(Integer, default=0)
+    last_errcode: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    wecom_msgid: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RateSlot(Base):
+    """The earliest time the next send of a rate bucket may go, shared by all instances."""
+
+    __tablename__ = "rate_slots"
+
+    rate_key: Mapped[str] = mapped_column(String(240), primary_key=True)
+    next_free_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class MemberStatus(StrEnum):
@@ -133,3 +184,33 @@ class GroupMembership(Base):
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     group: Mapped[Group] = relationship(back_populates="memberships")
+
+
+class WeComToken(Base):
+    """The access token of one app, shared by every process of the deployment.
+
+    Each gettoken may invalidate the previous token, so instances must share one
+    instead of each fetching its own (peers' "token churn" bug).
+    """
+
+    __tablename__ = "wecom_tokens"
+
+    app_key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    access_token: Mapped[str] = mapped_column(String(512))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WeComMedia(Base):
+    """Uploaded media ids by content hash, reused until shortly before WeCom forgets them."""
+
+    __tablename__ = "wecom_media"
+    __table_args__ = (UniqueConstraint("scope", "kind", "content_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # "app" for media/upload; "robot:<key>" for webhook uploads, usable by that robot only.
+    scope: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    media_id: Mapped[str] = mapped_column(String(512))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,337 @@
+"""The outbox: every message CampBot sends, written first, sent once (ARCHITECTURE §1 rules 3–5).
+
+`enqueue` is insert-or-ignore on the idempotency key. The `Sender` claims due
+rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL), reserves each row's rate slot in
+the database (so limits hold across instances), marks the row `sending` just
+before its request and records the outcome in the same commit as the next
+row's mark. After a `kill -9`, claimed rows go back to `pending` untouched, and
+only the one row that was `sending` can have reached WeCom already: it is sent
+again and counted `in_doubt` (for app messages WeCom's duplicate check drops
+the repeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.clock import Clock
+from app.db import dialect_insert
+from app.models import OutboxMessage, OutboxStatus, RateSlot
+from app.wecom.errors import (
+    UndeliverableError,
+    WeComAPIError,
+    WeComError,
+    WeComTransportError,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE_S = 5.0
+BACKOFF_CAP_S = 600.0
+LEASE = timedelta(seconds=60)  # longer than any one WeCom request may take
+RECOVER_EVERY = timedelta(seconds=10)
+# WeCom's per-target limits as the spacing between two sends; a little over the exact
+# quotient so a rolling window never sees one too many (20/min per robot, 30/min per member).
+RATE_INTERVALS: Mapping[str, timedelta] = {
+    "robot": timedelta(seconds=60 / 20 * 1.02),
+    "app_message": timedelta(seconds=60 / 30 * 1.02),
+}
+_ERROR_LIMIT = 2000
+
+Deliver = Callable[[OutboxMessage], Awaitable[str | None]]
+
+
+def rate_key(channel: str, target: str) -> str | None:
+    return f"{channel}:{target}" if channel in RATE_INTERVALS else None
+
+
+async def enqueue(
+    *,
+    session: AsyncSession,
+    key: str,
+    channel: str,
+    target: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+    not_before: datetime | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> int | None:
+    """Write the intent to send; the new row's id, or None when the key was already there."""
+    insert = dialect_insert(session)
+    statement = (
+        insert(OutboxMessage)
+        .values(
+            key=key,
+            channel=channel,
+            target=target,
+            payload=dict(payload),
+            rate_key=rate_key(channel, target),
+            status=OutboxStatus.PENDING,
+            attempts=0,
+            max_attempts=max_attempts,
+            not_before=not_before or now,
+            in_doubt=0,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(OutboxMessage.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def _reserve_slot(
+    session: AsyncSession, key: str, interval: timedelta, now: datetime
+) -> datetime | None:
+    """Take the bucket's next slot if it is free now; else when it will be."""
+    insert = dialect_insert(session)
+    await session.execute(
+        insert(RateSlot)
+        .values(rate_key=key, next_free_at=now)
+        .on_conflict_do_nothing(index_elements=["rate_key"])
+    )
+    taken = await session.execute(
+        update(RateSlot)
+        .where(RateSlot.rate_key == key, RateSlot.next_free_at <= now)
+        .values(next_free_at=now + interval)
+        .returning(RateSlot.rate_key)
+    )
+    if taken.first() is not None:
+        return None
+    return (
+        await session.execute(select(RateSlot.next_free_at).where(RateSlot.rate_key == key))
+    ).scalar_one()
+
+
+async def claim_due(
+    *,
+    session: AsyncSession,
+    now: datetime,
+    worker: str,
+    limit: int,
+    intervals: Mapping[str, timedelta] = RATE_INTERVALS,
+) -> list[OutboxMessage]:
+    """Rows this worker may send now; rows whose bucket is busy are moved to their slot."""
+    due = (
+        (
+            await session.execute(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.not_before <= now
+                )
+                .order_by(OutboxMessage.not_before, OutboxMessage.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    claimed = []
+    # Per bucket: the time the next row of it may go, so rows of one busy bucket are
+    # spread over its coming slots instead of all retrying the same one.
+    next_slot: dict[str, datetime] = {}
+    for row in due:
+        interval = intervals.get(row.channel)
+        if row.rate_key and interval:
+            if row.rate_key in next_slot:
+                next_slot[row.rate_key] += interval
+                row.not_before = next_slot[row.rate_key]
+                continue
+            busy_until = await _reserve_slot(session, row.rate_key, interval, now)
+            next_slot[row.rate_key] = busy_until or now
+            if busy_until is not None:
+                row.not_before = busy_until
+                continue
+        row.status, row.claimed_by, row.lease_until = OutboxStatus.CLAIMED, worker, now + LEASE
+        row.updated_at = now
+        claimed.append(row)
+    return claimed
+
+
+async def recover_expired(*, session: AsyncSession, now: datetime) -> int:
+    """Give rows of a sender that died back to `pending` (see the module docstring)."""
+    untouched = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.CLAIMED, OutboxMessage.lease_until < now)
+        .values(status=OutboxStatus.PENDING, claimed_by=None, lease_until=None, updated_at=now)
+    )
+    in_flight = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.lease_until < now)
+        .values(
+            status=OutboxStatus.PENDING,
+            claimed_by=None,
+            lease_until=None,
+            updated_at=now,
+            in_doubt=OutboxMessage.in_doubt + 1,
+            last_error="the sender stopped during this send; it may have been delivered",
+        )
+    )
+    return int(untouched.rowcount or 0) + int(in_flight.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt did; applied to the row in the next commit."""
+
+    row_id: int
+    msgid: str | None = None
+    error: WeComError | None = None
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_CAP_S))
+
+
+async def _apply(session: AsyncSession, outcome: Outcome, *, worker: str, now: datetime) -> None:
+    row = await session.get(OutboxMessage, outcome.row_id, with_for_update=True)
+    if row is None or row.status != OutboxStatus.SENDING or row.claimed_by != worker:
+        return  # recovered by another sender meanwhile; it owns the row now
+    row.attempts += 1
+    row.updated_at, row.claimed_by, row.lease_until = now, None, None
+    error = outcome.error
+    if error is None:
+        row.status, row.sent_at, row.wecom_msgid = OutboxStatus.SENT, now, outcome.msgid
+        row.last_error = row.last_error if row.in_doubt else None
+        return
+    row.last_error = f"{error} — {error.hint}"[:_ERROR_LIMIT]
+    row.last_errcode = error.errcode if isinstance(error, WeComAPIError) else None
+    if isinstance(error, WeComTransportError):
+        row.in_doubt += 1  # the request may have arrived; a retry may repeat it
+    if not error.retryable or row.attempts >= row.max_attempts:
+        row.status = OutboxStatus.DEAD
+        logger.warning(
+            "outbox %s dead: %s", row.key, row.last_error, extra={"outbox_key": row.key}
+        )
+        return
+    wait = timedelta(seconds=error.retry_after) if error.retry_after else _backoff(row.attempts)
+    row.status, row.not_before = OutboxStatus.PENDING, now + wait
+
+
+async def _mark_sending(session: AsyncSession, row_id: int, *, worker: str, now: datetime) -> bool:
+    marked = await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == row_id,
+            OutboxMessage.status == OutboxStatus.CLAIMED,
+            OutboxMessage.claimed_by == worker,
+        )
+        .values(status=OutboxStatus.SENDING, lease_until=now + LEASE, updated_at=now)
+    )
+    return bool(marked.rowcount)  # type: ignore[attr-defined]
+
+
+class Sender:
+    """Claims and sends due rows. Several may run, in one process or many."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        deliver: Deliver,
+        clock: Clock,
+        batch: int = 10,
+        concurrency: int = 4,
+        intervals: Mapping[str, timedelta] = RATE_INTERVALS,
+    ) -> None:
+        self._sessions = sessions
+        self._deliver = deliver
+        self._clock = clock
+        self._batch = batch
+        self._concurrency = concurrency
+        self._intervals = intervals
+        self.worker = uuid.uuid4().hex[:12]
+        self._recovered_at: datetime | None = None
+
+    async def run_once(self) -> int:
+        """One round: recover dead senders' rows, then each worker sends a batch. Rows sent."""
+        now = self._clock.now()
+        if self._recovered_at is None or now - self._recovered_at >= RECOVER_EVERY:
+            async with self._sessions.begin() as session:
+                await recover_expired(session=session, now=now)
+            self._recovered_at = now
+        counts = await asyncio.gather(
+            *(self._work(f"{self.worker}-{n}") for n in range(self._concurrency))
+        )
+        return sum(counts)
+
+    async def _work(self, worker: str) -> int:
+        async with self._sessions.begin() as session:
+            rows = await claim_due(
+                session=session,
+                now=self._clock.now(),
+                worker=worker,
+                limit=self._batch,
+                intervals=self._intervals,
+            )
+        outcome: Outcome | None = None
+        for row in rows:
+            async with self._sessions.begin() as session:
+                now = self._clock.now()
+                if outcome is not None:
+                    await _apply(session, outcome, worker=worker, now=now)
+                outcome = None
+                if not await _mark_sending(session, row.id, worker=worker, now=now):
+                    continue
+            outcome = await self._attempt(row)
+        if outcome is not None:
+            async with self._sessions.begin() as session:
+                await _apply(session, outcome, worker=worker, now=self._clock.now())
+        return len(rows)
+
+    async def _attempt(self, row: OutboxMessage) -> Outcome:
+        try:
+            return Outcome(row.id, msgid=await self._deliver(row))
+        except WeComError as exc:
+            return Outcome(row.id, error=exc)
+        except Exception as exc:
+            # A bug in building this row must not stall the sender or loop forever.
+            logger.exception("outbox %s: delivery crashed", row.key)
+            return Outcome(
+                row.id, error=UndeliverableError(f"内部错误：{type(exc).__name__}: {exc}")
+            )
+
+    async def next_due(self) -> datetime | None:
+        async with self._sessions() as session:
+            return (
+                await session.execute(
+                    select(OutboxMessage.not_before)
+                    .where(OutboxMessage.status == OutboxStatus.PENDING)
+                    .order_by(OutboxMessage.not_before)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+
+    async def run_forever(self, *, idle_poll: float = 1.0) -> None:
+        """The sender loop started by the app's lifespan (or run alone)."""
+        while True:
+            try:
+                if await self.run_once():
+                    continue
+                due = await self.next_due()
+            except Exception:
+                # A database hiccup must not end the loop; the rows wait in the outbox.
+                logger.exception("outbox round failed")
+                due = None
+            wait = idle_poll
+            if due is not None:  # wake for the next slot, not a poll tick later
+                wait = min(wait, (due - self._clock.now()).total_seconds())
+            await asyncio.sleep(max(wait, 0.005))
+
+
+async def statuses(*, session: AsyncSession, keys: Sequence[str]) -> dict[str, str]:
+    rows = await session.execute(
+        select(OutboxMessage.key, OutboxMessage.status).where(OutboxMessage.key.in_(keys))
+    )
+    return dict(rows.all())
