@@ -18,6 +18,7 @@ from typing import Protocol
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.background import sleep_or_stop
 from app.clock import Clock
 from app.db import dialect_insert, session_scope
 from app.models import InboxEvent, InboxStatus
@@ -175,17 +176,19 @@ async def sweep_once(
 
 
 async def run_sweeper(
+    stop: asyncio.Event,
     *,
     sessions: async_sessionmaker[AsyncSession],
     processor: InboxProcessor,
     clock: Clock,
     interval: float = SWEEP_INTERVAL_S,
 ) -> None:
-    """Sweep forever; started by the app's lifespan."""
+    """Sweep until `stop` is set; started by the app's lifespan."""
     while True:
         try:
             await sweep_once(sessions=sessions, processor=processor, clock=clock)
         except Exception:
             # The sweeper is the safety net; one bad pass must not end it.
             logger.exception("inbox sweep failed")
-        await asyncio.sleep(interval)
+        if await sleep_or_stop(stop, interval):
+            return

@@ -7,22 +7,26 @@ own settings, clock and engine.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
+from functools import partial
 
+import httpx
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import api_router
 from app.api.callback import callback_error_response
+from app.background import Loops
+from app.channels.deliver import ChannelDeliverer
 from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
 from app.inbox import run_sweeper
-from app.runtime import Runtime, callback_crypto
+from app.outbox import Sender
+from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
 from app.settings import Settings, describe_settings_error, get_settings
 from bots import ROUTERS
 from bots.dispatch import Dispatcher, Router
@@ -42,10 +46,21 @@ def load_settings() -> Settings:
 
 
 def build_runtime(
-    *, settings: Settings, clock: Clock, engine: AsyncEngine, routers: Iterable[Router]
+    *,
+    settings: Settings,
+    clock: Clock,
+    engine: AsyncEngine,
+    routers: Iterable[Router],
+    http: httpx.AsyncClient,
 ) -> Runtime:
     sessions = create_sessionmaker(engine)
-    dispatcher = Dispatcher(routers=routers, sessions=sessions, settings=settings, clock=clock)
+    wecom = wecom_client(settings, http=http, sessions=sessions, clock=clock)
+    sender = (
+        Sender(sessions=sessions, deliver=ChannelDeliverer(wecom), clock=clock) if wecom else None
+    )
+    dispatcher = Dispatcher(
+        routers=routers, sessions=sessions, settings=settings, clock=clock, outbound=sender
+    )
     return Runtime(
         settings=settings,
         clock=clock,
@@ -53,7 +68,23 @@ def build_runtime(
         sessions=sessions,
         processor=dispatcher,
         crypto=callback_crypto(settings),
+        wecom=wecom,
+        sender=sender,
     )
+
+
+def _start_loops(runtime: Runtime, loops: Loops, *, sweeper: bool, sender: bool) -> None:
+    if sweeper:
+        loops.start(
+            partial(
+                run_sweeper,
+                sessions=runtime.sessions,
+                processor=runtime.processor,
+                clock=runtime.clock,
+            )
+        )
+    if sender and runtime.sender is not None:
+        loops.start(runtime.sender.run_forever)
 
 
 def create_app(
@@ -62,46 +93,45 @@ def create_app(
     clock: Clock | None = None,
     engine: AsyncEngine | None = None,
     routers: Iterable[Router] = ROUTERS,
+    wecom_transport: httpx.AsyncBaseTransport | None = None,
     sweeper: bool = True,
+    sender: bool = True,
 ) -> FastAPI:
+    """The app; tests inject the clock, the engine and the transport that reaches WeCom."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or load_settings()
-        own_engine = engine is None
-        runtime = build_runtime(
-            settings=resolved,
-            clock=clock or SystemClock(),
-            engine=engine or create_engine(resolved.database_url),
-            routers=routers,
-        )
-        app.state.runtime = runtime
-        if runtime.crypto is None:
-            logger.warning("WeCom callback settings are unset: /wecom/callback answers 503")
-        task = (
-            asyncio.create_task(
-                run_sweeper(
-                    sessions=runtime.sessions,
-                    processor=runtime.processor,
-                    clock=runtime.clock,
-                )
+        async with contextlib.AsyncExitStack() as stack:
+            http = await stack.enter_async_context(wecom_http(resolved, wecom_transport))
+            if engine is None:
+                own_engine = create_engine(resolved.database_url)
+                stack.push_async_callback(own_engine.dispose)
+            runtime = build_runtime(
+                settings=resolved,
+                clock=clock or SystemClock(),
+                engine=engine or own_engine,
+                routers=routers,
+                http=http,
             )
-            if sweeper
-            else None
-        )
-        try:
+            app.state.runtime = runtime
+            _warn_unconfigured(runtime)
+            loops = Loops()
+            stack.push_async_callback(loops.close)
+            _start_loops(runtime, loops, sweeper=sweeper, sender=sender)
             yield
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            if own_engine:
-                await runtime.engine.dispose()
 
     app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
     app.include_router(api_router)
     app.add_exception_handler(CallbackError, callback_error_response)
     return app
+
+
+def _warn_unconfigured(runtime: Runtime) -> None:
+    if runtime.crypto is None:
+        logger.warning("WeCom callback settings are unset: /wecom/callback answers 503")
+    if runtime.wecom is None:
+        logger.warning("WECOM_CORP_ID/WECOM_SECRET unset: nothing is sent to WeCom")
 
 
 app = create_app()

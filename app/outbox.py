@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.background import sleep_or_stop
 from app.clock import Clock
 from app.db import dialect_insert
 from app.models import OutboxMessage, OutboxStatus, RateSlot
@@ -113,35 +114,29 @@ async def _reserve_slot(
     ).scalar_one()
 
 
-async def claim_due(
-    *,
+def _due(now: datetime) -> Select[OutboxMessage]:
+    return (
+        select(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.not_before <= now)
+        .order_by(OutboxMessage.not_before, OutboxMessage.id)
+        .with_for_update(skip_locked=True)
+    )
+
+
+async def _claim(
     session: AsyncSession,
+    rows: Sequence[OutboxMessage],
+    *,
     now: datetime,
     worker: str,
-    limit: int,
-    intervals: Mapping[str, timedelta] = RATE_INTERVALS,
+    intervals: Mapping[str, timedelta],
 ) -> list[OutboxMessage]:
-    """Rows this worker may send now; rows whose bucket is busy are moved to their slot."""
-    due = (
-        (
-            await session.execute(
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.not_before <= now
-                )
-                .order_by(OutboxMessage.not_before, OutboxMessage.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    """Claim the rows whose rate slot is free now; move the others to their coming slot."""
     claimed = []
     # Per bucket: the time the next row of it may go, so rows of one busy bucket are
     # spread over its coming slots instead of all retrying the same one.
     next_slot: dict[str, datetime] = {}
-    for row in due:
+    for row in rows:
         interval = intervals.get(row.channel)
         if row.rate_key and interval:
             if row.rate_key in next_slot:
@@ -157,6 +152,19 @@ async def claim_due(
         row.updated_at = now
         claimed.append(row)
     return claimed
+
+
+async def claim_due(
+    *,
+    session: AsyncSession,
+    now: datetime,
+    worker: str,
+    limit: int,
+    intervals: Mapping[str, timedelta] = RATE_INTERVALS,
+) -> list[OutboxMessage]:
+    """Rows this worker may send now (FOR UPDATE SKIP LOCKED keeps workers apart)."""
+    due = (await session.execute(_due(now).limit(limit))).scalars().all()
+    return await _claim(session, due, now=now, worker=worker, intervals=intervals)
 
 
 async def recover_expired(*, session: AsyncSession, now: datetime) -> int:
@@ -275,6 +283,29 @@ class Sender:
                 limit=self._batch,
                 intervals=self._intervals,
             )
+        await self._send_claimed(rows, worker=worker)
+        return len(rows)
+
+    async def deliver_now(self, row_id: int) -> str:
+        """Send one row at once if it is due (the welcome's fast path, `campbot send`).
+
+        Answers the row's status afterwards; a row another sender holds is left to it.
+        """
+        worker = f"{self.worker}-now"
+        async with self._sessions.begin() as session:
+            now = self._clock.now()
+            due = (await session.execute(_due(now).where(OutboxMessage.id == row_id))).scalars()
+            rows = await _claim(
+                session, due.all(), now=now, worker=worker, intervals=self._intervals
+            )
+        await self._send_claimed(rows, worker=worker)
+        async with self._sessions() as session:
+            status = await session.scalar(
+                select(OutboxMessage.status).where(OutboxMessage.id == row_id)
+            )
+        return str(status)
+
+    async def _send_claimed(self, rows: Sequence[OutboxMessage], *, worker: str) -> None:
         outcome: Outcome | None = None
         for row in rows:
             async with self._sessions.begin() as session:
@@ -288,7 +319,6 @@ class Sender:
         if outcome is not None:
             async with self._sessions.begin() as session:
                 await _apply(session, outcome, worker=worker, now=self._clock.now())
-        return len(rows)
 
     async def _attempt(self, row: OutboxMessage) -> Outcome:
         try:
@@ -313,9 +343,9 @@ class Sender:
                 )
             ).scalar_one_or_none()
 
-    async def run_forever(self, *, idle_poll: float = 1.0) -> None:
-        """The sender loop started by the app's lifespan (or run alone)."""
-        while True:
+    async def run_forever(self, stop: asyncio.Event, *, idle_poll: float = 1.0) -> None:
+        """The sender loop started by the app's lifespan; returns once `stop` is set."""
+        while not stop.is_set():
             try:
                 if await self.run_once():
                     continue
@@ -327,7 +357,7 @@ class Sender:
             wait = idle_poll
             if due is not None:  # wake for the next slot, not a poll tick later
                 wait = min(wait, (due - self._clock.now()).total_seconds())
-            await asyncio.sleep(max(wait, 0.005))
+            await sleep_or_stop(stop, max(wait, 0.005))
 
 
 async def statuses(*, session: AsyncSession, keys: Sequence[str]) -> dict[str, str]:

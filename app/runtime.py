@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import Clock
 from app.inbox import InboxProcessor
+from app.outbox import Sender
 from app.settings import Settings
+from app.wecom.client import WeComClient
 from app.wecom.crypto import CallbackCrypto
+
+WECOM_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
 @dataclass(slots=True)
@@ -24,6 +29,8 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     processor: InboxProcessor
     crypto: CallbackCrypto | None
+    wecom: WeComClient | None = None  # None until WECOM_CORP_ID and WECOM_SECRET are set
+    sender: Sender | None = None
 
 
 def callback_crypto(settings: Settings) -> CallbackCrypto | None:
@@ -34,4 +41,33 @@ def callback_crypto(settings: Settings) -> CallbackCrypto | None:
         token=settings.wecom_token.get_secret_value(),
         encoding_aes_key=settings.wecom_encoding_aes_key.get_secret_value(),
         receive_id=settings.wecom_corp_id,
+    )
+
+
+def wecom_http(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncClient:
+    """The one HTTP client for WeCom calls (tests pass the sandbox as the transport)."""
+    return httpx.AsyncClient(
+        base_url=settings.wecom_api_base, timeout=WECOM_TIMEOUT, transport=transport
+    )
+
+
+def wecom_client(
+    settings: Settings,
+    *,
+    http: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+) -> WeComClient | None:
+    """The API client, or None when WECOM_CORP_ID / WECOM_SECRET are unset."""
+    if not (settings.wecom_corp_id and settings.wecom_secret):
+        return None
+    return WeComClient(
+        http=http,
+        corp_id=settings.wecom_corp_id,
+        agent_id=settings.wecom_agent_id,
+        secret=settings.wecom_secret.get_secret_value(),
+        sessions=sessions,
+        clock=clock,
     )

@@ -36,11 +36,11 @@ class SkipHandler(Exception):
 
 
 class Outbound(Protocol):
-    """Where handlers put messages to send (the outbox; wired in by the outbound issue)."""
+    """The outbox sender. Handlers enqueue rows in their own transaction
+    (`app.channels.routes.enqueue_message(session=ctx.session, …)`); a time-critical row
+    can then be pushed through at once with `ctx.deliver_after_commit(row_id)`."""
 
-    async def enqueue(
-        self, *, key: str, channel: str, target: str, payload: Mapping[str, Any]
-    ) -> None: ...
+    async def deliver_now(self, row_id: int) -> str: ...
 
 
 @dataclass(slots=True)
@@ -55,10 +55,18 @@ class Context:
     late: bool = False  # run by the sweeper, after a crash, rather than right after intake
     outbound: Outbound | None = None
     matched: dict[str, Any] = field(default_factory=dict)
+    after_commit: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
     @property
     def now(self) -> datetime:
         return self.clock.now()
+
+    def deliver_after_commit(self, row_id: int) -> None:
+        """Send this outbox row right after the event's transaction commits (the welcome's
+        20-second window); if that fails, the row is still in the outbox for the sender."""
+        if self.outbound is not None:
+            outbound = self.outbound
+            self.after_commit.append(lambda: outbound.deliver_now(row_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,4 +211,15 @@ class Dispatcher:
             )
             ran = await run_handlers(ctx, self.routers)
             await inbox.mark_handled(session=session, row_id=attempt.id, now=self.clock.now())
-        logger.info("inbox %s handled by %s", attempt.dedupe_key, ran or "no handler")
+        logger.info(
+            "inbox %s handled by %s",
+            attempt.dedupe_key,
+            ran or "no handler",
+            extra={"dedupe_key": attempt.dedupe_key},
+        )
+        for action in ctx.after_commit:
+            try:
+                await action()
+            except Exception:
+                # The event is handled and the row durable; the sender loop will retry it.
+                logger.exception("after-commit action failed for %s", attempt.dedupe_key)
