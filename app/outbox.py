@@ -253,7 +253,7 @@ class Sender:
         concurrency: int = 4,
         intervals: Mapping[str, timedelta] = RATE_INTERVALS,
     ) -> None:
-        self._sessions = sessions
+        self.sessions = sessions
         self._deliver = deliver
         self._clock = clock
         self._batch = batch
@@ -266,7 +266,7 @@ class Sender:
         """One round: recover dead senders' rows, then each worker sends a batch. Rows sent."""
         now = self._clock.now()
         if self._recovered_at is None or now - self._recovered_at >= RECOVER_EVERY:
-            async with self._sessions.begin() as session:
+            async with self.sessions.begin() as session:
                 await recover_expired(session=session, now=now)
             self._recovered_at = now
         counts = await asyncio.gather(
@@ -275,7 +275,7 @@ class Sender:
         return sum(counts)
 
     async def _work(self, worker: str) -> int:
-        async with self._sessions.begin() as session:
+        async with self.sessions.begin() as session:
             rows = await claim_due(
                 session=session,
                 now=self._clock.now(),
@@ -292,14 +292,14 @@ class Sender:
         Answers the row's status afterwards; a row another sender holds is left to it.
         """
         worker = f"{self.worker}-now"
-        async with self._sessions.begin() as session:
+        async with self.sessions.begin() as session:
             now = self._clock.now()
             due = (await session.execute(_due(now).where(OutboxMessage.id == row_id))).scalars()
             rows = await _claim(
                 session, due.all(), now=now, worker=worker, intervals=self._intervals
             )
         await self._send_claimed(rows, worker=worker)
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             status = await session.scalar(
                 select(OutboxMessage.status).where(OutboxMessage.id == row_id)
             )
@@ -308,7 +308,7 @@ class Sender:
     async def _send_claimed(self, rows: Sequence[OutboxMessage], *, worker: str) -> None:
         outcome: Outcome | None = None
         for row in rows:
-            async with self._sessions.begin() as session:
+            async with self.sessions.begin() as session:
                 now = self._clock.now()
                 if outcome is not None:
                     await _apply(session, outcome, worker=worker, now=now)
@@ -317,7 +317,7 @@ class Sender:
                     continue
             outcome = await self._attempt(row)
         if outcome is not None:
-            async with self._sessions.begin() as session:
+            async with self.sessions.begin() as session:
                 await _apply(session, outcome, worker=worker, now=self._clock.now())
 
     async def _attempt(self, row: OutboxMessage) -> Outcome:
@@ -333,7 +333,7 @@ class Sender:
             )
 
     async def next_due(self) -> datetime | None:
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             return (
                 await session.execute(
                     select(OutboxMessage.not_before)

@@ -87,17 +87,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _callback_all_or_nothing(self) -> Self:
-        parts = {
-            "WECOM_CORP_ID": self.wecom_corp_id,
+        # The callback needs its Token and EncodingAESKey, and the CorpID as receive id;
+        # WECOM_CORP_ID alone (with WECOM_SECRET, for sending) is a complete setup too.
+        keys = {
             "WECOM_TOKEN": self.wecom_token,
             "WECOM_ENCODING_AES_KEY": self.wecom_encoding_aes_key,
         }
-        missing = [name for name, value in parts.items() if value is None]
-        if missing and len(missing) < len(parts):
+        if not any(keys.values()):
+            return self
+        missing = [name for name, value in keys.items() if value is None]
+        if self.wecom_corp_id is None:
+            missing.insert(0, "WECOM_CORP_ID")
+        if missing:
             raise SettingsError(
                 "callback settings are half-set: set "
                 + ", ".join(missing)
-                + " too (or unset all of WECOM_CORP_ID, WECOM_TOKEN, WECOM_ENCODING_AES_KEY)"
+                + " too (or unset WECOM_TOKEN and WECOM_ENCODING_AES_KEY)"
             )
         return self
 

@@ -75,6 +75,7 @@ def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch)
         ({"WECOM_TOKEN": "t"}, "WECOM_CORP_ID, WECOM_ENCODING_AES_KEY"),
         ({"WECOM_CORP_ID": "c", "WECOM_TOKEN": "t"}, "WECOM_ENCODING_AES_KEY"),
         ({"WECOM_ENCODING_AES_KEY": AES_KEY}, "WECOM_CORP_ID, WECOM_TOKEN"),
+        ({"WECOM_TOKEN": "t", "WECOM_ENCODING_AES_KEY": AES_KEY}, "WECOM_CORP_ID"),
     ],
 )
 def test_half_set_callback_settings_are_refused(env: dict[str, str], named: str) -> None:
@@ -90,6 +91,11 @@ def test_aes_key_must_be_43_letters_or_digits(key: str) -> None:
         return
     message = _refusal(WECOM_CORP_ID="c", WECOM_TOKEN="t", WECOM_ENCODING_AES_KEY=key)
     assert message.startswith("WECOM_ENCODING_AES_KEY: must be exactly 43")
+
+
+def test_corp_id_and_secret_alone_are_a_sending_only_setup() -> None:
+    settings = Settings(WECOM_CORP_ID="wwcorp", WECOM_SECRET="s")  # type: ignore[call-arg]
+    assert not settings.callback_enabled
 
 
 def test_bad_timezone_and_agent_id_name_their_variable() -> None:
