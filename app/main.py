@@ -21,6 +21,7 @@ from app.api import api_router
 from app.api.callback import callback_error_response
 from app.background import Loops
 from app.channels.deliver import ChannelDeliverer
+from app.channels.mass_send import run_mass_send_sync
 from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
@@ -83,8 +84,16 @@ def _start_loops(runtime: Runtime, loops: Loops, *, sweeper: bool, sender: bool)
                 clock=runtime.clock,
             )
         )
-    if sender and runtime.sender is not None:
+    if sender and runtime.sender is not None and runtime.wecom is not None:
         loops.start(runtime.sender.run_forever)
+        loops.start(
+            partial(
+                run_mass_send_sync,
+                sessions=runtime.sessions,
+                client=runtime.wecom,
+                clock=runtime.clock,
+            )
+        )
 
 
 def create_app(

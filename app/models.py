@@ -106,6 +106,37 @@ class RateSlot(Base):
     next_free_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class MassSendStatus(StrEnum):
+    AWAITING = "awaiting"  # the task exists; its sender has not confirmed it in WeCom yet
+    SENT = "sent"
+    FAILED = "failed"  # not a friend / not in the group any more, or over the receive quota
+
+
+class MassSendResult(Base):
+    """What became of one target of a mass send (群发) after its outbox row created the task."""
+
+    __tablename__ = "mass_send_results"
+    __table_args__ = (
+        CheckConstraint(_in("status", MassSendStatus), name="status"),
+        Index("ix_mass_send_results_status_msgid", "status", "msgid"),
+    )
+
+    outbox_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("outbox.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    msgid: Mapped[str] = mapped_column(String(200))
+    sender: Mapped[str] = mapped_column(String(128))
+    target: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=MassSendStatus.AWAITING)
+    wecom_status: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class MemberStatus(StrEnum):
     ACTIVE = "active"
     LOST = "lost"  # the student deleted the staff member (del_follow_user)

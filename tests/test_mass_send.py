@@ -1,0 +1,103 @@
+"""Mass sends are followed after WeCom accepts them: results per group, one reminder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import outbox
+from app.channels.deliver import ChannelDeliverer
+from app.channels.mass_send import sync_mass_sends
+from app.channels.messages import OutMessage
+from app.channels.routes import Channel, Route, enqueue_message
+from app.clock import ManualClock
+from app.models import MassSendResult
+from app.wecom.client import WeComClient
+from app.wecom.sandbox.server import sandbox_transport
+from app.wecom.sandbox.state import SandboxState
+from tests.support import CORP_ID
+
+AGENT, SECRET = 1000002, "not-a-real-secret"
+REMIND = "/cgi-bin/externalcontact/remind_groupmsg_send"
+
+
+@pytest.fixture
+def sandbox(clock: ManualClock) -> SandboxState:
+    state = SandboxState(corp_id=CORP_ID, apps={AGENT: SECRET}, clock=clock)
+    for chat in ("wrA", "wrB"):
+        state.add_customer_group(chat, owner="zhangsan", members=[])
+    return state
+
+
+@pytest.fixture
+async def client(sandbox, sessions, clock) -> AsyncIterator[WeComClient]:
+    async with httpx.AsyncClient(
+        base_url="https://qyapi.weixin.qq.com", transport=sandbox_transport(sandbox)
+    ) as http:
+        yield WeComClient(
+            http=http,
+            corp_id=CORP_ID,
+            agent_id=AGENT,
+            secret=SECRET,
+            sessions=sessions,
+            clock=clock,
+        )
+
+
+async def _results(sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]:
+    async with sessions() as session:
+        rows = (await session.execute(select(MassSendResult))).scalars()
+        return {r.target: r.status for r in rows}
+
+
+async def test_results_recorded_and_the_owner_reminded_once(
+    sessions, clock, client, sandbox
+) -> None:
+    sender = outbox.Sender(sessions=sessions, deliver=ChannelDeliverer(client), clock=clock)
+    for chat in ("wrA", "wrB"):
+        async with sessions.begin() as session:
+            await enqueue_message(
+                session=session,
+                key=f"xibao:1:{chat}",
+                route=Route(Channel.CUSTOMER_GROUP, chat, sender="zhangsan"),
+                message=OutMessage("text", content="喜报：小王上岸了！"),
+                now=clock.now(),
+            )
+    await sender.run_once()
+    sync = {
+        "sessions": sessions,
+        "client": client,
+        "clock": clock,
+        "remind_after": timedelta(hours=2),
+    }
+
+    await sync_mass_sends(**sync)
+    assert await _results(sessions) == {"wrA": "awaiting", "wrB": "awaiting"}
+
+    clock.advance(timedelta(hours=1))
+    [task_a] = [
+        c.response["msgid"]
+        for c in sandbox.calls_to("/cgi-bin/externalcontact/add_msg_template")
+        if c.json["chat_id_list"] == ["wrA"]
+    ]
+    sandbox.confirm_msg_template(task_a)  # the owner taps 发送 for group A only
+    await sync_mass_sends(**sync)
+    await sender.run_once()
+    assert await _results(sessions) == {"wrA": "sent", "wrB": "awaiting"}
+    assert sandbox.calls_to(REMIND) == []  # not overdue yet
+
+    clock.advance(timedelta(hours=1, minutes=1))
+    await sync_mass_sends(**sync)
+    await sender.run_once()
+    assert len(sandbox.calls_to(REMIND)) == 1
+
+    clock.advance(timedelta(hours=5))
+    await sync_mass_sends(**sync)
+    await sender.run_once()
+    assert len(sandbox.calls_to(REMIND)) == 1  # once, not every pass
+    assert await _results(sessions) == {"wrA": "sent", "wrB": "awaiting"}
