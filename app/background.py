@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 
 STOP_GRACE_S = 10.0
+
+logger = logging.getLogger(__name__)
 
 
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
@@ -18,6 +21,20 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=max(seconds, 0.0))
     return stop.is_set()
+
+
+async def every(
+    stop: asyncio.Event, seconds: float, job: Callable[[], Awaitable[object]], *, name: str
+) -> None:
+    """Run `job` now and then every `seconds` until `stop` is set; a failed pass is logged
+    and the next one runs as usual (these jobs catch up on what a failed pass left)."""
+    while True:
+        try:
+            await job()
+        except Exception:
+            logger.exception("%s failed", name)
+        if await sleep_or_stop(stop, seconds):
+            return
 
 
 class Loops:

@@ -11,6 +11,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -18,9 +19,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.clock import ManualClock
 from app.db import Base, create_engine, create_sessionmaker
 from app.settings import Settings
+from app.wecom.client import WeComClient
 from app.wecom.crypto import CallbackCrypto
 from app.wecom.sandbox.callbacks import CallbackBuilder
-from tests.support import AES_KEY, CORP_ID, T0, TOKEN, AppHarness, running_app
+from app.wecom.sandbox.server import sandbox_transport
+from app.wecom.sandbox.state import SandboxState
+from tests.support import (
+    AES_KEY,
+    AGENT_ID,
+    APP_SECRET,
+    CORP_ID,
+    T0,
+    TOKEN,
+    AppHarness,
+    running_app,
+)
 
 PG_URL_ENV = "CAMPBOT_TEST_POSTGRES_URL"
 
@@ -87,9 +100,38 @@ def settings() -> Settings:
         WECOM_CORP_ID=CORP_ID,
         WECOM_TOKEN=TOKEN,
         WECOM_ENCODING_AES_KEY=AES_KEY,
-        WECOM_AGENT_ID=1000002,
-        WECOM_SECRET="not-a-real-secret",
+        WECOM_AGENT_ID=AGENT_ID,
+        WECOM_SECRET=APP_SECRET,
         _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def sandbox(clock: ManualClock) -> SandboxState:
+    """The WeCom fake holding the test corp, on the test clock."""
+    return SandboxState(corp_id=CORP_ID, apps={AGENT_ID: APP_SECRET}, clock=clock)
+
+
+@pytest.fixture
+async def wecom_http(sandbox: SandboxState) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client whose requests to WeCom are answered by the sandbox."""
+    async with httpx.AsyncClient(
+        base_url="https://qyapi.weixin.qq.com", transport=sandbox_transport(sandbox)
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def wecom_client(
+    wecom_http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> WeComClient:
+    return WeComClient(
+        http=wecom_http,
+        corp_id=CORP_ID,
+        agent_id=AGENT_ID,
+        secret=APP_SECRET,
+        sessions=sessions,
+        clock=clock,
     )
 
 

@@ -26,6 +26,7 @@ CORP_ID = "wwcampbottest0001"
 TOKEN = "campbotTestToken"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+AGENT_ID, APP_SECRET = 1000002, "not-a-real-secret"
 
 
 class AppHarness:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,40 +19,25 @@ from app.clock import ManualClock
 from app.models import Group, Member, OutboxMessage
 from app.wecom.client import WeComClient
 from app.wecom.errors import UndeliverableError
-from app.wecom.sandbox.server import sandbox_transport
 from app.wecom.sandbox.state import SandboxState
-from tests.support import CORP_ID, T0
+from tests.support import T0
 
-AGENT, SECRET = 1000002, "not-a-real-secret"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
-@pytest.fixture
-def sandbox(clock: ManualClock) -> SandboxState:
-    state = SandboxState(corp_id=CORP_ID, apps={AGENT: SECRET}, clock=clock)
-    state.add_robot("robot-1")
-    state.add_appchat("staffchat", ["zhangsan", "lisi"])
-    state.add_external_contact("wmStudent1", name="小王", follow_userid="zhangsan")
-    state.add_customer_group("wrGroup1", owner="zhangsan", members=["wmStudent1"])
-    return state
+@pytest.fixture(autouse=True)
+def _corp(sandbox: SandboxState) -> None:
+    sandbox.add_robot("robot-1")
+    sandbox.add_appchat("staffchat", ["zhangsan", "lisi"])
+    sandbox.add_external_contact("wmStudent1", name="小王", follow_userid="zhangsan")
+    sandbox.add_customer_group("wrGroup1", owner="zhangsan", members=["wmStudent1"])
 
 
 @pytest.fixture
-async def sender(
-    sandbox: SandboxState, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
-) -> AsyncIterator[outbox.Sender]:
-    async with httpx.AsyncClient(
-        base_url="https://qyapi.weixin.qq.com", transport=sandbox_transport(sandbox)
-    ) as http:
-        client = WeComClient(
-            http=http,
-            corp_id=CORP_ID,
-            agent_id=AGENT,
-            secret=SECRET,
-            sessions=sessions,
-            clock=clock,
-        )
-        yield outbox.Sender(sessions=sessions, deliver=ChannelDeliverer(client), clock=clock)
+def sender(
+    wecom_client: WeComClient, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> outbox.Sender:
+    return outbox.Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
 
 
 def _group(channel: str, **fields: str) -> Group:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,38 +13,16 @@ from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import sync_mass_sends
 from app.channels.messages import OutMessage
 from app.channels.routes import Channel, Route, enqueue_message
-from app.clock import ManualClock
 from app.models import MassSendResult
-from app.wecom.client import WeComClient
-from app.wecom.sandbox.server import sandbox_transport
 from app.wecom.sandbox.state import SandboxState
-from tests.support import CORP_ID
 
-AGENT, SECRET = 1000002, "not-a-real-secret"
 REMIND = "/cgi-bin/externalcontact/remind_groupmsg_send"
 
 
-@pytest.fixture
-def sandbox(clock: ManualClock) -> SandboxState:
-    state = SandboxState(corp_id=CORP_ID, apps={AGENT: SECRET}, clock=clock)
+@pytest.fixture(autouse=True)
+def _corp(sandbox: SandboxState) -> None:
     for chat in ("wrA", "wrB"):
-        state.add_customer_group(chat, owner="zhangsan", members=[])
-    return state
-
-
-@pytest.fixture
-async def client(sandbox, sessions, clock) -> AsyncIterator[WeComClient]:
-    async with httpx.AsyncClient(
-        base_url="https://qyapi.weixin.qq.com", transport=sandbox_transport(sandbox)
-    ) as http:
-        yield WeComClient(
-            http=http,
-            corp_id=CORP_ID,
-            agent_id=AGENT,
-            secret=SECRET,
-            sessions=sessions,
-            clock=clock,
-        )
+        sandbox.add_customer_group(chat, owner="zhangsan", members=[])
 
 
 async def _results(sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]:
@@ -56,9 +32,9 @@ async def _results(sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]
 
 
 async def test_results_recorded_and_the_owner_reminded_once(
-    sessions, clock, client, sandbox
+    sessions, clock, wecom_client, sandbox
 ) -> None:
-    sender = outbox.Sender(sessions=sessions, deliver=ChannelDeliverer(client), clock=clock)
+    sender = outbox.Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
     for chat in ("wrA", "wrB"):
         async with sessions.begin() as session:
             await enqueue_message(
@@ -71,7 +47,7 @@ async def test_results_recorded_and_the_owner_reminded_once(
     await sender.run_once()
     sync = {
         "sessions": sessions,
-        "client": client,
+        "client": wecom_client,
         "clock": clock,
         "remind_after": timedelta(hours=2),
     }

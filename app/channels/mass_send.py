@@ -12,12 +12,13 @@ import asyncio
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import outbox
-from app.background import sleep_or_stop
+from app.background import every
 from app.channels.routes import Channel
 from app.clock import Clock
 from app.models import MassSendResult, MassSendStatus, OutboxMessage, OutboxStatus
@@ -172,11 +173,9 @@ async def run_mass_send_sync(
     interval: float = SYNC_EVERY_S,
 ) -> None:
     """Follow mass sends until `stop` is set; started by the app's lifespan."""
-    while True:
-        try:
-            await sync_mass_sends(sessions=sessions, client=client, clock=clock)
-        except Exception:
-            # Only bookkeeping is delayed by a failed pass; the next one catches up.
-            logger.exception("mass-send sync failed")
-        if await sleep_or_stop(stop, interval):
-            return
+    await every(
+        stop,
+        interval,
+        partial(sync_mass_sends, sessions=sessions, client=client, clock=clock),
+        name="mass-send sync",
+    )

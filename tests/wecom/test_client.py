@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -18,27 +17,15 @@ from app.wecom.errors import (
     TokenError,
     WeComTransportError,
 )
-from app.wecom.sandbox.server import sandbox_transport
 from app.wecom.sandbox.state import SandboxState
-from tests.support import CORP_ID
+from tests.support import AGENT_ID, APP_SECRET, CORP_ID
 
-AGENT, SECRET = 1000002, "not-a-real-secret"
 SEND = "/cgi-bin/message/send"
 
 
-@pytest.fixture
-def sandbox(clock: ManualClock) -> SandboxState:
-    state = SandboxState(corp_id=CORP_ID, apps={AGENT: SECRET}, clock=clock)
-    state.add_user("zhangsan")
-    return state
-
-
-@pytest.fixture
-async def http(sandbox: SandboxState) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url="https://qyapi.weixin.qq.com", transport=sandbox_transport(sandbox)
-    ) as client:
-        yield client
+@pytest.fixture(autouse=True)
+def _corp(sandbox: SandboxState) -> None:
+    sandbox.add_user("zhangsan")
 
 
 class Sleeps:
@@ -55,16 +42,16 @@ def sleeps() -> Sleeps:
 
 
 def _client(
-    http: httpx.AsyncClient,
+    wecom_http: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
     clock: ManualClock,
     sleeps: Sleeps,
-    secret: str = SECRET,
+    secret: str = APP_SECRET,
 ) -> WeComClient:
     return WeComClient(
-        http=http,
+        http=wecom_http,
         corp_id=CORP_ID,
-        agent_id=AGENT,
+        agent_id=AGENT_ID,
         secret=secret,
         sessions=sessions,
         clock=clock,
@@ -73,8 +60,8 @@ def _client(
 
 
 @pytest.fixture
-def client(http, sessions, clock, sleeps) -> WeComClient:
-    return _client(http, sessions, clock, sleeps)
+def client(wecom_http, sessions, clock, sleeps) -> WeComClient:
+    return _client(wecom_http, sessions, clock, sleeps)
 
 
 _counter = iter(range(1_000_000))
@@ -134,16 +121,18 @@ async def test_cold_cache_twenty_concurrent_callers_one_gettoken(client, sandbox
 
 
 async def test_token_is_shared_between_processes_through_the_database(
-    http, sessions, clock, sleeps, sandbox
+    wecom_http, sessions, clock, sleeps, sandbox
 ) -> None:
-    first, second = (_client(http, sessions, clock, sleeps) for _ in range(2))
+    first, second = (_client(wecom_http, sessions, clock, sleeps) for _ in range(2))
     await _send(first)
     await _send(second)  # a second instance: its memory is empty, the database is not
     assert sandbox.gettoken_count == 1
 
 
-async def test_wrong_secret_is_a_permanent_gettoken_error(http, sessions, clock, sleeps) -> None:
-    client = _client(http, sessions, clock, sleeps, secret="wrong")
+async def test_wrong_secret_is_a_permanent_gettoken_error(
+    wecom_http, sessions, clock, sleeps
+) -> None:
+    client = _client(wecom_http, sessions, clock, sleeps, secret="wrong")
     with pytest.raises(GetTokenError) as caught:
         await _send(client)
     assert caught.value.errcode == 40001

@@ -43,7 +43,7 @@ def check_content(state: SandboxState, body: Json, allowed: frozenset[str]) -> s
     elif msgtype == "textcard":
         _check_textcard(payload)
     elif msgtype in ("news", "mpnews"):
-        _check_articles(payload)
+        check_articles(payload)
     return msgtype
 
 
@@ -71,7 +71,8 @@ def _check_textcard(card: Json) -> None:
         raise WeComError(41010)
 
 
-def _check_articles(payload: Json) -> None:
+def check_articles(payload: Json) -> None:
+    """news articles, as message/send, appchat/send and the robot webhook check them."""
     articles = payload.get("articles")
     if not isinstance(articles, list) or not 1 <= len(articles) <= MAX_ARTICLES:
         raise WeComError(45008)

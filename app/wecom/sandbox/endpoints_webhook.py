@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 
+from app.wecom.sandbox.app_content import check_articles
 from app.wecom.sandbox.errcodes import WeComError
 from app.wecom.sandbox.media_rules import is_amr, is_jpg_or_png
 from app.wecom.sandbox.records import Delivery, Json
@@ -14,7 +15,6 @@ from app.wecom.sandbox.state import SandboxState
 
 MAX_BYTES = {"text": 2048, "markdown": 4096}
 IMAGE_MAX_BYTES = 2 * 1024 * 1024
-MAX_ARTICLES = 8
 UPLOAD_MIN_BYTES = 5
 UPLOAD_MAX_BYTES = {"file": 20 * 1024 * 1024, "voice": 2 * 1024 * 1024}
 CARD_TYPES = frozenset({"text_notice", "news_notice"})
@@ -58,14 +58,10 @@ def _check_image(payload: Json) -> None:
 
 
 def _check_news(payload: Json) -> None:
-    articles = payload.get("articles")
-    if not isinstance(articles, list) or not 1 <= len(articles) <= MAX_ARTICLES:
-        raise WeComError(45008)
-    for article in articles:
-        if not isinstance(article, dict) or not text_of(article, "title"):
-            raise WeComError(41016)
-        if not text_of(article, "url"):
-            raise WeComError(41010)
+    check_articles(payload)
+    # Unlike app messages, a robot's news article must link somewhere.
+    if not all(text_of(article, "url") for article in payload["articles"]):
+        raise WeComError(41010)
 
 
 def _check_robot_media(state: SandboxState, key: str, msgtype: str, payload: Json) -> None:
