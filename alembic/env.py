@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy.engine import Connection
 
-import app.models  # noqa: F401 - registers the platform tables on Base.metadata
-from alembic import context
+# Every module that defines tables, so Base.metadata holds them all.
+import app.admin.models
+import app.models  # noqa: F401
+import schedules.models  # noqa: F401
+import scripts_library.models  # noqa: F401
 from app.db import Base, create_engine
 from app.settings import get_settings
 
