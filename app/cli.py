@@ -188,5 +188,15 @@ def sandbox(
     serve_sandbox(host, port, state)
 
 
+def _add_subcommands() -> None:
+    # Imported here: the script library is a domain package, wired in only at the edge.
+    from scripts_library.cli import scripts_cli
+
+    cli.add_typer(scripts_cli, name="scripts", help="话术库：导入或导出 content/*.yaml")
+
+
+_add_subcommands()
+
+
 def main() -> None:
     cli()

@@ -1,1 +1,9 @@
-"""The content domain: scripts (话术), their versions and rendering (issue 4 fills this in)."""
+"""The content domain: scripts (话术), their versions, rendering and the content pack.
+
+models      Script, ScriptVersion (tables `scripts`, `script_versions`), ScriptContent
+variables   RenderContext: every template variable, its Chinese description and sample
+render      render(script, context) -> OutMessage, in Jinja2's sandbox
+validate    validate(content) -> raises ScriptValidationError with per-field problems
+service     create/update/get/list, versions, diff, rollback, preview
+loader      import_pack / export_pack for content/*.yaml; cli: `campbot scripts …`
+"""

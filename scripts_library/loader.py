@@ -1,0 +1,148 @@
+"""Content packs: YAML files of scripts, imported by key (idempotently) and exported back."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import groupby
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scripts_library.errors import Problem, ScriptValidationError
+from scripts_library.images import CONTENT_DIR
+from scripts_library.models import ScriptContent
+from scripts_library.service import SaveOutcome, list_scripts, save_content
+from scripts_library.validate import find_problems
+from scripts_library.yamlio import dump, load_entries, to_entry
+
+DEFAULT_PACK = CONTENT_DIR
+PACK_SUFFIXES = (".yaml", ".yml")
+EXPORT_HEADER = (
+    "# 话术库导出（campbot scripts export）。可以直接编辑后用 campbot scripts import 导入。\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PackEntry:
+    key: str
+    content: ScriptContent
+    source: str  # the file it came from
+
+
+@dataclass(slots=True)
+class ImportReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def pack_files(paths: Sequence[Path]) -> list[Path]:
+    """The YAML files named, a folder standing for its *.yaml files in name order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in PACK_SUFFIXES)
+        else:
+            files.append(path)
+    return files
+
+
+def read_pack(
+    paths: Sequence[Path], *, images: Callable[[str], bytes] | None = None
+) -> list[PackEntry]:
+    """Every script of the pack, checked; ScriptValidationError lists all problems at once,
+    each field prefixed with `file:key`."""
+    entries: list[PackEntry] = []
+    problems: list[Problem] = []
+    for path in pack_files(paths):
+        try:
+            pairs = load_entries(path.read_text(encoding="utf-8"), source=path.name)
+        except ScriptValidationError as exc:
+            problems += exc.problems
+            continue
+        except OSError as exc:
+            problems.append(Problem(path.name, f"读不到文件：{exc.strerror or exc}"))
+            continue
+        entries += [PackEntry(key, content, path.name) for key, content in pairs]
+    problems += _duplicate_problems(entries)
+    for entry in entries:
+        found = find_problems(entry.content, key=entry.key, images=images)
+        problems += [Problem(f"{entry.source}:{entry.key}.{p.field}", p.message) for p in found]
+    if problems:
+        raise ScriptValidationError(problems)
+    return entries
+
+
+def _duplicate_problems(entries: list[PackEntry]) -> list[Problem]:
+    first: dict[str, str] = {}
+    problems = []
+    for entry in entries:
+        if entry.key in first:
+            problems.append(
+                Problem(
+                    f"{entry.source}:{entry.key}.key", f"key 重复：{first[entry.key]} 里已有。"
+                )
+            )
+        first.setdefault(entry.key, entry.source)
+    return problems
+
+
+async def import_pack(
+    *,
+    session: AsyncSession,
+    paths: Sequence[Path],
+    author: str,
+    now: datetime | None = None,
+    images: Callable[[str], bytes] | None = None,
+) -> ImportReport:
+    """Create or update every script of the pack by key; nothing is written if any is invalid.
+
+    Scripts in the database but not in the pack are left alone (operators' own scripts)."""
+    report = ImportReport()
+    # Reading files (and images) blocks: off the event loop.
+    for entry in await asyncio.to_thread(read_pack, paths, images=images):
+        _, outcome = await save_content(
+            session=session,
+            key=entry.key,
+            content=entry.content,
+            author=author,
+            note=f"导入 {entry.source}",
+            now=now,
+            images=images,
+        )
+        {
+            SaveOutcome.CREATED: report.created,
+            SaveOutcome.UPDATED: report.updated,
+            SaveOutcome.UNCHANGED: report.unchanged,
+        }[outcome].append(entry.key)
+    return report
+
+
+async def export_pack(*, session: AsyncSession, directory: Path) -> list[Path]:
+    """Write every script to `directory` as `<category>.yaml`, in the import format."""
+    files: dict[Path, str] = {}
+    scripts = await list_scripts(session=session)  # ordered by category
+    for category, group in groupby(scripts, key=lambda s: s.category):
+        stem = _file_stem(category)
+        path = directory / f"{stem}.yaml"
+        if path in files:  # two categories that differ only in punctuation
+            path = directory / f"{stem}_{len(files) + 1}.yaml"
+        entries = [to_entry(script.key, script.content) for script in group]
+        files[path] = dump(entries, header=EXPORT_HEADER)
+    await asyncio.to_thread(_write_files, directory, files)
+    return list(files)
+
+
+def _write_files(directory: Path, files: dict[Path, str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, text in files.items():
+        path.write_text(text, encoding="utf-8")
+
+
+def _file_stem(category: str) -> str:
+    # Categories are operator text: keep letters (Chinese too) and digits, nothing path-like.
+    return re.sub(r"[^\w-]+", "_", category).strip("_") or "scripts"

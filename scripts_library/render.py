@@ -1,0 +1,144 @@
+"""Rendering scripts into messages, inside Jinja2's sandbox.
+
+Operators write the templates, so they run sandboxed: no attribute starting with an
+underscore, no mutating calls, bounded `range`, and no huge `*`/`**` results. Unknown or
+unset variables raise (StrictUndefined) rather than reaching students as blanks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError
+from jinja2.nodes import Template as TemplateAst
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from app.channels.messages import Article, OutMessage
+from scripts_library.errors import RenderError
+from scripts_library.images import ImageLoader
+from scripts_library.models import MsgType, Script, ScriptContent, ScriptVersion
+from scripts_library.variables import RenderContext
+
+ARTICLE_FIELDS = ("title", "description", "url", "picurl")  # each one a template
+MAX_REPEAT = 10_000  # longest sequence `*` may build
+MAX_EXPONENT = 100
+_UNDEFINED_NAME = re.compile(r"'(\w+)' is undefined")
+
+Renderable = Script | ScriptVersion | ScriptContent
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"乘方的指数不能超过 {MAX_EXPONENT}")
+        if operator == "*" and _repeats_too_much(left, right):
+            raise SecurityError(f"重复生成的内容不能超过 {MAX_REPEAT} 项")
+        return super().call_binop(context, operator, left, right)
+
+
+def _repeats_too_much(left: Any, right: Any) -> bool:
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and isinstance(times, int):
+            return len(seq) * times > MAX_REPEAT
+    return False
+
+
+_ENV = _Sandbox(
+    undefined=StrictUndefined,
+    autoescape=False,  # plain text for WeCom, not HTML
+    trim_blocks=True,  # `{% for %}` lines leave no blank lines behind
+    lstrip_blocks=True,
+)
+
+
+# Names every template may use besides the variables (range, loop helpers, …).
+GLOBALS: frozenset[str] = frozenset(_ENV.globals)
+
+
+def parse(source: str) -> TemplateAst:
+    """The template's syntax tree; raises jinja2's TemplateSyntaxError (with `lineno`)."""
+    return _ENV.parse(source)
+
+
+@lru_cache(maxsize=1024)
+def _compile(source: str) -> Template:
+    return _ENV.from_string(source)
+
+
+def render_text(source: str, variables: Mapping[str, object]) -> str:
+    """One template rendered with `variables`, surrounding whitespace removed."""
+    try:
+        return _compile(source).render(variables).strip()
+    except TemplateSyntaxError as exc:
+        raise RenderError(f"第 {exc.lineno} 行语法错误：{exc.message}") from exc
+    except SecurityError as exc:
+        raise RenderError(f"模板里有不允许的操作（出于安全原因已拦截）：{exc}") from exc
+    except UndefinedError as exc:
+        raise RenderError(_describe_undefined(exc)) from exc
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        raise RenderError(f"渲染失败：{exc}") from exc
+
+
+def _describe_undefined(exc: UndefinedError) -> str:
+    match = _UNDEFINED_NAME.search(exc.message or "")
+    if match:
+        return f"缺少变量：{match.group(1)}（这次发送没有提供它的值）"
+    return f"变量没有这个属性或下标：{exc.message}"
+
+
+def content_of(script: Renderable) -> ScriptContent:
+    return script if isinstance(script, ScriptContent) else script.content
+
+
+def template_fields(content: ScriptContent) -> list[tuple[str, str]]:
+    """Every (field, template) pair of a script, named as validation problems name them."""
+    pairs = [("body", content.body)]
+    if content.msgtype == MsgType.NEWS:
+        for index, article in enumerate(content.attachments):
+            for name in ARTICLE_FIELDS:
+                value = article.get(name)
+                if isinstance(value, str):
+                    pairs.append((f"attachments[{index}].{name}", value))
+    return pairs
+
+
+def render(
+    script: Renderable,
+    context: RenderContext,
+    *,
+    images: Callable[[str], bytes] | None = None,
+) -> OutMessage:
+    """The message `script` says with `context`'s values (RenderError if it cannot)."""
+    content = content_of(script)
+    variables = context.variables()
+    if content.msgtype in (MsgType.TEXT, MsgType.MARKDOWN):
+        return OutMessage(content.msgtype, content=render_text(content.body, variables))
+    if content.msgtype == MsgType.NEWS:
+        articles = tuple(_article(a, variables) for a in content.attachments)
+        return OutMessage(content.msgtype, articles=articles)
+    if content.msgtype == MsgType.IMAGE:
+        return OutMessage(content.msgtype, image=(images or ImageLoader())(image_ref(content)))
+    raise RenderError(f"不支持的消息类型：{content.msgtype}")
+
+
+def _article(article: Mapping[str, Any], variables: Mapping[str, object]) -> Article:
+    values = {name: render_text(str(article.get(name, "")), variables) for name in ARTICLE_FIELDS}
+    return Article(**values)
+
+
+def image_ref(content: ScriptContent) -> str:
+    """The `path` or `url` of an image script's single attachment."""
+    if len(content.attachments) != 1:
+        raise RenderError("图片消息需要且只需要一个附件（path 或 url）。")
+    attachment = content.attachments[0]
+    ref = attachment.get("path") or attachment.get("url")
+    if not isinstance(ref, str) or not ref.strip():
+        raise RenderError("图片附件需要填写 path（内容目录里的文件）或 url。")
+    return ref.strip()
