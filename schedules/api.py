@@ -1,0 +1,307 @@
+"""`/admin/api/schedules`: the camp's timetable, its calendar, and 立即发送."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin import audit
+from app.admin.common import get_or_404, snapshot
+from app.admin.errors import InvalidInput
+from app.admin.service_cohorts import CohortChange, on_cohort_changed
+from app.api.admin.fields import IdPath, Limit, Offset
+from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
+from app.api.admin.schemas import ERRORS_404, ERRORS_422, ItemsPage
+from app.deps import RuntimeDep
+from schedules import service
+from schedules.calendar import calendar
+from schedules.models import Firing, Schedule
+from schedules.planner import plan_cohort
+
+router = admin_resource_router("/schedules", "schedules")
+
+
+class ScheduleIn(BaseModel):
+    script_key: str = Field(min_length=1, max_length=100, examples=["day1_tasks"])
+    cohort_id: int | None = Field(default=None, examples=[1])
+    trigger: dict[str, Any] = Field(
+        examples=[{"type": "cohort_day", "day": 1, "time": "08:00"}],
+        description='{"type":"cohort_day"|"member_day","day":N,"time":"HH:MM"} | '
+        '{"type":"cron","cron":"0 21 * * *"} | {"type":"at","at":ISO-8601}',
+    )
+    target: dict[str, Any] = Field(
+        examples=[{"type": "cohort_groups"}],
+        description='{"type":"cohort_groups"} | {"type":"groups","group_ids":[…]} | '
+        '{"type":"members","filter":"all"|…} | {"type":"staff","userids":[…]}',
+    )
+    enabled: bool = True
+
+
+class SchedulePatch(BaseModel):
+    script_key: str | None = Field(default=None, min_length=1, max_length=100)
+    cohort_id: int | None = None
+    trigger: dict[str, Any] | None = None
+    target: dict[str, Any] | None = None
+    enabled: bool | None = None
+
+
+class FiringOut(BaseModel):
+    id: int
+    occurrence: str
+    due_at: datetime
+    status: str
+    enqueued: int
+    note: str | None
+
+
+class ScheduleOut(BaseModel):
+    id: int
+    script_key: str
+    cohort_id: int | None
+    trigger: dict[str, Any]
+    target: dict[str, Any]
+    enabled: bool
+    next_due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CalendarOut(BaseModel):
+    firing_id: int
+    schedule_id: int
+    script_key: str
+    cohort_id: int | None
+    due_at: datetime
+    local_time: str
+    targets: list[str]
+
+
+async def _out(schedule: Schedule, session: AsyncSession) -> ScheduleOut:
+    next_due = await session.scalar(
+        select(func.min(Firing.due_at)).where(
+            Firing.schedule_id == schedule.id, Firing.status == "planned"
+        )
+    )
+    return ScheduleOut(
+        id=schedule.id,
+        script_key=schedule.script_key,
+        cohort_id=schedule.cohort_id,
+        trigger=schedule.trigger,
+        target=schedule.target,
+        enabled=schedule.enabled,
+        next_due_at=next_due,
+        created_at=schedule.created_at,
+        updated_at=schedule.updated_at,
+    )
+
+
+def _invalid(problem: service.ScheduleProblem) -> InvalidInput:
+    return InvalidInput(problem.field, problem.message)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="创建定时发送",
+    description="保存后立即排期；`GET /schedules/calendar` 可查看将要发送的内容。",
+    responses=ERRORS_422,
+)
+async def create_schedule(
+    body: ScheduleIn, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
+) -> ScheduleOut:
+    now = runtime.clock.now()
+    try:
+        schedule = await service.create_schedule(
+            session=session,
+            now=now,
+            default_tz=runtime.settings.campbot_timezone,
+            **body.model_dump(),
+        )
+    except service.ScheduleProblem as problem:
+        raise _invalid(problem) from None
+    await audit.record(
+        session=session,
+        actor=actor.name,
+        resource="schedules",
+        resource_id=schedule.id,
+        action="create",
+        before=None,
+        after=snapshot(schedule),
+        now=now,
+    )
+    return await _out(schedule, session)
+
+
+@router.get(
+    "/calendar",
+    summary="发送日历（预演）",
+    description="未来 `hours` 小时内将发送的内容：哪个话术、发给谁、何时（营地时间）。",
+)
+async def get_calendar(
+    session: AdminSessionDep, runtime: RuntimeDep, hours: float = Query(24, gt=0, le=24 * 31)
+) -> list[CalendarOut]:
+    entries = await calendar(
+        session=session,
+        now=runtime.clock.now(),
+        hours=hours,
+        default_tz=runtime.settings.campbot_timezone,
+    )
+    return [
+        CalendarOut(
+            firing_id=e.firing_id,
+            schedule_id=e.schedule_id,
+            script_key=e.script_key,
+            cohort_id=e.cohort_id,
+            due_at=e.due_at,
+            local_time=e.local_time,
+            targets=list(e.targets),
+        )
+        for e in entries
+    ]
+
+
+@router.get("", summary="定时发送列表")
+async def list_schedules(
+    session: AdminSessionDep, limit: Limit = 50, offset: Offset = 0, cohort_id: int | None = None
+) -> ItemsPage[ScheduleOut]:
+    query = select(Schedule).order_by(Schedule.id)
+    if cohort_id is not None:
+        query = query.where(Schedule.cohort_id == cohort_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = (await session.execute(query.limit(limit).offset(offset))).scalars().all()
+    return ItemsPage(
+        items=[await _out(s, session) for s in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{schedule_id}", summary="查看定时发送", responses=ERRORS_404)
+async def get_schedule(schedule_id: IdPath, session: AdminSessionDep) -> ScheduleOut:
+    schedule = await get_or_404(Schedule, schedule_id, session=session, what="定时发送")
+    return await _out(schedule, session)
+
+
+@router.get("/{schedule_id}/firings", summary="排期与发送记录", responses=ERRORS_404)
+async def list_firings(schedule_id: IdPath, session: AdminSessionDep) -> list[FiringOut]:
+    await get_or_404(Schedule, schedule_id, session=session, what="定时发送")
+    rows = (
+        await session.execute(
+            select(Firing).where(Firing.schedule_id == schedule_id).order_by(Firing.due_at)
+        )
+    ).scalars()
+    return [
+        FiringOut(
+            id=f.id,
+            occurrence=f.occurrence,
+            due_at=f.due_at,
+            status=f.status,
+            enqueued=f.enqueued,
+            note=f.note,
+        )
+        for f in rows
+    ]
+
+
+@router.patch(
+    "/{schedule_id}",
+    summary="修改定时发送",
+    description="修改后重新排期：未发送的改到新时间，已发送的不会重发。",
+    responses=ERRORS_404 | ERRORS_422,
+)
+async def update_schedule(
+    schedule_id: IdPath,
+    body: SchedulePatch,
+    session: AdminSessionDep,
+    actor: ActorDep,
+    runtime: RuntimeDep,
+) -> ScheduleOut:
+    now = runtime.clock.now()
+    schedule = await get_or_404(Schedule, schedule_id, session=session, what="定时发送", lock=True)
+    before = snapshot(schedule)
+    try:
+        await service.update_schedule(
+            session=session,
+            schedule=schedule,
+            changes=body.model_dump(exclude_unset=True),
+            now=now,
+            default_tz=runtime.settings.campbot_timezone,
+        )
+    except service.ScheduleProblem as problem:
+        raise _invalid(problem) from None
+    await audit.record(
+        session=session,
+        actor=actor.name,
+        resource="schedules",
+        resource_id=schedule.id,
+        action="update",
+        before=before,
+        after=snapshot(schedule),
+        now=now,
+    )
+    return await _out(schedule, session)
+
+
+@router.delete("/{schedule_id}", status_code=204, summary="删除定时发送", responses=ERRORS_404)
+async def delete_schedule(
+    schedule_id: IdPath, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
+) -> Response:
+    schedule = await get_or_404(Schedule, schedule_id, session=session, what="定时发送")
+    await audit.record(
+        session=session,
+        actor=actor.name,
+        resource="schedules",
+        resource_id=schedule.id,
+        action="delete",
+        before=snapshot(schedule),
+        after=None,
+        now=runtime.clock.now(),
+    )
+    await session.delete(schedule)
+    return Response(status_code=204)
+
+
+@router.post("/{schedule_id}/run", summary="立即发送一次", responses=ERRORS_404)
+async def run_schedule(
+    schedule_id: IdPath, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
+) -> FiringOut:
+    now = runtime.clock.now()
+    schedule = await get_or_404(Schedule, schedule_id, session=session, what="定时发送")
+    firing = await service.run_now(
+        session=session, schedule=schedule, now=now, default_tz=runtime.settings.campbot_timezone
+    )
+    await audit.record(
+        session=session,
+        actor=actor.name,
+        resource="schedules",
+        resource_id=schedule.id,
+        action="run",
+        before=None,
+        after={"firing": firing.occurrence, "enqueued": firing.enqueued},
+        now=now,
+    )
+    return FiringOut(
+        id=firing.id,
+        occurrence=firing.occurrence,
+        due_at=firing.due_at,
+        status=firing.status,
+        enqueued=firing.enqueued,
+        note=firing.note,
+    )
+
+
+def install_hooks(*, default_tz: str) -> None:
+    """Re-plan a cohort's schedules when its start date moves or a member joins (member_day
+    firings). Called once by main.py when it wires the schedules in."""
+
+    async def replan(change: CohortChange, *, session: AsyncSession) -> None:
+        if change.action in ("update", "member_joined"):
+            await plan_cohort(
+                session=session, cohort_id=change.cohort_id, now=change.at, default_tz=default_tz
+            )
+
+    on_cohort_changed[:] = [h for h in on_cohort_changed if getattr(h, "__name__", "") != "replan"]
+    on_cohort_changed.append(replan)

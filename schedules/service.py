@@ -1,0 +1,137 @@
+"""Schedules as operators edit them: checked, saved, planned at once.
+
+Keyword-only, flush-only (the request owns the transaction), like every service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.models import Cohort
+from schedules.models import Firing, FiringStatus, Schedule
+from schedules.planner import plan_schedule
+from schedules.runner import fire
+from schedules.targets import check_target
+from schedules.triggers import TriggerError, parse_trigger
+from scripts_library.models import Script
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleProblem(Exception):
+    field: str
+    message: str
+
+
+async def _check(
+    session: AsyncSession,
+    *,
+    script_key: str,
+    cohort_id: int | None,
+    trigger: dict[str, Any],
+    target: dict[str, Any],
+    default_tz: str,
+) -> None:
+    if (await session.execute(select(Script.id).where(Script.key == script_key))).first() is None:
+        raise ScheduleProblem("script_key", f"话术不存在：{script_key}")
+    cohort = await session.get(Cohort, cohort_id) if cohort_id is not None else None
+    if cohort_id is not None and cohort is None:
+        raise ScheduleProblem("cohort_id", f"期次不存在：{cohort_id}")
+    try:
+        parse_trigger(trigger, tz=ZoneInfo(cohort.timezone if cohort else default_tz))
+    except TriggerError as exc:
+        raise ScheduleProblem("trigger", str(exc)) from exc
+    if trigger.get("type") in ("cohort_day", "member_day") and cohort is None:
+        raise ScheduleProblem("cohort_id", f"{trigger['type']} 触发需要指定期次（cohort_id）")
+    try:
+        check_target(target)
+    except TriggerError as exc:
+        raise ScheduleProblem("target", str(exc)) from exc
+    if target.get("type") in ("cohort_groups", "members") and cohort is None:
+        raise ScheduleProblem("cohort_id", f"{target['type']} 目标需要指定期次（cohort_id）")
+
+
+async def create_schedule(
+    *,
+    session: AsyncSession,
+    script_key: str,
+    cohort_id: int | None,
+    trigger: dict[str, Any],
+    target: dict[str, Any],
+    now: datetime,
+    default_tz: str,
+    enabled: bool = True,
+) -> Schedule:
+    await _check(
+        session,
+        script_key=script_key,
+        cohort_id=cohort_id,
+        trigger=trigger,
+        target=target,
+        default_tz=default_tz,
+    )
+    schedule = Schedule(
+        script_key=script_key,
+        cohort_id=cohort_id,
+        trigger=trigger,
+        target=target,
+        enabled=enabled,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(schedule)
+    await session.flush()
+    await plan_schedule(session=session, schedule=schedule, now=now, default_tz=default_tz)
+    return schedule
+
+
+async def update_schedule(
+    *,
+    session: AsyncSession,
+    schedule: Schedule,
+    changes: dict[str, Any],
+    now: datetime,
+    default_tz: str,
+) -> Schedule:
+    """Apply `changes` (any of script_key, cohort_id, trigger, target, enabled) and re-plan:
+    pending firings move, sent ones stay sent."""
+    merged = {
+        name: changes.get(name, getattr(schedule, name))
+        for name in ("script_key", "cohort_id", "trigger", "target", "enabled")
+    }
+    await _check(
+        session,
+        script_key=merged["script_key"],
+        cohort_id=merged["cohort_id"],
+        trigger=merged["trigger"],
+        target=merged["target"],
+        default_tz=default_tz,
+    )
+    for name, value in merged.items():
+        setattr(schedule, name, value)
+    schedule.updated_at = now
+    await session.flush()
+    await plan_schedule(session=session, schedule=schedule, now=now, default_tz=default_tz)
+    return schedule
+
+
+async def run_now(
+    *, session: AsyncSession, schedule: Schedule, now: datetime, default_tz: str
+) -> Firing:
+    """Fire the schedule once, now, besides its plan (an operator's 立即发送)."""
+    firing = Firing(
+        schedule_id=schedule.id,
+        occurrence=f"manual-{now:%Y%m%dT%H%M%S%f}",
+        due_at=now,
+        status=FiringStatus.PLANNED,
+        enqueued=0,
+    )
+    session.add(firing)
+    await session.flush()
+    await fire(session=session, firing=firing, now=now, default_tz=default_tz)
+    return firing

@@ -1,0 +1,125 @@
+"""Who a firing goes to: a cohort's groups, chosen groups, filtered members, staff.
+
+Member filters are a registry so capabilities can add theirs (the check-in issue
+adds `not_checked_in_today`) without touching the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.models import CohortGroup, CohortMember
+from app.channels.routes import Channel, Route, route_group, route_member
+from app.models import Group, GroupStatus, Member, MemberStatus
+from app.wecom.errors import UndeliverableError
+from schedules.triggers import TriggerError
+
+MemberFilter = Callable[[Select[Member], int, datetime], Awaitable[Select[Member]]]
+MEMBER_FILTERS: dict[str, MemberFilter] = {}
+
+
+def member_filter(name: str) -> Callable[[MemberFilter], MemberFilter]:
+    """Register a filter for `{"type": "members", "filter": name}` targets."""
+
+    def register(fn: MemberFilter) -> MemberFilter:
+        MEMBER_FILTERS[name] = fn
+        return fn
+
+    return register
+
+
+@member_filter("all")
+async def _all(query: Select[Member], cohort_id: int, now: datetime) -> Select[Member]:
+    return query
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    route: Route
+    group: Group | None = None
+    member: Member | None = None
+
+    @property
+    def label(self) -> str:
+        return self.route.label
+
+
+def check_target(target: dict[str, Any]) -> None:
+    """Refuse a target the scheduler could not resolve (Chinese, for the 422)."""
+    kind = target.get("type")
+    if kind == "groups" and not isinstance(target.get("group_ids"), list):
+        raise TriggerError("groups 目标需要 group_ids 列表")
+    if kind == "members" and target.get("filter", "all") not in MEMBER_FILTERS:
+        raise TriggerError(
+            f"未知的成员筛选：{target.get('filter')!r}（可用："
+            f"{', '.join(sorted(MEMBER_FILTERS))}）"
+        )
+    if kind == "staff" and not isinstance(target.get("userids"), list):
+        raise TriggerError("staff 目标需要 userids 列表")
+    if kind not in ("cohort_groups", "groups", "members", "staff"):
+        raise TriggerError(
+            f"未知的目标类型：{kind!r}（可用：cohort_groups, groups, members, staff）"
+        )
+
+
+async def _groups(session: AsyncSession, query: Select[Group]) -> list[Target]:
+    targets = []
+    for group in (
+        await session.execute(query.where(Group.status == GroupStatus.ACTIVE))
+    ).scalars():
+        try:
+            targets.append(Target(route_group(group), group=group))
+        except UndeliverableError:
+            continue  # a group without its channel details: shown by the calendar as missing
+    return targets
+
+
+async def _members(session: AsyncSession, query: Select[Member]) -> list[Target]:
+    targets = []
+    for member in (await session.execute(query)).scalars():
+        try:
+            targets.append(Target(route_member(member), member=member))
+        except UndeliverableError:
+            continue
+    return targets
+
+
+async def resolve(
+    *,
+    session: AsyncSession,
+    target: dict[str, Any],
+    cohort_id: int | None,
+    member_id: int | None,
+    now: datetime,
+) -> list[Target]:
+    """The reachable targets of a firing (member_day firings: just their member)."""
+    kind = target.get("type")
+    if kind == "cohort_groups":
+        return await _groups(
+            session,
+            select(Group)
+            .join(CohortGroup, CohortGroup.group_id == Group.id)
+            .where(CohortGroup.cohort_id == cohort_id)
+            .order_by(Group.id),
+        )
+    if kind == "groups":
+        ids = [int(i) for i in target.get("group_ids", [])]
+        return await _groups(session, select(Group).where(Group.id.in_(ids)).order_by(Group.id))
+    if kind == "staff":
+        return [Target(Route(Channel.APP_MESSAGE, str(u))) for u in target.get("userids", [])]
+    query = (
+        select(Member)
+        .join(CohortMember, CohortMember.member_id == Member.id)
+        .where(CohortMember.cohort_id == cohort_id, Member.status == MemberStatus.ACTIVE)
+        .order_by(Member.id)
+    )
+    if member_id is not None:
+        query = query.where(Member.id == member_id)
+    chosen = MEMBER_FILTERS[str(target.get("filter", "all"))]
+    return await _members(session, await chosen(query, cohort_id or 0, now))
