@@ -189,10 +189,12 @@ def sandbox(
 
 
 def _add_subcommands() -> None:
-    # Imported here: the script library is a domain package, wired in only at the edge.
+    # Imported here: the domain packages are wired in only at the edge.
+    from schedules.cli import calendar
     from scripts_library.cli import scripts_cli
 
     cli.add_typer(scripts_cli, name="scripts", help="话术库：导入或导出 content/*.yaml")
+    cli.command()(calendar)
 
 
 _add_subcommands()

@@ -31,6 +31,9 @@ from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
 from app.settings import Settings, describe_settings_error, get_settings
 from bots import ROUTERS
 from bots.dispatch import Dispatcher, Router
+from schedules import api as schedules_api
+from schedules.scheduler import run_scheduler
+from scripts_library import api as scripts_api
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +77,19 @@ def build_runtime(
     )
 
 
-def _start_loops(runtime: Runtime, loops: Loops, *, sweeper: bool, sender: bool) -> None:
+def _start_loops(
+    runtime: Runtime, loops: Loops, *, sweeper: bool, sender: bool, scheduler: bool
+) -> None:
+    if scheduler:
+        loops.start(
+            partial(
+                run_scheduler,
+                engine=runtime.engine,
+                sessions=runtime.sessions,
+                clock=runtime.clock,
+                default_tz=runtime.settings.campbot_timezone,
+            )
+        )
     if sweeper:
         loops.start(
             partial(
@@ -104,6 +119,7 @@ def create_app(
     routers: Iterable[Router] = ROUTERS,
     wecom_transport: httpx.AsyncBaseTransport | None = None,
     sweeper: bool = True,
+    scheduler: bool = True,
     sender: bool = True,
 ) -> FastAPI:
     """The app; tests inject the clock, the engine and the transport that reaches WeCom."""
@@ -127,11 +143,15 @@ def create_app(
             _warn_unconfigured(runtime)
             loops = Loops()
             stack.push_async_callback(loops.close)
-            _start_loops(runtime, loops, sweeper=sweeper, sender=sender)
+            schedules_api.install_hooks(default_tz=resolved.campbot_timezone)
+            _start_loops(runtime, loops, sweeper=sweeper, sender=sender, scheduler=scheduler)
             yield
 
     app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
     app.include_router(api_router)
+    # Domain packages' admin resources; their routes authenticate like every /admin/api one.
+    app.include_router(schedules_api.router, prefix="/admin/api")
+    app.include_router(scripts_api.router, prefix="/admin/api")
     app.add_exception_handler(CallbackError, callback_error_response)
     return app
 

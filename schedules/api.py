@@ -6,29 +6,35 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin import audit
 from app.admin.common import get_or_404, snapshot
-from app.admin.errors import InvalidInput
+from app.admin.errors import Conflict, InvalidInput
 from app.admin.service_cohorts import CohortChange, on_cohort_changed
-from app.api.admin.fields import IdPath, Limit, Offset
+from app.api.admin.fields import CohortQuery, CohortRef, IdPath, Limit, Offset, not_null
 from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
-from app.api.admin.schemas import ERRORS_404, ERRORS_422, ItemsPage
+from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
+from app.wecom.errors import UndeliverableError
 from schedules import service
 from schedules.calendar import calendar
 from schedules.models import Firing, Schedule
 from schedules.planner import plan_cohort
+from scripts_library.errors import RenderError
 
 router = admin_resource_router("/schedules", "schedules")
 
 
 class ScheduleIn(BaseModel):
+    # A misspelt field (say "enable": false) must be a 422, not a schedule that sends anyway.
+    model_config = ConfigDict(extra="forbid")
+
     script_key: str = Field(min_length=1, max_length=100, examples=["day1_tasks"])
-    cohort_id: int | None = Field(default=None, examples=[1])
+    # Bounded like every admin id: a huge one is a 422, not PostgreSQL's int32 error (500).
+    cohort_id: CohortRef | None = Field(default=None, examples=[1])
     trigger: dict[str, Any] = Field(
         examples=[{"type": "cohort_day", "day": 1, "time": "08:00"}],
         description='{"type":"cohort_day"|"member_day","day":N,"time":"HH:MM"} | '
@@ -43,11 +49,18 @@ class ScheduleIn(BaseModel):
 
 
 class SchedulePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     script_key: str | None = Field(default=None, min_length=1, max_length=100)
-    cohort_id: int | None = None
+    cohort_id: CohortRef | None = None
     trigger: dict[str, Any] | None = None
     target: dict[str, Any] | None = None
     enabled: bool | None = None
+
+    # Only cohort_id may be cleared; null elsewhere would store a schedule that cannot plan.
+    _present_means_set = field_validator(
+        "script_key", "trigger", "target", "enabled", mode="before"
+    )(not_null)
 
 
 class FiringOut(BaseModel):
@@ -167,7 +180,7 @@ async def get_calendar(
 
 @router.get("", summary="定时发送列表")
 async def list_schedules(
-    session: AdminSessionDep, limit: Limit = 50, offset: Offset = 0, cohort_id: int | None = None
+    session: AdminSessionDep, limit: Limit = 50, offset: Offset = 0, cohort_id: CohortQuery = None
 ) -> ItemsPage[ScheduleOut]:
     query = select(Schedule).order_by(Schedule.id)
     if cohort_id is not None:
@@ -264,15 +277,23 @@ async def delete_schedule(
     return Response(status_code=204)
 
 
-@router.post("/{schedule_id}/run", summary="立即发送一次", responses=ERRORS_404)
+@router.post("/{schedule_id}/run", summary="立即发送一次", responses=ERRORS_404 | ERRORS_409)
 async def run_schedule(
     schedule_id: IdPath, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
 ) -> FiringOut:
     now = runtime.clock.now()
     schedule = await get_or_404(Schedule, schedule_id, session=session, what="定时发送")
-    firing = await service.run_now(
-        session=session, schedule=schedule, now=now, default_tz=runtime.settings.campbot_timezone
-    )
+    try:
+        firing = await service.run_now(
+            session=session,
+            schedule=schedule,
+            now=now,
+            default_tz=runtime.settings.campbot_timezone,
+        )
+    except (RenderError, UndeliverableError) as exc:
+        # The script cannot be said to these targets (a variable they lack, over a channel's
+        # limit): the operator's answer, not a 500. The request rolls back: nothing enqueued.
+        raise Conflict(f"无法立即发送：{exc}") from None
     await audit.record(
         session=session,
         actor=actor.name,

@@ -20,6 +20,7 @@ from app.models import Group, GroupStatus, Member, MemberStatus
 from app.wecom.errors import UndeliverableError
 from schedules.triggers import TriggerError
 
+GROUP_ID_MAX = 2**31 - 1  # groups.id is a 32-bit integer column
 MemberFilter = Callable[[Select[Member], int, datetime], Awaitable[Select[Member]]]
 MEMBER_FILTERS: dict[str, MemberFilter] = {}
 
@@ -50,18 +51,31 @@ class Target:
         return self.route.label
 
 
+def _all_ids(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= GROUP_ID_MAX for i in value
+    )
+
+
+def _all_userids(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(u, str) and u.strip() for u in value)
+
+
 def check_target(target: dict[str, Any]) -> None:
     """Refuse a target the scheduler could not resolve (Chinese, for the 422)."""
+    if not isinstance(target, dict):  # a PATCH may send null
+        raise TriggerError(f"目标须为 JSON 对象，收到 {target!r}")
     kind = target.get("type")
-    if kind == "groups" and not isinstance(target.get("group_ids"), list):
-        raise TriggerError("groups 目标需要 group_ids 列表")
-    if kind == "members" and target.get("filter", "all") not in MEMBER_FILTERS:
+    # resolve() turns these into SQL parameters and routes: anything else fails at firing time.
+    if kind == "groups" and not _all_ids(target.get("group_ids")):
+        raise TriggerError("groups 目标需要 group_ids 列表（群 id，正整数）")
+    if kind == "members" and str(target.get("filter", "all")) not in MEMBER_FILTERS:
         raise TriggerError(
             f"未知的成员筛选：{target.get('filter')!r}（可用："
             f"{', '.join(sorted(MEMBER_FILTERS))}）"
         )
-    if kind == "staff" and not isinstance(target.get("userids"), list):
-        raise TriggerError("staff 目标需要 userids 列表")
+    if kind == "staff" and not _all_userids(target.get("userids")):
+        raise TriggerError("staff 目标需要 userids 列表（员工 userid 字符串）")
     if kind not in ("cohort_groups", "groups", "members", "staff"):
         raise TriggerError(
             f"未知的目标类型：{kind!r}（可用：cohort_groups, groups, members, staff）"

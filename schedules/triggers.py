@@ -19,6 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 MAX_CRON_OCCURRENCES = 500
+MAX_DAY = 366  # a year either side of the start: larger days overflow the date arithmetic
 
 
 class TriggerError(ValueError):
@@ -100,11 +101,15 @@ Trigger = CohortDay | MemberDay | Cron | At
 
 def parse_trigger(data: dict[str, Any], *, tz: ZoneInfo) -> Trigger:
     """The trigger for ARCHITECTURE §4's JSON; TriggerError (Chinese) when it is invalid."""
+    if not isinstance(data, dict):  # a PATCH may send null
+        raise TriggerError(f"触发条件须为 JSON 对象，收到 {data!r}")
     kind = data.get("type")
     if kind in ("cohort_day", "member_day"):
         day = data.get("day")
         if not isinstance(day, int) or isinstance(day, bool):
             raise TriggerError(f"day 须为整数，收到 {day!r}")
+        if abs(day) > MAX_DAY:
+            raise TriggerError(f"day 须在 -{MAX_DAY} 到 {MAX_DAY} 之间，收到 {day}")
         at = _clock_time(data.get("time"))
         return CohortDay(day, at) if kind == "cohort_day" else MemberDay(day, at)
     if kind == "cron":
@@ -116,5 +121,10 @@ def parse_trigger(data: dict[str, Any], *, tz: ZoneInfo) -> Trigger:
             when = datetime.fromisoformat(str(data.get("at")))
         except ValueError as exc:
             raise TriggerError(f"at 须为 ISO-8601 时间，收到 {data.get('at')!r}") from exc
-        return At(when if when.tzinfo else when.replace(tzinfo=tz))
+        when = when if when.tzinfo else when.replace(tzinfo=tz)
+        try:
+            when.astimezone(ZoneInfo("UTC"))  # planning converts it; year 9999 may overflow
+        except OverflowError as exc:
+            raise TriggerError(f"at 超出可用的时间范围，收到 {data.get('at')!r}") from exc
+        return At(when)
     raise TriggerError(f"未知的触发类型：{kind!r}（可用：cohort_day, member_day, cron, at）")

@@ -6,4 +6,5 @@ render      render(script, context) -> OutMessage, in Jinja2's sandbox
 validate    validate(content) -> raises ScriptValidationError with per-field problems
 service     create/update/get/list, versions, diff, rollback, preview
 loader      import_pack / export_pack for content/*.yaml; cli: `campbot scripts …`
+api         /admin/api/scripts (models in api_schemas, helpers in api_support, api_views)
 """

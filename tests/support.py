@@ -50,7 +50,14 @@ async def running_app(
 ) -> AsyncIterator[AppHarness]:
     from app.main import create_app
 
-    app = create_app(settings=settings, clock=clock, engine=engine, routers=routers, sweeper=False)
+    app = create_app(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        routers=routers,
+        sweeper=False,
+        scheduler=False,
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://campbot") as client:
