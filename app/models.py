@@ -71,7 +71,8 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         CheckConstraint(_in("status", OutboxStatus), name="status"),
-        Index("ix_outbox_status_not_before", "status", "not_before"),
+        # The sender's due query orders by (not_before, id): cover both, no sort.
+        Index("ix_outbox_status_not_before", "status", "not_before", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -7,7 +7,8 @@ before its request and records the outcome in the same commit as the next
 row's mark. After a `kill -9`, claimed rows go back to `pending` untouched, and
 only the one row that was `sending` can have reached WeCom already: it is sent
 again and counted `in_doubt` (for app messages WeCom's duplicate check drops
-the repeat).
+the repeat). Each concurrent worker has at most one row on its way, so a kill can
+repeat at most `concurrency` rows (4 by default), each of them counted.
 """
 
 from __future__ import annotations
@@ -130,13 +131,15 @@ async def _claim(
     now: datetime,
     worker: str,
     intervals: Mapping[str, timedelta],
+    lease: timedelta = LEASE,
 ) -> list[OutboxMessage]:
     """Claim the rows whose rate slot is free now; move the others to their coming slot."""
     claimed = []
     # Per bucket: the time the next row of it may go, so rows of one busy bucket are
     # spread over its coming slots instead of all retrying the same one.
     next_slot: dict[str, datetime] = {}
-    for row in rows:
+    # Buckets are locked in key order, so two claims never wait on each other's slots.
+    for row in sorted(rows, key=lambda r: r.rate_key or ""):
         interval = intervals.get(row.channel)
         if row.rate_key and interval:
             if row.rate_key in next_slot:
@@ -148,10 +151,10 @@ async def _claim(
             if busy_until is not None:
                 row.not_before = busy_until
                 continue
-        row.status, row.claimed_by, row.lease_until = OutboxStatus.CLAIMED, worker, now + LEASE
+        row.status, row.claimed_by, row.lease_until = OutboxStatus.CLAIMED, worker, now + lease
         row.updated_at = now
         claimed.append(row)
-    return claimed
+    return sorted(claimed, key=lambda r: (r.not_before, r.id))
 
 
 async def claim_due(
@@ -161,10 +164,11 @@ async def claim_due(
     worker: str,
     limit: int,
     intervals: Mapping[str, timedelta] = RATE_INTERVALS,
+    lease: timedelta = LEASE,
 ) -> list[OutboxMessage]:
     """Rows this worker may send now (FOR UPDATE SKIP LOCKED keeps workers apart)."""
     due = (await session.execute(_due(now).limit(limit))).scalars().all()
-    return await _claim(session, due, now=now, worker=worker, intervals=intervals)
+    return await _claim(session, due, now=now, worker=worker, intervals=intervals, lease=lease)
 
 
 async def recover_expired(*, session: AsyncSession, now: datetime) -> int:
@@ -227,7 +231,9 @@ async def _apply(session: AsyncSession, outcome: Outcome, *, worker: str, now: d
     row.status, row.not_before = OutboxStatus.PENDING, now + wait
 
 
-async def _mark_sending(session: AsyncSession, row_id: int, *, worker: str, now: datetime) -> bool:
+async def _mark_sending(
+    session: AsyncSession, row_id: int, *, worker: str, now: datetime, lease: timedelta
+) -> bool:
     marked = await session.execute(
         update(OutboxMessage)
         .where(
@@ -235,7 +241,7 @@ async def _mark_sending(session: AsyncSession, row_id: int, *, worker: str, now:
             OutboxMessage.status == OutboxStatus.CLAIMED,
             OutboxMessage.claimed_by == worker,
         )
-        .values(status=OutboxStatus.SENDING, lease_until=now + LEASE, updated_at=now)
+        .values(status=OutboxStatus.SENDING, lease_until=now + lease, updated_at=now)
     )
     return bool(marked.rowcount)  # type: ignore[attr-defined]
 
@@ -251,6 +257,7 @@ class Sender:
         clock: Clock,
         batch: int = 10,
         concurrency: int = 4,
+        lease: timedelta = LEASE,
         intervals: Mapping[str, timedelta] = RATE_INTERVALS,
     ) -> None:
         self.sessions = sessions
@@ -259,6 +266,7 @@ class Sender:
         self._batch = batch
         self._concurrency = concurrency
         self._intervals = intervals
+        self._lease = lease
         self.worker = uuid.uuid4().hex[:12]
         self._recovered_at: datetime | None = None
 
@@ -282,6 +290,7 @@ class Sender:
                 worker=worker,
                 limit=self._batch,
                 intervals=self._intervals,
+                lease=self._lease,
             )
         await self._send_claimed(rows, worker=worker)
         return len(rows)
@@ -296,7 +305,12 @@ class Sender:
             now = self._clock.now()
             due = (await session.execute(_due(now).where(OutboxMessage.id == row_id))).scalars()
             rows = await _claim(
-                session, due.all(), now=now, worker=worker, intervals=self._intervals
+                session,
+                due.all(),
+                now=now,
+                worker=worker,
+                intervals=self._intervals,
+                lease=self._lease,
             )
         await self._send_claimed(rows, worker=worker)
         async with self.sessions() as session:
@@ -313,7 +327,9 @@ class Sender:
                 if outcome is not None:
                     await _apply(session, outcome, worker=worker, now=now)
                 outcome = None
-                if not await _mark_sending(session, row.id, worker=worker, now=now):
+                if not await _mark_sending(
+                    session, row.id, worker=worker, now=now, lease=self._lease
+                ):
                     continue
             outcome = await self._attempt(row)
         if outcome is not None:

@@ -1,0 +1,195 @@
+"""CampBot commands as real processes, for the tests that need a process boundary.
+
+A sender process can be killed mid-send (`kill -9`), two of them can compete for the
+same rows, and the CLI's exit codes are the real ones. Everything listens on 127.0.0.1,
+each child writes to a log file (a full pipe would block it), and every wait has a
+deadline whose failure message includes the child's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+
+import httpx
+
+HOST = "127.0.0.1"
+# Obviously fake credentials; the sandbox is started with the same ones.
+CORP_ID = "wwprocesstest0001"
+AGENT_ID = 1000002
+SECRET = "process-test-secret"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+# The fake keeps nothing worth a graceful stop; its answers on hold are not waited for.
+SANDBOX_GRACE_S = 1.0
+POLL_S = 0.02
+# `campbot` of this interpreter, whatever is (or is not) on PATH.
+CAMPBOT = (
+    sys.executable,
+    "-c",
+    "import sys; from app.cli import main; sys.argv[0] = 'campbot'; main()",
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def campbot_env(*, database_url: str, api_base: str | None = None) -> dict[str, str]:
+    """The environment of a child `campbot`: this corp, this database, nothing inherited
+    that would change its settings, and no proxy between it and 127.0.0.1."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WECOM_", "DATABASE_URL", "ADMIN_TOKEN", "CAMPBOT_"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env.update(
+        WECOM_CORP_ID=CORP_ID,
+        WECOM_AGENT_ID=str(AGENT_ID),
+        WECOM_SECRET=SECRET,
+        DATABASE_URL=database_url,
+        NO_PROXY="*",
+        PYTHONUNBUFFERED="1",
+    )
+    if api_base is not None:
+        env["WECOM_API_BASE"] = api_base
+    return env
+
+
+class Process:
+    """A child process whose output goes to `log`; stopped by its pid only."""
+
+    def __init__(self, args: Sequence[str], *, env: dict[str, str], cwd: Path, log: Path) -> None:
+        self.log_path = log
+        self._log = log.open("ab")
+        self.popen = subprocess.Popen(
+            args,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def kill(self) -> int:
+        """SIGKILL: no handler, no cleanup, nothing flushed (a crash or `kill -9`)."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGKILL)
+        return self._reap(STOP_TIMEOUT_S)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int:
+        """Ask it to stop with `sig`; SIGKILL it if it has not exited within `timeout`."""
+        if self.alive():
+            self.popen.send_signal(sig)
+            try:
+                return self._reap(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.send_signal(signal.SIGKILL)
+        return self._reap(STOP_TIMEOUT_S)
+
+    def _reap(self, timeout: float) -> int:
+        code = self.popen.wait(timeout)
+        self._log.close()
+        return code
+
+
+def start_campbot(args: Sequence[str], *, env: dict[str, str], cwd: Path, name: str) -> Process:
+    return Process([*CAMPBOT, *args], env=env, cwd=cwd, log=cwd / f"{name}.log")
+
+
+class SandboxServer:
+    """`campbot sandbox` on a free port, ready once /sandbox/state answers."""
+
+    def __init__(self, process: Process, port: int) -> None:
+        self.process = process
+        self.base_url = f"http://{HOST}:{port}"
+
+    @classmethod
+    def start(cls, workdir: Path, *, robots: Iterable[str] = ()) -> SandboxServer:
+        args = ["sandbox", "--host", HOST]
+        for key in robots:
+            args += ["--robot", key]
+        env = campbot_env(database_url=f"sqlite+aiosqlite:///{workdir / 'unused.db'}")
+        # A port found free may be taken before uvicorn binds it: try another.
+        logs = []
+        for attempt in range(3):
+            port = free_port()
+            process = start_campbot(
+                [*args, "--port", str(port)], env=env, cwd=workdir, name=f"sandbox-{attempt}"
+            )
+            server = cls(process, port)
+            if server._ready():
+                return server
+            server.stop()
+            logs.append(process.log_tail())
+        raise RuntimeError("the sandbox did not start:\n" + "\n".join(logs))
+
+    def _ready(self) -> bool:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with httpx.Client(base_url=self.base_url, trust_env=False, timeout=2) as http:
+            while time.monotonic() < deadline and self.process.alive():
+                try:
+                    if http.get("/sandbox/state").status_code == 200:
+                        return True
+                except httpx.TransportError:
+                    pass
+                time.sleep(POLL_S)
+        return False
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, trust_env=False, timeout=10)
+
+    def stop(self) -> int:
+        # uvicorn waits for requests still being answered (a delay fault may hold one for
+        # seconds); a second SIGINT is its "force quit", and SIGKILL is the last resort.
+        if self.process.alive():
+            self.process.popen.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.popen.wait(SANDBOX_GRACE_S)
+        return self.process.stop(signal.SIGINT, timeout=STOP_TIMEOUT_S)
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]],
+    *,
+    what: str,
+    within: float = START_TIMEOUT_S,
+    watch: Sequence[Process] = (),
+) -> None:
+    """Poll `check` until true; fail at the deadline, or at once if a watched child exits."""
+    deadline = time.monotonic() + within
+    while not await check():
+        for process in watch:
+            if not process.alive():
+                raise AssertionError(
+                    f"waiting for {what}: pid {process.pid} exited with "
+                    f"{process.popen.returncode}:\n{process.log_tail()}"
+                )
+        if time.monotonic() > deadline:
+            logs = "\n".join(p.log_tail() for p in watch)
+            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}\n{logs}")
+        await asyncio.sleep(POLL_S)
