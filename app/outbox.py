@@ -206,17 +206,39 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_CAP_S))
 
 
+def _owned(row_id: int, worker: str) -> Any:
+    """Rows still this worker's to settle (not recovered by another sender meanwhile)."""
+    return (
+        OutboxMessage.id == row_id,
+        OutboxMessage.status == OutboxStatus.SENDING,
+        OutboxMessage.claimed_by == worker,
+    )
+
+
 async def _apply(session: AsyncSession, outcome: Outcome, *, worker: str, now: datetime) -> None:
+    if outcome.error is None:
+        # The common case in one statement; the guard keeps a recovered row untouched.
+        await session.execute(
+            update(OutboxMessage)
+            .where(*_owned(outcome.row_id, worker))
+            .values(
+                status=OutboxStatus.SENT,
+                sent_at=now,
+                wecom_msgid=outcome.msgid,
+                attempts=OutboxMessage.attempts + 1,
+                updated_at=now,
+                claimed_by=None,
+                lease_until=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return
     row = await session.get(OutboxMessage, outcome.row_id, with_for_update=True)
     if row is None or row.status != OutboxStatus.SENDING or row.claimed_by != worker:
         return  # recovered by another sender meanwhile; it owns the row now
     row.attempts += 1
     row.updated_at, row.claimed_by, row.lease_until = now, None, None
     error = outcome.error
-    if error is None:
-        row.status, row.sent_at, row.wecom_msgid = OutboxStatus.SENT, now, outcome.msgid
-        row.last_error = row.last_error if row.in_doubt else None
-        return
     row.last_error = f"{error} — {error.hint}"[:_ERROR_LIMIT]
     row.last_errcode = error.errcode if isinstance(error, WeComAPIError) else None
     if isinstance(error, WeComTransportError):
@@ -242,6 +264,7 @@ async def _mark_sending(
             OutboxMessage.claimed_by == worker,
         )
         .values(status=OutboxStatus.SENDING, lease_until=now + lease, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
     return bool(marked.rowcount)  # type: ignore[attr-defined]
 
@@ -255,7 +278,7 @@ class Sender:
         sessions: async_sessionmaker[AsyncSession],
         deliver: Deliver,
         clock: Clock,
-        batch: int = 10,
+        batch: int = 25,
         concurrency: int = 4,
         lease: timedelta = LEASE,
         intervals: Mapping[str, timedelta] = RATE_INTERVALS,
@@ -321,20 +344,23 @@ class Sender:
 
     async def _send_claimed(self, rows: Sequence[OutboxMessage], *, worker: str) -> None:
         outcome: Outcome | None = None
-        for row in rows:
-            async with self.sessions.begin() as session:
-                now = self._clock.now()
-                if outcome is not None:
-                    await _apply(session, outcome, worker=worker, now=now)
-                outcome = None
-                if not await _mark_sending(
-                    session, row.id, worker=worker, now=now, lease=self._lease
-                ):
-                    continue
-            outcome = await self._attempt(row)
-        if outcome is not None:
-            async with self.sessions.begin() as session:
-                await _apply(session, outcome, worker=worker, now=self._clock.now())
+        # One session for the batch, one short transaction per row: the connection goes
+        # back to the pool between them, and nothing is held while WeCom answers.
+        async with self.sessions() as session:
+            for row in rows:
+                async with session.begin():
+                    now = self._clock.now()
+                    if outcome is not None:
+                        await _apply(session, outcome, worker=worker, now=now)
+                    outcome = None
+                    marked = await _mark_sending(
+                        session, row.id, worker=worker, now=now, lease=self._lease
+                    )
+                if marked:
+                    outcome = await self._attempt(row)
+            if outcome is not None:
+                async with session.begin():
+                    await _apply(session, outcome, worker=worker, now=self._clock.now())
 
     async def _attempt(self, row: OutboxMessage) -> Outcome:
         try:
