@@ -193,10 +193,11 @@ def stop_all(processes: Iterable[Process]) -> list[int]:
 async def test_a_sender_killed_mid_send_and_restarted_repeats_only_its_in_flight_rows(
     tmp_path: Path, sqlite_url: str, sandbox: SandboxServer
 ) -> None:
-    # 120 robot rows (answered at once), then 80 appchat rows the sandbox holds: the
-    # sender gets through the robots and is killed with an appchat send on each worker.
+    # 120 robot rows (answered at once), then 200 appchat rows the sandbox holds: the
+    # sender gets through the robots and is killed with an appchat send on each worker,
+    # with more rows pending than its workers can have claimed (4 x Sender batch).
     robots = [f"crash-robot-{n:03d}" for n in range(120)]
-    chats = [f"crashchat{n:02d}" for n in range(80)]
+    chats = [f"crashchat{n:03d}" for n in range(200)]
     routes = [Route(Channel.ROBOT, key) for key in robots]
     routes += [Route(Channel.APPCHAT, chatid) for chatid in chats]
     env = campbot_env(database_url=sqlite_url, api_base=sandbox.base_url)
