@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin import audit
-from app.admin.common import get_or_404, snapshot
+from app.admin.common import Actor, get_or_404, snapshot
 from app.admin.errors import Conflict, InvalidInput
 from app.admin.service_cohorts import CohortChange, on_cohort_changed
 from app.api.admin.fields import CohortQuery, CohortRef, IdPath, Limit, Offset, not_null
@@ -113,6 +113,28 @@ async def _out(schedule: Schedule, session: AsyncSession) -> ScheduleOut:
     )
 
 
+async def _audit(
+    session: AsyncSession,
+    actor: Actor,
+    schedule: Schedule,
+    action: str,
+    *,
+    before: dict[str, object] | None,
+    after: dict[str, object] | None,
+    now: datetime,
+) -> None:
+    await audit.record(
+        session=session,
+        actor=actor.name,
+        resource="schedules",
+        resource_id=schedule.id,
+        action=action,
+        before=before,
+        after=after,
+        now=now,
+    )
+
+
 def _invalid(problem: service.ScheduleProblem) -> InvalidInput:
     return InvalidInput(problem.field, problem.message)
 
@@ -137,15 +159,8 @@ async def create_schedule(
         )
     except service.ScheduleProblem as problem:
         raise _invalid(problem) from None
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource="schedules",
-        resource_id=schedule.id,
-        action="create",
-        before=None,
-        after=snapshot(schedule),
-        now=now,
+    await _audit(
+        session, actor, schedule, "create", before=None, after=snapshot(schedule), now=now
     )
     return await _out(schedule, session)
 
@@ -245,15 +260,8 @@ async def update_schedule(
         )
     except service.ScheduleProblem as problem:
         raise _invalid(problem) from None
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource="schedules",
-        resource_id=schedule.id,
-        action="update",
-        before=before,
-        after=snapshot(schedule),
-        now=now,
+    await _audit(
+        session, actor, schedule, "update", before=before, after=snapshot(schedule), now=now
     )
     return await _out(schedule, session)
 
@@ -263,12 +271,11 @@ async def delete_schedule(
     schedule_id: IdPath, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
 ) -> Response:
     schedule = await get_or_404(Schedule, schedule_id, session=session, what="定时发送")
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource="schedules",
-        resource_id=schedule.id,
-        action="delete",
+    await _audit(
+        session,
+        actor,
+        schedule,
+        "delete",
         before=snapshot(schedule),
         after=None,
         now=runtime.clock.now(),
@@ -294,12 +301,11 @@ async def run_schedule(
         # The script cannot be said to these targets (a variable they lack, over a channel's
         # limit): the operator's answer, not a 500. The request rolls back: nothing enqueued.
         raise Conflict(f"无法立即发送：{exc}") from None
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource="schedules",
-        resource_id=schedule.id,
-        action="run",
+    await _audit(
+        session,
+        actor,
+        schedule,
+        "run",
         before=None,
         after={"firing": firing.occurrence, "enqueued": firing.enqueued},
         now=now,
