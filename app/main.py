@@ -22,6 +22,7 @@ from app.api.callback import callback_error_response
 from app.background import Loops
 from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import run_mass_send_sync
+from app.channels.outbound import HandlerOutbound
 from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
@@ -62,8 +63,9 @@ def build_runtime(
     sender = (
         Sender(sessions=sessions, deliver=ChannelDeliverer(wecom), clock=clock) if wecom else None
     )
+    outbound = HandlerOutbound(sender, wecom) if sender and wecom else None
     dispatcher = Dispatcher(
-        routers=routers, sessions=sessions, settings=settings, clock=clock, outbound=sender
+        routers=routers, sessions=sessions, settings=settings, clock=clock, outbound=outbound
     )
     return Runtime(
         settings=settings,

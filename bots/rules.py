@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bots.dispatch import Context, RuleResult
 
@@ -26,6 +27,18 @@ class FieldIn:
 
     def __call__(self, ctx: Context) -> RuleResult:
         return _field(ctx, self.name) in self.values
+
+
+@dataclass(frozen=True, slots=True)
+class OlderThan:
+    """The event was created more than `age` ago: exactly the events a registration with
+    `max_age=age` skips, for a handler that records what was missed."""
+
+    age: timedelta
+
+    def __call__(self, ctx: Context) -> RuleResult:
+        created = ctx.event.created_at
+        return created is not None and ctx.now - created > self.age
 
 
 def ChangeType(*values: str) -> FieldIn:

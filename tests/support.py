@@ -40,6 +40,10 @@ class AppHarness:
         return await self.client.post(callback.path, content=callback.body)
 
 
+def _no_network(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("tests never reach WeCom: pass a sandbox transport", request=request)
+
+
 @asynccontextmanager
 async def running_app(
     *,
@@ -47,7 +51,12 @@ async def running_app(
     clock: ManualClock,
     engine: AsyncEngine,
     routers: Iterable[Router] = ROUTERS,
+    wecom_transport: httpx.AsyncBaseTransport | None = None,
+    sender: bool = True,
 ) -> AsyncIterator[AppHarness]:
+    """The app on the test clock and database. WeCom calls go to `wecom_transport` (e.g.
+    `sandbox_transport(sandbox)`); without one they fail as if offline, never reaching out.
+    `sender=False` leaves the sender loop off: tests push rows with `runtime.sender`."""
     from app.main import create_app
 
     app = create_app(
@@ -55,8 +64,10 @@ async def running_app(
         clock=clock,
         engine=engine,
         routers=routers,
+        wecom_transport=wecom_transport or httpx.MockTransport(_no_network),
         sweeper=False,
         scheduler=False,
+        sender=sender,
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -1,0 +1,121 @@
+"""The welcome: a new contact is enrolled by channel, welcomed with their personal H5 link
+inside WeCom's 20-second window and tagged by channel; a student who deletes their staff
+member is reported to that staff member (流失提醒).
+
+Registered after membership (priority 10), which has already recorded the member, and
+non-blocking, so later capabilities still see these events. The welcome is written to the
+outbox in the event's transaction and sent right after its commit through the same row
+(ARCHITECTURE §1 rule 3). An event handled after the window (the sweeper, after a crash)
+skips the fresh handler (`max_age`) and reaches the late one, which enrolls and tags as
+usual and records the welcome as a `dead` outbox row saying it expired.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from app.channels.outbound import HandlerOutbound
+from app.wecom.client import WeComClient
+from app.wecom.events import ExternalContactEvent
+from bots import welcome_service as service
+from bots.dispatch import Context, Router
+from bots.rules import ChangeType, OlderThan
+from bots.welcome_lookups import LOOKUP_TIMEOUT_S, WINDOW, Lookups, look_up, lookup_budget
+
+router = Router("welcome")
+AFTER_MEMBERSHIP = {"priority": 20, "block": False}
+ADDED = ChangeType("add_external_contact", "add_half_external_contact")
+
+
+def _contact(ctx: Context) -> ExternalContactEvent:
+    return cast(ExternalContactEvent, ctx.event)
+
+
+def _wecom(ctx: Context) -> WeComClient | None:
+    outbound = ctx.outbound
+    return outbound.wecom if isinstance(outbound, HandlerOutbound) else None
+
+
+async def _enroll(ctx: Context, *, seconds: float) -> tuple[service.Enrollment, Lookups] | None:
+    """Enrollment and the WeCom lookups both paths need; None for a non-camp contact."""
+    event = _contact(ctx)
+    enrollment = await service.enroll(
+        session=ctx.session,
+        external_userid=event.external_user_id,
+        channel_state=event.state,
+        now=ctx.now,
+    )
+    if enrollment is None:
+        return None
+    found = await look_up(
+        _wecom(ctx),
+        external_userid=event.external_user_id,
+        known_name=enrollment.member.name,
+        tag_name=enrollment.cohort.channel_state,
+        seconds=seconds,
+    )
+    service.remember_name(enrollment.member, found.student_name, now=ctx.now)
+    if found.channel_tag_id:
+        await service.queue_channel_tag(
+            session=ctx.session,
+            external_userid=event.external_user_id,
+            staff_userid=event.user_id,
+            channel_state=enrollment.cohort.channel_state,
+            tag_id=found.channel_tag_id,
+            now=ctx.now,
+        )
+    return enrollment, found
+
+
+@router.on_event("change_external_contact", ADDED, max_age=WINDOW, **AFTER_MEMBERSHIP)
+async def on_contact_added(ctx: Context) -> None:
+    """学员添加了员工：按渠道入营，20 秒内发出欢迎语（含专属学习页），按渠道打标签。"""
+    event = _contact(ctx)
+    seconds = lookup_budget(created_at=event.created_at, now=ctx.now)
+    enrolled = await _enroll(ctx, seconds=seconds)
+    if enrolled is None or not event.welcome_code:
+        return  # not a camp contact, or WeCom gave no code (an admin-set welcome went out)
+    enrollment, found = enrolled
+    row_id = await service.queue_welcome(
+        session=ctx.session,
+        enrollment=enrollment,
+        welcome_code=event.welcome_code,
+        staff_userid=event.user_id,
+        student_name=found.student_name,
+        public_base_url=ctx.settings.public_base_url,
+        now=ctx.now,
+    )
+    if row_id is not None:
+        ctx.deliver_after_commit(row_id)
+
+
+@router.on_event("change_external_contact", ADDED, OlderThan(WINDOW), **AFTER_MEMBERSHIP)
+async def on_contact_added_late(ctx: Context) -> None:
+    """欢迎语窗口已过：照常入营、打标签，把这条欢迎语记为过期（发件箱里的失败记录）。"""
+    event = _contact(ctx)
+    enrolled = await _enroll(ctx, seconds=LOOKUP_TIMEOUT_S)
+    if enrolled is None or not event.welcome_code or event.created_at is None:
+        return
+    await service.record_unsent(
+        session=ctx.session,
+        key=service.welcome_key(event.external_user_id, event.welcome_code),
+        welcome_code=event.welcome_code,
+        reason=service.expired_reason(created_at=event.created_at, now=ctx.now),
+        now=ctx.now,
+    )
+
+
+@router.on_event("change_external_contact", ChangeType("del_follow_user"), **AFTER_MEMBERSHIP)
+async def on_student_left(ctx: Context) -> None:
+    """学员删除了员工：给这位员工发流失提醒（membership 已把学员标记为流失）。"""
+    event = _contact(ctx)
+    if not event.user_id:
+        return
+    await service.queue_lost_alert(
+        session=ctx.session,
+        external_userid=event.external_user_id,
+        staff_userid=event.user_id,
+        create_time=event.create_time or int(ctx.now.timestamp()),
+        default_tz=ctx.settings.campbot_timezone,
+        now=ctx.now,
+    )
