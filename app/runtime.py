@@ -6,13 +6,13 @@ and reached by routes through `app.deps`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import Clock
-from app.inbox import InboxProcessor
+from app.inbox import InboxProcessor, Intake
 from app.outbox import Sender
 from app.settings import Settings
 from app.wecom.client import WeComClient
@@ -31,6 +31,11 @@ class Runtime:
     crypto: CallbackCrypto | None
     wecom: WeComClient | None = None  # None until WECOM_CORP_ID and WECOM_SECRET are set
     sender: Sender | None = None
+    # Built from `sessions`: the group-commit writer every callback is recorded through.
+    intake: Intake = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = Intake(self.sessions)
 
 
 def callback_crypto(settings: Settings) -> CallbackCrypto | None:

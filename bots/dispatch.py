@@ -10,21 +10,35 @@ with the inbox row's `handled` mark, so an event's effects land whole or not at 
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import inbox
 from app.clock import Clock
-from app.db import session_scope
+from app.db import backend, is_transient, session_scope
 from app.settings import Settings
 from app.wecom.events import WeComEvent, parse_event
 
 logger = logging.getLogger(__name__)
+
+# Handler runs at once (see default_concurrency).
+SQLITE_CONCURRENCY = 2
+SERVER_DB_CONCURRENCY = 8
+# Queue order under a backlog (seconds of slack, earliest deadline first): events a
+# time-critical handler (`max_age`) may take go first, other events may wait up to 10 s
+# longer, sweeper re-runs (already minutes late) a minute longer.
+SLACK_URGENT_S, SLACK_NORMAL_S, SLACK_LATE_S = 0.0, 10.0, 60.0
+# Beyond this many queued runs, intake's background tasks stop following theirs.
+FOLLOW_BACKLOG = 64
 
 RuleResult = bool | Mapping[str, Any]
 Rule = Callable[["Context"], RuleResult]
@@ -156,8 +170,80 @@ async def run_handlers(ctx: Context, routers: Iterable[Router]) -> list[str]:
     return ran
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    run: Callable[[], Awaitable[None]]
+    done: asyncio.Future[None]
+
+
+class _RunQueue:
+    """Runs jobs with at most `size` at once, earliest deadline first (a deadline is the
+    time queued plus the job's slack), so a job with less slack overtakes the others, but
+    never by more than the difference. Workers are tasks started on demand that end when
+    the queue is empty, so there is nothing to start or stop."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("need at least one worker")
+        self.size = size
+        self._heap: list[tuple[float, int, _Job]] = []
+        self._arrivals = itertools.count()
+        self._workers: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def submit(self, slack: float, run: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
+        """Queue `run`; the future is done when it has run (whatever it raised)."""
+        loop = asyncio.get_running_loop()
+        job = _Job(run, loop.create_future())
+        heapq.heappush(self._heap, (loop.time() + slack, next(self._arrivals), job))
+        if len(self._workers) < self.size:
+            self._workers.add(asyncio.create_task(self._work()))
+        return job.done
+
+    async def _work(self) -> None:
+        try:
+            while self._heap:
+                *_, job = heapq.heappop(self._heap)
+                try:
+                    await job.run()
+                except Exception:
+                    logger.exception("dispatcher job crashed")
+                finally:
+                    if not job.done.done():
+                        job.done.set_result(None)
+        finally:
+            # In the same step as the empty check: a job queued after it gets a new worker.
+            self._workers.discard(cast("asyncio.Task[None]", asyncio.current_task()))
+
+    async def drain(self) -> None:
+        """Wait until every queued job has run. Cancelling the wait (a caller's timeout)
+        cancels no job: asyncio.wait, unlike gather, leaves the workers running."""
+        while self._workers:
+            await asyncio.wait(set(self._workers))
+
+
+def default_concurrency(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Handler runs at once: SQLite has one connection and one write lock, so more would
+    only queue in the pool in front of intake's commits; PostgreSQL runs them in parallel."""
+    return SQLITE_CONCURRENCY if backend(sessions) == "sqlite" else SERVER_DB_CONCURRENCY
+
+
 class Dispatcher:
-    """Runs inbox rows through the routers; implements `app.inbox.InboxProcessor`."""
+    """Runs inbox rows through the routers; implements `app.inbox.InboxProcessor`.
+
+    Runs go through an in-memory queue served by `concurrency` workers, so a burst
+    cannot take the database (and SQLite's one connection) away from intake. Under a
+    backlog, events a time-critical registration (`max_age`) may take go first, others
+    within SLACK_NORMAL_S, sweeper re-runs last. The inbox stays the durable queue: a run
+    lost with the process is a `received` row the sweeper finds.
+
+    Each run is one transaction: the row's `handled` mark (only while the row is still
+    this attempt's: the sweeper may have taken it over) and the handlers' writes commit
+    together. A transient database error leaves the row `received` for the sweeper; any
+    other exception marks it `failed` with the error.
+    """
 
     def __init__(
         self,
@@ -167,39 +253,99 @@ class Dispatcher:
         settings: Settings,
         clock: Clock,
         outbound: Outbound | None = None,
+        concurrency: int | None = None,
     ) -> None:
         self.routers = tuple(routers)
         self.sessions = sessions
         self.settings = settings
         self.clock = clock
         self.outbound = outbound
+        self._queue = _RunQueue(concurrency or default_concurrency(sessions))
+        self._urgent: dict[str, bool] = {}
+
+    @property
+    def waiting(self) -> int:
+        """Runs queued and not started yet (a measure of handler lag)."""
+        return len(self._queue)
+
+    def _slack(self, kind: str) -> float:
+        urgent = self._urgent.get(kind)
+        if urgent is None:
+            urgent = any(r.max_age is not None for r in candidates(self.routers, kind))
+            self._urgent[kind] = urgent
+        return SLACK_URGENT_S if urgent else SLACK_NORMAL_S
+
+    async def process_claimed(
+        self, attempt: inbox.Attempt, event: WeComEvent | None = None
+    ) -> None:
+        """Run a row whose attempt intake already counted (`inbox.Intake.claim`).
+
+        Follows the run to its end (so the caller, e.g. the request's background task,
+        finishes after it), unless FOLLOW_BACKLOG runs are already waiting: then the run
+        stays queued and the caller returns at once. Under overload this lets each request
+        go instead of keeping its state (hundreds of objects) alive in the backlog, which
+        would make every full garbage collection of the process slower.
+        """
+        event = event or parse_event(attempt.body)
+        following = len(self._queue) < FOLLOW_BACKLOG
+        run = partial(self._run, attempt, event, late=False)
+        done = self._queue.submit(self._slack(event.kind), run)
+        if following:
+            await done
 
     async def process(self, row_id: int, *, expected_attempts: int, late: bool) -> None:
+        """Count one more attempt on the row, unless another worker took it, then run it
+        (the sweeper's path, and rows claimed with `inbox.claim`). Returns once it ran."""
+        slack = SLACK_LATE_S if late else SLACK_NORMAL_S
+        await self._queue.submit(slack, partial(self._attempt, row_id, expected_attempts, late))
+
+    async def drain(self) -> None:
+        """Wait until every queued run has finished (a clean shutdown; bound it with
+        `asyncio.timeout`: runs still queued then are `received` rows for the sweeper)."""
+        await self._queue.drain()
+
+    async def _attempt(self, row_id: int, expected_attempts: int, late: bool) -> None:
+        try:
+            attempt = await self._begin(row_id, expected_attempts)
+        except Exception as exc:
+            # Nothing ran and nothing changed: the sweeper will find the row again.
+            self._log_error(f"inbox row {row_id}", exc, "could not start an attempt")
+            return
+        if attempt is not None:
+            await self._run(attempt, parse_event(attempt.body), late=late)
+
+    async def _begin(self, row_id: int, expected_attempts: int) -> inbox.Attempt | None:
         async with session_scope(self.sessions) as session:
-            attempt = await inbox.begin_attempt(
+            return await inbox.begin_attempt(
                 session=session,
                 row_id=row_id,
                 expected_attempts=expected_attempts,
                 now=self.clock.now(),
             )
-        if attempt is None:
-            return  # another worker has it, or it is already done
+
+    async def _run(self, attempt: inbox.Attempt, event: WeComEvent, *, late: bool) -> None:
         try:
-            await self._handle(attempt, late=late)
+            await self._handle(attempt, event, late=late)
         except Exception as exc:
             # The edge of handler land: record, never propagate into the server.
-            logger.exception("inbox %s failed", attempt.dedupe_key)
-            async with session_scope(self.sessions) as session:
-                await inbox.mark_failed(
-                    session=session,
-                    row_id=row_id,
-                    error=f"{type(exc).__name__}: {exc}",
-                    now=self.clock.now(),
-                )
+            if is_transient(exc):
+                self._log_error(attempt.dedupe_key, exc, "left received for the sweeper")
+            else:
+                logger.exception("inbox %s failed", attempt.dedupe_key)
+                await self._mark_failed(attempt, f"{type(exc).__name__}: {exc}")
 
-    async def _handle(self, attempt: inbox.Attempt, *, late: bool) -> None:
-        event = parse_event(attempt.body)
-        async with session_scope(self.sessions) as session:
+    async def _handle(self, attempt: inbox.Attempt, event: WeComEvent, *, late: bool) -> None:
+        async with self.sessions() as session:
+            # The mark comes first: it proves the row is still this attempt's (the sweeper
+            # may have presumed this run dead and taken it over) before any handler runs,
+            # and from here the transaction holds the row (SQLite's write lock, PostgreSQL's
+            # row lock) until it commits together with the handlers' writes.
+            marked = await inbox.mark_handled(
+                session=session, row_id=attempt.id, attempts=attempt.attempts, now=self.clock.now()
+            )
+            if not marked:
+                logger.warning("inbox %s: taken over by another worker", attempt.dedupe_key)
+                return
             ctx = Context(
                 event=event,
                 session=session,
@@ -210,7 +356,7 @@ class Dispatcher:
                 outbound=self.outbound,
             )
             ran = await run_handlers(ctx, self.routers)
-            await inbox.mark_handled(session=session, row_id=attempt.id, now=self.clock.now())
+            await session.commit()
         logger.info(
             "inbox %s handled by %s",
             attempt.dedupe_key,
@@ -223,3 +369,23 @@ class Dispatcher:
             except Exception:
                 # The event is handled and the row durable; the sender loop will retry it.
                 logger.exception("after-commit action failed for %s", attempt.dedupe_key)
+
+    async def _mark_failed(self, attempt: inbox.Attempt, error: str) -> None:
+        try:
+            async with session_scope(self.sessions) as session:
+                await inbox.mark_failed(
+                    session=session,
+                    row_id=attempt.id,
+                    attempts=attempt.attempts,
+                    error=error,
+                    now=self.clock.now(),
+                )
+        except Exception as exc:
+            self._log_error(attempt.dedupe_key, exc, "could not be marked failed")
+
+    @staticmethod
+    def _log_error(what: str, exc: Exception, outcome: str) -> None:
+        if is_transient(exc):
+            logger.warning("%s: %s (transient database error: %s)", what, outcome, exc)
+        else:
+            logger.error("%s: %s", what, outcome, exc_info=exc)

@@ -7,13 +7,17 @@ so a re-run of the same event (the sweeper after a crash) changes nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import Executable
 
-from app.db import dialect_insert
+from app.db import UTCDateTime, dialect_insert
 from app.models import (
     Group,
     GroupChannel,
@@ -44,6 +48,33 @@ async def ensure_external_member(
     ).scalar_one()
 
 
+@functools.cache
+def _follow_statement(dialect: str) -> Executable:
+    """The upsert behind `record_follow`: Core (the ORM's bulk path costs as much again as
+    the statement) and built once per backend (building it costs more than running it).
+    Empty staff or channel values arrive as NULL and keep what was known."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    members = cast(Table, Member.__table__)
+    statement = insert(members).values(
+        external_userid=bindparam("p_external_userid"),
+        status=MemberStatus.ACTIVE,
+        staff_userid=bindparam("p_staff_userid"),
+        channel_state=bindparam("p_channel_state"),
+        created_at=bindparam("p_now", type_=UTCDateTime),
+        updated_at=bindparam("p_now", type_=UTCDateTime),
+    )
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["external_userid"],
+        set_={
+            "status": MemberStatus.ACTIVE,
+            "staff_userid": func.coalesce(excluded.staff_userid, members.c.staff_userid),
+            "channel_state": func.coalesce(excluded.channel_state, members.c.channel_state),
+            "updated_at": excluded.updated_at,
+        },
+    ).returning(members.c.id)
+
+
 async def record_follow(
     *,
     session: AsyncSession,
@@ -51,17 +82,22 @@ async def record_follow(
     staff_userid: str,
     channel_state: str,
     now: datetime,
-) -> Member:
-    """A student added a staff member: active again, with the channel they came through."""
-    member = await ensure_external_member(
-        session=session, external_userid=external_userid, now=now
-    )
-    member.status = MemberStatus.ACTIVE
-    member.staff_userid = staff_userid or member.staff_userid
-    member.channel_state = channel_state or member.channel_state
-    member.updated_at = now
-    await session.flush()
-    return member
+) -> int:
+    """A student added a staff member: active again, with the channel they came through.
+
+    One upsert (the busiest handler of a launch evening); an empty staff or channel keeps
+    what was known. Returns the member's id. A `Member` this session already loaded is
+    not refreshed: load it after this call to see the new values.
+    """
+    params = {
+        "p_external_userid": external_userid,
+        "p_staff_userid": staff_userid or None,
+        "p_channel_state": channel_state or None,
+        "p_now": now,
+    }
+    statement = _follow_statement(session.get_bind().dialect.name)
+    member_id: int = (await session.execute(statement, params)).scalar_one()
+    return member_id
 
 
 async def record_unfollow(
