@@ -31,11 +31,16 @@ class Wanted:
     member_id: int | None = None
 
 
+def cohort_zone(cohort: Cohort | None, default_tz: str) -> ZoneInfo:
+    """The clock a schedule keeps: its cohort's, else the default."""
+    return ZoneInfo(cohort.timezone if cohort else default_tz)
+
+
 async def schedule_timezone(
     *, session: AsyncSession, schedule: Schedule, default_tz: str
 ) -> tuple[ZoneInfo, Cohort | None]:
     cohort = await session.get(Cohort, schedule.cohort_id) if schedule.cohort_id else None
-    return ZoneInfo(cohort.timezone if cohort else default_tz), cohort
+    return cohort_zone(cohort, default_tz), cohort
 
 
 async def _wanted(
