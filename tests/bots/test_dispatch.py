@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import inbox
 from app.clock import ManualClock
 from app.models import InboxEvent
 from app.settings import Settings
-from app.wecom.events import parse_event
+from app.wecom.events import WeComEvent, parse_event
 from app.wecom.sandbox.callbacks import CallbackBuilder
 from bots.dispatch import Context, Dispatcher, Router, SkipHandler, run_handlers
 from bots.rules import ChangeType, FromUser, Keyword, Regex
@@ -248,3 +251,193 @@ async def test_purge_forgets_only_old_handled_rows(
     clock.advance(inbox.KEY_RETENTION + timedelta(hours=1))
     await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock)
     assert [r.dedupe_key for r in await inbox_rows(sessions)] == ["msg:8005"]
+
+
+# --------------------------------------------------------------------------- the fresh path
+
+
+def _locked() -> OperationalError:
+    return OperationalError("UPDATE inbox", {}, Exception("database is locked"))
+
+
+async def _fresh(
+    sessions: async_sessionmaker[AsyncSession], clock: ManualClock, msg_id: str
+) -> tuple[inbox.Attempt, WeComEvent]:
+    """A row as intake leaves it: recorded with its first attempt counted."""
+    body = text_message(msg_id)
+    event = parse_event(body)
+    attempt = await inbox.Intake(sessions).claim(event=event, body=body, now=clock.now())
+    assert attempt is not None
+    return attempt, event
+
+
+async def test_fresh_row_runs_in_one_transaction_with_its_mark(
+    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    recorder = Recorder("text")
+    dispatcher = Dispatcher(
+        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
+    )
+    attempt, event = await _fresh(sessions, clock, "9001")
+    await dispatcher.process_claimed(attempt, event)
+    assert recorder.seen == ["msg:9001"]
+    [row] = await inbox_rows(sessions)
+    assert (row.status, row.attempts, row.last_error) == ("handled", 1, None)
+
+
+async def test_transient_error_in_a_handler_leaves_the_row_for_the_sweeper(
+    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    flaky = Recorder("text", fail_with=_locked())
+    dispatcher = Dispatcher(
+        routers=[flaky.router], sessions=sessions, settings=settings, clock=clock
+    )
+    attempt, event = await _fresh(sessions, clock, "9002")
+    await dispatcher.process_claimed(attempt, event)
+    [row] = await inbox_rows(sessions)
+    assert (row.status, row.attempts, row.last_error) == ("received", 1, None)
+
+    flaky.fail_with = None  # the lock is gone by the time the sweeper comes
+    clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
+    assert await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 1
+    [row] = await inbox_rows(sessions)
+    assert (row.status, row.attempts) == ("handled", 2)
+    assert flaky.seen == ["msg:9002", "msg:9002"]
+
+
+async def test_transient_error_starting_a_sweeper_attempt_does_not_escape(
+    settings: Settings,
+    clock: ManualClock,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder = Recorder("text")
+    dispatcher = Dispatcher(
+        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
+    )
+    row_id = await _claim_orphan(sessions, clock, "9003", attempts=1)
+
+    async def locked(**_: object) -> None:
+        raise _locked()
+
+    monkeypatch.setattr(inbox, "begin_attempt", locked)
+    await dispatcher.process(row_id, expected_attempts=1, late=True)  # no exception
+    [row] = await inbox_rows(sessions)
+    assert (row.status, row.attempts) == ("received", 1)
+    assert recorder.seen == []
+
+
+async def test_a_run_the_sweeper_took_over_changes_nothing(
+    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    recorder = Recorder("text")
+    dispatcher = Dispatcher(
+        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
+    )
+    attempt, event = await _fresh(sessions, clock, "9004")
+    # The sweeper presumed the first run dead and counted an attempt of its own.
+    async with sessions.begin() as session:
+        taken = await inbox.begin_attempt(
+            session=session, row_id=attempt.id, expected_attempts=1, now=clock.now()
+        )
+    assert taken is not None
+    await dispatcher.process_claimed(attempt, event)  # the stale run
+    assert recorder.seen == []
+    [row] = await inbox_rows(sessions)
+    assert (row.status, row.attempts) == ("received", 2)
+
+
+async def test_a_stale_run_that_fails_does_not_mark_the_row_failed(
+    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    attempt, _ = await _fresh(sessions, clock, "9005")
+    async with sessions.begin() as session:
+        assert not await inbox.mark_failed(
+            session=session, row_id=attempt.id, attempts=2, error="stale", now=clock.now()
+        )
+    [row] = await inbox_rows(sessions)
+    assert (row.status, row.last_error) == ("received", None)
+
+
+async def test_time_critical_events_overtake_a_backlog(
+    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    order: list[str] = []
+    gate = asyncio.Event()
+    router = Router("r")
+
+    @router.on_message("text")
+    async def text(ctx: Context) -> None:
+        if ctx.event.dedupe_key == "msg:blocker":
+            await gate.wait()
+        order.append(ctx.event.dedupe_key)
+
+    @router.on_event("change_external_contact", max_age=timedelta(seconds=20))
+    async def welcome(ctx: Context) -> None:
+        order.append("welcome")
+
+    dispatcher = Dispatcher(
+        routers=[router], sessions=sessions, settings=settings, clock=clock, concurrency=1
+    )
+    claims = [await _fresh(sessions, clock, n) for n in ("blocker", "t1", "t2")]
+    body = contact_added("wmUrgent")
+    urgent = await inbox.Intake(sessions).claim(
+        event=parse_event(body), body=body, now=clock.now()
+    )
+    assert urgent is not None
+    runs = [asyncio.ensure_future(dispatcher.process_claimed(a, e)) for a, e in claims]
+    await asyncio.sleep(0.05)  # the blocker holds the only worker; t1, t2 wait
+    assert dispatcher.waiting == 2
+    runs.append(asyncio.ensure_future(dispatcher.process_claimed(urgent)))
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(*runs)
+    assert order == ["msg:blocker", "welcome", "msg:t1", "msg:t2"]
+
+
+async def test_past_the_backlog_limit_intake_stops_following_its_runs(
+    settings: Settings,
+    clock: ManualClock,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bots import dispatch
+
+    recorder = Recorder("text")
+    dispatcher = Dispatcher(
+        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
+    )
+    monkeypatch.setattr(dispatch, "FOLLOW_BACKLOG", 0)
+    attempt, event = await _fresh(sessions, clock, "9006")
+    await dispatcher.process_claimed(attempt, event)  # returns at once: queued
+    assert recorder.seen == []
+    await dispatcher.drain()
+    assert recorder.seen == ["msg:9006"]
+    assert [r.status for r in await inbox_rows(sessions)] == ["handled"]
+
+
+async def test_a_drain_cut_short_by_a_timeout_cancels_no_run(
+    settings: Settings,
+    clock: ManualClock,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bots import dispatch
+
+    gate = asyncio.Event()
+    router = Router("slow")
+
+    @router.on_message("text")
+    async def slow(ctx: Context) -> None:
+        await gate.wait()
+
+    dispatcher = Dispatcher(routers=[router], sessions=sessions, settings=settings, clock=clock)
+    monkeypatch.setattr(dispatch, "FOLLOW_BACKLOG", 0)
+    attempt, event = await _fresh(sessions, clock, "9007")
+    await dispatcher.process_claimed(attempt, event)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await dispatcher.drain()
+    gate.set()
+    await dispatcher.drain()
+    assert [r.status for r in await inbox_rows(sessions)] == ["handled"]

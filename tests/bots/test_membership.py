@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import ManualClock
-from app.models import Group, GroupMembership, Member
+from app.models import Group, GroupMembership, Member, MemberStatus
 from app.wecom.sandbox.callbacks import CallbackBuilder
 from tests.support import T0, AppHarness, chat_members_changed, contact_added, inbox_rows
 
@@ -141,3 +141,37 @@ async def test_dismiss_empties_the_group(
     await harness.deliver(wecom.post(dismiss, at=T0))
     assert await _in_group(sessions) == {"wmA": False, "wmB": False}
     assert (await _group(sessions)).status == "dismissed"
+
+
+async def test_record_follow_is_one_upsert_that_keeps_what_an_empty_value_does_not_say(
+    sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    from bots import membership_service as service
+
+    async def follow(staff: str, state: str) -> int:
+        async with sessions.begin() as session:
+            return await service.record_follow(
+                session=session,
+                external_userid="wmA",
+                staff_userid=staff,
+                channel_state=state,
+                now=clock.now(),
+            )
+
+    first = await follow("zhangsan", "camp42")
+    async with sessions.begin() as session:
+        await service.record_unfollow(
+            session=session, external_userid="wmA", status=MemberStatus.LOST, now=clock.now()
+        )
+    clock.advance(timedelta(minutes=1))
+    again = await follow("", "")  # WeCom left both out this time
+    assert again == first
+    async with sessions() as session:
+        member = (await session.execute(select(Member))).scalar_one()
+    assert (member.status, member.staff_userid, member.channel_state) == (
+        "active",
+        "zhangsan",
+        "camp42",
+    )
+    assert member.updated_at == clock.now()
+    assert member.created_at == T0
