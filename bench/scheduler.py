@@ -309,6 +309,17 @@ def percentile(values: Sequence[float], p: float) -> float:
     return values[min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))]
 
 
+def machine_ticks() -> tuple[int, int]:
+    """All CPUs' (busy, total) clock ticks so far (Linux; zeros elsewhere)."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(n) for n in stat.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -333,6 +344,7 @@ class Result:
     failed: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0  # this process's CPU (every thread) during the timed run
+    machine_busy: float = float("nan")  # of all CPUs during the timed run: others' load too
     commits: int = 0
     p50_s: float = float("nan")
     p99_s: float = float("nan")
@@ -479,7 +491,7 @@ async def run_backend(backend: str, url: str, shape: Shape, profile: bool) -> Re
         r.rss_before_mb = current_rss_mb()
         profiler = cProfile.Profile() if profile else None
         log.recording = True
-        cpu = time.process_time()
+        cpu, machine = time.process_time(), machine_ticks()
         log.started = time.perf_counter()
         if profiler:
             profiler.enable()
@@ -488,6 +500,8 @@ async def run_backend(backend: str, url: str, shape: Shape, profile: bool) -> Re
             profiler.disable()
         r.wall_s = time.perf_counter() - log.started
         r.cpu_s = time.process_time() - cpu
+        (busy, total), (busy0, total0) = machine_ticks(), machine
+        r.machine_busy = (busy - busy0) / (total - total0) if total > total0 else float("nan")
         log.recording = False
         r.peak_rss_mb = peak_rss_mb()
         committed = log.committed()
@@ -541,7 +555,11 @@ def report(r: Result) -> None:
         f"{r.rows_expected:,}); unexpected {r.unexpected_keys}, wrong content "
         f"{r.wrong_content}"
     )
-    print(f"  wall time               {r.wall_s:.2f} s (CPU of this process {r.cpu_s:.2f} s)")
+    print(
+        f"  wall time               {r.wall_s:.2f} s (CPU: this process {r.cpu_s:.2f} s; all "
+        f"{os.cpu_count()} CPUs {r.machine_busy:.0%} busy, the database server and any other "
+        "load included)"
+    )
     print(
         f"  second run (+{FIRE_EVERY_S:.0f} s)      fired {r.rerun_fired}, new rows "
         f"{r.rerun_new_rows}"

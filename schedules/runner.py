@@ -51,7 +51,7 @@ BATCH = 5000  # due firings read per query
 FIRINGS_PER_TRANSACTION = 500
 # Transactions in flight at once, per backend. On PostgreSQL one's Python work overlaps
 # the server's work on another; SQLite has one writer (and one pooled connection).
-PARALLEL = {"postgresql": 2}
+PARALLEL = {"postgresql": 3}
 _NOTE_LIMIT = 2000
 
 
