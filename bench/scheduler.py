@@ -29,6 +29,7 @@ import asyncio
 import cProfile
 import io
 import json
+import math
 import os
 import pstats
 import resource
@@ -306,7 +307,7 @@ def firing_latencies(committed: dict[str, float]) -> list[float]:
 def percentile(values: Sequence[float], p: float) -> float:
     if not values:
         return float("nan")
-    return values[min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))]
+    return values[max(0, math.ceil(p / 100 * len(values)) - 1)]  # nearest rank
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -523,8 +524,6 @@ def print_profile(profiler: cProfile.Profile) -> None:
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("tottime").print_stats(30)
-    if os.environ.get("BENCH_CUMULATIVE"):
-        stats.sort_stats("cumulative").print_stats("runner|outbox|render|targets", 40)
     print(out.getvalue())
 
 
@@ -621,8 +620,11 @@ def parent(args: argparse.Namespace, shape: Shape) -> int:
             command = [sys.executable, __file__, "--child", name, url, str(out)]
             command += [f"--{k}={v}" for k, v in asdict(shape).items()]
             command += ["--profile"] if args.profile else []
-            subprocess.run(command, check=True)
-            results.append(Result(**json.loads(out.read_text())))
+            sys.stdout.flush()  # the child writes to the same stream
+            if subprocess.run(command).returncode == 0:
+                results.append(Result(**json.loads(out.read_text())))
+            else:
+                results.append(Result(backend=name, problems=["the run crashed (see above)"]))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     summary(results)

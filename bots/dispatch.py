@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 # Handler runs at once (see default_concurrency).
 SQLITE_CONCURRENCY = 2
-SERVER_DB_CONCURRENCY = 8
+SERVER_DB_CONCURRENCY = 4
 # Queue order under a backlog (seconds of slack, earliest deadline first): events a
 # time-critical handler (`max_age`) may take go first, other events may wait up to 10 s
 # longer, sweeper re-runs (already minutes late) a minute longer.

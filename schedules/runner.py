@@ -5,13 +5,15 @@ scheduler processes, a restart mid-firing) enqueues nothing twice. A firing foun
 longer than the misfire grace after its time is recorded `missed`, not sent late.
 
 `fire_due` fires everything due in one call, FIRINGS_PER_TRANSACTION firings to a
-transaction: they are claimed (planned → fired) in the transaction that writes their
-rows, so a firing's rows still commit with its claim, all or none. A firing that cannot
-be prepared (a script that no longer renders, a message over its channel's limit) is
-recorded in that transaction and the others go on; a transaction the database refuses
-is done again one firing per transaction, so only the broken firing is recorded failed.
-Within a transaction, targets resolve once per distinct target and cohort, and a script
-renders once per distinct context: targets with the same variables get the same text.
+transaction (PARALLEL transactions at once on PostgreSQL): they are claimed (planned →
+fired) in the transaction that writes their rows, so a firing's rows still commit with
+its claim, all or none. A firing that cannot be prepared (a script that no longer
+renders, a message over its channel's limit) is recorded in that transaction and the
+others go on; a transaction the database refuses is done again one firing per
+transaction, so only the broken firing is recorded failed. Within a transaction,
+targets resolve once per distinct target and cohort, and a script renders once per
+distinct context: targets with the same variables get the same text (a template
+drawing on `random` too).
 """
 
 from __future__ import annotations
@@ -44,14 +46,15 @@ from scripts_library.variables import RenderContext, zh_date, zh_weekday
 logger = logging.getLogger(__name__)
 
 MISFIRE_GRACE = timedelta(minutes=10)
-BATCH = 5000  # due firings read per query
+BATCH = 5000  # due firings read per query (ids only)
 # Firings per transaction. Fewer commit their first rows sooner but pay the per-
-# transaction queries (schedules, scripts, cohorts, targets) more often; 100 firings
-# of 10 targets each is ~1,000 rows, where bench/scheduler.py stops gaining.
+# transaction work (claim, schedules, scripts, cohorts, targets, commit) more often;
+# bench/scheduler.py (10,000 firings of 10 targets) gains nothing clear beyond 500.
 FIRINGS_PER_TRANSACTION = 500
 # Transactions in flight at once, per backend. On PostgreSQL one's Python work overlaps
-# the server's work on another; SQLite has one writer (and one pooled connection).
-PARALLEL = {"postgresql": 3}
+# the server's work on another (the bench: ~30% less wall time with 2 than with 1 on two
+# cores; 3 gains nothing clear). SQLite has one writer (and one pooled connection).
+PARALLEL = {"postgresql": 2}
 _NOTE_LIMIT = 2000
 
 
@@ -272,7 +275,7 @@ class _Send:
 
 
 class _Plan(NamedTuple):
-    """What firing needs of a schedule (its columns, not an ORM object: ~10× cheaper)."""
+    """What firing needs of a schedule: its columns, cheaper to load than ORM objects."""
 
     id: int
     script_key: str
@@ -475,7 +478,7 @@ async def fire_due(
     default_tz: str,
     grace: timedelta = MISFIRE_GRACE,
 ) -> FireReport:
-    """Fire everything due now, FIRINGS_PER_TRANSACTION firings to a transaction."""
+    """Fire everything due now (see the module docstring)."""
     report = FireReport()
     now = clock.now()  # what falls due meanwhile is the next tick's
     after: tuple[datetime, int] | None = None

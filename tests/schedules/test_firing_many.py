@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -14,15 +14,16 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import outbox
+from app.admin.models import CohortMember
 from app.clock import ManualClock
 from app.db import create_engine, create_sessionmaker
-from app.models import Group, OutboxMessage
+from app.models import Group, Member, OutboxMessage
 from schedules import runner
 from schedules.models import Firing, Schedule
 from schedules.planner import plan_schedule
 from schedules.runner import fire_due
 from scripts_library.models import Script
-from tests.schedules.camp import DAY1_0800, TZ, camp
+from tests.schedules.camp import DAY1_0800, START, TZ, camp
 
 DAY1 = {"type": "cohort_day", "day": 1, "time": "08:00"}
 DUE = "20260303T000000Z"
@@ -195,6 +196,55 @@ async def test_a_transaction_the_database_refuses_is_fired_one_by_one(
     status, enqueued, note = (await firings(sessions))[refused]
     assert (status, enqueued) == ("missed", 0)
     assert "value too long" in (note or "")
+
+
+async def add_members(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) -> None:
+    """小林, an external contact followed by staff s1, and an internal member without a name,
+    both in cohort 1 since its first morning."""
+    joined = datetime.combine(START, time(9), tzinfo=UTC)
+    async with sessions.begin() as session:
+        for external, userid, name in (("wm-1", None, "小林"), (None, "u2", None)):
+            member = Member(
+                external_userid=external,
+                userid=userid,
+                name=name,
+                status="active",
+                staff_userid="s1" if external else None,
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+            session.add(member)
+            await session.flush()
+            session.add(CohortMember(member_id=member.id, cohort_id=1, joined_at=joined))
+
+
+async def test_members_and_staff_each_get_their_own_text(sessions, clock: ManualClock) -> None:
+    await camp(sessions, clock)
+    await add_members(sessions, clock)
+    await add_script(sessions, "cheer", "{{ student_name }}，第 {{ day }} 天加油")
+    await add_script(sessions, "plain", "{{ camp_name }}第 {{ day }} 天")
+    members = {"type": "members", "filter": "all"}
+    everyone = await add_schedule(sessions, clock, script_key="cheer", target=members)
+    each = await add_schedule(
+        sessions,
+        clock,
+        script_key="cheer",
+        trigger={"type": "member_day", "day": 1, "time": "08:00"},
+        target=members,
+    )
+    staff = await add_schedule(
+        sessions, clock, script_key="plain", target={"type": "staff", "userids": ["boss"]}
+    )
+    clock.set(DAY1_0800)
+    report = await fire_due(sessions=sessions, clock=clock, default_tz=TZ)
+    # Firings: the camp's, everyone's, one per member, staff's; rows: 2 groups, 2, 2, 1.
+    assert (report.fired, report.failed, report.enqueued) == (5, 0, 7)
+    rows = await outbox_rows(sessions)
+    for schedule_id in (everyone, each):
+        assert rows[f"schedule:{schedule_id}:customer_single:wm-1:{DUE}"] == "小林，第 1 天加油"
+        assert rows[f"schedule:{schedule_id}:app_message:u2:{DUE}"] == "同学，第 1 天加油"
+    assert rows[f"schedule:{staff}:app_message:boss:{DUE}"] == "跨境电商实战营第 1 天"
+    assert len(rows) == 7
 
 
 async def test_two_schedulers_share_the_firings_and_send_each_once(
