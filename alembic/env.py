@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 # Every module that defines tables, so Base.metadata holds them all.
 import app.admin.models
 import app.models  # noqa: F401
+import bots.checkin.models  # noqa: F401
 import schedules.models  # noqa: F401
 import scripts_library.models  # noqa: F401
 from app.db import Base, create_engine

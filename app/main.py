@@ -7,7 +7,9 @@ own settings, clock and engine.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Iterable
 from functools import partial
@@ -26,17 +28,20 @@ from app.channels.outbound import HandlerOutbound
 from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
-from app.inbox import run_sweeper
+from app.inbox import InboxProcessor, run_sweeper
 from app.outbox import Sender
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
 from app.settings import Settings, describe_settings_error, get_settings
 from bots import ROUTERS
 from bots.dispatch import Dispatcher, Router
+from bots.web import ADMIN_ROUTERS, PUBLIC_ROUTERS
 from schedules import api as schedules_api
 from schedules.scheduler import run_scheduler
 from scripts_library import api as scripts_api
 
 logger = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 5.0
 
 
 class StartupRefused(RuntimeError):
@@ -142,6 +147,8 @@ def create_app(
                 http=http,
             )
             app.state.runtime = runtime
+            # Runs before the client and engine close (the stack unwinds in reverse).
+            stack.push_async_callback(_drain_handlers, runtime.processor)
             _warn_unconfigured(runtime)
             loops = Loops()
             stack.push_async_callback(loops.close)
@@ -154,8 +161,20 @@ def create_app(
     # Domain packages' admin resources; their routes authenticate like every /admin/api one.
     app.include_router(schedules_api.router, prefix="/admin/api")
     app.include_router(scripts_api.router, prefix="/admin/api")
+    for router in ADMIN_ROUTERS:
+        app.include_router(router, prefix="/admin/api")
+    for router in PUBLIC_ROUTERS:
+        app.include_router(router)
     app.add_exception_handler(CallbackError, callback_error_response)
     return app
+
+
+async def _drain_handlers(processor: InboxProcessor) -> None:
+    """Let handler runs in flight finish on shutdown; what is still queued after the
+    grace stays `received` in the inbox for the sweeper of the next start."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(SHUTDOWN_GRACE_S):
+            await processor.drain()
 
 
 def _warn_unconfigured(runtime: Runtime) -> None:
@@ -166,3 +185,7 @@ def _warn_unconfigured(runtime: Runtime) -> None:
 
 
 app = create_app()
+# Everything imported so far lives as long as the process: moving it out of the
+# collector's generations shortens the full collections that showed as the intake's
+# p99 tail (bench/callback_ingest.py: SQLite p99 ~145 ms -> ~60 ms).
+gc.freeze()

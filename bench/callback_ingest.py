@@ -80,8 +80,16 @@ SHARE_CHAT = 0.08
 STAFF = [f"camp_staff_{i:02d}" for i in range(12)]
 CHANNELS = [f"camp2026spring_ch{i}" for i in range(8)]
 GROUPS = [f"wrBenchGroup{i:03d}AAAAAAAAAAAAAAAAAA" for i in range(20)]
-TEXTS = ["老师好，请问今晚几点开课？", "收到，谢谢！", "作业已提交", "请问回放在哪里看？",
-         "打卡第3天", "hello", "我想报名进阶班", "链接打不开怎么办"]
+TEXTS = [
+    "老师好，请问今晚几点开课？",
+    "收到，谢谢！",
+    "作业已提交",
+    "请问回放在哪里看？",
+    "打卡第3天",
+    "hello",
+    "我想报名进阶班",
+    "链接打不开怎么办",
+]
 
 
 # --------------------------------------------------------------------------- bare app
@@ -124,35 +132,67 @@ def _cdata(name: str, value: str) -> str:
 
 
 def _contact_xml(*, create_time: int, staff: str, external: str, state: str, code: str) -> str:
-    return ("<xml>" + _cdata("ToUserName", CORP_ID) + _cdata("FromUserName", "sys")
-            + f"<CreateTime>{create_time}</CreateTime>" + _cdata("MsgType", "event")
-            + _cdata("Event", "change_external_contact")
-            + _cdata("ChangeType", "add_external_contact") + _cdata("UserID", staff)
-            + _cdata("ExternalUserID", external) + _cdata("State", state)
-            + _cdata("WelcomeCode", code) + "</xml>")
+    return (
+        "<xml>"
+        + _cdata("ToUserName", CORP_ID)
+        + _cdata("FromUserName", "sys")
+        + f"<CreateTime>{create_time}</CreateTime>"
+        + _cdata("MsgType", "event")
+        + _cdata("Event", "change_external_contact")
+        + _cdata("ChangeType", "add_external_contact")
+        + _cdata("UserID", staff)
+        + _cdata("ExternalUserID", external)
+        + _cdata("State", state)
+        + _cdata("WelcomeCode", code)
+        + "</xml>"
+    )
 
 
 def _text_xml(*, create_time: int, sender: str, content: str, msg_id: str) -> str:
-    return ("<xml>" + _cdata("ToUserName", CORP_ID) + _cdata("FromUserName", sender)
-            + f"<CreateTime>{create_time}</CreateTime>" + _cdata("MsgType", "text")
-            + _cdata("Content", content) + f"<MsgId>{msg_id}</MsgId>"
-            + f"<AgentID>{AGENT_ID}</AgentID></xml>")
+    return (
+        "<xml>"
+        + _cdata("ToUserName", CORP_ID)
+        + _cdata("FromUserName", sender)
+        + f"<CreateTime>{create_time}</CreateTime>"
+        + _cdata("MsgType", "text")
+        + _cdata("Content", content)
+        + f"<MsgId>{msg_id}</MsgId>"
+        + f"<AgentID>{AGENT_ID}</AgentID></xml>"
+    )
 
 
-def _chat_xml(*, create_time: int, chat_id: str, members: list[str], scene: int,
-              last_ver: str, cur_ver: str, new_format: bool) -> str:
+def _chat_xml(
+    *,
+    create_time: int,
+    chat_id: str,
+    members: list[str],
+    scene: int,
+    last_ver: str,
+    cur_ver: str,
+    new_format: bool,
+) -> str:
     if new_format:
-        change_list = ("<MemChangeList>" + "".join(_cdata("Item", m) for m in members)
-                       + "</MemChangeList>")
+        change_list = (
+            "<MemChangeList>" + "".join(_cdata("Item", m) for m in members) + "</MemChangeList>"
+        )
     else:
         change_list = _cdata("MemChangeList", ",".join(members))
-    return ("<xml>" + _cdata("ToUserName", CORP_ID) + _cdata("FromUserName", "sys")
-            + f"<CreateTime>{create_time}</CreateTime>" + _cdata("MsgType", "event")
-            + _cdata("Event", "change_external_chat") + _cdata("ChatId", chat_id)
-            + _cdata("ChangeType", "update") + _cdata("UpdateDetail", "add_member")
-            + f"<JoinScene>{scene}</JoinScene><MemChangeCnt>{len(members)}</MemChangeCnt>"
-            + change_list + (_cdata("LastMemVer", last_ver) if last_ver else "")
-            + _cdata("CurMemVer", cur_ver) + "</xml>")
+    return (
+        "<xml>"
+        + _cdata("ToUserName", CORP_ID)
+        + _cdata("FromUserName", "sys")
+        + f"<CreateTime>{create_time}</CreateTime>"
+        + _cdata("MsgType", "event")
+        + _cdata("Event", "change_external_chat")
+        + _cdata("ChatId", chat_id)
+        + _cdata("ChangeType", "update")
+        + _cdata("UpdateDetail", "add_member")
+        + f"<JoinScene>{scene}</JoinScene><MemChangeCnt>{len(members)}</MemChangeCnt>"
+        + change_list
+        + (_cdata("LastMemVer", last_ver) if last_ver else "")
+        + _cdata("CurMemVer", cur_ver)
+        + "</xml>"
+    )
 
 
 def identity(plaintext: str) -> str:
@@ -209,16 +249,33 @@ def build_workload(*, requests: int, duplicates: float, seed: int, now: datetime
                 serial += 1
                 external = f"wmBench{serial:07d}{rng.getrandbits(40):010x}"
                 contact_ids.append(external)
-                plaintexts.append((kind, _contact_xml(
-                    create_time=create_time, staff=staff, external=external, state=state,
-                    code=f"WELCOME{rng.getrandbits(64):016x}")))
+                plaintexts.append(
+                    (
+                        kind,
+                        _contact_xml(
+                            create_time=create_time,
+                            staff=staff,
+                            external=external,
+                            state=state,
+                            code=f"WELCOME{rng.getrandbits(64):016x}",
+                        ),
+                    )
+                )
                 identities.add("contact:" + external)
         elif kind == "text":
             serial += 1
             msg_id = str(7_300_000_000_000_000_000 + serial * 1_000 + rng.randrange(1_000))
-            plaintexts.append((kind, _text_xml(
-                create_time=create_time, sender=rng.choice(STAFF),
-                content=rng.choice(TEXTS), msg_id=msg_id)))
+            plaintexts.append(
+                (
+                    kind,
+                    _text_xml(
+                        create_time=create_time,
+                        sender=rng.choice(STAFF),
+                        content=rng.choice(TEXTS),
+                        msg_id=msg_id,
+                    ),
+                )
+            )
             identities.add("text:" + msg_id)
         else:
             serial += 1
@@ -233,16 +290,28 @@ def build_workload(*, requests: int, duplicates: float, seed: int, now: datetime
                 members = [f"woBenchGuest{serial}"]
             memberships.update((chat, m) for m in members)
             cur = f"{rng.getrandbits(128):032x}"
-            plaintexts.append((kind, _chat_xml(
-                create_time=create_time, chat_id=chat, members=members,
-                scene=rng.choice((1, 3)), last_ver=versions.get(chat, ""), cur_ver=cur,
-                new_format=rng.random() < 0.5)))
+            plaintexts.append(
+                (
+                    kind,
+                    _chat_xml(
+                        create_time=create_time,
+                        chat_id=chat,
+                        members=members,
+                        scene=rng.choice((1, 3)),
+                        last_ver=versions.get(chat, ""),
+                        cur_ver=cur,
+                        new_format=rng.random() < 0.5,
+                    ),
+                )
+            )
             versions[chat] = cur
             identities.add(f"chat:{chat}:{cur}")
     assert len(identities) == n_unique == len(plaintexts)
 
-    builder = CallbackBuilder(CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY,
-                                             receive_id=CORP_ID), agent_id=AGENT_ID)
+    builder = CallbackBuilder(
+        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID),
+        agent_id=AGENT_ID,
+    )
     signed: list[SignedCallback] = [builder.post(xml, at=now) for _, xml in plaintexts]
 
     # Retries: the same signed request again, RETRY_MIN_GAP..MAX_GAP requests later.
@@ -260,9 +329,13 @@ def build_workload(*, requests: int, duplicates: float, seed: int, now: datetime
             posts.append(Post(callback.path, callback.body.encode(), -1))
         else:
             posts.append(Post(callback.path, callback.body.encode(), position[retry_of]))
-    return Workload(posts=posts, identities=identities, contacts=n_contact,
-                    memberships=len(memberships),
-                    kinds=Counter(kind for kind, _ in plaintexts))
+    return Workload(
+        posts=posts,
+        identities=identities,
+        contacts=n_contact,
+        memberships=len(memberships),
+        kinds=Counter(kind for kind, _ in plaintexts),
+    )
 
 
 # --------------------------------------------------------------------------- load generator
@@ -292,8 +365,9 @@ class LoadResult:
         return values[max(0, math.ceil(q * len(values)) - 1)]
 
 
-async def _load(port: int, posts: list[Post], concurrency: int,
-                rate: float | None = None) -> LoadResult:
+async def _load(
+    port: int, posts: list[Post], concurrency: int, rate: float | None = None
+) -> LoadResult:
     """`concurrency` workers, each with its own keep-alive connection, share one cursor.
 
     With `rate`, request i is not sent before i / rate seconds into the run (an open-loop
@@ -308,8 +382,10 @@ async def _load(port: int, posts: list[Post], concurrency: int,
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
     headers = {"content-type": "text/xml"}
-    clients = [httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout, trust_env=False)
-               for _ in range(concurrency)]
+    clients = [
+        httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout, trust_env=False)
+        for _ in range(concurrency)
+    ]
     try:
         # Warm-up: open every connection (not timed, writes nothing).
         for _ in range(max(1, WARMUP_REQUESTS // concurrency)):
@@ -333,8 +409,7 @@ async def _load(port: int, posts: list[Post], concurrency: int,
                     await asyncio.wait_for(answered[post.retry_of].wait(), REQUEST_TIMEOUT_S)
                 started = time.perf_counter()
                 try:
-                    response = await client.post(post.path, content=post.body,
-                                                 headers=headers)
+                    response = await client.post(post.path, content=post.body, headers=headers)
                     latencies.append((time.perf_counter() - started) * 1000)
                     if response.status_code == 200 and response.text == "success":
                         ok += 1
@@ -364,8 +439,9 @@ async def _load(port: int, posts: list[Post], concurrency: int,
     return LoadResult(seconds, latencies, ok, bad, waited, client_busy)
 
 
-def _load_child(conn: Any, port: int, posts: list[Post], concurrency: int,
-                rate: float | None) -> None:
+def _load_child(
+    conn: Any, port: int, posts: list[Post], concurrency: int, rate: float | None
+) -> None:
     try:
         conn.send(("ok", asyncio.run(_load(port, posts, concurrency, rate))))
     except BaseException as exc:  # report anything to the parent, then stop
@@ -374,13 +450,15 @@ def _load_child(conn: Any, port: int, posts: list[Post], concurrency: int,
         conn.close()
 
 
-def run_load(port: int, posts: list[Post], concurrency: int,
-             rate: float | None = None) -> LoadResult:
+def run_load(
+    port: int, posts: list[Post], concurrency: int, rate: float | None = None
+) -> LoadResult:
     """Send the posts from a separate process, so the client does not share the server's GIL."""
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_load_child, args=(sender, port, posts, concurrency, rate),
-                          daemon=True)
+    process = ctx.Process(
+        target=_load_child, args=(sender, port, posts, concurrency, rate), daemon=True
+    )
     process.start()
     sender.close()
     try:
@@ -409,19 +487,42 @@ def free_port() -> int:
 class Server:
     """`python -m uvicorn APP` on 127.0.0.1 in its own session; stopped with SIGINT."""
 
-    def __init__(self, app: str, *, env: dict[str, str], workdir: Path, name: str,
-                 profile_to: Path | None = None) -> None:
+    def __init__(
+        self,
+        app: str,
+        *,
+        env: dict[str, str],
+        workdir: Path,
+        name: str,
+        profile_to: Path | None = None,
+    ) -> None:
         self.port = free_port()
         self.log_path = workdir / f"{name}.log"
         command = [sys.executable]
         if profile_to is not None:
             command += ["-m", "cProfile", "-o", str(profile_to)]
-        command += ["-m", "uvicorn", app, "--host", HOST, "--port", str(self.port),
-                    "--workers", "1", "--log-level", "warning"]
+        command += [
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ]
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            command, cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            command,
+            cwd=workdir,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             self._wait_healthy()
@@ -434,14 +535,16 @@ class Server:
         url = f"http://{HOST}:{self.port}/healthz"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n"
-                                   + self.log_tail())
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}:\n" + self.log_tail()
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
                     return
             time.sleep(0.1)
-        raise RuntimeError(f"server not healthy within {SERVER_START_TIMEOUT_S:.0f} s:\n"
-                           + self.log_tail())
+        raise RuntimeError(
+            f"server not healthy within {SERVER_START_TIMEOUT_S:.0f} s:\n" + self.log_tail()
+        )
 
     def cpu_seconds(self) -> float:
         """User+system CPU the server process has used so far (Linux /proc; 0 elsewhere)."""
@@ -464,9 +567,10 @@ class Server:
             text = line.strip()
             if text.startswith("File ") and ("/app/" in text or "/bots/" in text):
                 found["  at " + text.split("/work/main/")[-1][:120]] += 1
-            elif (text.startswith(("ERROR", "Exception in ASGI"))
-                  or (text.split(":", 1)[0].endswith(("Error", "Exception"))
-                      and " " not in text.split(":", 1)[0])):
+            elif text.startswith(("ERROR", "Exception in ASGI")) or (
+                text.split(":", 1)[0].endswith(("Error", "Exception"))
+                and " " not in text.split(":", 1)[0]
+            ):
                 found[text[:160]] += 1
         return found
 
@@ -482,16 +586,25 @@ class Server:
 
 
 def server_env(database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WECOM_", "DATABASE_URL", "ADMIN_TOKEN", "CAMPBOT_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WECOM_", "DATABASE_URL", "ADMIN_TOKEN", "CAMPBOT_"))
+    }
     pythonpath = [str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])]
-    env.update({
-        "WECOM_CORP_ID": CORP_ID, "WECOM_TOKEN": TOKEN, "WECOM_ENCODING_AES_KEY": AES_KEY,
-        # No WECOM_SECRET: nothing is sent to WeCom; and were it, it would stay local.
-        "WECOM_API_BASE": f"http://{HOST}:9",
-        "DATABASE_URL": database_url, "PYTHONPATH": os.pathsep.join(pythonpath),
-        "PYTHONUNBUFFERED": "1", "NO_PROXY": "*",
-    })
+    env.update(
+        {
+            "WECOM_CORP_ID": CORP_ID,
+            "WECOM_TOKEN": TOKEN,
+            "WECOM_ENCODING_AES_KEY": AES_KEY,
+            # No WECOM_SECRET: nothing is sent to WeCom; and were it, it would stay local.
+            "WECOM_API_BASE": f"http://{HOST}:9",
+            "DATABASE_URL": database_url,
+            "PYTHONPATH": os.pathsep.join(pythonpath),
+            "PYTHONUNBUFFERED": "1",
+            "NO_PROXY": "*",
+        }
+    )
     return env
 
 
@@ -501,8 +614,10 @@ def server_env(database_url: str) -> dict[str, str]:
 def _check_local(url: str) -> None:
     host = urlsplit(url.replace("+asyncpg", "")).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit(f"{PG_URL_ENV} must point at 127.0.0.1 (the bench talks to nothing "
-                         f"else); got host {host!r}")
+        raise SystemExit(
+            f"{PG_URL_ENV} must point at 127.0.0.1 (the bench talks to nothing "
+            f"else); got host {host!r}"
+        )
     if not url.startswith("postgresql+asyncpg://"):
         raise SystemExit(f"{PG_URL_ENV} must be a postgresql+asyncpg:// URL")
 
@@ -567,24 +682,34 @@ async def check_inbox(url: str, workload: Workload, drain_timeout: float) -> Inb
         started = time.monotonic()
         while True:
             async with engine.connect() as conn:
-                pending = (await conn.execute(text(
-                    "SELECT count(*) FROM inbox WHERE status = 'received'"))).scalar_one()
+                pending = (
+                    await conn.execute(
+                        text("SELECT count(*) FROM inbox WHERE status = 'received'")
+                    )
+                ).scalar_one()
             if pending == 0 or time.monotonic() - started > drain_timeout:
                 break
             await asyncio.sleep(0.1)
         result.drain_seconds = time.monotonic() - started
         result.drained = pending == 0
         async with engine.connect() as conn:
-            rows = (await conn.execute(text(
-                "SELECT status, attempts, body, last_error FROM inbox"))).all()
-            result.members = (await conn.execute(text(
-                "SELECT count(*) FROM members"))).scalar_one()
-            result.memberships = (await conn.execute(text(
-                "SELECT count(*) FROM group_memberships"))).scalar_one()
+            rows = (
+                await conn.execute(text("SELECT status, attempts, body, last_error FROM inbox"))
+            ).all()
+            result.members = (
+                await conn.execute(text("SELECT count(*) FROM members"))
+            ).scalar_one()
+            result.memberships = (
+                await conn.execute(text("SELECT count(*) FROM group_memberships"))
+            ).scalar_one()
             # Through the model, so both backends give aware datetimes.
-            times = (await conn.execute(
-                select(InboxEvent.received_at, InboxEvent.updated_at, InboxEvent.body)
-                .where(InboxEvent.status == "handled"))).all()
+            times = (
+                await conn.execute(
+                    select(InboxEvent.received_at, InboxEvent.updated_at, InboxEvent.body).where(
+                        InboxEvent.status == "handled"
+                    )
+                )
+            ).all()
     finally:
         await engine.dispose()
 
@@ -635,25 +760,47 @@ class BackendResult:
     def correct(self) -> bool:
         n = len(self.workload.posts)
         c = self.check
-        return (self.intake.ok == n and self.bare.ok == n and c.lost == 0 and c.doubled == 0
-                and c.rehandled == 0 and c.failed == 0 and c.not_handled == 0
-                and c.handled_once == len(self.workload.identities) and not c.errors)
+        return (
+            self.intake.ok == n
+            and self.bare.ok == n
+            and c.lost == 0
+            and c.doubled == 0
+            and c.rehandled == 0
+            and c.failed == 0
+            and c.not_handled == 0
+            and c.handled_once == len(self.workload.identities)
+            and not c.errors
+        )
 
 
-def bench_backend(key: str, name: str, url: str, workload: Workload, *, concurrency: int,
-                  workdir: Path, drain_timeout: float, profile_dir: Path | None,
-                  rate: float | None = None) -> BackendResult:
+def bench_backend(
+    key: str,
+    name: str,
+    url: str,
+    workload: Workload,
+    *,
+    concurrency: int,
+    workdir: Path,
+    drain_timeout: float,
+    profile_dir: Path | None,
+    rate: float | None = None,
+) -> BackendResult:
     print(f"\n[{name}] fresh schema …", flush=True)
     fresh_schema(url)
     env = server_env(url)
     profile_to = profile_dir / f"intake-{key}.prof" if profile_dir else None
 
-    server = Server("app.main:app", env=env, workdir=workdir, name=f"intake-{key}",
-                    profile_to=profile_to)
+    server = Server(
+        "app.main:app", env=env, workdir=workdir, name=f"intake-{key}", profile_to=profile_to
+    )
     try:
-        print(f"[{name}] intake server pid {server.process.pid} on port {server.port}; "
-              f"posting {len(workload.posts)} callbacks at concurrency {concurrency}"
-              + (f", paced at {rate:.0f}/s" if rate else "") + " …", flush=True)
+        print(
+            f"[{name}] intake server pid {server.process.pid} on port {server.port}; "
+            f"posting {len(workload.posts)} callbacks at concurrency {concurrency}"
+            + (f", paced at {rate:.0f}/s" if rate else "")
+            + " …",
+            flush=True,
+        )
         cpu = server.cpu_seconds()
         intake = run_load(server.port, workload.posts, concurrency, rate)
         check = asyncio.run(check_inbox(url, workload, drain_timeout))
@@ -662,11 +809,15 @@ def bench_backend(key: str, name: str, url: str, workload: Workload, *, concurre
     finally:
         server.stop()
 
-    bare_server = Server("bench.callback_ingest:bare_app", env=env, workdir=workdir,
-                         name=f"bare-{key}")
+    bare_server = Server(
+        "bench.callback_ingest:bare_app", env=env, workdir=workdir, name=f"bare-{key}"
+    )
     try:
-        print(f"[{name}] bare app pid {bare_server.process.pid} on port {bare_server.port}; "
-              "same requests …", flush=True)
+        print(
+            f"[{name}] bare app pid {bare_server.process.pid} on port {bare_server.port}; "
+            "same requests …",
+            flush=True,
+        )
         cpu = bare_server.cpu_seconds()
         bare = run_load(bare_server.port, workload.posts, concurrency, rate)
         bare.server_cpu_s = bare_server.cpu_seconds() - cpu
@@ -685,42 +836,78 @@ def _mark(ok: bool) -> str:
 def report(result: BackendResult, *, sqlite: bool) -> None:
     i, b, c, w = result.intake, result.bare, result.check, result.workload
     n, unique = len(w.posts), len(w.identities)
-    p99_target = (f"< {TARGET_P99_SQLITE_MS:.0f} ms  "
-                  f"{_mark(i.percentile(0.99) < TARGET_P99_SQLITE_MS)}"
-                  if sqlite else "(target is SQLite's)")
+    p99_target = (
+        f"< {TARGET_P99_SQLITE_MS:.0f} ms  {_mark(i.percentile(0.99) < TARGET_P99_SQLITE_MS)}"
+        if sqlite
+        else "(target is SQLite's)"
+    )
     clean = c.lost == 0 and c.doubled == 0 and c.rehandled == 0
     rows = [
         ("", "intake", "bare", "target"),
         ("throughput (req/s)", f"{i.throughput:8.0f}", f"{b.throughput:8.0f}", ""),
         ("p50 latency (ms)", f"{i.percentile(0.5):8.1f}", f"{b.percentile(0.5):8.1f}", ""),
-        ("p99 latency (ms)", f"{i.percentile(0.99):8.1f}", f"{b.percentile(0.99):8.1f}",
-         p99_target),
-        ("max latency (ms)", f"{max(i.latencies_ms, default=0):8.1f}",
-         f"{max(b.latencies_ms, default=0):8.1f}", ""),
-        ("ratio intake/bare", f"{result.ratio:8.2f}", "",
-         f">= {TARGET_RATIO}  {_mark(result.ratio >= TARGET_RATIO)}"),
-        ("server CPU/request (ms)", f"{i.server_cpu_ms_per_request():8.2f}",
-         f"{b.server_cpu_ms_per_request():8.2f}", "intake incl. its handlers"),
-        ("load generator busy", f"{i.client_busy:8.0%}", f"{b.client_busy:8.0%}",
-         "of one core"),
+        (
+            "p99 latency (ms)",
+            f"{i.percentile(0.99):8.1f}",
+            f"{b.percentile(0.99):8.1f}",
+            p99_target,
+        ),
+        (
+            "max latency (ms)",
+            f"{max(i.latencies_ms, default=0):8.1f}",
+            f"{max(b.latencies_ms, default=0):8.1f}",
+            "",
+        ),
+        (
+            "ratio intake/bare",
+            f"{result.ratio:8.2f}",
+            "",
+            f">= {TARGET_RATIO}  {_mark(result.ratio >= TARGET_RATIO)}",
+        ),
+        (
+            "server CPU/request (ms)",
+            f"{i.server_cpu_ms_per_request():8.2f}",
+            f"{b.server_cpu_ms_per_request():8.2f}",
+            "intake incl. its handlers",
+        ),
+        ("load generator busy", f"{i.client_busy:8.0%}", f"{b.client_busy:8.0%}", "of one core"),
         ("200 'success'", f"{i.ok}/{n}", f"{b.ok}/{n}", f"all  {_mark(i.ok == n == b.ok)}"),
         ("unique events / rows", f"{unique}/{c.rows}", "", ""),
         ("lost / doubled", f"{c.lost} / {c.doubled}", "", f"0 / 0  {_mark(clean)}"),
-        ("handled once", f"{c.handled_once}/{unique}", "",
-         f"all  {_mark(c.handled_once == unique)}"),
+        (
+            "handled once",
+            f"{c.handled_once}/{unique}",
+            "",
+            f"all  {_mark(c.handled_once == unique)}",
+        ),
         ("handled twice+ / failed", f"{c.rehandled} / {c.failed}", "", ""),
-        ("members / memberships", f"{c.members} / {c.memberships}", "",
-         f"{w.contacts} / {w.memberships}  "
-         f"{_mark(c.members == w.contacts and c.memberships == w.memberships)}"),
-        ("handlers drained after", f"{c.drain_seconds:7.1f}s", "",
-         "" if c.drained else "TIMED OUT"),
-        ("handler lag p50 / p99", f"{c.lag(0.5):.2f} / {c.lag(0.99):.2f}s", "",
-         "arrival -> handlers start"),
+        (
+            "members / memberships",
+            f"{c.members} / {c.memberships}",
+            "",
+            f"{w.contacts} / {w.memberships}  "
+            f"{_mark(c.members == w.contacts and c.memberships == w.memberships)}",
+        ),
+        (
+            "handlers drained after",
+            f"{c.drain_seconds:7.1f}s",
+            "",
+            "" if c.drained else "TIMED OUT",
+        ),
+        (
+            "handler lag p50 / p99",
+            f"{c.lag(0.5):.2f} / {c.lag(0.99):.2f}s",
+            "",
+            "arrival -> handlers start",
+        ),
         ("handler lag max", f"{c.lag(1.0):7.2f}s", "", ""),
-        ("  contact adds p99 / max", f"{c.lag(0.99, contacts=True):.2f} / "
-         f"{c.lag(1.0, contacts=True):.2f}s", "",
-         f"max < {TARGET_LAG_S:.0f} s (welcome window)  "
-         f"{_mark(c.lag(1.0, contacts=True) < TARGET_LAG_S)}"),
+        (
+            "  contact adds p99 / max",
+            f"{c.lag(0.99, contacts=True):.2f} / {c.lag(1.0, contacts=True):.2f}s",
+            "",
+            f"max < {TARGET_LAG_S:.0f} s (welcome window)  "
+            f"{_mark(c.lag(1.0, contacts=True) < TARGET_LAG_S)}",
+        ),
     ]
     print(f"\n== {result.name} ==")
     for label, a, bb, t in rows:
@@ -734,28 +921,38 @@ def report(result: BackendResult, *, sqlite: bool) -> None:
         for line, count in result.server_problems.most_common(12):
             print(f"    {count:5d}: {line}")
     if i.server_cpu_s and b.server_cpu_s:
-        print(f"  CPU-bound ratio estimate (bare CPU/request ÷ intake CPU/request): "
-              f"{b.server_cpu_ms_per_request() / i.server_cpu_ms_per_request():.2f}")
+        print(
+            f"  CPU-bound ratio estimate (bare CPU/request ÷ intake CPU/request): "
+            f"{b.server_cpu_ms_per_request() / i.server_cpu_ms_per_request():.2f}"
+        )
     if b.client_busy > 0.8:
-        print("  note: the load generator was near a full core on the bare run, so the bare "
-              "figure is a floor\n        and the throughput ratio flatters the intake; "
-              "see the CPU-bound estimate.")
+        print(
+            "  note: the load generator was near a full core on the bare run, so the bare "
+            "figure is a floor\n        and the throughput ratio flatters the intake; "
+            "see the CPU-bound estimate."
+        )
     print(f"  (retries that waited for their original: {i.retries_waited})")
 
 
 def summary(results: list[BackendResult]) -> None:
     print("\n== summary ==")
-    print(f"  {'backend':<22} {'req/s':>7} {'bare':>7} {'ratio':>6} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'lag p99':>7} {'add max':>7} {'unique':>6} {'lost':>5} "
-          f"{'doubled':>7}  correct")
+    print(
+        f"  {'backend':<22} {'req/s':>7} {'bare':>7} {'ratio':>6} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'lag p99':>7} {'add max':>7} {'unique':>6} {'lost':>5} "
+        f"{'doubled':>7}  correct"
+    )
     for r in results:
-        print(f"  {r.name:<22} {r.intake.throughput:7.0f} {r.bare.throughput:7.0f} "
-              f"{r.ratio:6.2f} {r.intake.percentile(0.5):7.1f} {r.intake.percentile(0.99):7.1f} "
-              f"{r.check.lag(0.99):6.2f}s {r.check.lag(1.0, contacts=True):6.2f}s "
-              f"{len(r.workload.identities):6d} {r.check.lost:5d} {r.check.doubled:7d}  "
-              f"{'yes' if r.correct else 'NO'}")
-    print(f"  targets: ratio >= {TARGET_RATIO}, p99 < {TARGET_P99_SQLITE_MS:.0f} ms on SQLite, "
-          f"zero lost or doubled, contact adds' handler lag (add max) < {TARGET_LAG_S:.0f} s")
+        print(
+            f"  {r.name:<22} {r.intake.throughput:7.0f} {r.bare.throughput:7.0f} "
+            f"{r.ratio:6.2f} {r.intake.percentile(0.5):7.1f} {r.intake.percentile(0.99):7.1f} "
+            f"{r.check.lag(0.99):6.2f}s {r.check.lag(1.0, contacts=True):6.2f}s "
+            f"{len(r.workload.identities):6d} {r.check.lost:5d} {r.check.doubled:7d}  "
+            f"{'yes' if r.correct else 'NO'}"
+        )
+    print(
+        f"  targets: ratio >= {TARGET_RATIO}, p99 < {TARGET_P99_SQLITE_MS:.0f} ms on SQLite, "
+        f"zero lost or doubled, contact adds' handler lag (add max) < {TARGET_LAG_S:.0f} s"
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -775,22 +972,39 @@ def backends(workdir: Path, only: list[str] | None) -> Iterator[tuple[str, str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--duplicates", type=float, default=0.10,
-                        help="share of requests that are retries of earlier ones")
+    parser.add_argument(
+        "--duplicates",
+        type=float,
+        default=0.10,
+        help="share of requests that are retries of earlier ones",
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seed", type=int, default=20260301)
     parser.add_argument("--drain-timeout", type=float, default=60.0)
-    parser.add_argument("--rate", type=float,
-                        help="pace the requests at this many per second (open loop) instead of "
-                             "sending each as soon as a worker is free; the throughput ratio "
-                             "then means nothing, the latencies and handler lag are the point")
-    parser.add_argument("--backend", action="append", choices=("sqlite", "postgresql"),
-                        help="only this backend (repeatable)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temp dir (server logs, SQLite file) and print its path")
-    parser.add_argument("--profile-dir", type=Path,
-                        help="run the intake server under cProfile, writing .prof files here "
-                             "(figures are then inflated by the profiler)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="pace the requests at this many per second (open loop) instead of "
+        "sending each as soon as a worker is free; the throughput ratio "
+        "then means nothing, the latencies and handler lag are the point",
+    )
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=("sqlite", "postgresql"),
+        help="only this backend (repeatable)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temp dir (server logs, SQLite file) and print its path",
+    )
+    parser.add_argument(
+        "--profile-dir",
+        type=Path,
+        help="run the intake server under cProfile, writing .prof files here "
+        "(figures are then inflated by the profiler)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.duplicates < 1 or args.requests < 1 or args.concurrency < 1:
         parser.error("need requests >= 1, concurrency >= 1 and 0 <= duplicates < 1")
@@ -799,19 +1013,35 @@ def main(argv: list[str] | None = None) -> int:
     results: list[BackendResult] = []
     try:
         started = time.perf_counter()
-        workload = build_workload(requests=args.requests, duplicates=args.duplicates,
-                                  seed=args.seed, now=datetime.now(UTC))
-        print(f"built {len(workload.posts)} signed callbacks in "
-              f"{time.perf_counter() - started:.1f} s: {len(workload.identities)} unique "
-              f"({dict(workload.kinds)}) + "
-              f"{len(workload.posts) - len(workload.identities)} retries", flush=True)
+        workload = build_workload(
+            requests=args.requests,
+            duplicates=args.duplicates,
+            seed=args.seed,
+            now=datetime.now(UTC),
+        )
+        print(
+            f"built {len(workload.posts)} signed callbacks in "
+            f"{time.perf_counter() - started:.1f} s: {len(workload.identities)} unique "
+            f"({dict(workload.kinds)}) + "
+            f"{len(workload.posts) - len(workload.identities)} retries",
+            flush=True,
+        )
         if args.profile_dir:
             args.profile_dir.mkdir(parents=True, exist_ok=True)
         for key, name, url in backends(workdir, args.backend):
-            results.append(bench_backend(
-                key, name, url, workload, concurrency=args.concurrency, workdir=workdir,
-                drain_timeout=args.drain_timeout, profile_dir=args.profile_dir,
-                rate=args.rate))
+            results.append(
+                bench_backend(
+                    key,
+                    name,
+                    url,
+                    workload,
+                    concurrency=args.concurrency,
+                    workdir=workdir,
+                    drain_timeout=args.drain_timeout,
+                    profile_dir=args.profile_dir,
+                    rate=args.rate,
+                )
+            )
             report(results[-1], sqlite=key == "sqlite")
     finally:
         if args.keep:

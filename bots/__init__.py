@@ -1,6 +1,14 @@
 """What CampBot does: one router per capability, in precedence order."""
 
-from bots import membership, welcome
+from bots import group_welcome, membership, qa, welcome, xibao
+from bots.checkin import handlers as checkin
 from bots.dispatch import Router
 
-ROUTERS: tuple[Router, ...] = (membership.router, welcome.router)
+ROUTERS: tuple[Router, ...] = (
+    membership.router,
+    welcome.router,
+    group_welcome.router,
+    checkin.router,
+    qa.router,
+    xibao.router,
+)

@@ -44,17 +44,28 @@ def deliver(clock: ManualClock) -> ScriptedDeliver:
 
 
 @pytest.fixture
-def sender(sessions: async_sessionmaker[AsyncSession], deliver: ScriptedDeliver,
-           clock: ManualClock) -> outbox.Sender:
+def sender(
+    sessions: async_sessionmaker[AsyncSession], deliver: ScriptedDeliver, clock: ManualClock
+) -> outbox.Sender:
     return outbox.Sender(sessions=sessions, deliver=deliver, clock=clock)
 
 
-async def _enqueue(sessions: async_sessionmaker[AsyncSession], clock: ManualClock, key: str,
-                   target: str = "u1", channel: str = "appchat") -> int | None:
+async def _enqueue(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    key: str,
+    target: str = "u1",
+    channel: str = "appchat",
+) -> int | None:
     async with sessions.begin() as session:
-        return await outbox.enqueue(session=session, key=key, channel=channel, target=target,
-                                    payload={"message": {"msgtype": "text", "content": key}},
-                                    now=clock.now())
+        return await outbox.enqueue(
+            session=session,
+            key=key,
+            channel=channel,
+            target=target,
+            payload={"message": {"msgtype": "text", "content": key}},
+            now=clock.now(),
+        )
 
 
 async def drain(sender: outbox.Sender, clock: ManualClock, *, rounds: int = 1000) -> None:
@@ -70,8 +81,9 @@ async def drain(sender: outbox.Sender, clock: ManualClock, *, rounds: int = 1000
 
 async def _row(sessions: async_sessionmaker[AsyncSession], key: str) -> OutboxMessage:
     async with sessions() as session:
-        return (await session.execute(
-            select(OutboxMessage).where(OutboxMessage.key == key))).scalar_one()
+        return (
+            await session.execute(select(OutboxMessage).where(OutboxMessage.key == key))
+        ).scalar_one()
 
 
 async def test_same_key_twice_sends_once(sessions, clock, sender, deliver) -> None:
@@ -95,8 +107,9 @@ async def test_busy_then_success_is_delivered_once(sessions, clock, sender, deli
     assert (row.status, row.attempts) == ("sent", 3)
 
 
-async def test_rate_limited_row_waits_without_a_tight_loop(sessions, clock, sender,
-                                                           deliver) -> None:
+async def test_rate_limited_row_waits_without_a_tight_loop(
+    sessions, clock, sender, deliver
+) -> None:
     deliver.failures["u1"] = [RateLimitedError(45009, "api freq out of limit")]
     await _enqueue(sessions, clock, "k")
     await sender.run_once()
@@ -112,11 +125,14 @@ async def test_rate_limited_row_waits_without_a_tight_loop(sessions, clock, send
     assert (await _row(sessions, "k")).status == "sent"
 
 
-@pytest.mark.parametrize(("errcode", "errmsg"), [
-    (41051, "customer and user are already chatting"),
-    (93000, "invalid webhook url"),
-    (45002, "content size out of limit"),
-])
+@pytest.mark.parametrize(
+    ("errcode", "errmsg"),
+    [
+        (41051, "customer and user are already chatting"),
+        (93000, "invalid webhook url"),
+        (45002, "content size out of limit"),
+    ],
+)
 async def test_permanent_errors_are_dead_at_once_with_the_reason(
     sessions, clock, sender, deliver, errcode: int, errmsg: str
 ) -> None:
@@ -171,11 +187,20 @@ async def test_crash_recovery_resends_only_the_in_flight_row_in_doubt(
         await _enqueue(sessions, clock, f"k{n}", target=f"u{n}")
     # A sender died: it had claimed k0..k3 and was sending k0.
     async with sessions.begin() as session:
-        await session.execute(update(OutboxMessage).where(OutboxMessage.key.in_(
-            ["k0", "k1", "k2", "k3"])).values(status=OutboxStatus.CLAIMED, claimed_by="dead",
-                                               lease_until=clock.now() + outbox.LEASE))
-        await session.execute(update(OutboxMessage).where(OutboxMessage.key == "k0")
-                              .values(status=OutboxStatus.SENDING))
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.key.in_(["k0", "k1", "k2", "k3"]))
+            .values(
+                status=OutboxStatus.CLAIMED,
+                claimed_by="dead",
+                lease_until=clock.now() + outbox.LEASE,
+            )
+        )
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.key == "k0")
+            .values(status=OutboxStatus.SENDING)
+        )
     await sender.run_once()
     assert [key for key, _ in deliver.sent] == ["k4"]  # the others are leased
     clock.advance(outbox.LEASE + timedelta(seconds=1))

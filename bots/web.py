@@ -1,0 +1,19 @@
+"""The HTTP routes capabilities add, for `app.main` to include."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from bots import qa_api, stats_api, xibao_api
+from bots.checkin import api as checkin_api
+from bots.checkin import h5 as checkin_h5
+
+# Included under /admin/api; each authenticates like every admin resource.
+ADMIN_ROUTERS: tuple[APIRouter, ...] = (
+    checkin_api.router,
+    qa_api.router,
+    xibao_api.router,
+    stats_api.router,
+)
+# Included as they are (the student's H5 pages: the signed token is the credential).
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (checkin_h5.router,)
