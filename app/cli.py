@@ -8,10 +8,9 @@ import typer
 from pydantic import ValidationError
 
 from app.channels.routes import Channel, Route
+from app.first_run import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET, wecom_unconfigured
 from app.logging import configure_logging
 from app.settings import Settings, describe_settings_error, get_settings
-
-SANDBOX_CORP_ID, SANDBOX_AGENT_ID, SANDBOX_SECRET = "wwsandbox0000001", 1000002, "sandbox-secret"
 
 # No rich tracebacks: they print local variables, settings among them.
 cli = typer.Typer(
@@ -51,7 +50,12 @@ def serve(
 
     settings = _settings_or_exit()
     configure_logging()
-    if not settings.callback_enabled:
+    if wecom_unconfigured(settings):
+        typer.echo(
+            f"note: no WECOM_* settings: CampBot runs against its built-in WeCom sandbox; see "
+            f"http://{host}:{port}/wecom-sandbox/sandbox/messages for what WeCom would receive"
+        )
+    elif not settings.callback_enabled:
         typer.echo("note: WECOM_* callback settings are unset; /wecom/callback answers 503")
     uvicorn.run("app.main:app", host=host, port=port, log_config=None)
 

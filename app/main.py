@@ -28,6 +28,7 @@ from app.channels.outbound import HandlerOutbound
 from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
+from app.first_run import SANDBOX_MOUNT, first_run, wecom_unconfigured
 from app.inbox import InboxProcessor, run_sweeper
 from app.outbox import Sender
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
@@ -38,6 +39,7 @@ from bots.web import ADMIN_ROUTERS, PUBLIC_ROUTERS
 from schedules import api as schedules_api
 from schedules.scheduler import run_scheduler
 from scripts_library import api as scripts_api
+from scripts_library.loader import seed_default_pack
 
 logger = logging.getLogger(__name__)
 
@@ -128,14 +130,28 @@ def create_app(
     sweeper: bool = True,
     scheduler: bool = True,
     sender: bool = True,
+    sandbox_when_unconfigured: bool = False,
 ) -> FastAPI:
-    """The app; tests inject the clock, the engine and the transport that reaches WeCom."""
+    """The app; tests inject the clock, the engine and the transport that reaches WeCom.
+    `sandbox_when_unconfigured`: with no WECOM_* setting at all, run against the built-in
+    sandbox (`app.first_run`), as a newcomer's first `./run serve` does."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or load_settings()
+        transport = wecom_transport
+        if sandbox_when_unconfigured and wecom_unconfigured(resolved):
+            sandbox = first_run(resolved)
+            resolved, transport = sandbox.settings, sandbox.transport()
+            app.mount(SANDBOX_MOUNT, sandbox.app)
+            app.state.sandbox = sandbox.state
+            logger.warning(
+                "no WECOM_* settings: running against the built-in WeCom sandbox; what WeCom "
+                "would have received: %s/sandbox/messages",
+                SANDBOX_MOUNT,
+            )
         async with contextlib.AsyncExitStack() as stack:
-            http = await stack.enter_async_context(wecom_http(resolved, wecom_transport))
+            http = await stack.enter_async_context(wecom_http(resolved, transport))
             if engine is None:
                 own_engine = create_engine(resolved.database_url)
                 stack.push_async_callback(own_engine.dispose)
@@ -147,6 +163,8 @@ def create_app(
                 http=http,
             )
             app.state.runtime = runtime
+            if hasattr(app.state, "sandbox"):
+                await _seed_scripts(runtime)
             # Runs before the client and engine close (the stack unwinds in reverse).
             stack.push_async_callback(_drain_handlers, runtime.processor)
             _warn_unconfigured(runtime)
@@ -169,6 +187,14 @@ def create_app(
     return app
 
 
+async def _seed_scripts(runtime: Runtime) -> None:
+    """A first run starts with the built-in 话术库, so the welcome and the daily pushes work."""
+    async with runtime.sessions.begin() as session:
+        report = await seed_default_pack(session=session, now=runtime.clock.now())
+    if report is not None:
+        logger.info("first run: imported %d scripts of the built-in pack", len(report.created))
+
+
 async def _drain_handlers(processor: InboxProcessor) -> None:
     """Let handler runs in flight finish on shutdown; what is still queued after the
     grace stays `received` in the inbox for the sweeper of the next start."""
@@ -184,7 +210,7 @@ def _warn_unconfigured(runtime: Runtime) -> None:
         logger.warning("WECOM_CORP_ID/WECOM_SECRET unset: nothing is sent to WeCom")
 
 
-app = create_app()
+app = create_app(sandbox_when_unconfigured=True)
 # Everything imported so far lives as long as the process: moving it out of the
 # collector's generations shortens the full collections that showed as the intake's
 # p99 tail (bench/callback_ingest.py: SQLite p99 ~145 ms -> ~60 ms).

@@ -10,11 +10,12 @@ from datetime import datetime
 from itertools import groupby
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scripts_library.errors import Problem, ScriptValidationError
 from scripts_library.images import CONTENT_DIR
-from scripts_library.models import ScriptContent
+from scripts_library.models import Script, ScriptContent
 from scripts_library.service import SaveOutcome, list_scripts, save_content
 from scripts_library.validate import find_problems
 from scripts_library.yamlio import dump, load_entries, to_entry
@@ -146,3 +147,11 @@ def _write_files(directory: Path, files: dict[Path, str]) -> None:
 def _file_stem(category: str) -> str:
     # Categories are operator text: keep letters (Chinese too) and digits, nothing path-like.
     return re.sub(r"[^\w-]+", "_", category).strip("_") or "scripts"
+
+
+async def seed_default_pack(*, session: AsyncSession, now: datetime) -> ImportReport | None:
+    """Import the built-in pack into an empty library (a first run); None when it has scripts,
+    which are the operators' and stay as they are."""
+    if await session.scalar(select(Script.id).limit(1)) is not None:
+        return None
+    return await import_pack(session=session, paths=[DEFAULT_PACK], author="首次运行", now=now)

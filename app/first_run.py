@@ -1,0 +1,80 @@
+"""First run: with no WeCom settings at all, CampBot talks to the built-in WeCom sandbox.
+
+A newcomer's `./run serve` then works end to end on one machine: WeCom calls go to an
+in-process `SandboxState` (the same stateful fake the tests use), the sandbox's own
+routes (what WeCom would have received, and buttons to play WeCom's side: add a
+contact, join a group) are mounted at SANDBOX_MOUNT, and callbacks are signed with the
+sandbox's fixed Token and EncodingAESKey. Any WeCom variable set turns this off, so a
+half-configured production instance never silently talks to a fake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from app.settings import Settings
+from app.wecom.sandbox.server import create_sandbox_app
+from app.wecom.sandbox.state import SandboxState
+
+SANDBOX_CORP_ID = "wwsandbox0000001"
+SANDBOX_AGENT_ID = 1000002
+SANDBOX_SECRET = "sandbox-secret"
+SANDBOX_TOKEN = "sandboxtoken"
+SANDBOX_AES_KEY = "c2FuZGJveC1lbmNvZGluZy1hZXMta2V5LWZvci1jYW0"  # 43 characters
+SANDBOX_MOUNT = "/wecom-sandbox"
+STAFF = {"zhangsan": "张老师", "lisi": "李助教"}
+
+
+@dataclass(frozen=True, slots=True)
+class FirstRun:
+    """The sandbox CampBot runs against, and the settings pointing at it."""
+
+    state: SandboxState
+    settings: Settings
+    app: Starlette
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        return httpx.ASGITransport(app=self.app)
+
+
+def wecom_unconfigured(settings: Settings) -> bool:
+    return not any(
+        (
+            settings.wecom_corp_id,
+            settings.wecom_secret,
+            settings.wecom_token,
+            settings.wecom_encoding_aes_key,
+            settings.wecom_agent_id,
+        )
+    )
+
+
+def sandbox_settings(settings: Settings) -> Settings:
+    """`settings` with the sandbox's corp, app and callback secrets filled in."""
+    return settings.model_copy(
+        update={
+            "wecom_corp_id": SANDBOX_CORP_ID,
+            "wecom_agent_id": SANDBOX_AGENT_ID,
+            "wecom_secret": SecretStr(SANDBOX_SECRET),
+            "wecom_token": SecretStr(SANDBOX_TOKEN),
+            "wecom_encoding_aes_key": SecretStr(SANDBOX_AES_KEY),
+        }
+    )
+
+
+def new_sandbox_state() -> SandboxState:
+    state = SandboxState(corp_id=SANDBOX_CORP_ID, apps={SANDBOX_AGENT_ID: SANDBOX_SECRET})
+    for userid, name in STAFF.items():
+        state.add_user(userid, name)
+    return state
+
+
+def first_run(settings: Settings) -> FirstRun:
+    state = new_sandbox_state()
+    return FirstRun(
+        state=state, settings=sandbox_settings(settings), app=create_sandbox_app(state)
+    )
