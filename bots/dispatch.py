@@ -6,6 +6,17 @@ in priority order (lower first, ties in registration order); a handler may
 `raise SkipHandler` to let the next one try, and a `block=True` registration that
 ran stops the chain. Handlers share one database transaction, committed together
 with the inbox row's `handled` mark, so an event's effects land whole or not at all.
+
+WeCom reads happen before that transaction opens. A registration may name a `prepare`
+step (`router.on(..., prepare=fn)`): for an event its rules match, the dispatcher awaits
+`fn(ctx)` before the first statement of the event's transaction, and what it returns is
+merged into `ctx.matched` for that registration's handler. A prepare step may use
+`ctx.wecom` (the WeComClient, None when unconfigured), the event, clock and settings, but
+never `ctx.session` (a statement there would open the transaction and hold the database,
+on SQLite its one pooled connection, for as long as WeCom takes: intake would stall behind
+it, and a token refresh, which needs that connection, could not finish). Prepare steps
+only read (they may run for an attempt that then turns out to be another worker's), and
+bound their own time (the welcome's lookups keep 5 s of WeCom's 20 s window free).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from app import inbox
 from app.clock import Clock
 from app.db import backend, is_transient, session_scope
 from app.settings import Settings
+from app.wecom.client import WeComClient
 from app.wecom.events import WeComEvent, parse_event
 
 logger = logging.getLogger(__name__)
@@ -43,6 +55,8 @@ FOLLOW_BACKLOG = 64
 RuleResult = bool | Mapping[str, Any]
 Rule = Callable[["Context"], RuleResult]
 Handler = Callable[["Context"], Awaitable[None]]
+# A pre-transaction step: what it returns is added to its handler's `ctx.matched`.
+Prepare = Callable[["Context"], Awaitable[Mapping[str, Any] | None]]
 
 
 class SkipHandler(Exception):
@@ -68,7 +82,12 @@ class Context:
     inbox_id: int
     late: bool = False  # run by the sweeper, after a crash, rather than right after intake
     outbound: Outbound | None = None
+    # For WeCom reads, in prepare steps only (see the module docstring); sends go through
+    # the outbox.
+    wecom: WeComClient | None = None
     matched: dict[str, Any] = field(default_factory=dict)
+    # Prepare steps' results by registration name (merged into `matched` for the handler).
+    prepared: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     after_commit: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
     @property
@@ -92,6 +111,7 @@ class Registration:
     block: bool
     # Time-critical handlers (WeCom's 20 s welcome window) are pointless after this.
     max_age: timedelta | None
+    prepare: Prepare | None = None
 
     @property
     def name(self) -> str:
@@ -110,9 +130,12 @@ class Router:
         priority: int = 50,
         block: bool = True,
         max_age: timedelta | None = None,
+        prepare: Prepare | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.registrations.append(Registration(kind, rules, handler, priority, block, max_age))
+            self.registrations.append(
+                Registration(kind, rules, handler, priority, block, max_age, prepare)
+            )
             return handler
 
         return register
@@ -149,6 +172,17 @@ def candidates(routers: Iterable[Router], kind: str) -> list[Registration]:
     return sorted(found, key=lambda r: r.priority)  # stable: ties keep router order
 
 
+async def prepare_handlers(ctx: Context, routers: Iterable[Router]) -> None:
+    """Run the prepare steps of the registrations that match ctx.event, one after another,
+    before its transaction (see the module docstring); results land in `ctx.prepared`."""
+    for registration in candidates(routers, ctx.event.kind):
+        if registration.prepare is None or _match(registration.rules, ctx) is None:
+            continue
+        if _too_old(registration, ctx):
+            continue
+        ctx.prepared[registration.name] = dict(await registration.prepare(ctx) or {})
+
+
 async def run_handlers(ctx: Context, routers: Iterable[Router]) -> list[str]:
     """Run the matching handlers for ctx.event; the names of those that ran."""
     ran: list[str] = []
@@ -159,7 +193,7 @@ async def run_handlers(ctx: Context, routers: Iterable[Router]) -> list[str]:
         if _too_old(registration, ctx):
             logger.warning("skipping %s: event too old", registration.name)
             continue
-        ctx.matched = found
+        ctx.matched = {**found, **ctx.prepared.get(registration.name, {})}
         try:
             await registration.handler(ctx)
         except SkipHandler:
@@ -253,6 +287,7 @@ class Dispatcher:
         settings: Settings,
         clock: Clock,
         outbound: Outbound | None = None,
+        wecom: WeComClient | None = None,
         concurrency: int | None = None,
     ) -> None:
         self.routers = tuple(routers)
@@ -260,6 +295,9 @@ class Dispatcher:
         self.settings = settings
         self.clock = clock
         self.outbound = outbound
+        # The handler outbound carries the client too (app.channels.outbound), until
+        # app.main passes it here itself.
+        self.wecom = wecom or cast("WeComClient | None", getattr(outbound, "wecom", None))
         self._queue = _RunQueue(concurrency or default_concurrency(sessions))
         self._urgent: dict[str, bool] = {}
 
@@ -336,6 +374,18 @@ class Dispatcher:
 
     async def _handle(self, attempt: inbox.Attempt, event: WeComEvent, *, late: bool) -> None:
         async with self.sessions() as session:
+            ctx = Context(
+                event=event,
+                session=session,
+                settings=self.settings,
+                clock=self.clock,
+                inbox_id=attempt.id,
+                late=late,
+                outbound=self.outbound,
+                wecom=self.wecom,
+            )
+            # WeCom reads first, with no statement run yet: the session holds no connection.
+            await prepare_handlers(ctx, self.routers)
             # The mark comes first: it proves the row is still this attempt's (the sweeper
             # may have presumed this run dead and taken it over) before any handler runs,
             # and from here the transaction holds the row (SQLite's write lock, PostgreSQL's
@@ -346,15 +396,6 @@ class Dispatcher:
             if not marked:
                 logger.warning("inbox %s: taken over by another worker", attempt.dedupe_key)
                 return
-            ctx = Context(
-                event=event,
-                session=session,
-                settings=self.settings,
-                clock=self.clock,
-                inbox_id=attempt.id,
-                late=late,
-                outbound=self.outbound,
-            )
             ran = await run_handlers(ctx, self.routers)
             await session.commit()
         logger.info(

@@ -8,7 +8,7 @@ so a re-run of the same event (the sweeper after a crash) changes nothing.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import cast
 
@@ -219,3 +219,37 @@ async def dismiss_group(*, session: AsyncSession, group: Group, now: datetime) -
         .where(GroupMembership.group_id == group.id, GroupMembership.left_at.is_(None))
         .values(left_at=now)
     )
+
+
+async def reconcile_members(
+    *,
+    session: AsyncSession,
+    group: Group,
+    present: Mapping[str, int | None],
+    version: str,
+    read_version: str | None,
+    now: datetime,
+) -> None:
+    """Make the group's current members exactly `present` (WeCom's list from groupchat/get:
+    member key → join scene). The group counts as synced at `version` only if no event
+    moved its version since `read_version` was read (else the next sync runs again)."""
+    current = set(
+        (
+            await session.execute(
+                select(GroupMembership.member_key).where(
+                    GroupMembership.group_id == group.id, GroupMembership.left_at.is_(None)
+                )
+            )
+        ).scalars()
+    )
+    for key, scene in present.items():
+        if key not in current:
+            await record_joins(
+                session=session, group=group, member_keys=[key], join_scene=scene, now=now
+            )
+    gone = current - set(present)
+    await record_leaves(session=session, group=group, member_keys=gone, quit_scene=None, now=now)
+    if group.member_version == read_version:
+        group.member_version = version or group.member_version
+        group.needs_sync = False
+    group.updated_at = now

@@ -8,14 +8,18 @@ outbox in the event's transaction and sent right after its commit through the sa
 (ARCHITECTURE §1 rule 3). An event handled after the window (the sweeper, after a crash)
 skips the fresh handler (`max_age`) and reaches the late one, which enrolls and tags as
 usual and records the welcome as a `dead` outbox row saying it expired.
+
+The WeCom reads (the student's name, the channel tag's id) are each registration's
+`prepare` step: they run before the event's transaction opens (bots.dispatch), so a slow
+WeCom or a token refresh never holds the database, and they hand their `Lookups` to the
+handler as `ctx.matched["lookups"]`.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Mapping
+from typing import Any, cast
 
-from app.channels.outbound import HandlerOutbound
-from app.wecom.client import WeComClient
 from app.wecom.events import ExternalContactEvent
 from bots import welcome_service as service
 from bots.dispatch import Context, Router
@@ -31,13 +35,36 @@ def _contact(ctx: Context) -> ExternalContactEvent:
     return cast(ExternalContactEvent, ctx.event)
 
 
-def _wecom(ctx: Context) -> WeComClient | None:
-    outbound = ctx.outbound
-    return outbound.wecom if isinstance(outbound, HandlerOutbound) else None
+async def _look_up(ctx: Context, *, seconds: float) -> Mapping[str, Any]:
+    event = _contact(ctx)
+    if not event.state:  # no channel, so no cohort: nothing to welcome or tag
+        return {}
+    found = await look_up(
+        ctx.wecom,
+        external_userid=event.external_user_id,
+        known_name=None,
+        tag_name=event.state,  # a cohort matches when its channel_state is the State
+        seconds=seconds,
+    )
+    return {"lookups": found}
 
 
-async def _enroll(ctx: Context, *, seconds: float) -> tuple[service.Enrollment, Lookups] | None:
-    """Enrollment and the WeCom lookups both paths need; None for a non-camp contact."""
+async def _prepare_fresh(ctx: Context) -> Mapping[str, Any]:
+    seconds = lookup_budget(created_at=_contact(ctx).created_at, now=ctx.now)
+    return await _look_up(ctx, seconds=seconds)
+
+
+async def _prepare_late(ctx: Context) -> Mapping[str, Any]:
+    return await _look_up(ctx, seconds=LOOKUP_TIMEOUT_S)
+
+
+def _lookups(ctx: Context) -> Lookups:
+    found = ctx.matched.get("lookups")
+    return found if isinstance(found, Lookups) else Lookups()
+
+
+async def _enroll(ctx: Context) -> tuple[service.Enrollment, Lookups] | None:
+    """Enrollment, and what the lookups found; None for a non-camp contact."""
     event = _contact(ctx)
     enrollment = await service.enroll(
         session=ctx.session,
@@ -47,14 +74,10 @@ async def _enroll(ctx: Context, *, seconds: float) -> tuple[service.Enrollment, 
     )
     if enrollment is None:
         return None
-    found = await look_up(
-        _wecom(ctx),
-        external_userid=event.external_user_id,
-        known_name=enrollment.member.name,
-        tag_name=enrollment.cohort.channel_state,
-        seconds=seconds,
-    )
-    service.remember_name(enrollment.member, found.student_name, now=ctx.now)
+    looked_up = _lookups(ctx)
+    service.remember_name(enrollment.member, looked_up.student_name, now=ctx.now)
+    # A name CampBot already had (operators may have set it) is the one to greet by.
+    found = Lookups(enrollment.member.name or looked_up.student_name, looked_up.channel_tag_id)
     if found.channel_tag_id:
         await service.queue_channel_tag(
             session=ctx.session,
@@ -67,12 +90,13 @@ async def _enroll(ctx: Context, *, seconds: float) -> tuple[service.Enrollment, 
     return enrollment, found
 
 
-@router.on_event("change_external_contact", ADDED, max_age=WINDOW, **AFTER_MEMBERSHIP)
+@router.on_event(
+    "change_external_contact", ADDED, max_age=WINDOW, prepare=_prepare_fresh, **AFTER_MEMBERSHIP
+)
 async def on_contact_added(ctx: Context) -> None:
     """学员添加了员工：按渠道入营，20 秒内发出欢迎语（含专属学习页），按渠道打标签。"""
     event = _contact(ctx)
-    seconds = lookup_budget(created_at=event.created_at, now=ctx.now)
-    enrolled = await _enroll(ctx, seconds=seconds)
+    enrolled = await _enroll(ctx)
     if enrolled is None or not event.welcome_code:
         return  # not a camp contact, or WeCom gave no code (an admin-set welcome went out)
     enrollment, found = enrolled
@@ -89,11 +113,17 @@ async def on_contact_added(ctx: Context) -> None:
         ctx.deliver_after_commit(row_id)
 
 
-@router.on_event("change_external_contact", ADDED, OlderThan(WINDOW), **AFTER_MEMBERSHIP)
+@router.on_event(
+    "change_external_contact",
+    ADDED,
+    OlderThan(WINDOW),
+    prepare=_prepare_late,
+    **AFTER_MEMBERSHIP,
+)
 async def on_contact_added_late(ctx: Context) -> None:
     """欢迎语窗口已过：照常入营、打标签，把这条欢迎语记为过期（发件箱里的失败记录）。"""
     event = _contact(ctx)
-    enrolled = await _enroll(ctx, seconds=LOOKUP_TIMEOUT_S)
+    enrolled = await _enroll(ctx)
     if enrolled is None or not event.welcome_code or event.created_at is None:
         return
     await service.record_unsent(

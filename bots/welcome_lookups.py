@@ -2,9 +2,9 @@
 
 A lookup that is slow or fails answers None and the welcome goes out without it (the
 student is greeted as 同学, the channel tag is left off): nothing here may cost the window.
-The handler still holds its database transaction meanwhile, so the bound also caps how long
-intake waits behind it. (On SQLite, a token refresh needs the one pooled connection the
-handler holds: with a cold token a lookup waits out its bound and answers None.)
+The lookups run as the welcome's prepare step, before the event's database transaction
+opens (bots.dispatch), so they hold no connection: intake goes on meanwhile, and a token
+refresh (which needs a connection, SQLite's only one) can finish within the bound.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The access token: cached in memory, shared through the database, refreshed once.
 
 A refresh happens ahead of expiry (REFRESH_MARGIN) or when WeCom rejects the
-token. It is single-flight twice over: an asyncio lock within the process, and a
-database lock across processes (a PostgreSQL advisory lock; SQLite's write lock),
-under which the stored token is re-read first — so when N instances notice an
-expiring token together, one calls gettoken and the rest take its result.
+token. It is single-flight within the process (an asyncio lock) and, on PostgreSQL, across
+processes too: under an advisory lock the stored token is re-read first, so when N
+instances notice an expiring token together, one calls gettoken and the rest take its
+result. SQLite (one instance) fetches outside its single write lock.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import Clock
-from app.db import dialect_insert
+from app.db import backend, dialect_insert
 from app.models import WeComToken
 
 REFRESH_MARGIN = timedelta(minutes=5)
@@ -65,6 +65,8 @@ class TokenStore:
         async with self._lock:
             if self._token and self._token != rejected and self._fresh(self._expires_at):
                 return self._token  # another caller in this process refreshed meanwhile
+            if backend(self._sessions) == "sqlite":
+                return await self._refresh_outside_lock(rejected)
             async with self._sessions.begin() as session:
                 await self._lock_across_processes(session)
                 stored = await session.get(WeComToken, self.app_key)
@@ -77,6 +79,24 @@ class TokenStore:
                 await self._store(session, issued.access_token, expires_at, now)
             self._remember(issued.access_token, expires_at)
             return self._token
+
+    async def _refresh_outside_lock(self, rejected: str) -> str:
+        """SQLite: its one write lock would stall every other write (the callbacks' intake)
+        for as long as gettoken takes, so fetch outside any transaction and store after.
+        Across processes (a separate `campbot sender`) two may then fetch at once; WeCom
+        answers both with a valid token, and the later store wins."""
+        async with self._sessions() as session:
+            stored = await session.get(WeComToken, self.app_key)
+            if stored and stored.access_token != rejected and self._fresh(stored.expires_at):
+                self._remember(stored.access_token, stored.expires_at)
+                return self._token
+        issued = await self._fetch()
+        now = self._clock.now()
+        expires_at = now + timedelta(seconds=issued.expires_in)
+        async with self._sessions.begin() as session:
+            await self._store(session, issued.access_token, expires_at, now)
+        self._remember(issued.access_token, expires_at)
+        return self._token
 
     def _remember(self, token: str, expires_at: datetime) -> None:
         self._token, self._expires_at = token, expires_at

@@ -3,6 +3,8 @@ sandbox (which enforces the WelcomeCode's 20 seconds and single use)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -291,3 +293,39 @@ async def test_a_student_who_leaves_is_reported_to_their_staff_member_once(camp:
     [row] = await camp.outbox("app_message")
     assert row.key == f"lost:{STUDENT}:{int(camp.clock.now().timestamp())}"
     assert (await camp.member()).status == "lost"
+
+
+async def test_the_name_lookup_holds_no_database_while_it_waits(camp: Camp) -> None:
+    # externalcontact/get answers after 1 s, inside the 2 s budget.
+    camp.sandbox.delay("externalcontact/get", 1.0)
+    adding = asyncio.create_task(camp.add(name="小林"))
+    await asyncio.sleep(0.3)  # the lookup is under way
+
+    started = time.monotonic()
+    async with camp.sessions.begin() as session:  # another write, e.g. intake's next claim
+        session.add(
+            Member(
+                external_userid="wmOther", created_at=camp.clock.now(), updated_at=camp.clock.now()
+            )
+        )
+    assert time.monotonic() - started < 0.5
+    assert not adding.done()
+
+    await adding
+    [call] = camp.welcome_calls()
+    assert call.errcode == 0
+    assert call.json["text"]["content"].startswith("小林你好呀")
+
+
+async def test_a_slow_token_refresh_still_brings_the_name(camp: Camp) -> None:
+    # The token has expired: the lookup's first call refreshes it, and gettoken is slow.
+    camp.clock.advance(timedelta(hours=3))
+    camp.sandbox.delay("gettoken", 0.5)
+    refreshes = camp.sandbox.gettoken_count
+    await camp.add(name="小林")
+
+    assert camp.sandbox.gettoken_count == refreshes + 1
+    [call] = camp.welcome_calls()
+    assert call.errcode == 0
+    assert call.json["text"]["content"].startswith("小林你好呀")
+    assert (await camp.member()).name == "小林"
