@@ -7,10 +7,12 @@ from fastapi import APIRouter
 from bots import qa_api, stats_api, xibao_api
 from bots.checkin import api as checkin_api
 from bots.checkin import h5 as checkin_h5
+from bots.checkin import rules_api as checkin_rules_api
 
 # Included under /admin/api; each authenticates like every admin resource.
 ADMIN_ROUTERS: tuple[APIRouter, ...] = (
     checkin_api.router,
+    checkin_rules_api.router,
     qa_api.router,
     xibao_api.router,
     stats_api.router,

@@ -1,0 +1,73 @@
+"""Today's task on the personal page: the content pack's script for the cohort's day N,
+rendered for this member (`day{N}_todolist`, a cohort's own `day{N}_todolist.{state}` first)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.models import Cohort
+from scripts_library.errors import RenderError, ScriptNotFoundError
+from scripts_library.models import MsgType, Script
+from scripts_library.render import render
+from scripts_library.service import get_script
+from scripts_library.variables import RenderContext, zh_date, zh_weekday
+
+if TYPE_CHECKING:
+    from bots.checkin.service import CampDay, Standing
+
+logger = logging.getLogger(__name__)
+
+TASK_KEYS = ("day{n}_todolist", "day{n}_tasks")
+
+
+def task_keys(day: int, channel_state: str) -> list[str]:
+    keys = [pattern.format(n=day) for pattern in TASK_KEYS]
+    return [f"{key}.{channel_state}" for key in keys] + keys
+
+
+async def _task_script(session: AsyncSession, day: int, channel_state: str) -> Script | None:
+    for key in task_keys(day, channel_state):
+        try:
+            return await get_script(session=session, key=key)
+        except ScriptNotFoundError:
+            continue
+    return None
+
+
+async def render_today_task(
+    *,
+    session: AsyncSession,
+    cohort: Cohort,
+    day: CampDay,
+    name: str,
+    standing: Standing,
+    h5_url: str,
+) -> str | None:
+    """The day's task text, or None (no camp day, no script, or a script that does not
+    render: the page still works; the operator sees the error in the log and in preview)."""
+    if day.day is None or day.date is None:
+        return None
+    script = await _task_script(session, day.day, cohort.channel_state)
+    if script is None or script.msgtype not in (MsgType.TEXT, MsgType.MARKDOWN):
+        return None
+    context = RenderContext(
+        student_name=name,
+        cohort_name=cohort.name,
+        camp_name=cohort.camp,
+        total_days=cohort.days,
+        day=day.day,
+        date=zh_date(day.date),
+        weekday=zh_weekday(day.date),
+        streak=standing.streak,
+        points=standing.points,
+        rank=standing.rank,
+        h5_url=h5_url,
+    )
+    try:
+        return render(script, context).content
+    except RenderError as exc:
+        logger.warning("today's task %s for cohort %s: %s", script.key, cohort.id, exc)
+        return None
