@@ -34,7 +34,9 @@ from app.outbox import Sender
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
 from app.settings import Settings, describe_settings_error, get_settings
 from bots import ROUTERS
+from bots.checkin.jobs import install_jobs
 from bots.dispatch import Dispatcher, Router
+from bots.group_welcome_loop import run_group_welcome
 from bots.web import ADMIN_ROUTERS, PUBLIC_ROUTERS
 from schedules import api as schedules_api
 from schedules.scheduler import run_scheduler
@@ -72,7 +74,12 @@ def build_runtime(
     )
     outbound = HandlerOutbound(sender, wecom) if sender and wecom else None
     dispatcher = Dispatcher(
-        routers=routers, sessions=sessions, settings=settings, clock=clock, outbound=outbound
+        routers=routers,
+        sessions=sessions,
+        settings=settings,
+        clock=clock,
+        outbound=outbound,
+        wecom=wecom,
     )
     return Runtime(
         settings=settings,
@@ -110,6 +117,14 @@ def _start_loops(
         )
     if sender and runtime.sender is not None and runtime.wecom is not None:
         loops.start(runtime.sender.run_forever)
+        loops.start(
+            partial(
+                run_group_welcome,
+                sessions=runtime.sessions,
+                wecom=runtime.wecom,
+                clock=runtime.clock,
+            )
+        )
         loops.start(
             partial(
                 run_mass_send_sync,
@@ -171,6 +186,7 @@ def create_app(
             loops = Loops()
             stack.push_async_callback(loops.close)
             schedules_api.install_hooks(default_tz=resolved.campbot_timezone)
+            install_jobs(public_base_url=resolved.public_base_url)
             _start_loops(runtime, loops, sweeper=sweeper, sender=sender, scheduler=scheduler)
             yield
 

@@ -2,6 +2,7 @@
 
 from bots import group_welcome, membership, qa, welcome, xibao
 from bots.checkin import handlers as checkin
+from bots.checkin import reminders  # noqa: F401 - registers the not_checked_in_today filter
 from bots.dispatch import Router
 
 ROUTERS: tuple[Router, ...] = (

@@ -36,6 +36,7 @@ from app.channels.routes import enqueue_message, message_payload
 from app.clock import Clock
 from app.db import backend
 from app.outbox import NewMessage, enqueue_many
+from schedules.jobs import job_for
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import cohort_zone, schedule_timezone
 from schedules.targets import Target, resolve
@@ -146,6 +147,10 @@ async def fire(
     if script is None:
         firing.status, firing.note = FiringStatus.MISSED, f"话术不存在：{schedule.script_key}"
         return FiringStatus.MISSED
+    job = job_for(schedule.script_key, schedule.cohort_id)
+    if job is not None and schedule.cohort_id is not None:
+        firing.enqueued = await job(session, schedule.cohort_id, now)
+        return FiringStatus.FIRED
     tz, cohort = await schedule_timezone(session=session, schedule=schedule, default_tz=default_tz)
     targets = await resolve(
         session=session,
@@ -372,12 +377,18 @@ async def _fire_many(
     await batch.load(on_time)
     rows: list[NewMessage] = []
     counts: dict[int, int] = {}
+    by_jobs = 0  # rows script jobs wrote themselves
     for firing in on_time:
         plan = batch.plans[firing.schedule_id]  # the firing's foreign key
         script = batch.scripts.get(plan.script_key)
         if script is None:
             await _record(session, firing.id, f"话术不存在：{plan.script_key}")
             report.missed += 1
+            continue
+        job = job_for(plan.script_key, plan.cohort_id)
+        if job is not None and plan.cohort_id is not None:
+            counts[firing.id] = await job(session, plan.cohort_id, now)
+            by_jobs += counts[firing.id]
             continue
         try:
             messages = await batch.messages(firing, plan, script)
@@ -394,7 +405,7 @@ async def _fire_many(
     await enqueue_many(session=session, rows=rows, now=now)
     await _set_enqueued(session, counts)
     report.fired += len(counts)
-    report.enqueued += len(rows)
+    report.enqueued += len(rows) + by_jobs
     return report
 
 

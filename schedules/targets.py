@@ -21,7 +21,9 @@ from app.wecom.errors import UndeliverableError
 from schedules.triggers import TriggerError
 
 GROUP_ID_MAX = 2**31 - 1  # groups.id is a 32-bit integer column
-MemberFilter = Callable[[Select[Member], int, datetime], Awaitable[Select[Member]]]
+# (session, query, cohort_id, now): the session lets a filter read what its SQL needs first
+# (the check-in filter: the cohort's current camp day, which depends on its time zone).
+MemberFilter = Callable[[AsyncSession, Select[Member], int, datetime], Awaitable[Select[Member]]]
 MEMBER_FILTERS: dict[str, MemberFilter] = {}
 
 
@@ -36,7 +38,9 @@ def member_filter(name: str) -> Callable[[MemberFilter], MemberFilter]:
 
 
 @member_filter("all")
-async def _all(query: Select[Member], cohort_id: int, now: datetime) -> Select[Member]:
+async def _all(
+    session: AsyncSession, query: Select[Member], cohort_id: int, now: datetime
+) -> Select[Member]:
     return query
 
 
@@ -136,4 +140,4 @@ async def resolve(
     if member_id is not None:
         query = query.where(Member.id == member_id)
     chosen = MEMBER_FILTERS[str(target.get("filter", "all"))]
-    return await _members(session, await chosen(query, cohort_id or 0, now))
+    return await _members(session, await chosen(session, query, cohort_id or 0, now))

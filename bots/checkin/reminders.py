@@ -1,0 +1,413 @@
+"""Check-in reminders and the daily leaderboard: who has not checked in today, and telling
+them through the channel that really reaches them (ARCHITECTURE §2).
+
+- `not_checked_in_today` is a schedules member filter (registered here: schedules never
+  import bots): active members of the cohort with no check-in entry — on time, 补卡 or 请假
+  — for the cohort's current camp day (its CheckinRule's day boundary, 04:00 by default,
+  in its time zone). One correlated NOT EXISTS on the (cohort, day, kind) index, so it
+  resolves in one query however many members the cohort has. Outside the camp (before
+  day 0, after the last day) nobody is "not checked in": there is nothing to remind of.
+- `send_checkin_reminders`: internal members (a WeCom userid) who are in one of the
+  cohort's robot groups are @-mentioned there, one message per group naming only those not
+  checked in (`checkin_reminder_group`); everyone else gets the personal `checkin_reminder`
+  with their own link: an app message for an internal member, a single mass send
+  (`customer_single`, their staff member as sender) for an external student.
+
+  Why one mass-send task per student and not one per staff member: `add_msg_template`
+  carries one text for all its recipients, and the reminder's point is the student's
+  personal link — the H5 page has no login (a WeChat user cannot be identified by WeCom
+  OAuth), so a generic link would land on nothing and the student would have to dig the
+  welcome message out of the chat. One task per student costs the staff member one
+  confirmation per student, which is what a reminder with a one-tap link is worth; WeCom's
+  quota (one mass send per customer per day) is spent by either design.
+- `post_daily_leaderboards`: the cohort's top 10 to each of its groups, once per group and
+  day (`leaderboard:{group_id}:{date}`), rendered from the `leaderboard` script.
+
+Every message goes through the outbox under a key naming the member or group and the camp
+day's date, so running a reminder twice the same evening sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Select, exists, false, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.admin.h5_tokens import h5_url, tokens_for
+from app.admin.models import Cohort, CohortGroup, CohortMember
+from app.channels.messages import OutMessage
+from app.channels.routes import Channel, Route, enqueue_message, route_group, route_member
+from app.clock import Clock
+from app.models import Group, GroupChannel, GroupMembership, GroupStatus, Member, MemberStatus
+from app.wecom.errors import UndeliverableError
+from bots.checkin import service
+from bots.checkin.models import CheckinEntry, EntryKind, EntryStatus, MemberScore
+from bots.checkin.scoring import current_streak
+from schedules.targets import member_filter
+from scripts_library.render import render
+from scripts_library.service import get_script
+from scripts_library.variables import LeaderboardEntry, RenderContext, zh_date, zh_weekday
+
+NOT_CHECKED_IN_TODAY = "not_checked_in_today"
+REMINDER_SCRIPT = "checkin_reminder"
+GROUP_REMINDER_SCRIPT = "checkin_reminder_group"
+LEADERBOARD_SCRIPT = "leaderboard"
+LEADERBOARD_SIZE = 10
+FALLBACK_NAME = "同学"
+FALLBACK_ASSISTANT = "助教老师"
+# 请假 counts: a student on leave is not to be nagged.
+DONE = (EntryStatus.ON_TIME, EntryStatus.MAKEUP, EntryStatus.LEAVE)
+CHECKED = (EntryStatus.ON_TIME, EntryStatus.MAKEUP)
+
+
+def checked_in(cohort_id: int, day: int) -> ColumnElement[bool]:
+    """EXISTS a check-in (or leave) of the outer query's Member for that camp day."""
+    return exists().where(
+        CheckinEntry.cohort_id == cohort_id,
+        CheckinEntry.day == day,
+        CheckinEntry.kind == EntryKind.CHECKIN,
+        CheckinEntry.member_id == Member.id,
+        CheckinEntry.status.in_(DONE),
+    )
+
+
+@member_filter(NOT_CHECKED_IN_TODAY)
+async def not_checked_in_today(
+    session: AsyncSession, query: Select[Member], cohort_id: int, now: datetime
+) -> Select[Member]:
+    today = await service.camp_day(session=session, cohort_id=cohort_id, now=now)
+    if today.day is None:
+        return query.where(false())
+    return query.where(~checked_in(cohort_id, today.day))
+
+
+def cohort_members(cohort_id: int) -> Select[Member]:
+    """The cohort's active members (what schedules' `members` targets start from)."""
+    return (
+        select(Member)
+        .join(CohortMember, CohortMember.member_id == Member.id)
+        .where(CohortMember.cohort_id == cohort_id, Member.status == MemberStatus.ACTIVE)
+        .order_by(Member.id)
+    )
+
+
+# --------------------------------------------------------------------------- variables
+
+
+def _base_context(cohort: Cohort, today: service.CampDay) -> dict[str, object]:
+    assert today.day is not None
+    assert today.date is not None
+    return {
+        "cohort_name": cohort.name,
+        "camp_name": cohort.camp,
+        "total_days": cohort.days,
+        "day": today.day,
+        "date": zh_date(today.date),
+        "weekday": zh_weekday(today.date),
+    }
+
+
+async def _ranks(
+    session: AsyncSession, cohort_id: int, member_ids: Sequence[int], today: int
+) -> dict[int, tuple[int, int, int]]:
+    """(points, current streak, rank) per member; ties share a rank (1 + how many have more)."""
+    rows = (
+        await session.execute(
+            select(
+                MemberScore.member_id,
+                MemberScore.points,
+                MemberScore.streak,
+                MemberScore.streak_day,
+            ).where(MemberScore.cohort_id == cohort_id)
+        )
+    ).all()
+    # One read of the cohort's scores (hundreds of rows) serves every member's rank.
+    ascending = sorted(row.points for row in rows)
+    scores = {row.member_id: row for row in rows}
+    found: dict[int, tuple[int, int, int]] = {}
+    for member_id in member_ids:
+        row = scores.get(member_id)
+        points = row.points if row is not None else 0
+        streak = (
+            current_streak(streak=row.streak, streak_day=row.streak_day, today=today)
+            if row is not None
+            else 0
+        )
+        rank = 1 + len(ascending) - bisect.bisect_right(ascending, points)
+        found[member_id] = (points, streak, rank)
+    return found
+
+
+async def _assistants(session: AsyncSession, members: Sequence[Member]) -> dict[str, str]:
+    staff = {m.staff_userid for m in members if m.staff_userid}
+    if not staff:
+        return {}
+    rows = await session.execute(
+        select(Member.userid, Member.name).where(
+            Member.userid.in_(staff), Member.name.is_not(None)
+        )
+    )
+    return {str(userid): str(name) for userid, name in rows.all()}
+
+
+async def member_contexts(
+    *,
+    session: AsyncSession,
+    cohort: Cohort,
+    members: Sequence[Member],
+    now: datetime,
+    public_base_url: str,
+) -> dict[int, RenderContext]:
+    """What the personal reminder says to each member: name, streak, points, rank, link.
+
+    A handful of queries for any number of members (the schedule runner's per-member hook
+    can call it with a firing's members)."""
+    today = await service.camp_day(session=session, cohort_id=cohort.id, now=now)
+    if today.day is None:
+        return {}
+    ids = [m.id for m in members]
+    ranks = await _ranks(session, cohort.id, ids, today.day)
+    tokens = await tokens_for(session=session, member_ids=ids, now=now)
+    assistants = await _assistants(session, members)
+    base = _base_context(cohort, today)
+    contexts = {}
+    for member in members:
+        points, streak, rank = ranks[member.id]
+        contexts[member.id] = RenderContext(
+            **base,  # type: ignore[arg-type]
+            student_name=member.name or FALLBACK_NAME,
+            streak=streak,
+            points=points,
+            rank=rank,
+            h5_url=h5_url(public_base_url, tokens[member.id]),
+            assistant_name=assistants.get(member.staff_userid or "", FALLBACK_ASSISTANT),
+        )
+    return contexts
+
+
+@dataclass(frozen=True, slots=True)
+class DayCounts:
+    checkin_count: int
+    unchecked_count: int
+
+
+async def day_counts(*, session: AsyncSession, cohort_id: int, day: int) -> DayCounts:
+    """Today's checked-in (on time or 补卡) and not-yet (no entry, no leave) active members."""
+    base = (
+        select(func.count())
+        .select_from(Member)
+        .join(CohortMember, CohortMember.member_id == Member.id)
+        .where(CohortMember.cohort_id == cohort_id, Member.status == MemberStatus.ACTIVE)
+    )
+    checked = exists().where(
+        CheckinEntry.cohort_id == cohort_id,
+        CheckinEntry.day == day,
+        CheckinEntry.kind == EntryKind.CHECKIN,
+        CheckinEntry.member_id == Member.id,
+        CheckinEntry.status.in_(CHECKED),
+    )
+    done = await session.scalar(base.where(checked))
+    missing = await session.scalar(base.where(~checked_in(cohort_id, day)))
+    return DayCounts(int(done or 0), int(missing or 0))
+
+
+async def group_context(
+    *, session: AsyncSession, cohort: Cohort, now: datetime
+) -> dict[str, object] | None:
+    """The leaderboard variables of a cohort now (`leaderboard`, `checkin_count`,
+    `unchecked_count` and the day's), or None outside the camp."""
+    today = await service.camp_day(session=session, cohort_id=cohort.id, now=now)
+    if today.day is None:
+        return None
+    board = await service.leaderboard(
+        session=session, cohort_id=cohort.id, limit=LEADERBOARD_SIZE, now=now
+    )
+    counts = await day_counts(session=session, cohort_id=cohort.id, day=today.day)
+    return _base_context(cohort, today) | {
+        "leaderboard": tuple(LeaderboardEntry(row.name, row.points) for row in board),
+        "checkin_count": counts.checkin_count,
+        "unchecked_count": counts.unchecked_count,
+    }
+
+
+# --------------------------------------------------------------------------- reminders
+
+
+@dataclass(slots=True)
+class ReminderReport:
+    """What a reminder run enqueued (new rows only) and whom it could not reach."""
+
+    mentioned: dict[int, list[str]] = field(default_factory=dict)  # group id -> userids
+    personal: dict[int, Channel] = field(default_factory=dict)  # member id -> channel
+    unreachable: list[int] = field(default_factory=list)  # member ids without a channel
+
+
+async def _robot_groups(
+    session: AsyncSession, cohort_id: int, members: Sequence[Member]
+) -> dict[Group, list[Member]]:
+    """The cohort's robot groups each internal member is currently in (from the synced
+    group memberships), in group order."""
+    internal = {m.id: m for m in members if m.userid}
+    if not internal:
+        return {}
+    rows = await session.execute(
+        select(Group, GroupMembership.member_id)
+        .join(CohortGroup, CohortGroup.group_id == Group.id)
+        .join(GroupMembership, GroupMembership.group_id == Group.id)
+        .where(
+            CohortGroup.cohort_id == cohort_id,
+            Group.channel == GroupChannel.ROBOT,
+            Group.status == GroupStatus.ACTIVE,
+            Group.robot_key.is_not(None),
+            GroupMembership.left_at.is_(None),
+            GroupMembership.member_id.in_(list(internal)),
+        )
+        .order_by(Group.id, GroupMembership.member_id)
+    )
+    groups: dict[Group, list[Member]] = defaultdict(list)
+    for group, member_id in rows.all():
+        if member_id is not None:  # filtered by the query; the column is nullable
+            groups[group].append(internal[member_id])
+    return groups
+
+
+def reminder_key(member_id: int, day: str) -> str:
+    return f"checkin_reminder:{member_id}:{day}"
+
+
+def group_reminder_key(group_id: int, day: str) -> str:
+    return f"checkin_reminder:group:{group_id}:{day}"
+
+
+async def send_checkin_reminders(
+    *, session: AsyncSession, cohort_id: int, now: datetime, public_base_url: str
+) -> ReminderReport:
+    """Remind the cohort's members not checked in today (see the module docstring); flushes,
+    never commits. Raises ScriptNotFoundError when a reminder script is missing."""
+    report = ReminderReport()
+    today = await service.camp_day(session=session, cohort_id=cohort_id, now=now)
+    cohort = await session.get(Cohort, cohort_id)
+    if today.date is None or cohort is None:
+        return report
+    date = today.date.isoformat()
+    query = await not_checked_in_today(session, cohort_members(cohort_id), cohort_id, now)
+    members = list((await session.execute(query)).scalars())
+    groups = await _robot_groups(session, cohort_id, members)
+    if groups:
+        script = await get_script(session=session, key=GROUP_REMINDER_SCRIPT)
+        for group, in_group in groups.items():
+            userids = [str(m.userid) for m in in_group]
+            context = RenderContext(
+                **_base_context(cohort, today),  # type: ignore[arg-type]
+                group_name=group.name or "",
+                unchecked_count=len(userids),
+            )
+            text = render(script, context)
+            message = OutMessage(text.msgtype, content=text.content, mentions=tuple(userids))
+            if await enqueue_message(
+                session=session,
+                key=group_reminder_key(group.id, date),
+                route=route_group(group),
+                message=message,
+                now=now,
+            ):
+                report.mentioned[group.id] = userids
+    mentioned = {m.id for in_group in groups.values() for m in in_group}
+    personal = [m for m in members if m.id not in mentioned]
+    if personal:
+        await _remind_personally(
+            session, cohort, personal, now=now, date=date, base_url=public_base_url, report=report
+        )
+    return report
+
+
+async def _remind_personally(
+    session: AsyncSession,
+    cohort: Cohort,
+    members: Sequence[Member],
+    *,
+    now: datetime,
+    date: str,
+    base_url: str,
+    report: ReminderReport,
+) -> None:
+    routes: dict[int, Route] = {}
+    for member in members:
+        try:
+            routes[member.id] = route_member(member)
+        except UndeliverableError:
+            report.unreachable.append(member.id)
+    if not routes:
+        return
+    script = await get_script(session=session, key=REMINDER_SCRIPT)
+    reachable = [m for m in members if m.id in routes]
+    contexts = await member_contexts(
+        session=session, cohort=cohort, members=reachable, now=now, public_base_url=base_url
+    )
+    for member in reachable:
+        route = routes[member.id]
+        if await enqueue_message(
+            session=session,
+            key=reminder_key(member.id, date),
+            route=route,
+            message=render(script, contexts[member.id]),
+            now=now,
+        ):
+            report.personal[member.id] = route.channel
+
+
+# --------------------------------------------------------------------------- leaderboard
+
+
+def leaderboard_key(group_id: int, day: str) -> str:
+    return f"leaderboard:{group_id}:{day}"
+
+
+async def post_leaderboards(*, session: AsyncSession, cohort_id: int, now: datetime) -> int:
+    """Enqueue today's leaderboard to each reachable active group of the cohort; how many
+    rows were new (0 outside the camp, or when already posted today). Flushes, never commits."""
+    cohort = await session.get(Cohort, cohort_id)
+    if cohort is None:
+        return 0
+    variables = await group_context(session=session, cohort=cohort, now=now)
+    today = await service.camp_day(session=session, cohort_id=cohort_id, now=now)
+    if variables is None or today.date is None:
+        return 0
+    script = await get_script(session=session, key=LEADERBOARD_SCRIPT)
+    groups = await session.execute(
+        select(Group)
+        .join(CohortGroup, CohortGroup.group_id == Group.id)
+        .where(CohortGroup.cohort_id == cohort_id, Group.status == GroupStatus.ACTIVE)
+        .order_by(Group.id)
+    )
+    posted = 0
+    for group in groups.scalars():
+        try:
+            route = route_group(group)
+        except UndeliverableError:
+            continue  # a group without its channel details: the calendar shows it
+        context = RenderContext(**variables, group_name=group.name or "")  # type: ignore[arg-type]
+        posted += (
+            await enqueue_message(
+                session=session,
+                key=leaderboard_key(group.id, today.date.isoformat()),
+                route=route,
+                message=render(script, context),
+                now=now,
+            )
+            is not None
+        )
+    return posted
+
+
+async def post_daily_leaderboards(
+    *, sessions: async_sessionmaker[AsyncSession], clock: Clock, cohort_id: int
+) -> int:
+    """`post_leaderboards` in its own transaction (for a job: the scheduler's daily tick)."""
+    async with sessions.begin() as session:
+        return await post_leaderboards(session=session, cohort_id=cohort_id, now=clock.now())
