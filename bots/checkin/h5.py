@@ -1,7 +1,284 @@
-"""The student's personal H5 page: `GET /h5/m/{token}`, `POST /h5/m/{token}/checkin`."""
+"""The student's personal H5 page: `GET /h5/m/{token}`, `POST /h5/m/{token}/checkin`.
+
+POST takes a multipart (or urlencoded) form: `text`, `images` (0-9 files), `kind` =
+`checkin` (default) | `homework` | `leave`, and `day` (a past camp day: 补卡; absent: today).
+A browser form gets a 303 back to the page with `?ok=<what>` on success, and the page itself
+with a 4xx status and the reason on a refusal. A client sending `Accept: application/json`
+gets JSON: 200 `{"ok": true, "created", "entry", "standing", "milestone_bonus"}`, or the
+4xx with `{"detail": [{"field", "message"}]}` as the admin API words its refusals.
+
+A refusal stores nothing: images are checked before any is written, and the ones this
+request wrote are deleted again if the submission is then refused or fails.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
-router = APIRouter(prefix="/h5", tags=["h5"])
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin import h5_tokens
+from app.admin.models import Cohort
+from app.api.h5.deps import MemberIdDep, StorageDep
+from app.api.h5.route import PRIVATE_HEADERS, H5Route, wants_json
+from app.api.h5.uploads import CheckedImage, UploadRefused, read_submission
+from app.deps import RuntimeDep, SessionDep
+from app.storage import Storage, content_key, content_type_of, is_key
+from bots.checkin import h5_view, service
+from bots.checkin.models import CheckinEntry, EntryKind
+from bots.checkin.service import CheckinError, SubmitResult
+
+router = APIRouter(prefix="/h5", tags=["h5"], route_class=H5Route)
+
+KINDS = ("checkin", "homework", "leave")
+_IMAGE_HEADERS = {
+    # Content-addressed: a key's bytes never change. Private: only its owner may fetch it.
+    "Cache-Control": "private, max-age=31536000, immutable",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'",
+}
+
+
+@router.get("/m/{token}", response_class=HTMLResponse)
+async def personal_page(
+    token: str,
+    member_id: MemberIdDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    storage: StorageDep,
+    ok: str | None = None,
+) -> Response:
+    """学员的个人页：今日任务、打卡与作业、连续天数、积分与排名、排行榜。"""
+    return await _page(
+        session=session,
+        runtime=runtime,
+        storage=storage,
+        token=token,
+        member_id=member_id,
+        flash=h5_view.FLASHES.get(ok or ""),
+    )
+
+
+@router.post("/m/{token}/checkin", response_model=None)
+async def submit_entry(
+    request: Request,
+    token: str,
+    member_id: MemberIdDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    storage: StorageDep,
+) -> Response:
+    """打卡、交作业、补卡（`day`）或请假（`kind=leave`）。"""
+    fields: dict[str, str] = {}
+    # Hand the connection back while the body streams in and its images are checked: on
+    # SQLite the app has one, and a slow phone upload must not hold every other request.
+    await session.rollback()
+    try:
+        submission = await read_submission(request)
+        fields = submission.fields
+        kind, day = _kind_and_day(fields)
+        text = fields.get("text", "").strip()
+        if kind != "leave" and not text and not submission.images:
+            raise UploadRefused(422, "text", "请写点什么或上传图片")
+        result = await _record(
+            session=session,
+            storage=storage,
+            member_id=member_id,
+            kind=kind,
+            day=day,
+            text=text,
+            images=submission.images if kind != "leave" else (),
+            now=runtime.clock.now(),
+        )
+    except (UploadRefused, CheckinError) as refusal:
+        status, field = (
+            (refusal.status_code, refusal.field)
+            if isinstance(refusal, UploadRefused)
+            else (409, refusal.field or "form")
+        )
+        if wants_json(request):
+            body = {"detail": [{"field": field, "message": refusal.message}]}
+            return JSONResponse(body, status_code=status, headers=PRIVATE_HEADERS)
+        return await _page(
+            session=session,
+            runtime=runtime,
+            storage=storage,
+            token=token,
+            member_id=member_id,
+            error=refusal.message,
+            status_code=status,
+            draft_kind=fields.get("kind") or "checkin",
+            draft_text=fields.get("text", ""),
+        )
+    if wants_json(request):
+        return JSONResponse(
+            _result_json(result, storage=storage, token=token), headers=PRIVATE_HEADERS
+        )
+    return RedirectResponse(
+        f"/h5/m/{token}?ok={_flash_key(kind, day, result)}#{_anchor(kind)}",
+        status_code=303,
+        headers=PRIVATE_HEADERS,
+    )
+
+
+@router.get("/m/{token}/img/{key}", response_model=None)
+async def entry_image(
+    token: str, key: str, member_id: MemberIdDep, session: SessionDep, storage: StorageDep
+) -> Response:
+    """An image of one of the member's own entries; 404 for any other key, stored or not."""
+    not_found = Response(status_code=404, headers=PRIVATE_HEADERS)
+    if not is_key(key) or not await _owns_image(session, member_id=member_id, key=key):
+        return not_found
+    direct = storage.url(key)
+    if direct is not None:
+        return RedirectResponse(direct, status_code=307, headers=PRIVATE_HEADERS)
+    data = await storage.read(key)
+    if data is None:
+        return not_found
+    return Response(data, media_type=content_type_of(key), headers=_IMAGE_HEADERS)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _kind_and_day(fields: dict[str, str]) -> tuple[str, int | None]:
+    kind = fields.get("kind") or "checkin"
+    if kind not in KINDS:
+        raise UploadRefused(422, "kind", "kind 应为 checkin、homework 或 leave")
+    raw_day = fields.get("day", "").strip()
+    if not raw_day:
+        return kind, None
+    if not raw_day.isdigit() or len(raw_day) > 4:
+        raise UploadRefused(422, "day", "day 应为训练营的第几天（整数）")
+    return kind, int(raw_day)
+
+
+async def _record(
+    *,
+    session: AsyncSession,
+    storage: Storage,
+    member_id: int,
+    kind: str,
+    day: int | None,
+    text: str,
+    images: Sequence[CheckedImage],
+    now: datetime,
+) -> SubmitResult:
+    """Store the images, record the entry, commit; undo the files this call wrote if the
+    submission is refused or anything fails."""
+    unique = {content_key(image.data, image.content_type): image for image in images}
+    written = [key for key in unique if not await storage.exists(key)]
+    try:
+        keys = [await storage.put(image.data, image.content_type) for image in unique.values()]
+        if kind == "leave":
+            result = await service.take_leave(
+                session=session, member_id=member_id, now=now, day=day
+            )
+        else:
+            result = await service.submit(
+                session=session,
+                member_id=member_id,
+                kind=EntryKind(kind),
+                text=text,
+                images=keys,
+                now=now,
+                day=day,
+            )
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        for key in written:
+            await storage.delete(key)
+        raise
+    return result
+
+
+async def _owns_image(session: AsyncSession, *, member_id: int, key: str) -> bool:
+    rows = await session.scalars(
+        select(CheckinEntry.images).where(CheckinEntry.member_id == member_id)
+    )
+    return any(key in (images or ()) for images in rows)
+
+
+def _image_url(storage: Storage, token: str) -> Callable[[str], str]:
+    def url(key: str) -> str:
+        return storage.url(key) or f"/h5/m/{token}/img/{key}"
+
+    return url
+
+
+def _flash_key(kind: str, day: int | None, result: SubmitResult) -> str:
+    if kind == "leave":
+        return "leave"
+    if kind == "checkin" and day is not None:
+        return "makeup"
+    return kind if result.created else f"{kind}-updated"
+
+
+def _anchor(kind: str) -> str:
+    return "homework" if kind == "homework" else "checkin"
+
+
+def _result_json(result: SubmitResult, *, storage: Storage, token: str) -> dict[str, Any]:
+    url = _image_url(storage, token)
+    entry = asdict(result.entry)
+    entry["images"] = [{"key": key, "url": url(key)} for key in result.entry.images]
+    entry["submitted_at"] = result.entry.submitted_at.isoformat()
+    entry["updated_at"] = result.entry.updated_at.isoformat()
+    return {
+        "ok": True,
+        "created": result.created,
+        "entry": entry,
+        "standing": asdict(result.standing),
+        "milestone_bonus": result.milestone_bonus,
+    }
+
+
+async def _page(
+    *,
+    session: AsyncSession,
+    runtime: RuntimeDep,
+    storage: Storage,
+    token: str,
+    member_id: int,
+    flash: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+    draft_kind: str | None = None,
+    draft_text: str = "",
+) -> Response:
+    nonce = h5_view.new_nonce()
+    headers = h5_view.page_headers(nonce)
+    cohort_id = await service.member_cohort(session=session, member_id=member_id)
+    cohort = await session.get(Cohort, cohort_id) if cohort_id is not None else None
+    if cohort is None:
+        body = h5_view.render_message("还没有加入训练营", "你还没有加入训练营，请联系助教。")
+        return HTMLResponse(body, status_code=status_code, headers=headers)
+    now = runtime.clock.now()
+    page = await service.member_page(
+        session=session,
+        member_id=member_id,
+        now=now,
+        h5_url=h5_tokens.h5_url(runtime.settings.public_base_url, token),
+    )
+    tz = ZoneInfo(cohort.timezone or runtime.settings.campbot_timezone)
+    body = h5_view.render_page(
+        page,
+        token=token,
+        tz=tz,
+        phase=h5_view.phase(page, start_date=cohort.start_date, today=now.astimezone(tz).date()),
+        image_url=_image_url(storage, token),
+        nonce=nonce,
+        flash=flash,
+        error=error,
+        draft_kind=draft_kind,
+        draft_text=draft_text,
+    )
+    return HTMLResponse(body, status_code=status_code, headers=headers)

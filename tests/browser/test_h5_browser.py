@@ -1,0 +1,197 @@
+"""A real browser on the personal H5 page: Debian's headless Chromium, driven by Playwright,
+against the real app served by uvicorn (SQLite in a temp folder). It checks in with text
+and an image and sees the streak go from 0 to 1; the screenshot is kept in
+`test-artifacts/h5_checkin.png` at the repo root.
+
+Chromium comes from Debian (`apt-get install -y --no-install-recommends chromium`), not from
+Playwright's download; without it this test fails, saying so (CI installs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HOST = "127.0.0.1"
+TZ = "Asia/Shanghai"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+async def _seed(database_url: str, *, today: datetime) -> str:
+    """Schema, a cohort on its day 1 (by the real clock), one student; answers their token."""
+    import app.main  # noqa: F401 - every model module, as the server has them
+    from app.admin import h5_tokens
+    from app.admin.models import Cohort, CohortMember
+    from app.db import Base, create_engine, create_sessionmaker
+    from app.models import Member
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        # Camp days turn at 04:00: day 1 is "yesterday" until then.
+        camp_date = (today.astimezone(ZoneInfo(TZ)) - timedelta(hours=4)).date()
+        async with create_sessionmaker(engine)() as session:
+            cohort = Cohort(
+                name="6 期",
+                camp="跨境电商实战营",
+                start_date=camp_date - timedelta(days=1),
+                days=7,
+                channel_state="camp6",
+                timezone=TZ,
+                created_at=today,
+                updated_at=today,
+            )
+            member = Member(
+                external_userid="wmBrowserStudent", name="小林", created_at=today, updated_at=today
+            )
+            session.add_all([cohort, member])
+            await session.flush()
+            session.add(CohortMember(member_id=member.id, cohort_id=cohort.id, joined_at=today))
+            tokens = await h5_tokens.tokens_for(session=session, member_ids=[member.id], now=today)
+            await session.commit()
+            return tokens[member.id]
+    finally:
+        await engine.dispose()
+
+
+def _server_env(database_url: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("WECOM_", "DATABASE_URL", "ADMIN_TOKEN", "CAMPBOT_", "PUBLIC_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+            "NO_PROXY": "*",
+        }
+    )
+    return env
+
+
+@contextlib.contextmanager
+def _served(workdir: Path, database_url: str) -> Iterator[str]:
+    """`uvicorn app.main:app` on a free loopback port, its working directory `workdir` (so
+    uploads land in `workdir/uploads`); answers the base URL once /healthz is 200."""
+    port = _free_port()
+    log_path = workdir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port", str(port)],
+            cwd=workdir,
+            env=_server_env(database_url),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://{HOST}:{port}"
+            _wait_healthy(base, process, log_path)
+            yield base
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()  # our own child, by its id
+                process.wait(5)
+
+
+def _wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited early:\n{log_path.read_text(errors='replace')}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/healthz", timeout=2, trust_env=False).status_code == 200:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"the server did not answer /healthz in 30 s:\n{log_path.read_text()}")
+
+
+def _png(path: Path) -> Path:
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), (26, 173, 25)).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_student_checks_in_from_a_phone_browser(tmp_path: Path) -> None:
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's Chromium with "
+            "`apt-get install -y --no-install-recommends chromium` (CI does)"
+        )
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'campbot.db'}"
+    token = asyncio.run(_seed(database_url, today=datetime.now(UTC)))
+    photo = _png(tmp_path / "homework.png")
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "h5_checkin.png"
+    screenshot.unlink(missing_ok=True)
+
+    with _served(tmp_path, database_url) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
+            page.goto(f"{base}/h5/m/{token}")
+            assert page.locator("#camp-day").inner_text() == "第 1 天"
+            assert page.locator("#streak").inner_text() == "0"
+
+            form = page.locator("#checkin form.entry-form")
+            form.locator("textarea[name=text]").fill("第一天：完成选品表，附截图")
+            form.locator("input[type=file]").set_input_files(str(photo))
+            assert form.locator(".preview img").count() == 1  # the inline preview script ran
+            with page.expect_navigation():
+                form.locator("button[type=submit]").click()
+
+            assert page.locator("#flash").inner_text() == "打卡成功！"
+            assert page.locator("#streak").inner_text() == "1"
+            assert "第一天：完成选品表，附截图" in page.locator("#checkin").inner_text()
+            shown = page.locator("#checkin .thumbs img").first
+            shown.wait_for()
+            assert shown.evaluate("img => img.complete && img.naturalWidth") == 320
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+
+    assert screenshot.read_bytes()[:8] == PNG_SIGNATURE
+    assert len(list((tmp_path / "uploads").rglob("*.png"))) == 1
