@@ -112,7 +112,8 @@ class ChannelDeliverer:
 
     async def _attachments(self, message: OutMessage) -> list[JSON]:
         match message.msgtype:
-            case "image":
+            # A text may carry one image (a 喜报 and its poster): one task for both.
+            case "image" | "text" if message.image:
                 media_id = await self.client.upload_media(
                     kind="image", filename="image.png", content=message.image
                 )

@@ -97,6 +97,8 @@ def check(message: OutMessage, limits: Limits) -> None:
         raise UndeliverableError(f"不支持的消息类型：{message.msgtype}")
     if message.msgtype in ("text", "markdown"):
         _check_text(message, limits)
+        if message.image:  # an image riding along (mass sends attach it)
+            _check_image(message.image, limits)
     elif message.msgtype == "image":
         _check_image(message.image, limits)
     elif message.msgtype == "news":

@@ -1,0 +1,526 @@
+"""喜报: record an achievement, render the cohort's script and a poster, fan both out to the
+groups through the outbox, and report the broadcast's progress. Also the 结营证书.
+
+Keyword-only functions that flush but never commit: the caller's transaction (one admin
+request) stores the achievement, its broadcast and every outbox row together, or nothing.
+Each group gets its rows under `xibao:{achievement_id}:{group_id}` (robots and app chats a
+second one, `…:poster`, for the image), so a repeated approval or a restarted sender can never
+send a group the 喜报 twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.errors import AdminError, Conflict, InvalidInput, NotFound
+from app.admin.models import Cohort, CohortGroup, CohortMember
+from app.channels.messages import OutMessage
+from app.channels.routes import Channel, Route, enqueue_message, message_payload, route_group
+from app.models import (
+    Group,
+    GroupStatus,
+    MassSendResult,
+    MassSendStatus,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+)
+from app.wecom.errors import UndeliverableError
+from bots import poster
+from bots.checkin.models import MemberScore
+from bots.xibao_models import (
+    DETAIL_MAX,
+    TITLE_MAX,
+    Achievement,
+    AchievementSource,
+    AchievementStatus,
+    Broadcast,
+    BroadcastTarget,
+)
+from scripts_library.errors import RenderError, ScriptNotFoundError
+from scripts_library.models import MsgType, Script
+from scripts_library.render import render
+from scripts_library.service import get_script
+from scripts_library.variables import RenderContext, zh_weekday
+
+SCRIPT_KEY = "xibao"  # a cohort may override it with `xibao.{channel_state}`
+FALLBACK_NAME = "同学"
+H5_REPORTER = "h5"
+
+
+class PosterUnavailable(AdminError):
+    """The server cannot draw posters (no CJK font installed): say so, do not send without."""
+
+    status_code = 503
+
+
+def _drawn(draw: Callable[[], bytes]) -> bytes:
+    try:
+        return draw()
+    except poster.FontMissingError as exc:
+        raise PosterUnavailable(str(exc)) from exc
+
+
+def outbox_key(achievement_id: int, group_id: int) -> str:
+    return f"xibao:{achievement_id}:{group_id}"
+
+
+def poster_key(achievement_id: int, group_id: int) -> str:
+    return f"{outbox_key(achievement_id, group_id)}:poster"
+
+
+def zh_full_date(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+# --------------------------------------------------------------------------- recording
+
+
+async def _member(session: AsyncSession, member_id: int) -> Member:
+    member = await session.get(Member, member_id)
+    if member is None:
+        raise InvalidInput("member_id", f"学员 {member_id} 不存在。")
+    return member
+
+
+async def member_cohort(*, session: AsyncSession, member_id: int) -> Cohort | None:
+    """The cohort the member joined last (a student may come back for a later 期)."""
+    statement = (
+        select(Cohort)
+        .join(CohortMember, CohortMember.cohort_id == Cohort.id)
+        .where(CohortMember.member_id == member_id)
+        .order_by(CohortMember.joined_at.desc(), CohortMember.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+def _checked_text(title: str, detail: str) -> tuple[str, str]:
+    title, detail = title.strip(), detail.strip()
+    if not title:
+        raise InvalidInput("title", "请填写喜报标题（如：出单啦、上岸了）。")
+    if len(title) > TITLE_MAX:
+        raise InvalidInput("title", f"喜报标题不能超过 {TITLE_MAX} 个字。")
+    if len(detail) > DETAIL_MAX:
+        raise InvalidInput("detail", f"喜报详情不能超过 {DETAIL_MAX} 个字。")
+    return title, detail
+
+
+async def record_achievement(
+    *,
+    session: AsyncSession,
+    member_id: int,
+    title: str,
+    detail: str,
+    group_ids: Sequence[int] | None,
+    actor: str,
+    now: datetime,
+    default_tz: str,
+) -> tuple[Achievement, Broadcast]:
+    """An operator's achievement, approved at once and broadcast."""
+    title, detail = _checked_text(title, detail)
+    member = await _member(session, member_id)
+    cohort = await member_cohort(session=session, member_id=member.id)
+    achievement = Achievement(
+        member_id=member.id,
+        cohort_id=cohort.id if cohort else None,
+        title=title,
+        detail=detail,
+        status=AchievementStatus.APPROVED,
+        source=AchievementSource.ADMIN,
+        group_ids=list(group_ids) if group_ids is not None else None,
+        created_by=actor,
+        created_at=now,
+        approved_by=actor,
+        approved_at=now,
+    )
+    session.add(achievement)
+    await session.flush()
+    broadcast = await _broadcast(
+        session=session, achievement=achievement, member=member, now=now, default_tz=default_tz
+    )
+    return achievement, broadcast
+
+
+async def report_achievement(
+    *, session: AsyncSession, member_id: int, title: str, detail: str, now: datetime
+) -> Achievement:
+    """A student's own report from their H5 page: pending until an operator approves it.
+    Raises InvalidInput (field and Chinese reason) for bad input."""
+    title, detail = _checked_text(title, detail)
+    member = await _member(session, member_id)
+    cohort = await member_cohort(session=session, member_id=member.id)
+    achievement = Achievement(
+        member_id=member.id,
+        cohort_id=cohort.id if cohort else None,
+        title=title,
+        detail=detail,
+        status=AchievementStatus.PENDING,
+        source=AchievementSource.H5,
+        group_ids=None,
+        created_by=H5_REPORTER,
+        created_at=now,
+    )
+    session.add(achievement)
+    await session.flush()
+    return achievement
+
+
+async def approve_achievement(
+    *,
+    session: AsyncSession,
+    achievement_id: int,
+    group_ids: Sequence[int] | None,
+    actor: str,
+    now: datetime,
+    default_tz: str,
+) -> tuple[Achievement, Broadcast]:
+    """Approve a reported achievement and broadcast it (Conflict if it already was)."""
+    achievement = await session.get(Achievement, achievement_id, with_for_update=True)
+    if achievement is None:
+        raise NotFound(f"喜报 {achievement_id} 不存在。")
+    if achievement.status != AchievementStatus.PENDING:
+        raise Conflict(f"喜报 {achievement_id} 已经审核通过并发出，不会重复发送。")
+    member = await _member(session, achievement.member_id)
+    achievement.status = AchievementStatus.APPROVED
+    achievement.approved_by, achievement.approved_at = actor, now
+    if group_ids is not None:
+        achievement.group_ids = list(group_ids)
+    broadcast = await _broadcast(
+        session=session, achievement=achievement, member=member, now=now, default_tz=default_tz
+    )
+    return achievement, broadcast
+
+
+# --------------------------------------------------------------------------- broadcasting
+
+
+async def _groups(session: AsyncSession, achievement: Achievement) -> list[Group]:
+    if achievement.group_ids is not None:
+        wanted = list(dict.fromkeys(achievement.group_ids))
+        if not wanted:
+            raise InvalidInput(
+                "group_ids", "请至少选择一个群，或不填（发到学员所在期次的所有群）。"
+            )
+        found = {
+            g.id: g
+            for g in (await session.execute(select(Group).where(Group.id.in_(wanted)))).scalars()
+        }
+        missing = [str(i) for i in wanted if i not in found]
+        if missing:
+            raise InvalidInput("group_ids", f"群 {', '.join(missing)} 不存在。")
+        return [found[i] for i in wanted]
+    if achievement.cohort_id is None:
+        raise InvalidInput("group_ids", "该学员不在任何期次里：请用 group_ids 指定发到哪些群。")
+    groups = list(
+        (
+            await session.execute(
+                select(Group)
+                .join(CohortGroup, CohortGroup.group_id == Group.id)
+                .where(
+                    CohortGroup.cohort_id == achievement.cohort_id,
+                    Group.status == GroupStatus.ACTIVE,
+                )
+                .order_by(Group.id)
+            )
+        ).scalars()
+    )
+    if not groups:
+        raise InvalidInput("group_ids", "学员所在期次还没有群：请先添加群，或用 group_ids 指定。")
+    return groups
+
+
+async def _script(session: AsyncSession, cohort: Cohort | None) -> Script:
+    keys = ([f"{SCRIPT_KEY}.{cohort.channel_state}"] if cohort else []) + [SCRIPT_KEY]
+    for key in keys:
+        try:
+            script = await get_script(session=session, key=key)
+        except ScriptNotFoundError:
+            continue
+        if script.msgtype not in (MsgType.TEXT, MsgType.MARKDOWN):
+            raise Conflict(f"喜报话术「{key}」须为 text 或 markdown（海报会单独附上）。")
+        return script
+    raise Conflict(
+        f"话术库里没有喜报话术「{SCRIPT_KEY}」：请先导入默认话术包（campbot scripts import）。"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Occasion:
+    """What the script and the poster say, shared by every group."""
+
+    member_name: str
+    cohort: Cohort | None
+    local_day: date
+
+    def context(self, achievement: Achievement, group: Group) -> RenderContext:
+        cohort = self.cohort
+        return RenderContext(
+            student_name=self.member_name,
+            achievement_title=achievement.title,
+            achievement_detail=achievement.detail,
+            cohort_name=cohort.name if cohort else None,
+            camp_name=cohort.camp if cohort else None,
+            total_days=cohort.days if cohort else None,
+            day=(self.local_day - cohort.start_date).days if cohort else None,
+            date=f"{self.local_day.month}月{self.local_day.day}日",
+            weekday=zh_weekday(self.local_day),
+            group_name=group.name or "",
+        )
+
+    def poster(self, achievement: Achievement) -> bytes:
+        cohort = self.cohort
+        return _drawn(
+            lambda: poster.xibao_poster(
+                name=self.member_name,
+                title=achievement.title,
+                detail=achievement.detail,
+                cohort=f"{cohort.camp} · {cohort.name}" if cohort else "",
+                date=zh_full_date(self.local_day),
+            )
+        )
+
+
+async def _broadcast(
+    *,
+    session: AsyncSession,
+    achievement: Achievement,
+    member: Member,
+    now: datetime,
+    default_tz: str,
+) -> Broadcast:
+    cohort = await session.get(Cohort, achievement.cohort_id) if achievement.cohort_id else None
+    groups = await _groups(session, achievement)
+    script = await _script(session, cohort)
+    local_day = now.astimezone(ZoneInfo(cohort.timezone if cohort else default_tz)).date()
+    occasion = _Occasion(member.name or FALLBACK_NAME, cohort, local_day)
+    png = occasion.poster(achievement)
+    broadcast = Broadcast(
+        achievement_id=achievement.id, script_key=script.key, poster=png, created_at=now
+    )
+    session.add(broadcast)
+    await session.flush()
+    for group in groups:
+        try:
+            text = render(script, occasion.context(achievement, group))
+        except RenderError as exc:
+            raise Conflict(f"喜报话术「{script.key}」无法渲染：{exc}") from exc
+        session.add(
+            await _target(session, broadcast, achievement, group, text=text, png=png, now=now)
+        )
+    await session.flush()
+    return broadcast
+
+
+async def _target(
+    session: AsyncSession,
+    broadcast: Broadcast,
+    achievement: Achievement,
+    group: Group,
+    *,
+    text: OutMessage,
+    png: bytes,
+    now: datetime,
+) -> BroadcastTarget:
+    target = BroadcastTarget(
+        broadcast_id=broadcast.id, group_id=group.id, group_name=group.name or f"#{group.id}"
+    )
+    try:
+        if group.status != GroupStatus.ACTIVE:
+            raise UndeliverableError("群已解散。")
+        route = route_group(group)
+        target.channel = route.channel
+        messages = _messages(route, text, png)
+        for message in messages:  # every part checked before any row is written
+            message_payload(route, message)
+    except UndeliverableError as exc:
+        target.error = str(exc)
+        return target
+    keys = [outbox_key(achievement.id, group.id), poster_key(achievement.id, group.id)]
+    ids = [
+        await enqueue_message(session=session, key=key, route=route, message=message, now=now)
+        for key, message in zip(keys, messages, strict=False)
+    ]
+    target.outbox_id = ids[0]
+    target.poster_outbox_id = ids[1] if len(ids) > 1 else None
+    return target
+
+
+def _messages(route: Route, text: OutMessage, png: bytes) -> list[OutMessage]:
+    """The 喜报 as its channel takes it: one mass-send task needs the owner to confirm once,
+    so a customer group gets the text with the poster attached; robots and app chats send one
+    msgtype per call, so the poster follows as an image message."""
+    if route.channel == Channel.CUSTOMER_GROUP:
+        return [OutMessage("text", content=text.content, image=png)]
+    return [text, OutMessage("image", image=png)]
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@dataclass(frozen=True, slots=True)
+class GroupProgress:
+    group_id: int | None
+    group_name: str
+    channel: str
+    status: str  # sent | failed | pending | awaiting_confirmation
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    broadcast_id: int
+    achievement_id: int
+    total: int
+    sent: int
+    failed: int
+    pending: int
+    awaiting_confirmation: int
+    groups: list[GroupProgress]
+
+
+_FAILED = (OutboxStatus.DEAD, OutboxStatus.CANCELLED)
+
+
+def _group_status(
+    target: BroadcastTarget,
+    rows: dict[int, OutboxMessage],
+    results: dict[int, MassSendResult],
+) -> tuple[str, str | None]:
+    if target.error is not None or target.outbox_id is None:
+        return "failed", target.error or "没有可发送的消息。"
+    ids = [i for i in (target.outbox_id, target.poster_outbox_id) if i is not None]
+    mine = [rows[i] for i in ids if i in rows]
+    if len(mine) != len(ids):
+        return "failed", "发送记录已被删除。"
+    dead = [r for r in mine if r.status in _FAILED]
+    if dead:
+        return "failed", dead[0].last_error or "发送失败。"
+    if any(r.status != OutboxStatus.SENT for r in mine):
+        return "pending", None
+    if target.channel != Channel.CUSTOMER_GROUP:
+        return "sent", None
+    # A mass send went out only once the owner confirmed it in WeCom.
+    result = results.get(target.outbox_id)
+    if result is None or result.status == MassSendStatus.AWAITING:
+        return "awaiting_confirmation", None
+    if result.status == MassSendStatus.FAILED:
+        return "failed", f"群发未送达（企业微信状态 {result.wecom_status}）。"
+    return "sent", None
+
+
+async def progress(*, session: AsyncSession, broadcast_id: int) -> Progress:
+    broadcast = await session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        raise NotFound(f"喜报发送 {broadcast_id} 不存在。")
+    targets = list(
+        (
+            await session.execute(
+                select(BroadcastTarget)
+                .where(BroadcastTarget.broadcast_id == broadcast_id)
+                .order_by(BroadcastTarget.id)
+            )
+        ).scalars()
+    )
+    ids = [i for t in targets for i in (t.outbox_id, t.poster_outbox_id) if i is not None]
+    rows = {
+        r.id: r
+        for r in (
+            await session.execute(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))
+        ).scalars()
+    }
+    results = {
+        r.outbox_id: r
+        for r in (
+            await session.execute(select(MassSendResult).where(MassSendResult.outbox_id.in_(ids)))
+        ).scalars()
+    }
+    groups = []
+    for target in targets:
+        status, error = _group_status(target, rows, results)
+        groups.append(
+            GroupProgress(target.group_id, target.group_name, target.channel, status, error)
+        )
+    counts = {s: sum(g.status == s for g in groups) for s in _STATUSES}
+    return Progress(
+        broadcast_id=broadcast.id,
+        achievement_id=broadcast.achievement_id,
+        total=len(groups),
+        sent=counts["sent"],
+        failed=counts["failed"],
+        pending=counts["pending"],
+        awaiting_confirmation=counts["awaiting_confirmation"],
+        groups=groups,
+    )
+
+
+_STATUSES = ("sent", "failed", "pending", "awaiting_confirmation")
+
+
+async def broadcast_of(*, session: AsyncSession, achievement_id: int) -> Broadcast | None:
+    statement = select(Broadcast).where(Broadcast.achievement_id == achievement_id)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+# --------------------------------------------------------------------------- certificate
+
+
+async def certificate_png(
+    *,
+    session: AsyncSession,
+    member_id: int,
+    cohort_id: int | None,
+    now: datetime,
+) -> bytes:
+    """The 结营证书 of a member whose cohort has reached its last day (Conflict before)."""
+    member = await session.get(Member, member_id)
+    if member is None:
+        raise NotFound(f"学员 {member_id} 不存在。")
+    cohort = await _certificate_cohort(session, member_id, cohort_id)
+    last_day = cohort.start_date + timedelta(days=cohort.days)
+    today = now.astimezone(ZoneInfo(cohort.timezone)).date()
+    if today < last_day:
+        raise Conflict(
+            f"「{cohort.camp} {cohort.name}」{zh_full_date(last_day)}结营，结营后才能生成证书。"
+        )
+    score = await session.get(MemberScore, (member_id, cohort.id))
+    summary = (
+        f"打卡 {score.checked_days} 天 · 作业 {score.homework_days} 次 · 积分 {score.points}"
+        if score is not None
+        else ""
+    )
+    return _drawn(
+        lambda: poster.certificate(
+            name=member.name or FALLBACK_NAME,
+            camp=cohort.camp,
+            cohort=cohort.name,
+            days=cohort.days,
+            date=zh_full_date(last_day),
+            summary=summary,
+        )
+    )
+
+
+async def _certificate_cohort(
+    session: AsyncSession, member_id: int, cohort_id: int | None
+) -> Cohort:
+    if cohort_id is None:
+        cohort = await member_cohort(session=session, member_id=member_id)
+        if cohort is None:
+            raise Conflict(f"学员 {member_id} 不在任何期次里，无法生成结营证书。")
+        return cohort
+    enrolled = await session.scalar(
+        select(CohortMember.id).where(
+            CohortMember.member_id == member_id, CohortMember.cohort_id == cohort_id
+        )
+    )
+    cohort = await session.get(Cohort, cohort_id)
+    if cohort is None or enrolled is None:
+        raise NotFound(f"学员 {member_id} 不在期次 {cohort_id} 里。")
+    return cohort
