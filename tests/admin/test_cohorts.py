@@ -31,7 +31,7 @@ async def test_create_answers_the_stored_cohort(admin: Admin) -> None:
     created = await admin.cohort()
     assert created["id"] >= 1
     assert created["start_date"] == "2026-03-02"
-    assert created["end_date"] == "2026-03-22"
+    assert created["end_date"] == "2026-03-23"
     assert created["timezone"] == "Asia/Shanghai"  # settings.campbot_timezone
     assert created["group_count"] == created["member_count"] == 0
     assert (await admin.get(f"/cohorts/{created['id']}")).json() == created
@@ -118,7 +118,7 @@ async def test_edit_is_audited_with_actor_and_before_after(
     )
     assert response.status_code == 200, response.text
     assert response.json()["start_date"] == "2026-03-09"
-    assert response.json()["end_date"] == "2026-03-29"
+    assert response.json()["end_date"] == "2026-03-30"
 
     audit = (await admin.get("/audit", params={"resource": "cohorts"})).json()
     assert audit["total"] == 2

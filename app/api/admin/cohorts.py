@@ -34,7 +34,7 @@ def _out(view: service.CohortView) -> CohortOut:
         days=cohort.days,
         channel_state=cohort.channel_state,
         timezone=cohort.timezone,
-        end_date=cohort.start_date + timedelta(days=cohort.days - 1),
+        end_date=cohort.start_date + timedelta(days=cohort.days),
         group_count=view.group_count,
         member_count=view.member_count,
         created_at=cohort.created_at,

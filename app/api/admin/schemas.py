@@ -106,7 +106,7 @@ class CohortCreate(Input):
     name: Name = Field(description="期次名称，如「21 天写作营 第 3 期」")
     camp: Name = Field(description="所属训练营")
     start_date: StartDate = Field(description="开营日（第 0 天），YYYY-MM-DD")
-    days: Days = Field(description="共多少天（第 0 天到第 days-1 天）")
+    days: Days = Field(description="上课天数：第 0 天开营，第 1 天到第 days 天上课")
     channel_state: ChannelState = Field(description="招生渠道活码的 State（≤30 字符），全局唯一")
     timezone: Timezone | None = Field(
         default=None, description="期次的时区，默认 CAMPBOT_TIMEZONE"
@@ -132,7 +132,7 @@ class CohortOut(Output):
     days: int
     channel_state: str
     timezone: str
-    end_date: date = Field(description="最后一天（第 days-1 天）")
+    end_date: date = Field(description="最后一天（第 days 天）")
     group_count: int
     member_count: int
     created_at: datetime
