@@ -28,6 +28,7 @@ EVENTS = {
     "contact_added": "学员添加员工为好友时（欢迎语）",
     "group_joined": "新成员入群时（入群欢迎）",
     "achievement": "登记学员喜报时",
+    "checkin_reminder": "打卡提醒发出时（群内 @ 未打卡的内部学员）",
 }
 MEMBER_FILTERS = ("all", "not_checked_in_today")
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
