@@ -39,6 +39,9 @@ ENV DATABASE_URL=sqlite+aiosqlite:////data/campbot.db
 VOLUME ["/data"]
 
 USER campbot
+# The service runs in the volume: H5 uploads go to ./uploads (app/storage.py), next to the
+# SQLite file. The code is imported from /app (an editable install).
+WORKDIR /data
 EXPOSE 8000
 
 # GET /healthz answers 200 when the database answers (slim has no curl; python does).
