@@ -16,6 +16,7 @@ import app.admin.models
 import app.models  # noqa: F401
 import bots.checkin.models  # noqa: F401
 import bots.group_welcome_models  # noqa: F401
+import bots.qa_models  # noqa: F401
 import bots.xibao_models  # noqa: F401
 import schedules.models  # noqa: F401
 import scripts_library.models  # noqa: F401

@@ -1,7 +1,50 @@
-"""Keyword Q&A: answers 1:1 app messages from internal members."""
+"""Keyword Q&A: answers 1:1 app messages from internal members.
+
+Rules (`qa_rules`, edited at `/admin/api/qa-rules`) match through `bots.qa_matcher`; the
+reply goes out as an app message (`message/send`) through the outbox, written in the event's
+transaction and pushed right after it commits (`ctx.deliver_after_commit`), so it arrives
+within a second or two and is still sent exactly once.
+
+Why not WeCom's passive reply (encrypted XML in the callback's answer)? The callback
+acknowledges first and the dispatcher runs handlers after the answer has gone out
+(ARCHITECTURE §1 rule 1, `app/api/callback.py`), so no handler can still answer the
+request. An app message costs one API call against the member's 30/min quota instead.
+
+Messages starting with 打卡 belong to the check-in handler and are never answered here.
+"""
 
 from __future__ import annotations
 
-from bots.dispatch import Router
+from typing import cast
+
+from app.wecom.events import TextMessage
+from bots import qa_answer
+from bots.dispatch import Context, Router, RuleResult
 
 router = Router("qa")
+CHECKIN_PREFIX = "打卡"
+AFTER_CHECKIN = 60  # check-in's handlers register with lower (earlier) priorities
+
+
+def a_question(ctx: Context) -> RuleResult:
+    """A member's text to the app that is not a check-in."""
+    event = ctx.event
+    if not isinstance(event, TextMessage) or not event.from_user:
+        return False
+    return not event.content.strip().startswith(CHECKIN_PREFIX)
+
+
+@router.on_message("text", a_question, priority=AFTER_CHECKIN)
+async def on_question(ctx: Context) -> None:
+    """成员给应用发消息：按问答规则回复；没有规则匹配时记入「未解答问题」。"""
+    event = cast(TextMessage, ctx.event)
+    rows = await qa_answer.answer(
+        session=ctx.session,
+        userid=event.from_user,
+        question=event.content,
+        event_key=event.dedupe_key,
+        public_base_url=ctx.settings.public_base_url,
+        now=ctx.now,
+    )
+    for row_id in rows:
+        ctx.deliver_after_commit(row_id)

@@ -1,0 +1,170 @@
+"""Answering one question: who asks (their cohorts and groups decide which rules apply),
+which rules match, cooldowns, and the reply as an app message in the outbox."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.h5_tokens import member_url
+from app.admin.models import Cohort, CohortMember
+from app.channels.messages import OutMessage
+from app.channels.routes import Channel, Route, enqueue_message
+from app.db import dialect_insert
+from app.models import GroupMembership, Member
+from app.wecom.errors import UndeliverableError
+from bots.qa_matcher import RuleSpec
+from bots.qa_models import QaCooldown, QaRule
+from bots.qa_service import count_hit, get_matcher, record_unanswered
+from scripts_library.errors import RenderError, ScriptNotFoundError
+from scripts_library.render import render
+from scripts_library.service import get_script
+from scripts_library.variables import RenderContext
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """A member writing to the app, and the scopes their question is answered in."""
+
+    userid: str
+    member: Member | None
+    cohort_ids: frozenset[int]
+    group_ids: frozenset[int]
+
+    def allows(self, rule: RuleSpec) -> bool:
+        if rule.cohort_id is not None:
+            return rule.cohort_id in self.cohort_ids
+        if rule.group_id is not None:
+            return rule.group_id in self.group_ids
+        return True
+
+
+async def asker(*, session: AsyncSession, userid: str) -> Asker:
+    member = await session.scalar(select(Member).where(Member.userid == userid))
+    if member is None:
+        return Asker(userid, None, frozenset(), frozenset())
+    cohorts = await session.scalars(
+        select(CohortMember.cohort_id).where(CohortMember.member_id == member.id)
+    )
+    groups = await session.scalars(
+        select(GroupMembership.group_id).where(
+            GroupMembership.member_id == member.id, GroupMembership.left_at.is_(None)
+        )
+    )
+    return Asker(userid, member, frozenset(cohorts), frozenset(groups))
+
+
+async def claim_cooldown(
+    *, session: AsyncSession, rule_id: int, chat: str, cooldown_s: int, now: datetime
+) -> bool:
+    """True if the rule may answer this chat now, and records that it does. One statement
+    (upsert whose update only happens when the last answer is old enough): two instances
+    answering the same chat at once cannot both win."""
+    insert = dialect_insert(session)
+    statement = (
+        insert(QaCooldown)
+        .values(rule_id=rule_id, chat=chat, answered_at=now)
+        .on_conflict_do_update(
+            index_elements=["rule_id", "chat"],
+            set_={"answered_at": now},
+            where=QaCooldown.answered_at <= now - timedelta(seconds=cooldown_s),
+        )
+        .returning(QaCooldown.rule_id)
+    )
+    return (await session.execute(statement)).first() is not None
+
+
+async def _cohort_for(session: AsyncSession, rule: QaRule, who: Asker) -> Cohort | None:
+    cohort_id = rule.cohort_id or (min(who.cohort_ids) if who.cohort_ids else None)
+    return await session.get(Cohort, cohort_id) if cohort_id is not None else None
+
+
+async def reply_message(
+    *, session: AsyncSession, rule: QaRule, who: Asker, public_base_url: str, now: datetime
+) -> OutMessage:
+    """The rule's reply text, or its script rendered for the asker (RenderError,
+    ScriptNotFoundError if it cannot be)."""
+    if rule.reply is not None:
+        return OutMessage("text", content=rule.reply)
+    script = await get_script(session=session, key=rule.script_key or "")
+    cohort = await _cohort_for(session, rule, who)
+    h5 = None
+    if who.member is not None and who.cohort_ids:
+        h5 = await member_url(
+            session=session, member_id=who.member.id, public_base_url=public_base_url, now=now
+        )
+    context = RenderContext(
+        student_name=who.member.name if who.member else None,
+        cohort_name=cohort.name if cohort else None,
+        camp_name=cohort.camp if cohort else None,
+        total_days=cohort.days if cohort else None,
+        h5_url=h5,
+    )
+    return render(script, context)
+
+
+async def _send(
+    session: AsyncSession, rule: QaRule, who: Asker, *, event_key: str, base: str, now: datetime
+) -> int | None:
+    try:
+        message = await reply_message(
+            session=session, rule=rule, who=who, public_base_url=base, now=now
+        )
+        return await enqueue_message(
+            session=session,
+            key=f"qa:{event_key}:{rule.id}",
+            route=Route(Channel.APP_MESSAGE, who.userid),
+            message=message,
+            now=now,
+        )
+    except (RenderError, ScriptNotFoundError, UndeliverableError) as exc:
+        # Checked when saved; a script edited since may no longer render or fit.
+        logger.warning("Q&A rule %s cannot answer: %s", rule.id, exc)
+        return None
+
+
+async def answer(
+    *,
+    session: AsyncSession,
+    userid: str,
+    question: str,
+    event_key: str,
+    public_base_url: str,
+    now: datetime,
+) -> list[int]:
+    """Queue the replies to `question` (outbox row ids, to send right after commit).
+
+    Matching rules answer lowest priority first (ties by id) until one with `block` has
+    answered. A rule in its cooldown for this chat stays silent but still counts as having
+    answered, so a lower rule never stands in for it. A question no rule matches is
+    counted in the unanswered list.
+    """
+    who = await asker(session=session, userid=userid)
+    matched = (await get_matcher(session=session)).match(question, allow=who.allows)
+    if not matched:
+        await record_unanswered(session=session, question=question, now=now)
+        return []
+    rows = await session.scalars(select(QaRule).where(QaRule.id.in_([r.id for r in matched])))
+    by_id = {r.id: r for r in rows}
+    sent: list[int] = []
+    for spec in matched:
+        rule = by_id.get(spec.id)
+        if rule is None or not rule.enabled:
+            continue  # changed since the matcher was built
+        if rule.cooldown_s <= 0 or await claim_cooldown(
+            session=session, rule_id=rule.id, chat=userid, cooldown_s=rule.cooldown_s, now=now
+        ):
+            await count_hit(session=session, rule_id=rule.id)
+            row_id = await _send(
+                session, rule, who, event_key=event_key, base=public_base_url, now=now
+            )
+            sent += [row_id] if row_id is not None else []
+        if rule.block:
+            break
+    return sent
