@@ -22,7 +22,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -36,12 +36,13 @@ from app.channels.routes import enqueue_message, message_payload
 from app.clock import Clock
 from app.db import backend
 from app.outbox import NewMessage, enqueue_many
+from schedules.context import provided_variables
 from schedules.jobs import job_for
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import cohort_zone, schedule_timezone
 from schedules.targets import Target, resolve
 from scripts_library.models import Script
-from scripts_library.render import render
+from scripts_library.render import render, variables_used
 from scripts_library.variables import RenderContext, zh_date, zh_weekday
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,11 @@ def context_for(*, cohort: Cohort | None, target: Target, local_now: datetime) -
     return RenderContext(**fields)  # type: ignore[arg-type]
 
 
+def with_values(context: RenderContext, values: dict[str, object] | None) -> RenderContext:
+    """`context` with a provider's values (schedules.context) laid over it."""
+    return replace(context, **values) if values else context  # type: ignore[arg-type]
+
+
 def _missed_note(now: datetime, due_at: datetime) -> str:
     return f"错过发送时间（晚了 {now - due_at}）"
 
@@ -159,10 +165,12 @@ async def fire(
         member_id=firing.member_id,
         now=now,
     )
+    extra = await provided_variables(
+        session=session, cohort=cohort, targets=targets, names=variables_used(script), now=now
+    )
     for target in targets:
-        message = render(
-            script, context_for(cohort=cohort, target=target, local_now=now.astimezone(tz))
-        )
+        context = context_for(cohort=cohort, target=target, local_now=now.astimezone(tz))
+        message = render(script, with_values(context, extra.get(target.label)))
         await enqueue_message(
             session=session,
             key=outbox_key(schedule.id, target, firing.due_at),
@@ -337,9 +345,17 @@ class _Batch:
             member_id=member_id,
             now=self.now,
         )
+        extra = await provided_variables(
+            session=self.session,
+            cohort=cohort,
+            targets=targets,
+            names=variables_used(script),
+            now=self.now,
+        )
         sends = []
         for target in targets:
             context = context_for(cohort=cohort, target=target, local_now=local_now)
+            context = with_values(context, extra.get(target.label))
             payload = message_payload(target.route, self._render(script, context))
             sends.append(_Send(target.label, target.route.channel, target.route.target, payload))
         return sends

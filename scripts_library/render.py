@@ -12,7 +12,14 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.nodes import Template as TemplateAst
 from jinja2.runtime import Context
@@ -142,3 +149,19 @@ def image_ref(content: ScriptContent) -> str:
     if not isinstance(ref, str) or not ref.strip():
         raise RenderError("图片附件需要填写 path（内容目录里的文件）或 url。")
     return ref.strip()
+
+
+@lru_cache(maxsize=1024)
+def _names_in(source: str) -> frozenset[str]:
+    try:
+        return frozenset(meta.find_undeclared_variables(parse(source)))
+    except TemplateSyntaxError:
+        return frozenset()  # rendering will say what is wrong
+
+
+def variables_used(script: Renderable) -> frozenset[str]:
+    """The variables a script's templates refer to (so callers compute only those)."""
+    names: frozenset[str] = frozenset()
+    for _, source in template_fields(content_of(script)):
+        names |= _names_in(source)
+    return names

@@ -112,7 +112,7 @@ def _base_context(cohort: Cohort, today: service.CampDay) -> dict[str, object]:
     }
 
 
-async def _ranks(
+async def member_ranks(
     session: AsyncSession, cohort_id: int, member_ids: Sequence[int], today: int
 ) -> dict[int, tuple[int, int, int]]:
     """(points, current streak, rank) per member; ties share a rank (1 + how many have more)."""
@@ -143,7 +143,7 @@ async def _ranks(
     return found
 
 
-async def _assistants(session: AsyncSession, members: Sequence[Member]) -> dict[str, str]:
+async def assistant_names(session: AsyncSession, members: Sequence[Member]) -> dict[str, str]:
     staff = {m.staff_userid for m in members if m.staff_userid}
     if not staff:
         return {}
@@ -171,9 +171,9 @@ async def member_contexts(
     if today.day is None:
         return {}
     ids = [m.id for m in members]
-    ranks = await _ranks(session, cohort.id, ids, today.day)
+    ranks = await member_ranks(session, cohort.id, ids, today.day)
     tokens = await tokens_for(session=session, member_ids=ids, now=now)
-    assistants = await _assistants(session, members)
+    assistants = await assistant_names(session, members)
     base = _base_context(cohort, today)
     contexts = {}
     for member in members:
