@@ -1,4 +1,5 @@
-"""The student's personal H5 page: `GET /h5/m/{token}`, `POST /h5/m/{token}/checkin`.
+"""The student's personal H5 page: `GET /h5/m/{token}`, `POST /h5/m/{token}/checkin`,
+the FAQ search `GET /h5/m/{token}/faq?q=…` and the 喜报 report `POST /h5/m/{token}/achievements`.
 
 POST takes a multipart (or urlencoded) form: `text`, `images` (0-9 files), `kind` =
 `checkin` (default) | `homework` | `leave`, and `day` (a past camp day: 补卡; absent: today).
@@ -7,6 +8,11 @@ with a 4xx status and the reason on a refusal. A client sending `Accept: applica
 gets JSON: 200 `{"ok": true, "created", "entry", "standing", "milestone_bonus"}`, or the
 4xx with `{"detail": [{"field", "message"}]}` as the admin API words its refusals.
 
+The FAQ search shows the page with the answers (JSON: a list of `{rule_id, question,
+answer}`); a query nothing answers is counted as unanswered, as app questions are. A 喜报
+report (`title`, `detail`) is stored pending an operator's approval, then 303 to the page
+with `?ok=achievement`, or JSON `{"ok": true, "achievement"}`.
+
 A refusal stores nothing: images are checked before any is written, and the ones this
 request wrote are deleted again if the submission is then refused or fails.
 """
@@ -14,7 +20,7 @@ request wrote are deleted again if the submission is then refused or fails.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,21 +29,30 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.types import Message, Receive
 
 from app.admin import h5_tokens
+from app.admin.errors import InvalidInput
 from app.admin.models import Cohort
 from app.api.h5.deps import MemberIdDep, StorageDep
 from app.api.h5.route import PRIVATE_HEADERS, H5Route, wants_json
 from app.api.h5.uploads import CheckedImage, UploadRefused, read_submission
 from app.deps import RuntimeDep, SessionDep
+from app.runtime import Runtime
 from app.storage import Storage, content_key, content_type_of, is_key
+from bots import qa_service, xibao_service
 from bots.checkin import h5_view, service
 from bots.checkin.models import CheckinEntry, EntryKind
 from bots.checkin.service import CheckinError, SubmitResult
+from bots.qa_service import FaqEntry
 
 router = APIRouter(prefix="/h5", tags=["h5"], route_class=H5Route)
 
 KINDS = ("checkin", "homework", "leave")
+# The 喜报 form: 100 + 500 characters, urlencoded (9 bytes a CJK character), with room to spare.
+TEXT_FORM_MAX_BYTES = 64 * 1024
 _IMAGE_HEADERS = {
     # Content-addressed: a key's bytes never change. Private: only its owner may fetch it.
     "Cache-Control": "private, max-age=31536000, immutable",
@@ -145,7 +160,187 @@ async def entry_image(
     return Response(data, media_type=content_type_of(key), headers=_IMAGE_HEADERS)
 
 
+@router.get("/m/{token}/faq", response_model=None)
+async def faq_search(
+    request: Request,
+    token: str,
+    member_id: MemberIdDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    storage: StorageDep,
+    q: str = "",
+) -> Response:
+    """常见问题搜索：本期与全局的问答规则；没人回答过的问题记入「未解答」。"""
+    query = q.strip()
+    if len(query) > h5_view.FAQ_QUERY_MAX:
+        message = f"问题最多 {h5_view.FAQ_QUERY_MAX} 字，现在是 {len(query)} 字"
+        return await _refusal(
+            request,
+            field="q",
+            message=message,
+            page=_PageArgs(session, runtime, storage, token, member_id),
+        )
+    entries = await _search(
+        session=session, member_id=member_id, query=query, now=runtime.clock.now()
+    )
+    if wants_json(request):
+        return JSONResponse([asdict(entry) for entry in entries], headers=PRIVATE_HEADERS)
+    return await _page(
+        session=session,
+        runtime=runtime,
+        storage=storage,
+        token=token,
+        member_id=member_id,
+        faq=h5_view.Faq(query=query, entries=tuple(entries)),
+    )
+
+
+@router.post("/m/{token}/achievements", response_model=None)
+async def report_achievement(
+    request: Request,
+    token: str,
+    member_id: MemberIdDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    storage: StorageDep,
+) -> Response:
+    """「我有喜报」：学员自己报喜，助教审核后在群里发。"""
+    await session.rollback()  # as in submit_entry: no connection held while the body comes in
+    fields: dict[str, str] = {}
+    try:
+        fields = await _read_text_form(request)
+        title, detail = fields.get("title", ""), fields.get("detail", "")
+        if len(detail.strip()) > h5_view.REPORT_DETAIL_MAX:
+            raise InvalidInput("detail", f"喜报详情不能超过 {h5_view.REPORT_DETAIL_MAX} 个字。")
+        achievement = await xibao_service.report_achievement(
+            session=session,
+            member_id=member_id,
+            title=title,
+            detail=detail,
+            now=runtime.clock.now(),
+        )
+        await session.commit()
+    except (UploadRefused, InvalidInput) as refusal:
+        await session.rollback()
+        field, status = (
+            (refusal.field, refusal.status_code)
+            if isinstance(refusal, UploadRefused)
+            else (refusal.problems[0].field, 422)
+        )
+        return await _refusal(
+            request,
+            field=field,
+            message=refusal.message,
+            page=_PageArgs(session, runtime, storage, token, member_id),
+            status_code=status,
+            report=h5_view.ReportDraft(fields.get("title", ""), fields.get("detail", "")),
+        )
+    if wants_json(request):
+        body = {
+            "ok": True,
+            "achievement": {
+                "id": achievement.id,
+                "title": achievement.title,
+                "detail": achievement.detail,
+                "status": achievement.status,
+                "created_at": achievement.created_at.isoformat(),
+            },
+        }
+        return JSONResponse(body, headers=PRIVATE_HEADERS)
+    return RedirectResponse(
+        f"/h5/m/{token}?ok=achievement#xibao", status_code=303, headers=PRIVATE_HEADERS
+    )
+
+
 # --------------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True, slots=True)
+class _PageArgs:
+    """What re-rendering the page for a refusal needs."""
+
+    session: AsyncSession
+    runtime: Runtime
+    storage: Storage
+    token: str
+    member_id: int
+
+
+async def _refusal(
+    request: Request,
+    *,
+    field: str,
+    message: str,
+    page: _PageArgs,
+    status_code: int = 422,
+    report: h5_view.ReportDraft | None = None,
+) -> Response:
+    """A refusal: JSON `{"detail": [{"field", "message"}]}`, or the page with the reason."""
+    if wants_json(request):
+        body = {"detail": [{"field": field, "message": message}]}
+        return JSONResponse(body, status_code=status_code, headers=PRIVATE_HEADERS)
+    return await _page(
+        session=page.session,
+        runtime=page.runtime,
+        storage=page.storage,
+        token=page.token,
+        member_id=page.member_id,
+        error=message,
+        status_code=status_code,
+        report=report,
+    )
+
+
+async def _search(
+    *, session: AsyncSession, member_id: int, query: str, now: datetime
+) -> list[FaqEntry]:
+    """The FAQ entries for the member's cohort; a question nothing answers is counted with
+    the app's unanswered questions, so operators see what students look for in vain."""
+    if not query:
+        return []
+    cohort_id = await service.member_cohort(session=session, member_id=member_id)
+    entries = await qa_service.search_faq(session=session, cohort_id=cohort_id, query=query)
+    if not entries:
+        await qa_service.record_unanswered(session=session, question=query, now=now)
+        await session.commit()
+    return entries
+
+
+async def _read_text_form(request: Request) -> dict[str, str]:
+    """A small text-only form (urlencoded or multipart), its body capped while it streams in."""
+    refused = UploadRefused(413, "form", "提交内容太大，请删减后再试")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > TEXT_FORM_MAX_BYTES:
+        raise refused
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > TEXT_FORM_MAX_BYTES:
+            raise refused
+    replayed = Request(request.scope, _replay(bytes(body)))
+    try:
+        form = await replayed.form(max_files=0, max_fields=16)
+    except (HTTPException, MultiPartException):
+        # Starlette's own HTTPException (not FastAPI's subclass) for a malformed body or a
+        # file part; MultiPartException when the scope carries no app.
+        raise UploadRefused(400, "form", "表单格式不正确，请刷新页面后重试") from None
+    try:
+        return {name: value for name, value in form.multi_items() if isinstance(value, str)}
+    finally:
+        await form.close()
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 def _kind_and_day(fields: dict[str, str]) -> tuple[str, int | None]:
@@ -244,7 +439,7 @@ def _result_json(result: SubmitResult, *, storage: Storage, token: str) -> dict[
 async def _page(
     *,
     session: AsyncSession,
-    runtime: RuntimeDep,
+    runtime: Runtime,
     storage: Storage,
     token: str,
     member_id: int,
@@ -253,6 +448,8 @@ async def _page(
     status_code: int = 200,
     draft_kind: str | None = None,
     draft_text: str = "",
+    faq: h5_view.Faq | None = None,
+    report: h5_view.ReportDraft | None = None,
 ) -> Response:
     nonce = h5_view.new_nonce()
     headers = h5_view.page_headers(nonce)
@@ -280,5 +477,7 @@ async def _page(
         error=error,
         draft_kind=draft_kind,
         draft_text=draft_text,
+        faq=faq,
+        report=report,
     )
     return HTMLResponse(body, status_code=status_code, headers=headers)

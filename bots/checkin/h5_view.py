@@ -16,6 +16,8 @@ from app.api.h5.route import PRIVATE_HEADERS
 from app.api.h5.uploads import MAX_IMAGE_MB, MAX_IMAGES, MAX_TEXT_CHARS
 from bots.checkin.models import EntryStatus
 from bots.checkin.service import MemberPage
+from bots.qa_service import FaqEntry
+from bots.xibao_models import TITLE_MAX
 
 _env = Environment(
     loader=PackageLoader("bots.checkin", "templates"),
@@ -24,7 +26,17 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-LIMITS = {"images": MAX_IMAGES, "mb": MAX_IMAGE_MB, "text": MAX_TEXT_CHARS}
+FAQ_QUERY_MAX = 200
+# Tighter than the model's column allows: a phone form, and the 喜报 card has to stay short.
+REPORT_DETAIL_MAX = 500
+LIMITS = {
+    "images": MAX_IMAGES,
+    "mb": MAX_IMAGE_MB,
+    "text": MAX_TEXT_CHARS,
+    "query": FAQ_QUERY_MAX,
+    "title": TITLE_MAX,
+    "detail": REPORT_DETAIL_MAX,
+}
 STATUS_LABELS = {
     EntryStatus.ON_TIME: "已打卡",
     EntryStatus.MAKEUP: "补卡",
@@ -38,7 +50,25 @@ FLASHES = {
     "homework": "作业已提交",
     "homework-updated": "作业已更新",
     "leave": "已请假，连续打卡不会中断",
+    "achievement": "已提交，助教审核后会在群里发喜报",
 }
+FAQ_NONE = "没有找到答案，可以直接问助教"
+
+
+@dataclass(frozen=True, slots=True)
+class Faq:
+    """The FAQ section: what was searched (empty: nothing yet) and what answered it."""
+
+    query: str = ""
+    entries: tuple[FaqEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDraft:
+    """A refused 喜报 report, shown again in its (opened) form."""
+
+    title: str = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +113,8 @@ def render_page(
     error: str | None = None,
     draft_kind: str | None = None,
     draft_text: str = "",
+    faq: Faq | None = None,
+    report: ReportDraft | None = None,
 ) -> str:
     def local_time(moment: datetime) -> str:
         return moment.astimezone(tz).strftime("%m-%d %H:%M")
@@ -106,6 +138,11 @@ def render_page(
         error=error,
         draft_kind=draft_kind,
         draft_text=draft_text,
+        faq=faq or Faq(),
+        faq_url=f"/h5/m/{token}/faq",
+        faq_none=FAQ_NONE,
+        report=report,
+        report_url=f"/h5/m/{token}/achievements",
     )
 
 

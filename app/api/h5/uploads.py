@@ -13,9 +13,12 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from PIL import Image
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import (
+    HTTPException,  # FastAPI's is a subclass; multipart errors raise this
+)
 from starlette.types import Message
 
 MAX_IMAGES = 9

@@ -460,3 +460,19 @@ async def test_each_student_sees_only_their_own(h5: H5) -> None:
     assert outsider.status_code == 404
     # And a page never lists images beyond its own entries.
     assert re.findall(r"/img/([0-9a-f]{64}\.\w+)", lin_page) == [lin_key]
+
+
+async def test_a_form_with_too_many_parts_is_a_clear_400(h5: H5) -> None:
+    """Starlette refuses the 65th file part itself; the student still reads why, in Chinese."""
+    parts = b"".join(
+        b"--x\r\nContent-Disposition: form-data; name=\"images\"; filename=\"%d.png\"\r\n"
+        b"Content-Type: image/png\r\n\r\npng\r\n" % n
+        for n in range(65)
+    )
+    response = await h5.client.post(
+        h5.url(suffix="/checkin"),
+        content=parts + b"--x--\r\n",
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    assert response.status_code == 400
+    assert "表单格式不正确" in response.text
