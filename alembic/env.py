@@ -14,9 +14,9 @@ from sqlalchemy.engine import Connection
 # Every module that defines tables, so Base.metadata holds them all.
 import app.admin.models
 import app.models  # noqa: F401
-import bots.checkin.models  # noqa: F401
-import bots.group_welcome_models  # noqa: F401
-import bots.qa_models  # noqa: F401
+import bots.checkin.models
+import bots.group_welcome_models
+import bots.qa_models
 import bots.xibao_models  # noqa: F401
 import schedules.models  # noqa: F401
 import scripts_library.models  # noqa: F401

@@ -465,7 +465,7 @@ async def test_each_student_sees_only_their_own(h5: H5) -> None:
 async def test_a_form_with_too_many_parts_is_a_clear_400(h5: H5) -> None:
     """Starlette refuses the 65th file part itself; the student still reads why, in Chinese."""
     parts = b"".join(
-        b"--x\r\nContent-Disposition: form-data; name=\"images\"; filename=\"%d.png\"\r\n"
+        b'--x\r\nContent-Disposition: form-data; name="images"; filename="%d.png"\r\n'
         b"Content-Type: image/png\r\n\r\npng\r\n" % n
         for n in range(65)
     )
