@@ -39,6 +39,7 @@ from app.db import backend, is_transient, session_scope
 from app.settings import Settings
 from app.wecom.client import WeComClient
 from app.wecom.events import WeComEvent, parse_event
+from app.wecom.passive import PassiveReply
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class Context:
     # Prepare steps' results by registration name (merged into `matched` for the handler).
     prepared: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     after_commit: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    # The callback still waiting for this event's answer (fresh app texts only).
+    passive: PassiveReply | None = None
 
     @property
     def now(self) -> datetime:
@@ -100,6 +103,13 @@ class Context:
         if self.outbound is not None:
             outbound = self.outbound
             self.after_commit.append(lambda: outbound.deliver_now(row_id))
+
+    def passive_reply(self, text: str) -> bool:
+        """Offer `text` as the passive reply to the member who wrote. True: the waiting
+        callback carries it once this event's transaction commits, and the handler must
+        not send it another way; False (no callback waits any more, or another handler
+        already replied): send it as a message."""
+        return self.passive is not None and self.passive.claim(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +341,20 @@ class Dispatcher:
         if following:
             await done
 
+    def submit_replying(
+        self, attempt: inbox.Attempt, event: WeComEvent, passive: PassiveReply
+    ) -> asyncio.Future[None] | None:
+        """Queue a fresh row whose callback waits to carry a passive reply (see
+        `app.wecom.passive`); it goes first, as a request is waiting. The future is done
+        when the run ended; None (and the slot closed) behind a backlog, where the run
+        could not answer in time: it stays queued and replies another way."""
+        if len(self._queue) >= FOLLOW_BACKLOG:
+            passive.close()
+            self._queue.submit(self._slack(event.kind), partial(self._run, attempt, event))
+            return None
+        run = partial(self._run, attempt, event, late=False, passive=passive)
+        return self._queue.submit(SLACK_URGENT_S, run)
+
     async def process(self, row_id: int, *, expected_attempts: int, late: bool) -> None:
         """Count one more attempt on the row, unless another worker took it, then run it
         (the sweeper's path, and rows claimed with `inbox.claim`). Returns once it ran."""
@@ -361,9 +385,16 @@ class Dispatcher:
                 now=self.clock.now(),
             )
 
-    async def _run(self, attempt: inbox.Attempt, event: WeComEvent, *, late: bool) -> None:
+    async def _run(
+        self,
+        attempt: inbox.Attempt,
+        event: WeComEvent,
+        *,
+        late: bool = False,
+        passive: PassiveReply | None = None,
+    ) -> None:
         try:
-            await self._handle(attempt, event, late=late)
+            await self._handle(attempt, event, late=late, passive=passive)
         except Exception as exc:
             # The edge of handler land: record, never propagate into the server.
             if is_transient(exc):
@@ -372,7 +403,42 @@ class Dispatcher:
                 logger.exception("inbox %s failed", attempt.dedupe_key)
                 await self._mark_failed(attempt, f"{type(exc).__name__}: {exc}")
 
-    async def _handle(self, attempt: inbox.Attempt, event: WeComEvent, *, late: bool) -> None:
+    async def _handle(
+        self,
+        attempt: inbox.Attempt,
+        event: WeComEvent,
+        *,
+        late: bool,
+        passive: PassiveReply | None,
+    ) -> None:
+        committed = False
+        try:
+            ctx = await self._handle_in_transaction(attempt, event, late=late, passive=passive)
+            committed = ctx is not None
+        finally:
+            # Whatever happened, the waiting callback gets its answer now: a claimed reply
+            # only once committed (else the event runs again later and replies otherwise).
+            if passive is not None:
+                passive.settle(committed=committed)
+        if ctx is None:
+            return
+        for action in ctx.after_commit:
+            try:
+                await action()
+            except Exception:
+                # The event is handled and the row durable; the sender loop will retry it.
+                logger.exception("after-commit action failed for %s", attempt.dedupe_key)
+
+    async def _handle_in_transaction(
+        self,
+        attempt: inbox.Attempt,
+        event: WeComEvent,
+        *,
+        late: bool,
+        passive: PassiveReply | None,
+    ) -> Context | None:
+        """Run the handlers and commit; the context, or None when another worker had
+        taken the row over."""
         async with self.sessions() as session:
             ctx = Context(
                 event=event,
@@ -383,6 +449,7 @@ class Dispatcher:
                 late=late,
                 outbound=self.outbound,
                 wecom=self.wecom,
+                passive=passive,
             )
             # WeCom reads first, with no statement run yet: the session holds no connection.
             await prepare_handlers(ctx, self.routers)
@@ -395,7 +462,7 @@ class Dispatcher:
             )
             if not marked:
                 logger.warning("inbox %s: taken over by another worker", attempt.dedupe_key)
-                return
+                return None
             ran = await run_handlers(ctx, self.routers)
             await session.commit()
         logger.info(
@@ -404,12 +471,7 @@ class Dispatcher:
             ran or "no handler",
             extra={"dedupe_key": attempt.dedupe_key},
         )
-        for action in ctx.after_commit:
-            try:
-                await action()
-            except Exception:
-                # The event is handled and the row durable; the sender loop will retry it.
-                logger.exception("after-commit action failed for %s", attempt.dedupe_key)
+        return ctx
 
     async def _mark_failed(self, attempt: inbox.Attempt, error: str) -> None:
         try:

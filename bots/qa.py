@@ -1,14 +1,13 @@
 """Keyword Q&A: answers 1:1 app messages from internal members.
 
-Rules (`qa_rules`, edited at `/admin/api/qa-rules`) match through `bots.qa_matcher`; the
-reply goes out as an app message (`message/send`) through the outbox, written in the event's
-transaction and pushed right after it commits (`ctx.deliver_after_commit`), so it arrives
-within a second or two and is still sent exactly once.
-
-Why not WeCom's passive reply (encrypted XML in the callback's answer)? The callback
-acknowledges first and the dispatcher runs handlers after the answer has gone out
-(ARCHITECTURE §1 rule 1, `app/api/callback.py`), so no handler can still answer the
-request. An app message costs one API call against the member's 30/min quota instead.
+Rules (`qa_rules`, edited at `/admin/api/qa-rules`) match through `bots.qa_matcher`. The
+answer is a passive reply when fast enough: for a member's text the callback waits up to
+`app.api.callback.PASSIVE_BUDGET_S` and carries the reply the handler offered
+(`ctx.passive_reply`) in its HTTP answer, once the event's transaction committed; no API
+call, no quota. Otherwise (budget passed, the sweeper re-runs the event, a second reply to
+the same question) it goes out as an app message (`message/send`) through the outbox,
+written in the event's transaction and pushed right after it commits
+(`ctx.deliver_after_commit`). Either way it is sent exactly once.
 
 Messages starting with 打卡 belong to the check-in handler and are never answered here.
 """
@@ -45,6 +44,7 @@ async def on_question(ctx: Context) -> None:
         event_key=event.dedupe_key,
         public_base_url=ctx.settings.public_base_url,
         now=ctx.now,
+        passive=ctx.passive_reply,
     )
     for row_id in rows:
         ctx.deliver_after_commit(row_id)

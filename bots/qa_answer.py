@@ -1,9 +1,16 @@
 """Answering one question: who asks (their cohorts and groups decide which rules apply),
-which rules match, cooldowns, and the reply as an app message in the outbox."""
+which rules match, cooldowns, and the reply: passive (in the callback's answer) when the
+callback still waits, else an app message in the outbox.
+
+A passive reply is recorded as a `sent` outbox row of channel `passive_reply` under the key
+the app message would have had (`qa:{event}:{rule}`), in the same transaction: operators
+see every answer at `/admin/api/outbox`, and the unique key makes "both" impossible in the
+database too."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.h5_tokens import member_url
 from app.admin.models import Cohort, CohortMember
 from app.channels.messages import OutMessage
-from app.channels.routes import Channel, Route, enqueue_message
+from app.channels.routes import Channel, Route, enqueue_message, message_payload
 from app.db import dialect_insert
-from app.models import GroupMembership, Member
+from app.models import GroupMembership, Member, OutboxMessage, OutboxStatus
 from app.wecom.errors import UndeliverableError
 from bots.qa_matcher import RuleSpec
 from bots.qa_models import QaCooldown, QaRule
@@ -26,6 +33,9 @@ from scripts_library.service import get_script
 from scripts_library.variables import RenderContext
 
 logger = logging.getLogger(__name__)
+PASSIVE_CHANNEL = "passive_reply"
+# Offers a reply text to the waiting callback; True if the callback will carry it.
+PassiveOffer = Callable[[str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,19 +119,56 @@ async def reply_message(
     return render(script, context)
 
 
+async def record_passive(
+    *, session: AsyncSession, key: str, target: str, payload: dict[str, object], now: datetime
+) -> None:
+    """The outbox row that shows a reply went out passively; never picked up by a sender."""
+    insert = dialect_insert(session)
+    await session.execute(
+        insert(OutboxMessage)
+        .values(
+            key=key,
+            channel=PASSIVE_CHANNEL,
+            target=target,
+            payload=payload,
+            rate_key=None,
+            status=OutboxStatus.SENT,
+            attempts=1,
+            max_attempts=1,
+            not_before=now,
+            in_doubt=0,
+            created_at=now,
+            updated_at=now,
+            sent_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+
+
 async def _send(
-    session: AsyncSession, rule: QaRule, who: Asker, *, event_key: str, base: str, now: datetime
+    session: AsyncSession,
+    rule: QaRule,
+    who: Asker,
+    *,
+    event_key: str,
+    base: str,
+    passive: PassiveOffer | None,
+    now: datetime,
 ) -> int | None:
+    """Reply by the rule; the outbox row to push after commit, None if there is none."""
+    key, route = f"qa:{event_key}:{rule.id}", Route(Channel.APP_MESSAGE, who.userid)
     try:
         message = await reply_message(
             session=session, rule=rule, who=who, public_base_url=base, now=now
         )
+        payload = message_payload(route, message)  # within the app message's limits
+        if message.msgtype == "text" and passive is not None and passive(message.content):
+            await record_passive(
+                session=session, key=key, target=who.userid, payload=payload, now=now
+            )
+            return None
         return await enqueue_message(
-            session=session,
-            key=f"qa:{event_key}:{rule.id}",
-            route=Route(Channel.APP_MESSAGE, who.userid),
-            message=message,
-            now=now,
+            session=session, key=key, route=route, message=message, now=now
         )
     except (RenderError, ScriptNotFoundError, UndeliverableError) as exc:
         # Checked when saved; a script edited since may no longer render or fit.
@@ -137,8 +184,10 @@ async def answer(
     event_key: str,
     public_base_url: str,
     now: datetime,
+    passive: PassiveOffer | None = None,
 ) -> list[int]:
-    """Queue the replies to `question` (outbox row ids, to send right after commit).
+    """Reply to `question`: the first reply through `passive` if it takes it, the others
+    queued (outbox row ids, to send right after commit).
 
     Matching rules answer lowest priority first (ties by id) until one with `block` has
     answered. A rule in its cooldown for this chat stays silent but still counts as having
@@ -162,7 +211,13 @@ async def answer(
         ):
             await count_hit(session=session, rule_id=rule.id)
             row_id = await _send(
-                session, rule, who, event_key=event_key, base=public_base_url, now=now
+                session,
+                rule,
+                who,
+                event_key=event_key,
+                base=public_base_url,
+                passive=passive,
+                now=now,
             )
             sent += [row_id] if row_id is not None else []
         if rule.block:

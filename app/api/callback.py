@@ -2,15 +2,26 @@
 
 Intake does no business work (ARCHITECTURE §1 rule 1). Every refusal is a
 `CallbackError` with its 4xx status, raised before anything is written.
+
+One exception to "answer, then dispatch": a member's text to the app may be answered in
+the HTTP answer itself (WeCom's passive reply). For those the callback, once the event is
+recorded, waits up to PASSIVE_BUDGET_S for the dispatcher to run it; a handler that
+claimed the reply (`Context.passive_reply`) has it carried, encrypted and signed, once
+its transaction committed. Past the budget the callback answers `success` and the handler
+replies by app message instead (`app.wecom.passive` makes sure exactly one of them does).
+Contact and group events never wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 from fastapi import APIRouter, BackgroundTasks, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from app import inbox
 from app.errors import (
@@ -21,13 +32,26 @@ from app.errors import (
     StaleCallbackError,
 )
 from app.runtime import Runtime
-from app.wecom.crypto import CallbackCrypto
-from app.wecom.events import WeComEvent, parse_event, parse_xml
+from app.wecom.crypto import CallbackCrypto, passive_reply
+from app.wecom.events import TextMessage, WeComEvent, parse_event, parse_xml
+from app.wecom.passive import PassiveReply, text_reply_xml
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["wecom"])
 
 MAX_BODY_BYTES = 1024 * 1024
+# How long a member's text to the app waits for its passive reply: well inside WeCom's 5 s,
+# and short enough that a slow answer still arrives soon as an app message.
+PASSIVE_BUDGET_S = 1.0
+
+
+@runtime_checkable
+class PassiveProcessor(Protocol):
+    """An inbox processor that can run a row while its callback waits (`bots.dispatch`)."""
+
+    def submit_replying(
+        self, attempt: inbox.Attempt, event: WeComEvent, passive: PassiveReply
+    ) -> asyncio.Future[None] | None: ...
 
 
 def _require_crypto(runtime: Runtime) -> CallbackCrypto:
@@ -90,6 +114,25 @@ def _parse(plaintext: str) -> WeComEvent:
         raise MalformedCallbackError(f"cannot parse the message: {type(exc).__name__}") from exc
 
 
+def _may_reply(event: WeComEvent) -> bool:
+    """A member's text in the app's 1:1 chat: the only callbacks worth waiting for."""
+    return isinstance(event, TextMessage) and event.agent_id is not None and bool(event.from_user)
+
+
+def _reply_body(crypto: CallbackCrypto, event: WeComEvent, text: str, now: datetime) -> str:
+    plaintext = text_reply_xml(
+        to_user=event.from_user, from_user=event.to_user, content=text, at=now
+    )
+    encrypted = crypto.encrypt(
+        plaintext, timestamp=str(int(now.timestamp())), nonce=secrets.token_hex(8)
+    )
+    return passive_reply(encrypted)
+
+
+async def _follow(done: asyncio.Future[None]) -> None:
+    await done
+
+
 def _runtime(request: Request) -> Runtime:
     # Not `RuntimeDep`: FastAPI runs a sync dependency in its thread pool, a thread hop
     # per callback that costs more than the rest of intake's own work.
@@ -111,7 +154,7 @@ async def verify_url(request: Request) -> PlainTextResponse:
 
 
 @router.post("/wecom/callback", response_class=PlainTextResponse)
-async def receive(request: Request, background: BackgroundTasks) -> PlainTextResponse:
+async def receive(request: Request, background: BackgroundTasks) -> Response:
     runtime = _runtime(request)
     crypto = _require_crypto(runtime)
     signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
@@ -134,9 +177,24 @@ async def receive(request: Request, background: BackgroundTasks) -> PlainTextRes
             "callback accepted",
             extra={"dedupe_key": attempt.dedupe_key, "kind": event.kind, "inbox_id": attempt.id},
         )
-        # A background task runs after the answer is sent; the dispatcher bounds how many
-        # run at once, so a burst cannot starve intake.
-        background.add_task(runtime.processor.process_claimed, attempt, event)
+        processor = runtime.processor
+        if _may_reply(event) and isinstance(processor, PassiveProcessor):
+            passive = PassiveReply()
+            done = processor.submit_replying(attempt, event, passive)
+            if done is not None:
+                # As below: the request's background task ends when the run has.
+                background.add_task(_follow, done)
+            text = await passive.wait(PASSIVE_BUDGET_S)
+            if text is not None:
+                logger.info(
+                    "callback answered with a passive reply", extra={"inbox_id": attempt.id}
+                )
+                answer = _reply_body(crypto, event, text, runtime.clock.now())
+                return Response(answer, media_type="application/xml")
+        else:
+            # A background task runs after the answer is sent; the dispatcher bounds how
+            # many run at once, so a burst cannot starve intake.
+            background.add_task(processor.process_claimed, attempt, event)
     return PlainTextResponse("success")
 
 

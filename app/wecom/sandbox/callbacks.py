@@ -1,4 +1,5 @@
-"""WeCom's side of callbacks: build encrypted, signed requests as WeCom sends them."""
+"""WeCom's side of callbacks: build encrypted, signed requests as WeCom sends them, and
+read the encrypted passive reply CampBot may answer one with."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
+from app.errors import MalformedCallbackError
 from app.wecom.crypto import CallbackCrypto, Encrypted, callback_envelope
+from app.wecom.events import parse_xml
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +21,18 @@ class SignedCallback:
     @property
     def path(self) -> str:
         return "/wecom/callback?" + urlencode(self.query)
+
+
+@dataclass(frozen=True, slots=True)
+class PassiveReplyMessage:
+    """A passive reply as WeCom reads it: verified, decrypted, parsed."""
+
+    to_user: str
+    from_user: str
+    create_time: int
+    msg_type: str
+    content: str
+    plaintext: str
 
 
 class CallbackBuilder:
@@ -40,6 +55,29 @@ class CallbackBuilder:
         """The GET WeCom sends when an admin saves the callback URL."""
         encrypted = self._encrypt(echo, at, None)
         return SignedCallback({**_signed_query(encrypted), "echostr": encrypted.encrypt}, "")
+
+    def read_reply(self, answer: str) -> PassiveReplyMessage | None:
+        """The passive reply in CampBot's answer to a callback, None for `success` or an
+        empty answer. A reply WeCom would reject (bad signature, receive id, shape) raises."""
+        if answer.strip() in ("", "success"):
+            return None
+        envelope = parse_xml(answer)
+        fields = [envelope.get(name) for name in ("MsgSignature", "TimeStamp", "Nonce", "Encrypt")]
+        if not all(isinstance(value, str) and value for value in fields):
+            raise MalformedCallbackError(f"passive reply envelope lacks a field: {answer!r}")
+        signature, timestamp, nonce, encrypt = (str(value) for value in fields)
+        plaintext = self.crypto.verify_and_decrypt(
+            msg_signature=signature, timestamp=timestamp, nonce=nonce, encrypt=encrypt
+        )
+        data = parse_xml(plaintext)
+        return PassiveReplyMessage(
+            to_user=str(data["ToUserName"]),
+            from_user=str(data["FromUserName"]),
+            create_time=int(data["CreateTime"]),
+            msg_type=str(data["MsgType"]),
+            content=str(data.get("Content", "")),
+            plaintext=plaintext,
+        )
 
 
 def _signed_query(encrypted: Encrypted) -> dict[str, str]:

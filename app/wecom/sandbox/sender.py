@@ -15,7 +15,7 @@ import httpx
 
 from app.wecom.crypto import CallbackCrypto
 from app.wecom.sandbox import callback_xml
-from app.wecom.sandbox.callbacks import CallbackBuilder, SignedCallback
+from app.wecom.sandbox.callbacks import CallbackBuilder, PassiveReplyMessage, SignedCallback
 from app.wecom.sandbox.state import SandboxState
 
 
@@ -25,6 +25,8 @@ class SentCallback:
     plaintext: str
     response: httpx.Response
     welcome_code: str | None = None
+    # What CampBot answered in the HTTP response itself, decrypted (None: `success`).
+    passive_reply: PassiveReplyMessage | None = None
 
 
 class CallbackSender:
@@ -72,7 +74,8 @@ class CallbackSender:
         self, plaintext: str, builder: CallbackBuilder, welcome_code: str | None = None
     ) -> SentCallback:
         callback = builder.post(plaintext, at=self.state.clock.now())
-        sent = SentCallback(callback, plaintext, await self._post(callback), welcome_code)
+        response = await self._post(callback)
+        sent = SentCallback(callback, plaintext, response, welcome_code, self._reply(response))
         self.sent.append(sent)
         return sent
 
@@ -83,14 +86,26 @@ class CallbackSender:
     async def redeliver(self, last: SentCallback | None = None) -> SentCallback:
         """The identical request again (same nonce, signature and ciphertext): WeCom's retry."""
         original = last or self.last
+        response = await self._post(original.callback)
         sent = SentCallback(
             original.callback,
             original.plaintext,
-            await self._post(original.callback),
+            response,
             original.welcome_code,
+            self._reply(response),
         )
         self.sent.append(sent)
         return sent
+
+    def _reply(self, response: httpx.Response) -> PassiveReplyMessage | None:
+        if response.status_code != 200:
+            return None
+        return self._app.read_reply(response.text)
+
+    @property
+    def passive_replies(self) -> list[PassiveReplyMessage]:
+        """Every passive reply CampBot answered a callback with, in order."""
+        return [s.passive_reply for s in self.sent if s.passive_reply is not None]
 
     async def verify_url(self, echo: str) -> httpx.Response:
         """The GET WeCom sends when an admin saves the callback URL."""

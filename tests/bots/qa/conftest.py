@@ -54,8 +54,28 @@ class Desk:
         await sender.run_once()
 
     def replies(self, userid: str = ASKER) -> list[str]:
+        """Texts `userid` received, in order: passive replies (in the callback's answer)
+        and app messages (a passive reply comes before app messages of the same moment)."""
+        return [text for *_, text in sorted(self._passive(userid) + self._messages(userid))]
+
+    def app_messages(self, userid: str = ASKER) -> list[str]:
         """Texts WeCom delivered to `userid` as app messages, in order."""
-        return [_text(d) for d in self.sandbox.delivered("message") if d.target == userid]
+        return [text for *_, text in self._messages(userid)]
+
+    def _passive(self, userid: str) -> list[tuple[float, int, int, str]]:
+        return [
+            (float(reply.create_time), 0, index, reply.content)
+            for index, reply in enumerate(self.wecom.passive_replies)
+            if reply.to_user == userid
+        ]
+
+    def _messages(self, userid: str) -> list[tuple[float, int, int, str]]:
+        deliveries = self.sandbox.delivered("message")
+        return [
+            (d.at.timestamp(), 1, index, _text(d))
+            for index, d in enumerate(deliveries)
+            if d.target == userid
+        ]
 
     async def rule(self, **fields: Any) -> dict[str, Any]:
         return await self.admin.created("/qa-rules", {"mode": "contains"} | fields)
