@@ -164,14 +164,24 @@ def sender() -> None:
         raise typer.Exit(2) from None
 
 
-@cli.command()
+sandbox_cli = typer.Typer(
+    help="The built-in WeCom sandbox: serve it, or play a demo camp against it.",
+    invoke_without_command=True,
+)
+cli.add_typer(sandbox_cli, name="sandbox")
+
+
+@sandbox_cli.callback(invoke_without_command=True)
 def sandbox(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     port: int = typer.Option(9000, help="port to listen on"),
     robot: Annotated[list[str] | None, typer.Option(help="register a group robot key")] = None,
     user: Annotated[list[str] | None, typer.Option(help="register a member userid")] = None,
 ) -> None:
     """Run the WeCom sandbox: a stateful fake of qyapi.weixin.qq.com for trials and demos."""
+    if ctx.invoked_subcommand is not None:
+        return
     from app.wecom.sandbox.server import serve_sandbox
     from app.wecom.sandbox.state import SandboxState
 
@@ -194,11 +204,13 @@ def sandbox(
 
 def _add_subcommands() -> None:
     # Imported here: the domain packages are wired in only at the edge.
+    from bots.demo import demo_command
     from schedules.cli import calendar
     from scripts_library.cli import scripts_cli
 
     cli.add_typer(scripts_cli, name="scripts", help="话术库：导入或导出 content/*.yaml")
     cli.command()(calendar)
+    sandbox_cli.command("demo")(demo_command)
 
 
 _add_subcommands()

@@ -1,0 +1,51 @@
+"""`campbot sandbox demo` plays to the end, and what it prints is what happened."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bots.demo import CAMP_DAYS, INTERNAL_STUDENT, STUDENTS, run_demo
+
+
+def expected_checked_in(day: int) -> int:
+    """The demo's script: external students by their day sets, the internal one all but day 4."""
+    external = sum(day in days for _, days in STUDENTS.values())
+    return external + (1 if 1 <= day != 4 else 0)
+
+
+async def test_the_demo_camp_runs_to_the_end(tmp_path: Path) -> None:
+    printed: list[str] = []
+    record = tmp_path / "wecom.json"
+    report = await run_demo(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
+        out=printed.append,
+        record=record,
+    )
+    assert report.welcomed == len(STUDENTS)
+    assert report.questions_answered == 1
+    assert report.xibao_broadcast is not None
+    by_day = {row["day"]: row for row in report.stats_days}
+    for day in range(1, CAMP_DAYS + 1):
+        assert by_day[day]["members"] == len(STUDENTS) + 1, by_day[day]
+        assert by_day[day]["checked_in"] == expected_checked_in(day), by_day[day]
+    # Each evening's reminder reached exactly those who had not checked in.
+    everyone = {name for name, _ in STUDENTS.values()} | {INTERNAL_STUDENT[1]}
+    for day in range(1, CAMP_DAYS + 1):
+        checked = {name for name, days in STUDENTS.values() if day in days}
+        checked |= {INTERNAL_STUDENT[1]} if day != 4 else set()
+        assert report.reminded[day] == everyone - checked, day
+    # The sandbox recorded what WeCom received: welcomes, robot posts, the 喜报 poster.
+    assert report.deliveries["welcome"] == len(STUDENTS)
+    assert report.deliveries["webhook"] > CAMP_DAYS
+    sent = json.loads(record.read_text("utf-8"))
+    assert len(sent) == sum(report.deliveries.values())
+    robot_images = [
+        d for d in sent if d["channel"] == "webhook" and d["body"].get("msgtype") == "image"
+    ]
+    assert robot_images, "the 喜报 poster reached the robot group"
+    # What it printed is what happened.
+    assert printed == report.lines
+    assert any(f"{len(STUDENTS)} 条欢迎语" in line for line in printed)
+    assert any(INTERNAL_STUDENT[1] in line and "自动回复 1 条" in line for line in printed)
+    assert any("喜报" in line for line in printed)
