@@ -44,9 +44,12 @@ from app.migrations import upgrade
 from app.models import Member, OutboxMessage
 from app.runtime import Runtime
 from app.settings import Settings
+from app.wecom.client import WeComClient
 from app.wecom.sandbox.sender import CallbackSender
 from app.wecom.sandbox.server import sandbox_transport
 from app.wecom.sandbox.state import SandboxState
+from bots.group_welcome_loop import group_welcome_round
+from bots.group_welcome_templates import sync_templates
 from schedules.runner import fire_due
 from scripts_library.loader import seed_default_pack
 
@@ -133,6 +136,18 @@ class Demo:
             if due is None or due > limit:
                 break
             self.clock.set(max(due, self.clock.now()))
+
+    @property
+    def wecom_client(self) -> WeComClient:
+        client = self.runtime.wecom
+        assert client is not None  # the sandbox settings always give a client
+        return client
+
+    async def group_joins(self) -> None:
+        """What the group-join loop does every 2 s: heal member lists, greet batched joins."""
+        await group_welcome_round(
+            sessions=self.runtime.sessions, wecom=self.wecom_client, clock=self.clock
+        )
 
     async def fire(self) -> None:
         await fire_due(
@@ -274,8 +289,17 @@ async def _students_arrive(demo: Demo) -> None:
         f"{len(STUDENTS)} 位学员扫码添加了{STAFF}（渠道 {CHANNEL_STATE}）："
         f"{demo.report.welcomed} 条欢迎语在 20 秒窗口内发出，每条带专属学习页链接。"
     )
+    changed = await sync_templates(
+        sessions=demo.runtime.sessions, wecom=demo.wecom_client, clock=demo.clock
+    )
     await demo.wecom.chat_members_joined(CUSTOMER_CHAT, list(STUDENTS))
+    await demo.group_joins()
     await demo.settle()
+    templates = len(demo.state.welcome_templates)
+    demo.say(
+        f"客户群的入群欢迎语（企业微信模板）已按话术 group_welcome 同步：{changed} 条更新，"
+        f"企业微信里共 {templates} 条；新人入群由企业微信自动发出。"
+    )
     userid, name = INTERNAL_STUDENT
     await demo.admin(
         "POST", "/members", json={"userid": userid, "name": name, "cohort_id": demo.cohort_id}
@@ -333,6 +357,42 @@ async def _internal_student(demo: Demo, day: int) -> None:
     await demo.settle()
 
 
+LATE_NOTICE = "📢 临时通知：今晚直播改到 20:30 开始。"
+
+
+async def _operator_evening(demo: Demo) -> None:
+    """Day 2, 20:00: an assistant reviews 小林's homework, and an operator edits tomorrow's
+    task list over the admin API — no deploy; the next morning's push says the new text."""
+    homework = await demo.admin(
+        "GET",
+        "/checkins",
+        params={"cohort_id": demo.cohort_id, "day": 2, "kind": "homework", "reviewed": "false"},
+    )
+    mine = next(item for item in homework["items"] if item.get("member_name") == "小林")
+    await demo.admin(
+        "POST",
+        f"/checkins/{mine['id']}/review",
+        json={"score": 95, "comment": "思路清晰，继续保持！"},
+    )
+    script = await demo.admin("GET", "/scripts/day3_todolist")
+    await demo.admin(
+        "PUT",
+        "/scripts/day3_todolist",
+        json={
+            "title": script["title"],
+            "msgtype": script["msgtype"],
+            "category": script["category"],
+            "body": script["body"].rstrip() + "\n\n" + LATE_NOTICE + "\n",
+            "note": "直播时间调整",
+        },
+    )
+    await demo.settle()
+    demo.say(
+        f"  助教给小林第 2 天的作业打了 95 分并点评（点评已发给小林，学习页上也看得到）；"
+        f"运营在后台改了第 3 天的任务话术，加了一句「{LATE_NOTICE}」"
+    )
+
+
 async def _xibao(demo: Demo) -> None:
     members = await demo.admin("GET", "/members", params={"cohort_id": demo.cohort_id})
     xiaolin = next(m for m in members["items"] if m.get("name") == "小林")
@@ -369,6 +429,8 @@ async def _play_day(demo: Demo, day: int) -> None:
             await _internal_student(demo, day)
         if local == "18:00" and day == 5:
             await _xibao(demo)
+        if local == "20:00" and day == 2:
+            await _operator_evening(demo)
         await demo.fire()
         demo.clock.advance(STEP)
     sent = Counter(d.channel for d in demo.state.deliveries) - before

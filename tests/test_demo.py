@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bots.demo import CAMP_DAYS, INTERNAL_STUDENT, STUDENTS, run_demo
+from bots.demo import CAMP_DAYS, INTERNAL_STUDENT, LATE_NOTICE, STUDENTS, run_demo
 
 
 def expected_checked_in(day: int) -> int:
@@ -44,8 +44,16 @@ async def test_the_demo_camp_runs_to_the_end(tmp_path: Path) -> None:
         d for d in sent if d["channel"] == "webhook" and d["body"].get("msgtype") == "image"
     ]
     assert robot_images, "the 喜报 poster reached the robot group"
+    # The operator's mid-camp edit reached the next morning's push, and the review its student.
+    texts = [json.dumps(d["body"], ensure_ascii=False) for d in sent]
+    assert any(LATE_NOTICE in t and "第 3 天" in t for t in texts)
+    to_xiaolin = [
+        json.dumps(d["body"], ensure_ascii=False) for d in sent if d["target"] == "wmDemoXiaolin"
+    ]
+    assert any("95" in t and "思路清晰" in t for t in to_xiaolin)
     # What it printed is what happened.
     assert printed == report.lines
     assert any(f"{len(STUDENTS)} 条欢迎语" in line for line in printed)
     assert any(INTERNAL_STUDENT[1] in line and "自动回复 1 条" in line for line in printed)
     assert any("喜报" in line for line in printed)
+    assert any("入群欢迎语" in line and "共 1 条" in line for line in printed)
