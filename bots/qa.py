@@ -9,7 +9,8 @@ the same question) it goes out as an app message (`message/send`) through the ou
 written in the event's transaction and pushed right after it commits
 (`ctx.deliver_after_commit`). Either way it is sent exactly once.
 
-Messages starting with 打卡 belong to the check-in handler and are never answered here.
+Check-ins (`打卡 …`, the check-in handler's own pattern) are never answered here; a question
+that merely starts with 打卡 (「打卡时间是几点」) is: nobody else would answer it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import cast
 
 from app.wecom.events import TextMessage
 from bots import qa_answer
+from bots.checkin.app_checkin import CHECKIN_TEXT
 from bots.dispatch import Context, Router, RuleResult
 
 router = Router("qa")
-CHECKIN_PREFIX = "打卡"
 AFTER_CHECKIN = 60  # check-in's handlers register with lower (earlier) priorities
 
 
@@ -30,7 +31,7 @@ def a_question(ctx: Context) -> RuleResult:
     event = ctx.event
     if not isinstance(event, TextMessage) or not event.from_user:
         return False
-    return not event.content.strip().startswith(CHECKIN_PREFIX)
+    return CHECKIN_TEXT.match(event.content) is None
 
 
 @router.on_message("text", a_question, priority=AFTER_CHECKIN)

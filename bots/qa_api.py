@@ -37,13 +37,39 @@ def _no_control(value: str) -> str:
     return value
 
 
+def _one_line(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("不能包含换行、制表符等控制字符")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    # A reply may span lines; other control characters (NUL above all: PostgreSQL refuses
+    # it, a 500) never belong in a WeCom message.
+    if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in value):
+        raise ValueError("不能包含控制字符")
+    return value
+
+
 Pattern = Annotated[
     str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_control)
 ]
 Patterns = Annotated[list[Pattern], Field(min_length=1, max_length=50)]
-ReplyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-ScriptKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ReplyText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    AfterValidator(_no_nul),
+]
+ScriptKey = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_one_line),
+]
+Question = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_one_line),
+]
 Priority = Annotated[int, Field(ge=-10_000, le=10_000, description="越小越先回答")]
 Cooldown = Annotated[int, Field(ge=0, le=7 * 86400, description="同一会话内再次回答的间隔（秒）")]
 

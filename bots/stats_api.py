@@ -28,8 +28,10 @@ from bots.checkin.models import EntryKind
 from bots.stats_chart import ChartPoint, checkin_rate_svg
 
 router = admin_resource_router("/stats", "stats")
+MAX_DAY = 366
 
-DayQuery = Annotated[int, Query(ge=0, le=365, description="训练营第几天（第 0 天 = 开营）")]
+# Camp days run 0 (开营) .. `days`, and `days` may be 366 (app.api.admin.fields.Days).
+DayQuery = Annotated[int, Query(ge=0, le=MAX_DAY, description="训练营第几天（第 0 天 = 开营）")]
 CSV_HEADERS = (
     "天",
     "日期",
@@ -360,7 +362,7 @@ async def cohort_stats(
     runtime: RuntimeDep,
     format: Annotated[Literal["json", "csv"], Query(description="json 或 csv")] = "json",
     base_day: Annotated[
-        int | None, Query(ge=0, le=365, description="留存的基准日（默认第 1 天）")
+        int | None, Query(ge=0, le=MAX_DAY, description="留存的基准日（默认第 1 天）")
     ] = None,
 ) -> CohortStatsOut | Response:
     stats = await _stats(session, runtime, cohort_id, base_day)

@@ -14,7 +14,15 @@ from app.admin import audit
 from app.admin.common import Actor, get_or_404, snapshot
 from app.admin.errors import Conflict, InvalidInput
 from app.admin.service_cohorts import CohortChange, on_cohort_changed
-from app.api.admin.fields import CohortQuery, CohortRef, IdPath, Limit, Offset, not_null
+from app.api.admin.fields import (
+    PRINTABLE,
+    CohortQuery,
+    CohortRef,
+    IdPath,
+    Limit,
+    Offset,
+    not_null,
+)
 from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
@@ -32,7 +40,10 @@ class ScheduleIn(BaseModel):
     # A misspelt field (say "enable": false) must be a 422, not a schedule that sends anyway.
     model_config = ConfigDict(extra="forbid")
 
-    script_key: str = Field(min_length=1, max_length=100, examples=["day1_tasks"])
+    # Printable: PostgreSQL refuses a NUL outright (a 500, not a 422).
+    script_key: str = Field(
+        min_length=1, max_length=100, pattern=PRINTABLE, examples=["day1_tasks"]
+    )
     # Bounded like every admin id: a huge one is a 422, not PostgreSQL's int32 error (500).
     cohort_id: CohortRef | None = Field(default=None, examples=[1])
     trigger: dict[str, Any] = Field(
@@ -51,7 +62,7 @@ class ScheduleIn(BaseModel):
 class SchedulePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    script_key: str | None = Field(default=None, min_length=1, max_length=100)
+    script_key: str | None = Field(default=None, min_length=1, max_length=100, pattern=PRINTABLE)
     cohort_id: CohortRef | None = None
     trigger: dict[str, Any] | None = None
     target: dict[str, Any] | None = None

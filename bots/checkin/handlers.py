@@ -56,7 +56,9 @@ async def _check_in(ctx: Context, sent: checkin.AppCheckin, *, hint: bool) -> No
     await checkin.reply(
         session=ctx.session,
         userid=event.from_user,
-        msg_key=event.msg_id or event.dedupe_key,
+        # The dedupe key, not the raw MsgId: it is bounded (a hash past a length), so the
+        # outbox key always fits its column.
+        msg_key=event.dedupe_key,
         content=answer,
         now=ctx.now,
     )
