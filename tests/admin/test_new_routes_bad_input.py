@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import pytest
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 # Register every table before the `engine` fixture creates the schema.
@@ -15,6 +17,7 @@ import bots.xibao_models  # noqa: F401
 import schedules.models  # noqa: F401
 import scripts_library.models  # noqa: F401
 from app.admin.models import Cohort, CohortGroup, CohortMember
+from app.api.admin.route import _as_admin_error
 from app.clock import ManualClock
 from app.models import Group, Member
 from bots.checkin.models import CheckinEntry
@@ -237,3 +240,21 @@ async def test_a_nul_in_a_rule_or_schedule_is_a_422(admin: Admin) -> None:
     assert problems(await admin.post("/schedules", json=schedule)) == {"script_key": "格式不正确"}
     assert (await admin.get("/qa-rules")).json()["total"] == 1
     assert (await admin.get("/schedules")).json()["total"] == 0
+
+
+class _PgError(Exception):
+    """Stands for a driver error as asyncpg's adapter raises it: a SQLSTATE on `pgcode`."""
+
+    def __init__(self, pgcode: str) -> None:
+        super().__init__(f"SQLSTATE {pgcode}")
+        self.pgcode = pgcode
+
+
+@pytest.mark.parametrize(("pgcode", "status"), [("22021", 422), ("22P02", 422), ("40001", None)])
+def test_a_data_exception_the_driver_reports_plainly_is_a_422(
+    pgcode: str, status: int | None
+) -> None:
+    error = DBAPIError("INSERT …", {}, _PgError(pgcode))
+    response = _as_admin_error(error)
+    # Class 22 (bad value) is the client's fault; anything else stays a server error.
+    assert (response.status_code if response is not None else None) == status

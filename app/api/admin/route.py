@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.common import Actor
@@ -80,10 +80,19 @@ def _as_admin_error(exc: BaseException) -> Response | None:
     if isinstance(exc, IntegrityError):
         logger.info("admin write refused by a constraint: %s", exc.orig)
         return error_response(Conflict("与已有数据冲突（可能有人同时修改了它），请刷新后重试。"))
-    if isinstance(exc, DataError):
-        logger.info("admin write refused by the database: %s", exc.orig)
+    if isinstance(exc, DataError) or _is_data_exception(exc):
+        logger.info("admin write refused by the database: %s", getattr(exc, "orig", exc))
         return error_response(InvalidInput("body", "数据库拒绝了这个值（超出范围或格式不对）。"))
     return None
+
+
+def _is_data_exception(exc: BaseException) -> bool:
+    """SQLSTATE class 22 (data exception: a NUL byte, a bad encoding, a value out of range)
+    that the driver reports as a plain DBAPIError rather than a DataError (asyncpg does)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+    return isinstance(code, str) and code.startswith("22")
 
 
 class AdminRoute(APIRoute):
