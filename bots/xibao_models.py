@@ -82,11 +82,11 @@ class Broadcast(Base):
 
 
 class BroadcastTarget(Base):
-    """One group of a broadcast and the outbox rows that reach it.
+    """One group of a broadcast and the outbox row that reaches it.
 
-    Robots and app chats get two rows (the script's text, then the poster image); a customer
-    group one mass-send task carrying both. A group that cannot be reached (no robot key, a
-    message its channel refuses) has no rows and says why in `error`.
+    Robots and app chats get the poster as an image message; a customer group one mass-send
+    task carrying the script's text and the poster. A group that cannot be reached (no robot
+    key, a message its channel refuses) has no row and says why in `error`.
     """
 
     __tablename__ = "broadcast_targets"
@@ -100,9 +100,6 @@ class BroadcastTarget(Base):
     group_name: Mapped[str] = mapped_column(String(200), default="")
     channel: Mapped[str] = mapped_column(String(32), default="")
     outbox_id: Mapped[int | None] = mapped_column(
-        _OUTBOX_ID, ForeignKey("outbox.id", ondelete="SET NULL")
-    )
-    poster_outbox_id: Mapped[int | None] = mapped_column(
         _OUTBOX_ID, ForeignKey("outbox.id", ondelete="SET NULL")
     )
     error: Mapped[str | None] = mapped_column(Text)

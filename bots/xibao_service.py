@@ -3,9 +3,9 @@ groups through the outbox, and report the broadcast's progress. Also the 结营�
 
 Keyword-only functions that flush but never commit: the caller's transaction (one admin
 request) stores the achievement, its broadcast and every outbox row together, or nothing.
-Each group gets its rows under `xibao:{achievement_id}:{group_id}` (robots and app chats a
-second one, `…:poster`, for the image), so a repeated approval or a restarted sender can never
-send a group the 喜报 twice.
+Each group gets one send under `xibao:{achievement_id}:{group_id}` (customer groups the text
+with the poster attached, robots and app chats the poster as an image message), so a repeated
+approval or a restarted sender can never send a group the 喜报 twice.
 """
 
 from __future__ import annotations
@@ -69,10 +69,6 @@ def _drawn(draw: Callable[[], bytes]) -> bytes:
 
 def outbox_key(achievement_id: int, group_id: int) -> str:
     return f"xibao:{achievement_id}:{group_id}"
-
-
-def poster_key(achievement_id: int, group_id: int) -> str:
-    return f"{outbox_key(achievement_id, group_id)}:poster"
 
 
 def zh_full_date(day: date) -> str:
@@ -336,29 +332,29 @@ async def _target(
             raise UndeliverableError("群已解散。")
         route = route_group(group)
         target.channel = route.channel
-        messages = _messages(route, text, png)
-        for message in messages:  # every part checked before any row is written
-            message_payload(route, message)
+        message = _message(route, text, png)
+        message_payload(route, message)  # checked against the channel's limits first
     except UndeliverableError as exc:
         target.error = str(exc)
         return target
-    keys = [outbox_key(achievement.id, group.id), poster_key(achievement.id, group.id)]
-    ids = [
-        await enqueue_message(session=session, key=key, route=route, message=message, now=now)
-        for key, message in zip(keys, messages, strict=False)
-    ]
-    target.outbox_id = ids[0]
-    target.poster_outbox_id = ids[1] if len(ids) > 1 else None
+    target.outbox_id = await enqueue_message(
+        session=session,
+        key=outbox_key(achievement.id, group.id),
+        route=route,
+        message=message,
+        now=now,
+    )
     return target
 
 
-def _messages(route: Route, text: OutMessage, png: bytes) -> list[OutMessage]:
-    """The 喜报 as its channel takes it: one mass-send task needs the owner to confirm once,
-    so a customer group gets the text with the poster attached; robots and app chats send one
-    msgtype per call, so the poster follows as an image message."""
+def _message(route: Route, text: OutMessage, png: bytes) -> OutMessage:
+    """The 喜报 as its channel takes it, in one send per group: a customer group's mass-send
+    task carries the script's text with the poster attached (the owner confirms once); robots
+    and app chats take one msgtype per call, so they get the poster, which itself says who,
+    what, which camp and when."""
     if route.channel == Channel.CUSTOMER_GROUP:
-        return [OutMessage("text", content=text.content, image=png)]
-    return [text, OutMessage("image", image=png)]
+        return OutMessage("text", content=text.content, image=png)
+    return OutMessage("image", image=png)
 
 
 # --------------------------------------------------------------------------- progress
@@ -395,14 +391,12 @@ def _group_status(
 ) -> tuple[str, str | None]:
     if target.error is not None or target.outbox_id is None:
         return "failed", target.error or "没有可发送的消息。"
-    ids = [i for i in (target.outbox_id, target.poster_outbox_id) if i is not None]
-    mine = [rows[i] for i in ids if i in rows]
-    if len(mine) != len(ids):
+    row = rows.get(target.outbox_id)
+    if row is None:
         return "failed", "发送记录已被删除。"
-    dead = [r for r in mine if r.status in _FAILED]
-    if dead:
-        return "failed", dead[0].last_error or "发送失败。"
-    if any(r.status != OutboxStatus.SENT for r in mine):
+    if row.status in _FAILED:
+        return "failed", row.last_error or "发送失败。"
+    if row.status != OutboxStatus.SENT:
         return "pending", None
     if target.channel != Channel.CUSTOMER_GROUP:
         return "sent", None
@@ -428,7 +422,7 @@ async def progress(*, session: AsyncSession, broadcast_id: int) -> Progress:
             )
         ).scalars()
     )
-    ids = [i for t in targets for i in (t.outbox_id, t.poster_outbox_id) if i is not None]
+    ids = [t.outbox_id for t in targets if t.outbox_id is not None]
     rows = {
         r.id: r
         for r in (

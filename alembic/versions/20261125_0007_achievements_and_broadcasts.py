@@ -82,9 +82,6 @@ def upgrade() -> None:
         sa.Column(
             "outbox_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
-        sa.Column(
-            "poster_outbox_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
         sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["broadcast_id"],
@@ -102,12 +99,6 @@ def upgrade() -> None:
             ["outbox_id"],
             ["outbox.id"],
             name=op.f("fk_broadcast_targets_outbox_id_outbox"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["poster_outbox_id"],
-            ["outbox.id"],
-            name=op.f("fk_broadcast_targets_poster_outbox_id_outbox"),
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcast_targets")),

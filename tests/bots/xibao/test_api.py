@@ -113,11 +113,11 @@ async def test_a_reported_achievement_waits_then_is_approved_once(
     assert (body["status"], body["source"], body["approved_by"]) == ("approved", "h5", "admin")
     progress = (await admin.get(f"/broadcasts/{body['broadcast_id']}")).json()
     assert (progress["total"], progress["pending"]) == (3, 3)
-    assert await count_rows(sessions, OutboxMessage) == 5  # robot 2 + appchat 2 + customer 1
+    assert await count_rows(sessions, OutboxMessage) == 3  # one per group: robot, appchat, customer
 
     again = await admin.post(f"/achievements/{reported.id}/approve")
     assert again.status_code == 409
-    assert await count_rows(sessions, OutboxMessage) == 5
+    assert await count_rows(sessions, OutboxMessage) == 3
     assert (await admin.post("/achievements/999/approve")).status_code == 404
 
 
@@ -172,7 +172,7 @@ async def test_the_audit_log_names_who_broadcast(admin: Admin, sessions, camp: C
         entry = (await session.execute(select(AuditEntry))).scalar_one()
         assert (entry.resource, entry.action, entry.actor) == ("achievements", "create", "admin")
         outbox_rows = await session.scalar(select(func.count()).select_from(OutboxMessage))
-    assert outbox_rows == 5
+    assert outbox_rows == 3
 
 
 async def test_without_a_cjk_font_nothing_is_sent_and_the_answer_says_what_to_install(
