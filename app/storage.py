@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -81,11 +81,16 @@ class FolderStorage:
         return self.root / key[:2] / key
 
     async def put(self, data: bytes, content_type: str) -> str:
+        # Hashing (SHA-256 of the whole file) and the file system calls all in one trip to
+        # the thread pool: none of them belongs on the event loop.
+        return await asyncio.to_thread(self._put, data, content_type)
+
+    def _put(self, data: bytes, content_type: str) -> str:
         key = content_key(data, content_type)
         path = self.path(key)
         assert path is not None  # content_key makes well-formed keys
         if not path.exists():
-            await asyncio.to_thread(_write_atomically, path, data)
+            _write_atomically(path, data)
         return key
 
     async def exists(self, key: str) -> bool:
@@ -119,8 +124,17 @@ class FolderStorage:
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write through a temp file and rename, so a reader never sees half a file and two
     writers of the same key both end with the whole of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    # A temp name unique to this process and thread (tempfile.mkstemp's random names cost
+    # more than the write of a photo); O_EXCL still refuses a leftover of the same name.
+    temp = path.with_name(f".part-{os.getpid()}-{threading.get_ident()}-{path.name}")
+    try:
+        fd = os.open(temp, _TEMP_FLAGS, 0o600)
+    except FileNotFoundError:  # the fan-out folder's first file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temp, _TEMP_FLAGS, 0o600)
+    except FileExistsError:  # left behind by a crash mid-write of this very key
+        os.unlink(temp)
+        fd = os.open(temp, _TEMP_FLAGS, 0o600)
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
@@ -129,6 +143,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 _default: FolderStorage | None = None

@@ -44,8 +44,11 @@ from sqlalchemy import func, insert, select, text
 # Run as `python bench/h5_checkin.py`: the repo root is not on sys.path by itself.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.callback_ingest import (  # after the sys.path line above
+    AES_KEY,
+    CORP_ID,
     HOST,
     PG_URL_ENV,
+    TOKEN,
     Server,
     _check_local,
     server_env,
@@ -53,6 +56,8 @@ from bench.callback_ingest import (  # after the sys.path line above
 
 STUDENTS = 1000
 CONCURRENCY = 50
+# Extra students of the same cohort, not in the load: the SQL probe's (see `_probe`).
+PROBE_STUDENTS = 5
 SIDE = 260  # 260 × 260 RGB, stored: 202,800 bytes of pixels, a ~200 KB PNG
 TZ = "Asia/Shanghai"
 REQUEST_TIMEOUT_S = 60.0
@@ -79,6 +84,17 @@ class Check:
 
 
 @dataclass(slots=True)
+class Probe:
+    """SQL statements per request, counted in-process (`_probe`)."""
+
+    page: list[int] = field(default_factory=list)
+    submit: list[int] = field(default_factory=list)
+    page_sql: list[str] = field(default_factory=list)  # the last page's statements
+    submit_sql: list[str] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
 class Result:
     name: str
     load: Load
@@ -87,6 +103,7 @@ class Result:
     rss_peak_mb: float
     server_cpu_s: float
     problems: Counter[str]
+    probe: Probe | None = None
 
     @property
     def correct(self) -> bool:
@@ -97,14 +114,16 @@ class Result:
             and c.members_with_entry == STUDENTS
             and c.files == STUDENTS
             and c.missing_files == 0
+            and (self.probe is None or not self.probe.errors)
         )
 
 
 # --------------------------------------------------------------------------- setup
 
 
-async def _prepare(url: str) -> list[str]:
-    """A fresh schema, one cohort on day 1 with STUDENTS members; answers their tokens."""
+async def _prepare(url: str) -> tuple[list[str], list[str]]:
+    """A fresh schema, one cohort on day 1 with STUDENTS + PROBE_STUDENTS members; answers
+    the load's tokens and the probe's."""
     import app.main  # noqa: F401 - registers every model module, as the server has them
     from app.admin import h5_tokens
     from app.admin.models import Cohort, CohortMember
@@ -141,7 +160,7 @@ async def _prepare(url: str) -> list[str]:
                     "created_at": now,
                     "updated_at": now,
                 }
-                for n in range(STUDENTS)
+                for n in range(STUDENTS + PROBE_STUDENTS)
             ]
             ids = list(
                 (await session.execute(insert(Member).returning(Member.id), rows)).scalars()
@@ -152,7 +171,7 @@ async def _prepare(url: str) -> list[str]:
             )
             tokens = await h5_tokens.tokens_for(session=session, member_ids=ids, now=now)
             await session.commit()
-        return [tokens[i] for i in ids]
+        return [tokens[i] for i in ids[:STUDENTS]], [tokens[i] for i in ids[STUDENTS:]]
     finally:
         await engine.dispose()
 
@@ -253,6 +272,67 @@ async def _check(url: str, uploads: Path) -> Check:
     return check
 
 
+# --------------------------------------------------------------------------- SQL probe
+
+
+async def _probe(url: str, tokens: list[str], workdir: Path) -> Probe:
+    """The same requests as the load's, through the app in this process with a statement
+    counter on its engine (the server's own figures stay free of it): per probe student
+    the page, then the check-in. Its images go to a folder of their own."""
+    from sqlalchemy import event
+
+    from app.db import create_engine
+    from app.main import create_app
+    from app.settings import Settings
+    from app.storage import FolderStorage
+
+    probe = Probe()
+    seen: list[str] = []
+    engine = create_engine(url)
+    event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _conn, _cursor, statement, *_: seen.append(" ".join(statement.split())),
+    )
+    settings = Settings(
+        WECOM_CORP_ID=CORP_ID,
+        WECOM_TOKEN=TOKEN,
+        WECOM_ENCODING_AES_KEY=AES_KEY,
+        WECOM_API_BASE=f"http://{HOST}:9",
+        DATABASE_URL=url,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    app = create_app(
+        settings=settings, engine=engine, sweeper=False, scheduler=False, sender=False
+    )
+    app.state.storage = FolderStorage(workdir / "probe-uploads")
+    pixels = random.Random(20260302).randbytes(SIDE * SIDE * 3)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://h5") as client:
+                for n, token in enumerate(tokens, start=STUDENTS):
+                    seen.clear()
+                    page = await client.get(f"/h5/m/{token}")
+                    probe.page.append(len(seen))
+                    probe.page_sql = list(seen)
+                    if page.status_code != 200:
+                        probe.errors[f"page {page.status_code}"] += 1
+                    seen.clear()
+                    posted = await client.post(
+                        f"/h5/m/{token}/checkin",
+                        data={"text": f"探针{n}", "kind": "checkin"},
+                        files=[("images", (f"{n}.png", _image(n, pixels), "image/png"))],
+                    )
+                    probe.submit.append(len(seen))
+                    probe.submit_sql = list(seen)
+                    if posted.status_code != 303:
+                        probe.errors[f"submit {posted.status_code}"] += 1
+    finally:
+        await engine.dispose()
+    return probe
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -267,12 +347,22 @@ def _rss_mb(pid: int, field_name: str) -> float:
     return 0.0
 
 
-def bench_backend(name: str, url: str, *, workdir: Path, concurrency: int) -> Result:
+def bench_backend(
+    name: str,
+    url: str,
+    *,
+    workdir: Path,
+    concurrency: int,
+    profile_to: Path | None = None,
+) -> Result:
     print(f"\n[{name}] fresh schema, {STUDENTS} students …", flush=True)
-    tokens = asyncio.run(_prepare(url))
+    tokens, probe_tokens = asyncio.run(_prepare(url))
     uploads = workdir / "uploads"
     shutil.rmtree(uploads, ignore_errors=True)
-    server = Server("app.main:app", env=server_env(url), workdir=workdir, name="h5")
+    shutil.rmtree(workdir / "probe-uploads", ignore_errors=True)
+    server = Server(
+        "app.main:app", env=server_env(url), workdir=workdir, name="h5", profile_to=profile_to
+    )
     try:
         pid = server.process.pid
         rss_start = _rss_mb(pid, "VmRSS")
@@ -289,7 +379,8 @@ def bench_backend(name: str, url: str, *, workdir: Path, concurrency: int) -> Re
     finally:
         server.stop()
     check = asyncio.run(_check(url, uploads))
-    return Result(name, load, check, rss_start, rss_peak, server_cpu, problems)
+    probe = asyncio.run(_probe(url, probe_tokens, workdir))
+    return Result(name, load, check, rss_start, rss_peak, server_cpu, problems, probe)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -303,7 +394,23 @@ def _mark(ok: bool) -> str:
     return "ok" if ok else "MISS"
 
 
-def report(result: Result) -> None:
+def _report_probe(probe: Probe, *, show_sql: bool) -> None:
+    for label, counts, statements in (
+        ("page GET", probe.page, probe.page_sql),
+        ("check-in POST", probe.submit, probe.submit_sql),
+    ):
+        print(
+            f"  SQL statements {label}: {sum(counts) / max(1, len(counts)):.1f} per request "
+            f"({len(counts)} probed)"
+        )
+        if show_sql:
+            for statement in statements:
+                print(f"      {statement[:160]}")
+    if probe.errors:
+        print("  probe errors   " + ", ".join(f"{k} × {v}" for k, v in probe.errors.items()))
+
+
+def report(result: Result, *, show_sql: bool = False) -> None:
     load, check = result.load, result.check
     print(f"\n== {result.name} ==")
     for label, key, values in (
@@ -339,6 +446,8 @@ def report(result: Result) -> None:
         f"{_mark(check.files == STUDENTS and not check.missing_files)}"
     )
     print(f"  streak 1       {check.streak_one} students")
+    if result.probe is not None:
+        _report_probe(result.probe, show_sql=show_sql)
     for line, count in result.problems.most_common(10):
         print(f"  server log     {count} × {line}")
 
@@ -363,14 +472,31 @@ def main(argv: list[str] | None = None) -> int:
         "--backend", action="append", choices=("sqlite", "postgresql"), help="repeatable"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and print it")
+    parser.add_argument(
+        "--profile-dir",
+        type=Path,
+        help="run the server under cProfile, one .prof per backend here "
+        "(figures are then inflated by the profiler)",
+    )
+    parser.add_argument(
+        "--show-sql", action="store_true", help="print the SQL of one probed page and check-in"
+    )
     args = parser.parse_args(argv)
+    if args.profile_dir:
+        args.profile_dir.mkdir(parents=True, exist_ok=True)
     STUDENTS = args.students
     workdir = Path(tempfile.mkdtemp(prefix="campbot-h5bench-"))
     results: list[Result] = []
     try:
         for name, url in backends(workdir, args.backend):
-            result = bench_backend(name, url, workdir=workdir, concurrency=args.concurrency)
-            report(result)
+            profile_to = None
+            if args.profile_dir:
+                key = "sqlite" if name.startswith("SQLite") else "postgresql"
+                profile_to = args.profile_dir.resolve() / f"h5-{key}.prof"
+            result = bench_backend(
+                name, url, workdir=workdir, concurrency=args.concurrency, profile_to=profile_to
+            )
+            report(result, show_sql=args.show_sql)
             results.append(result)
     finally:
         if args.keep:

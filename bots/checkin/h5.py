@@ -35,13 +35,12 @@ from starlette.types import Message, Receive
 
 from app.admin import h5_tokens
 from app.admin.errors import InvalidInput
-from app.admin.models import Cohort
-from app.api.h5.deps import MemberIdDep, StorageDep
+from app.api.h5.deps import H5RuntimeDep, MemberIdDep, StorageDep
 from app.api.h5.route import PRIVATE_HEADERS, H5Route, wants_json
 from app.api.h5.uploads import CheckedImage, UploadRefused, read_submission
-from app.deps import RuntimeDep, SessionDep
+from app.deps import SessionDep
 from app.runtime import Runtime
-from app.storage import Storage, content_key, content_type_of, is_key
+from app.storage import Storage, content_type_of, is_key
 from bots import qa_service, xibao_service
 from bots.checkin import h5_view, service
 from bots.checkin.models import CheckinEntry, EntryKind
@@ -66,7 +65,7 @@ async def personal_page(
     token: str,
     member_id: MemberIdDep,
     session: SessionDep,
-    runtime: RuntimeDep,
+    runtime: H5RuntimeDep,
     storage: StorageDep,
     ok: str | None = None,
 ) -> Response:
@@ -87,7 +86,7 @@ async def submit_entry(
     token: str,
     member_id: MemberIdDep,
     session: SessionDep,
-    runtime: RuntimeDep,
+    runtime: H5RuntimeDep,
     storage: StorageDep,
 ) -> Response:
     """打卡、交作业、补卡（`day`）或请假（`kind=leave`）。"""
@@ -166,7 +165,7 @@ async def faq_search(
     token: str,
     member_id: MemberIdDep,
     session: SessionDep,
-    runtime: RuntimeDep,
+    runtime: H5RuntimeDep,
     storage: StorageDep,
     q: str = "",
 ) -> Response:
@@ -201,7 +200,7 @@ async def report_achievement(
     token: str,
     member_id: MemberIdDep,
     session: SessionDep,
-    runtime: RuntimeDep,
+    runtime: H5RuntimeDep,
     storage: StorageDep,
 ) -> Response:
     """「我有喜报」：学员自己报喜，助教审核后在群里发。"""
@@ -368,7 +367,7 @@ async def _record(
 ) -> SubmitResult:
     """Store the images, record the entry, commit; undo the files this call wrote if the
     submission is refused or anything fails."""
-    unique = {content_key(image.data, image.content_type): image for image in images}
+    unique = {image.storage_key(): image for image in images}
     written = [key for key in unique if not await storage.exists(key)]
     try:
         keys = [await storage.put(image.data, image.content_type) for image in unique.values()]
@@ -453,24 +452,23 @@ async def _page(
 ) -> Response:
     nonce = h5_view.new_nonce()
     headers = h5_view.page_headers(nonce)
-    cohort_id = await service.member_cohort(session=session, member_id=member_id)
-    cohort = await session.get(Cohort, cohort_id) if cohort_id is not None else None
-    if cohort is None:
+    now = runtime.clock.now()
+    try:
+        page = await service.member_page(
+            session=session,
+            member_id=member_id,
+            now=now,
+            h5_url=h5_tokens.h5_url(runtime.settings.public_base_url, token),
+        )
+    except CheckinError:  # the member is in no cohort (the only refusal a page has)
         body = h5_view.render_message("还没有加入训练营", "你还没有加入训练营，请联系助教。")
         return HTMLResponse(body, status_code=status_code, headers=headers)
-    now = runtime.clock.now()
-    page = await service.member_page(
-        session=session,
-        member_id=member_id,
-        now=now,
-        h5_url=h5_tokens.h5_url(runtime.settings.public_base_url, token),
-    )
-    tz = ZoneInfo(cohort.timezone or runtime.settings.campbot_timezone)
+    tz = ZoneInfo(page.timezone or runtime.settings.campbot_timezone)
     body = h5_view.render_page(
         page,
         token=token,
         tz=tz,
-        phase=h5_view.phase(page, start_date=cohort.start_date, today=now.astimezone(tz).date()),
+        phase=h5_view.phase(page, start_date=page.start_date, today=now.astimezone(tz).date()),
         image_url=_image_url(storage, token),
         nonce=nonce,
         flash=flash,

@@ -25,6 +25,9 @@ _env = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    # Compiled once per process: the templates ship with the code, so no file check (a
+    # stat per render) is needed to see an edit; a deploy restarts the process anyway.
+    auto_reload=False,
 )
 FAQ_QUERY_MAX = 200
 # Tighter than the model's column allows: a phone form, and the 喜报 card has to stay short.

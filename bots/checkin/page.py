@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Cohort
-from scripts_library.errors import RenderError, ScriptNotFoundError
+from scripts_library.errors import RenderError
 from scripts_library.models import MsgType, Script
 from scripts_library.render import render
-from scripts_library.service import get_script
 from scripts_library.variables import RenderContext, zh_date, zh_weekday
 
 if TYPE_CHECKING:
@@ -28,13 +28,15 @@ def task_keys(day: int, channel_state: str) -> list[str]:
     return [f"{key}.{channel_state}" for key in keys] + keys
 
 
+# Built once: it runs on every page view.
+_SCRIPTS = select(Script).where(Script.key.in_(bindparam("keys", expanding=True)))
+
+
 async def _task_script(session: AsyncSession, day: int, channel_state: str) -> Script | None:
-    for key in task_keys(day, channel_state):
-        try:
-            return await get_script(session=session, key=key)
-        except ScriptNotFoundError:
-            continue
-    return None
+    """The first of `task_keys` that exists, read with one statement for all of them."""
+    keys = task_keys(day, channel_state)
+    found = {script.key: script for script in await session.scalars(_SCRIPTS, {"keys": keys})}
+    return next((found[key] for key in keys if key in found), None)
 
 
 async def render_today_task(

@@ -21,16 +21,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Cohort, CohortMember
 from app.models import GroupMembership, Member, MemberStatus
 from bots.checkin import store
-from bots.checkin.models import CheckinEntry, EntryKind, EntryStatus, MemberScore
+from bots.checkin.models import CheckinEntry, CheckinRule, EntryKind, EntryStatus, MemberScore
 from bots.checkin.page import render_today_task
-from bots.checkin.rules import RuleSet, date_of, day_index, load_rules
+from bots.checkin.rules import RuleSet, date_of, day_index, load_rules, rule_set
 from bots.checkin.scoring import current_streak, milestone_bonus
 
 
@@ -104,6 +105,8 @@ class MemberPage:
     leaderboard: tuple[LeaderRow, ...]
     makeup_days: tuple[int, ...]  # past days that 补卡 may still fill
     leave_left: int
+    timezone: str  # the cohort's IANA zone ("" when it has none)
+    start_date: date  # the cohort's 开营 date (camp day 0)
     history: dict[int, EntryStatus] = field(default_factory=dict)  # day -> check-in status
 
 
@@ -128,20 +131,47 @@ class _Where:
     cohort: Cohort
     rules: RuleSet
     today: int
+    score: MemberScore | None = None  # as read with the rest, unlocked (None: no entry yet)
 
     @property
     def open_today(self) -> bool:
         return 0 <= self.today <= self.cohort.days
 
 
+def _latest_cohort_id(member_id: Any) -> Any:
+    return (
+        select(CohortMember.cohort_id)
+        .where(CohortMember.member_id == member_id)
+        .order_by(CohortMember.joined_at.desc(), CohortMember.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+# The member, their current cohort (as `member_cohort` picks it), its rules row and the
+# member's score row there, in one statement: every page view and submission starts here.
+# Built once (the hot path then skips building it and computing its cache key); the member
+# id is a bound parameter.
+_WHERE = (
+    select(Member, Cohort, CheckinRule, MemberScore)
+    .select_from(Member)
+    .outerjoin(Cohort, Cohort.id == _latest_cohort_id(bindparam("member_id")))
+    .outerjoin(CheckinRule, CheckinRule.cohort_id == Cohort.id)
+    .outerjoin(
+        MemberScore,
+        (MemberScore.member_id == Member.id) & (MemberScore.cohort_id == Cohort.id),
+    )
+    .where(Member.id == bindparam("member_id"))
+)
+
+
 async def _where(session: AsyncSession, member_id: int, now: datetime) -> _Where:
-    member = await session.get(Member, member_id)
-    cohort_id = await member_cohort(session=session, member_id=member_id)
-    cohort = await session.get(Cohort, cohort_id) if cohort_id is not None else None
-    if member is None or cohort is None:
+    row = (await session.execute(_WHERE, {"member_id": member_id})).first()
+    if row is None or row[1] is None:
         raise CheckinError("你还没有加入训练营，暂时不能打卡。")
-    rules = await load_rules(session=session, cohort_id=cohort.id)
-    return _Where(member, cohort, rules, day_index(cohort, now=now, boundary=rules.day_boundary))
+    member, cohort, rules = row[0], row[1], rule_set(row[2])
+    today = day_index(cohort, now=now, boundary=rules.day_boundary)
+    return _Where(member, cohort, rules, today, score=row[3])
 
 
 def _camp_day(cohort: Cohort, today: int) -> CampDay:
@@ -164,13 +194,7 @@ async def camp_day(*, session: AsyncSession, cohort_id: int, now: datetime) -> C
 
 async def member_cohort(*, session: AsyncSession, member_id: int) -> int | None:
     """The member's current cohort id (latest joined), or None."""
-    statement = (
-        select(CohortMember.cohort_id)
-        .where(CohortMember.member_id == member_id)
-        .order_by(CohortMember.joined_at.desc(), CohortMember.id.desc())
-        .limit(1)
-    )
-    return await session.scalar(statement)
+    return await session.scalar(select(_latest_cohort_id(member_id)))
 
 
 def _target_day(where: _Where, day: int | None) -> tuple[int, EntryStatus]:
@@ -253,9 +277,22 @@ async def submit(
         session=session, member_id=member_id, cohort_id=where.cohort.id, now=now
     )
     best_before = score.best_streak
-    entry, created = await _upsert(session, where, kind, target, status, now)
-    entry.text, entry.images, entry.source, entry.updated_at = clean_text, keys, source, now
-    return await _finish(session, where, entry, created, best_before, now)
+    entry, created = await _upsert(
+        session, where, kind, target, status, now, content=_Content(clean_text, keys, source)
+    )
+    return await _finish(session, where, entry, created, score, best_before, now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Content:
+    """What a submission writes into its entry (new or edited)."""
+
+    text: str
+    images: list[str]
+    source: str
+
+
+_LEAVE_CONTENT = _Content("", [], "h5")  # a new 请假 row: no text, no images
 
 
 async def _upsert(
@@ -265,30 +302,36 @@ async def _upsert(
     day: int,
     status: EntryStatus,
     now: datetime,
+    *,
+    content: _Content | None = None,  # None: an existing row's text and images stay
 ) -> tuple[CheckinEntry, bool]:
     member_id, cohort_id = where.member.id, where.cohort.id
+    fresh = content or _LEAVE_CONTENT
+    inserted = await store.insert_new_entry(
+        session=session,
+        values={
+            "member_id": member_id,
+            "cohort_id": cohort_id,
+            "day": day,
+            "kind": kind,
+            "status": status,
+            "points": _points(where.rules, kind, status),
+            "text": fresh.text,
+            "images": list(fresh.images),
+            "source": fresh.source,
+            "submitted_at": now,
+            "updated_at": now,
+        },
+    )
+    if inserted is not None:
+        return inserted, True
     existing = await store.find_entry(
         session=session, member_id=member_id, cohort_id=cohort_id, day=day, kind=kind
     )
-    if existing is None:
-        fresh = CheckinEntry(
-            member_id=member_id,
-            cohort_id=cohort_id,
-            day=day,
-            kind=kind,
-            status=status,
-            points=_points(where.rules, kind, status),
-            text="",
-            images=[],
-            submitted_at=now,
-            updated_at=now,
-        )
-        if await store.insert_entry(session=session, entry=fresh) is not None:
-            return fresh, True
-        existing = await store.find_entry(
-            session=session, member_id=member_id, cohort_id=cohort_id, day=day, kind=kind
-        )
-        assert existing is not None  # the concurrent insert that beat this one
+    assert existing is not None  # the row that made the insert do nothing
+    if content is not None:
+        existing.text, existing.images = content.text, list(content.images)
+        existing.source, existing.updated_at = content.source, now
     if existing.status == EntryStatus.LEAVE and status != EntryStatus.LEAVE:
         existing.status, existing.points = status, _points(where.rules, kind, status)
         existing.submitted_at = now
@@ -301,6 +344,7 @@ async def _finish(
     where: _Where,
     entry: CheckinEntry,
     created: bool,
+    score: MemberScore,
     best_before: int,
     now: datetime,
 ) -> SubmitResult:
@@ -313,6 +357,7 @@ async def _finish(
         today=where.today,
         total_days=where.cohort.days,
         now=now,
+        score=score,
     )
     bonus = milestone_bonus(score.best_streak, where.rules) - milestone_bonus(
         best_before, where.rules
@@ -356,7 +401,7 @@ async def take_leave(
     entry, created = await _upsert(
         session, where, EntryKind.CHECKIN, target, EntryStatus.LEAVE, now
     )
-    return await _finish(session, where, entry, created, score.best_streak, now)
+    return await _finish(session, where, entry, created, score, score.best_streak, now)
 
 
 def _no_leave_message(limit: int) -> str:
@@ -380,32 +425,30 @@ def entry_view(entry: CheckinEntry) -> EntryView:
     )
 
 
-async def _cohort_size(session: AsyncSession, cohort_id: int) -> int:
-    total = await session.scalar(select(func.count()).where(CohortMember.cohort_id == cohort_id))
-    return int(total or 0)
-
-
 async def _standing(session: AsyncSession, where: _Where, score: MemberScore | None) -> Standing:
     points = score.points if score is not None else 0
     streak = 0
     if score is not None:
         today = min(where.today, where.cohort.days + 1)
         streak = current_streak(streak=score.streak, streak_day=score.streak_day, today=today)
+    rank, size = await store.rank_and_size(
+        session=session, cohort_id=where.cohort.id, points=points
+    )
     return Standing(
         points=points,
         streak=streak,
         best_streak=score.best_streak if score is not None else 0,
         checked_days=score.checked_days if score is not None else 0,
         homework_days=score.homework_days if score is not None else 0,
-        rank=await store.rank_of(session=session, cohort_id=where.cohort.id, points=points),
-        cohort_size=await _cohort_size(session, where.cohort.id),
+        rank=rank,
+        cohort_size=size,
     )
 
 
 async def standing(*, session: AsyncSession, member_id: int, now: datetime) -> Standing:
     """The member's streak, points and rank now (zeros before their first entry)."""
     where = await _where(session, member_id, now)
-    score = await session.get(MemberScore, (member_id, where.cohort.id))
+    score = where.score
     return await _standing(session, where, score)
 
 
@@ -418,7 +461,7 @@ async def member_page(
     entries = await store.entries_of(session=session, member_id=member_id, cohort_id=cohort.id)
     today_entries = {EntryKind(e.kind): e for e in entries if e.day == where.today}
     history = {e.day: EntryStatus(e.status) for e in entries if e.kind == EntryKind.CHECKIN}
-    score = await session.get(MemberScore, (member_id, cohort.id))
+    score = where.score
     current = await _standing(session, where, score)
     day = _camp_day(cohort, where.today)
     name = where.member.name or FALLBACK_NAME
@@ -437,10 +480,14 @@ async def member_page(
         checkin=entry_view(checkin) if checkin is not None and day.day is not None else None,
         homework=entry_view(homework) if homework is not None and day.day is not None else None,
         standing=current,
-        leaderboard=await leaderboard(session=session, cohort_id=cohort.id, now=now),
+        leaderboard=await _board(
+            session, cohort.id, limit=10, group_id=None, today=min(where.today, cohort.days + 1)
+        ),
         makeup_days=_open_makeup_days(where, history),
         leave_left=max(0, where.rules.leave_limit - _leaves(history)),
         history=history,
+        timezone=cohort.timezone or "",
+        start_date=cohort.start_date,
     )
 
 
@@ -463,22 +510,33 @@ async def leaderboard(
 ) -> tuple[LeaderRow, ...]:
     """The top `limit` by points (ties share a rank, then by member id); within one group's
     current members when `group_id` is given (ranks then count within the group)."""
-    statement = (
-        select(MemberScore, Member.name)
-        .join(Member, Member.id == MemberScore.member_id)
-        .where(MemberScore.cohort_id == cohort_id)
-        .order_by(MemberScore.points.desc(), MemberScore.member_id)
-        .limit(limit)
-    )
-    if group_id is not None:
-        in_group = exists().where(
-            GroupMembership.group_id == group_id,
-            GroupMembership.member_id == MemberScore.member_id,
-            GroupMembership.left_at.is_(None),
-        )
-        statement = statement.where(in_group)
-    rows = (await session.execute(statement)).all()
     today = await _today_or_none(session, cohort_id, now)
+    return await _board(session, cohort_id, limit=limit, group_id=group_id, today=today)
+
+
+# Built once (see `_WHERE`): the leaderboard is on every page view.
+_BOARD = (
+    select(MemberScore, Member.name)
+    .join(Member, Member.id == MemberScore.member_id)
+    .where(MemberScore.cohort_id == bindparam("cohort_id"))
+    .order_by(MemberScore.points.desc(), MemberScore.member_id)
+    .limit(bindparam("limit"))
+)
+_GROUP_BOARD = _BOARD.where(
+    exists().where(
+        GroupMembership.group_id == bindparam("group_id"),
+        GroupMembership.member_id == MemberScore.member_id,
+        GroupMembership.left_at.is_(None),
+    )
+)
+
+
+async def _board(
+    session: AsyncSession, cohort_id: int, *, limit: int, group_id: int | None, today: int | None
+) -> tuple[LeaderRow, ...]:
+    params = {"cohort_id": cohort_id, "limit": limit, "group_id": group_id}
+    statement = _BOARD if group_id is None else _GROUP_BOARD
+    rows = (await session.execute(statement, params)).all()
     board: list[LeaderRow] = []
     for position, (score, name) in enumerate(rows, start=1):
         rank = board[-1].rank if board and board[-1].points == score.points else position

@@ -21,6 +21,8 @@ from starlette.exceptions import (
 )
 from starlette.types import Message
 
+from app.storage import content_key
+
 MAX_IMAGES = 9
 MAX_IMAGE_MB = 10
 MAX_IMAGE_BYTES = MAX_IMAGE_MB * 1024 * 1024
@@ -52,6 +54,10 @@ class UploadRefused(Exception):
 class CheckedImage:
     data: bytes
     content_type: str  # from the bytes
+    key: str = ""  # its storage key (`content_key`), hashed with the check, off the loop
+
+    def storage_key(self) -> str:
+        return self.key or content_key(self.data, self.content_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +140,10 @@ async def _read_images(uploads: Sequence[UploadFile]) -> tuple[CheckedImage, ...
         if len(data) > MAX_IMAGE_BYTES:
             raise _oversized(number)
         blobs.append(data)
-    # Pillow parses headers and checksums: off the event loop.
-    types = await asyncio.to_thread(lambda: [image_type(blob) for blob in blobs])
+    # Pillow parses headers and checksums, and the storage key is a SHA-256 of the whole
+    # file: both off the event loop, in one trip to the thread pool.
+    checked = await asyncio.to_thread(lambda: [_check(blob) for blob in blobs])
+    types = [found for found, _ in checked]
     for number, found in enumerate(types, start=1):
         if found is None:
             raise UploadRefused(
@@ -144,10 +152,16 @@ async def _read_images(uploads: Sequence[UploadFile]) -> tuple[CheckedImage, ...
         if found == "":
             raise UploadRefused(422, "images", f"第 {number} 张图片的尺寸太大")
     return tuple(
-        CheckedImage(data=blob, content_type=found)
-        for blob, found in zip(blobs, types, strict=True)
+        CheckedImage(data=blob, content_type=found, key=key)
+        for blob, (found, key) in zip(blobs, checked, strict=True)
         if found
     )
+
+
+def _check(data: bytes) -> tuple[str | None, str]:
+    """(`image_type`, the storage key when it is an image we keep, else "")."""
+    found = image_type(data)
+    return found, content_key(data, found) if found else ""
 
 
 def _oversized(number: int) -> UploadRefused:

@@ -113,7 +113,8 @@ async def test_a_reported_achievement_waits_then_is_approved_once(
     assert (body["status"], body["source"], body["approved_by"]) == ("approved", "h5", "admin")
     progress = (await admin.get(f"/broadcasts/{body['broadcast_id']}")).json()
     assert (progress["total"], progress["pending"]) == (3, 3)
-    assert await count_rows(sessions, OutboxMessage) == 3  # one per group: robot, appchat, customer
+    # One row per group: the robot's, the app chat's, the customer group's.
+    assert await count_rows(sessions, OutboxMessage) == 3
 
     again = await admin.post(f"/achievements/{reported.id}/approve")
     assert again.status_code == 409
