@@ -52,6 +52,11 @@ SERVER_DB_CONCURRENCY = 4
 SLACK_URGENT_S, SLACK_NORMAL_S, SLACK_LATE_S = 0.0, 10.0, 60.0
 # Beyond this many queued runs, intake's background tasks stop following theirs.
 FOLLOW_BACKLOG = 64
+# A committed passive reply: how long the callback (woken at once) has to take it.
+PASSIVE_PICKUP_S = 1.0
+# Tries at turning a passive reply the callback did not carry into an app message (a
+# transient database error would otherwise lose it), and the pauses between them.
+PASSIVE_FALLBACK_PAUSES_S = (0.2, 1.0)
 
 RuleResult = bool | Mapping[str, Any]
 Rule = Callable[["Context"], RuleResult]
@@ -62,6 +67,13 @@ Prepare = Callable[["Context"], Awaitable[Mapping[str, Any] | None]]
 
 class SkipHandler(Exception):
     """Raised by a handler to pass the event to the next matching registration."""
+
+
+class PassiveFallback(Protocol):
+    """How a claimed passive reply goes out if the callback stops waiting before the
+    event's commit: in a new transaction of its own, the outbox row to push (None: none)."""
+
+    async def __call__(self, *, session: AsyncSession, now: datetime) -> int | None: ...
 
 
 class Outbound(Protocol):
@@ -92,6 +104,8 @@ class Context:
     after_commit: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
     # The callback still waiting for this event's answer (fresh app texts only).
     passive: PassiveReply | None = None
+    # The claimed passive reply's other way, should the callback not carry it.
+    passive_fallback: PassiveFallback | None = None
 
     @property
     def now(self) -> datetime:
@@ -104,12 +118,17 @@ class Context:
             outbound = self.outbound
             self.after_commit.append(lambda: outbound.deliver_now(row_id))
 
-    def passive_reply(self, text: str) -> bool:
-        """Offer `text` as the passive reply to the member who wrote. True: the waiting
-        callback carries it once this event's transaction commits, and the handler must
-        not send it another way; False (no callback waits any more, or another handler
+    def passive_reply(self, text: str, *, fallback: PassiveFallback) -> bool:
+        """Offer `text` as the passive reply to the member who wrote. True: the handler
+        must not send it another way; the waiting callback carries it once this event's
+        transaction commits, or, if the callback stopped waiting by then (WeCom's deadline,
+        a cancelled request), the dispatcher runs `fallback` right after the commit and
+        pushes the row it gives. False (no callback waits any more, or another handler
         already replied): send it as a message."""
-        return self.passive is not None and self.passive.claim(text)
+        if self.passive is None or not self.passive.claim(text):
+            return False
+        self.passive_fallback = fallback
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,12 +441,40 @@ class Dispatcher:
                 passive.settle(committed=committed)
         if ctx is None:
             return
+        if passive is not None and ctx.passive_fallback is not None:
+            if not await passive.carried(PASSIVE_PICKUP_S):
+                await self._send_passive_otherwise(ctx, ctx.passive_fallback, attempt)
         for action in ctx.after_commit:
             try:
                 await action()
             except Exception:
                 # The event is handled and the row durable; the sender loop will retry it.
                 logger.exception("after-commit action failed for %s", attempt.dedupe_key)
+
+    async def _send_passive_otherwise(
+        self, ctx: Context, fallback: PassiveFallback, attempt: inbox.Attempt
+    ) -> None:
+        """The callback stopped waiting after a handler claimed the passive reply: the reply
+        becomes an outbox row (a new short transaction), pushed before the event's other
+        after-commit sends, as it is the event's first reply."""
+        for pause in (*PASSIVE_FALLBACK_PAUSES_S, None):
+            try:
+                async with session_scope(self.sessions) as session:
+                    row_id = await fallback(session=session, now=self.clock.now())
+                break
+            except Exception as exc:
+                if pause is None or not is_transient(exc):
+                    logger.error("inbox %s: passive reply lost", attempt.dedupe_key, exc_info=exc)
+                    return
+                await asyncio.sleep(pause)
+        logger.warning(
+            "inbox %s: the callback stopped waiting, the passive reply goes as a message",
+            attempt.dedupe_key,
+            extra={"dedupe_key": attempt.dedupe_key, "outbox_id": row_id},
+        )
+        if row_id is not None and self.outbound is not None:
+            outbound = self.outbound
+            ctx.after_commit.insert(0, lambda: outbound.deliver_now(row_id))
 
     async def _handle_in_transaction(
         self,

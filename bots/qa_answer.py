@@ -5,16 +5,18 @@ callback still waits, else an app message in the outbox.
 A passive reply is recorded as a `sent` outbox row of channel `passive_reply` under the key
 the app message would have had (`qa:{event}:{rule}`), in the same transaction: operators
 see every answer at `/admin/api/outbox`, and the unique key makes "both" impossible in the
-database too."""
+database too. If the callback stops waiting before that transaction commits, the dispatcher
+turns the row into that app message (`passive_to_app_message`) and sends it."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.h5_tokens import member_url
@@ -23,7 +25,9 @@ from app.channels.messages import OutMessage
 from app.channels.routes import Channel, Route, enqueue_message, message_payload
 from app.db import dialect_insert
 from app.models import GroupMembership, Member, OutboxMessage, OutboxStatus
+from app.outbox import MAX_ATTEMPTS, rate_key
 from app.wecom.errors import UndeliverableError
+from bots.dispatch import PassiveFallback
 from bots.qa_matcher import RuleSpec
 from bots.qa_models import QaCooldown, QaRule
 from bots.qa_service import count_hit, get_matcher, record_unanswered
@@ -34,8 +38,13 @@ from scripts_library.variables import RenderContext
 
 logger = logging.getLogger(__name__)
 PASSIVE_CHANNEL = "passive_reply"
-# Offers a reply text to the waiting callback; True if the callback will carry it.
-PassiveOffer = Callable[[str], bool]
+
+
+class PassiveOffer(Protocol):
+    """Offers a reply text to the waiting callback (`Context.passive_reply`); True if it is
+    the callback's to carry, or `fallback`'s to send should the callback stop waiting."""
+
+    def __call__(self, text: str, *, fallback: PassiveFallback) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +154,38 @@ async def record_passive(
     )
 
 
+async def passive_to_app_message(
+    *,
+    session: AsyncSession,
+    key: str,
+    route: Route,
+    payload: dict[str, object],
+    now: datetime,
+) -> int | None:
+    """The passive reply under `key` that no callback carried, made the pending app message
+    `enqueue_message` would have written under that key instead; its id (None if the row
+    is not a passive reply, e.g. already converted)."""
+    statement = (
+        update(OutboxMessage)
+        .where(OutboxMessage.key == key, OutboxMessage.channel == PASSIVE_CHANNEL)
+        .values(
+            channel=route.channel,
+            target=route.target,
+            payload=payload,
+            rate_key=rate_key(route.channel, route.target),
+            status=OutboxStatus.PENDING,
+            attempts=0,
+            max_attempts=MAX_ATTEMPTS,
+            not_before=now,
+            in_doubt=0,
+            updated_at=now,
+            sent_at=None,
+        )
+        .returning(OutboxMessage.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
 async def _send(
     session: AsyncSession,
     rule: QaRule,
@@ -162,7 +203,12 @@ async def _send(
             session=session, rule=rule, who=who, public_base_url=base, now=now
         )
         payload = message_payload(route, message)  # within the app message's limits
-        if message.msgtype == "text" and passive is not None and passive(message.content):
+        fallback = partial(passive_to_app_message, key=key, route=route, payload=payload)
+        if (
+            message.msgtype == "text"
+            and passive is not None
+            and passive(message.content, fallback=fallback)
+        ):
             await record_passive(
                 session=session, key=key, target=who.userid, payload=payload, now=now
             )

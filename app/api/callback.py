@@ -7,9 +7,11 @@ One exception to "answer, then dispatch": a member's text to the app may be answ
 the HTTP answer itself (WeCom's passive reply). For those the callback, once the event is
 recorded, waits up to PASSIVE_BUDGET_S for the dispatcher to run it; a handler that
 claimed the reply (`Context.passive_reply`) has it carried, encrypted and signed, once
-its transaction committed. Past the budget the callback answers `success` and the handler
-replies by app message instead (`app.wecom.passive` makes sure exactly one of them does).
-Contact and group events never wait.
+its transaction committed, if that happens within PASSIVE_TOTAL_S of the request's start.
+Otherwise the callback answers `success` and the reply goes as an app message instead:
+sent by the handler if it had not claimed yet, by the dispatcher after the commit if it had
+(`app.wecom.passive` makes sure exactly one of them does). Contact and group events never
+wait.
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["wecom"])
 
 MAX_BODY_BYTES = 1024 * 1024
-# How long a member's text to the app waits for its passive reply: well inside WeCom's 5 s,
-# and short enough that a slow answer still arrives soon as an app message.
+# How long a member's text to the app waits for its handlers to claim a passive reply:
+# short enough that a slow answer still arrives soon as an app message.
 PASSIVE_BUDGET_S = 1.0
+# The whole wait, a claimed reply's commit included, from the request's start: well inside
+# the 5 s after which WeCom drops the answer (and with it a reply carried in it).
+PASSIVE_TOTAL_S = 3.0
 
 
 @runtime_checkable
@@ -155,6 +160,7 @@ async def verify_url(request: Request) -> PlainTextResponse:
 
 @router.post("/wecom/callback", response_class=PlainTextResponse)
 async def receive(request: Request, background: BackgroundTasks) -> Response:
+    deadline = asyncio.get_running_loop().time() + PASSIVE_TOTAL_S
     runtime = _runtime(request)
     crypto = _require_crypto(runtime)
     signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
@@ -184,7 +190,7 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
             if done is not None:
                 # As below: the request's background task ends when the run has.
                 background.add_task(_follow, done)
-            text = await passive.wait(PASSIVE_BUDGET_S)
+            text = await passive.wait(PASSIVE_BUDGET_S, deadline=deadline)
             if text is not None:
                 logger.info(
                     "callback answered with a passive reply", extra={"inbox_id": attempt.id}

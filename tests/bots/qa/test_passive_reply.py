@@ -1,10 +1,12 @@
 """Q&A's passive reply: the answer carried in the HTTP answer to the member's callback when
-the handlers finish within the budget, else one app message — never both, never neither."""
+the handlers finish within the budget, else one app message — never both, never neither,
+even when the commit comes after the callback stopped waiting."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +28,7 @@ from app.wecom.sandbox.sender import CallbackSender
 from app.wecom.sandbox.server import sandbox_transport
 from app.wecom.sandbox.state import SandboxState
 from bots import ROUTERS
-from bots.dispatch import Context, Router
+from bots.dispatch import Context, Dispatcher, Router
 from bots.qa_models import QaUnanswered
 from tests.admin.conftest import Admin
 from tests.bots.qa.conftest import ASKER, Desk, Sessions
@@ -40,6 +42,65 @@ def _before_qa(handler: Callable[[Context], Any]) -> Router:
     router = Router("before_qa")
     router.on_message("text", priority=0, block=False)(handler)
     return router
+
+
+class _Watched(PassiveReply):
+    """The real hand-off, also noting whether the handler's claim was accepted and when the
+    callback stopped waiting."""
+
+    def __init__(self, on_claim: asyncio.Event) -> None:
+        super().__init__()
+        self.claimed = False
+        self.gone = asyncio.Event()
+        self._on_claim = on_claim
+
+    def claim(self, text: str) -> bool:
+        self.claimed = super().claim(text)
+        if self.claimed:
+            self._on_claim.set()
+        return self.claimed
+
+    async def wait(self, budget_s: float, *, deadline: float) -> str | None:
+        try:
+            return await super().wait(budget_s, deadline=deadline)
+        finally:
+            self.gone.set()
+
+
+@dataclass
+class Watch:
+    made: list[_Watched] = field(default_factory=list)  # every hand-off, in order
+    claimed: asyncio.Event = field(default_factory=asyncio.Event)  # one was claimed
+
+
+@pytest.fixture
+def passives(monkeypatch: pytest.MonkeyPatch) -> Watch:
+    """The callback's hand-offs, watched."""
+    watch = Watch()
+
+    def make() -> _Watched:
+        watch.made.append(_Watched(watch.claimed))
+        return watch.made[-1]
+
+    monkeypatch.setattr(callback, "PassiveReply", make)
+    return watch
+
+
+def _commit_after_the_callback_left() -> Router:
+    """Holds the event's commit (Q&A claims the reply before it) until the callback stopped
+    waiting: a commit stuck behind a lock past the callback's deadline."""
+
+    async def hold(ctx: Context) -> None:
+        passive, commit = ctx.passive, ctx.session.commit
+        assert isinstance(passive, _Watched)
+
+        async def held() -> None:
+            await passive.gone.wait()
+            await commit()
+
+        ctx.session.commit = held  # type: ignore[method-assign]
+
+    return _before_qa(hold)
 
 
 @pytest.fixture
@@ -156,6 +217,51 @@ async def test_past_the_budget_success_and_exactly_one_app_message(
     assert (row.channel, row.status) == ("app_message", "sent")
 
 
+@pytest.mark.parametrize("extra_routers", [lambda: [_commit_after_the_callback_left()]])
+async def test_a_commit_past_the_deadline_turns_the_claimed_reply_into_one_app_message(
+    desk_with: Desk, passives: Watch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk = desk_with
+    monkeypatch.setattr(callback, "PASSIVE_TOTAL_S", 0.5)
+    rule = await desk.rule(patterns=["怎么退款"], reply=ANSWER)
+
+    sent = await desk.ask("怎么退款")
+    retry = await desk.wecom.redeliver(sent)
+
+    [passive] = passives.made
+    assert passive.claimed  # Q&A offered the reply; the callback left before the commit
+    assert (sent.response.text, retry.response.text) == ("success", "success")
+    assert desk.wecom.passive_replies == []
+    assert desk.app_messages() == [ANSWER]
+    [row] = await desk.outbox()
+    assert (row.channel, row.target, row.status) == ("app_message", ASKER, "sent")
+    assert row.key.endswith(f":{rule['id']}")
+    assert (row.rate_key, row.sent_at) == (f"app_message:{ASKER}", desk.clock.now())
+
+
+@pytest.mark.parametrize("extra_routers", [lambda: [_commit_after_the_callback_left()]])
+async def test_a_request_cancelled_after_the_claim_leaves_one_app_message(
+    desk_with: Desk, passives: Watch
+) -> None:
+    desk = desk_with
+    await desk.rule(patterns=["怎么退款"], reply=ANSWER)
+
+    request = asyncio.ensure_future(desk.ask("怎么退款"))
+    async with asyncio.timeout(10):
+        await passives.claimed.wait()
+    request.cancel()  # the server shuts down, or the client went away
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    dispatcher = desk.harness.app.state.runtime.processor
+    assert isinstance(dispatcher, Dispatcher)
+    await dispatcher.drain()
+
+    assert desk.wecom.passive_replies == []
+    assert desk.app_messages() == [ANSWER]
+    [row] = await desk.outbox()
+    assert (row.channel, row.status) == ("app_message", "sent")
+
+
 def _commit_fails_once() -> Router:
     failures = [OperationalError("COMMIT", {}, Exception("database is locked"))]
 
@@ -211,27 +317,60 @@ def test_only_member_texts_to_the_app_wait_for_a_reply() -> None:
 
 
 async def test_the_hand_off_has_exactly_one_owner() -> None:
+    loop = asyncio.get_running_loop()
+
     # The callback gave up first: the handler's claim is refused (it sends an app message).
     closed = PassiveReply()
-    assert await closed.wait(0) is None
+    assert await closed.wait(0, deadline=loop.time() + 1) is None
     assert not closed.claim("迟到的回复")
 
     # The handler claimed within the budget: the callback waits for the commit, past it.
     claimed = PassiveReply()
     assert claimed.claim("回复")
-    waiting = asyncio.ensure_future(claimed.wait(0.01))
+    waiting = asyncio.ensure_future(claimed.wait(0.01, deadline=loop.time() + 5))
     await asyncio.sleep(0.05)
     assert not waiting.done()
     claimed.settle(committed=True)
     assert await waiting == "回复"
+    assert await claimed.carried(1.0)
 
     # A claim whose transaction failed is void: the callback answers without it.
     failed = PassiveReply()
     assert failed.claim("回复")
     failed.settle(committed=False)
-    assert await failed.wait(1.0) is None
+    assert await failed.wait(1.0, deadline=loop.time() + 1) is None
 
     # Only one reply fits in the answer.
     once = PassiveReply()
     assert once.claim("first")
     assert not once.claim("second")
+
+
+async def test_a_claim_the_callback_left_is_the_dispatchers_to_send() -> None:
+    loop = asyncio.get_running_loop()
+
+    # The deadline passed with the commit still pending: the callback answers without it.
+    late = PassiveReply()
+    assert late.claim("回复")
+    assert await late.wait(1.0, deadline=loop.time() + 0.02) is None
+    late.settle(committed=True)
+    assert not await late.carried(1.0)
+
+    # The request was cancelled between the commit and the callback taking the reply.
+    cancelled = PassiveReply()
+    assert cancelled.claim("回复")
+    waiting = asyncio.ensure_future(cancelled.wait(1.0, deadline=loop.time() + 5))
+    await asyncio.sleep(0)  # waiting now
+    cancelled.settle(committed=True)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not await cancelled.carried(1.0)
+
+    # Nobody takes a committed reply in time: the dispatcher keeps it, a late callback
+    # gets nothing.
+    untaken = PassiveReply()
+    assert untaken.claim("回复")
+    untaken.settle(committed=True)
+    assert not await untaken.carried(0.01)
+    assert await untaken.wait(1.0, deadline=loop.time() + 1) is None
