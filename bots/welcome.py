@@ -141,11 +141,13 @@ async def on_student_left(ctx: Context) -> None:
     event = _contact(ctx)
     if not event.user_id:
         return
+    # A CreateTime no datetime can hold (`created_at` is None) must not fail the event.
+    stamp = event.create_time if event.created_at is not None else None
     await service.queue_lost_alert(
         session=ctx.session,
         external_userid=event.external_user_id,
         staff_userid=event.user_id,
-        create_time=event.create_time or int(ctx.now.timestamp()),
+        create_time=stamp or int(ctx.now.timestamp()),
         default_tz=ctx.settings.campbot_timezone,
         now=ctx.now,
     )

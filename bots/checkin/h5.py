@@ -37,7 +37,7 @@ from app.admin import h5_tokens
 from app.admin.errors import InvalidInput
 from app.api.h5.deps import H5RuntimeDep, MemberIdDep, StorageDep
 from app.api.h5.route import PRIVATE_HEADERS, H5Route, wants_json
-from app.api.h5.uploads import CheckedImage, UploadRefused, read_submission
+from app.api.h5.uploads import CheckedImage, UploadRefused, check_text_fields, read_submission
 from app.deps import SessionDep
 from app.runtime import Runtime
 from app.storage import Storage, content_type_of, is_key
@@ -142,6 +142,14 @@ async def submit_entry(
     )
 
 
+@router.get("/m/{token}/checkin", response_model=None)
+@router.get("/m/{token}/achievements", response_model=None)
+async def back_to_page(token: str, member_id: MemberIdDep) -> Response:
+    """A GET of a form's address (a refusal leaves the browser there; a reload or a shared
+    link asks again): the page, not an English 405. The token is checked all the same."""
+    return RedirectResponse(f"/h5/m/{token}", status_code=303, headers=PRIVATE_HEADERS)
+
+
 @router.get("/m/{token}/img/{key}", response_model=None)
 async def entry_image(
     token: str, key: str, member_id: MemberIdDep, session: SessionDep, storage: StorageDep
@@ -171,12 +179,16 @@ async def faq_search(
 ) -> Response:
     """常见问题搜索：本期与全局的问答规则；没人回答过的问题记入「未解答」。"""
     query = q.strip()
-    if len(query) > h5_view.FAQ_QUERY_MAX:
-        message = f"问题最多 {h5_view.FAQ_QUERY_MAX} 字，现在是 {len(query)} 字"
+    try:
+        check_text_fields({"q": query})
+        if len(query) > h5_view.FAQ_QUERY_MAX:
+            message = f"问题最多 {h5_view.FAQ_QUERY_MAX} 字，现在是 {len(query)} 字"
+            raise UploadRefused(422, "q", message)
+    except UploadRefused as refusal:
         return await _refusal(
             request,
-            field="q",
-            message=message,
+            field=refusal.field,
+            message=refusal.message,
             page=_PageArgs(session, runtime, storage, token, member_id),
         )
     entries = await _search(
@@ -324,9 +336,11 @@ async def _read_text_form(request: Request) -> dict[str, str]:
         # file part; MultiPartException when the scope carries no app.
         raise UploadRefused(400, "form", "表单格式不正确，请刷新页面后重试") from None
     try:
-        return {name: value for name, value in form.multi_items() if isinstance(value, str)}
+        fields = {name: value for name, value in form.multi_items() if isinstance(value, str)}
     finally:
         await form.close()
+    check_text_fields(fields)
+    return fields
 
 
 def _replay(body: bytes) -> Receive:
@@ -349,7 +363,8 @@ def _kind_and_day(fields: dict[str, str]) -> tuple[str, int | None]:
     raw_day = fields.get("day", "").strip()
     if not raw_day:
         return kind, None
-    if not raw_day.isdigit() or len(raw_day) > 4:
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    if not raw_day.isdecimal() or len(raw_day) > 4:
         raise UploadRefused(422, "day", "day 应为训练营的第几天（整数）")
     return kind, int(raw_day)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,9 @@ FORMATS: dict[str, str] = {
     "GIF": "image/gif",
     "WEBP": "image/webp",
 }
+# Control characters no keyboard types (NUL above all: PostgreSQL refuses it), and lone
+# surrogates, which no UTF-8 database takes (a multipart `charset=raw_unicode_escape` makes them).
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 # A 10 MB file can still unpack to a huge bitmap; phones shoot well under this.
 MAX_PIXELS = 60_000_000
 
@@ -118,6 +122,7 @@ async def read_submission(request: Request) -> Submission:
                 fields[name] = value
             elif name == "images" and (value.size or value.filename):
                 uploads.append(value)  # an empty, unnamed part is "no file chosen"
+        check_text_fields(fields)
         if len(fields.get("text", "")) > MAX_TEXT_CHARS:
             raise UploadRefused(
                 422, "text", f"文字最多 {MAX_TEXT_CHARS} 字，现在是 {len(fields['text'])} 字"
@@ -125,6 +130,14 @@ async def read_submission(request: Request) -> Submission:
         return Submission(fields=fields, images=await _read_images(uploads))
     finally:
         await form.close()
+
+
+def check_text_fields(fields: dict[str, str]) -> None:
+    """UploadRefused (422) naming the first field with a character no database stores
+    (a control character, a lone surrogate) in it."""
+    for name, value in fields.items():
+        if _UNSTORABLE.search(value):
+            raise UploadRefused(422, name, "内容里有无法保存的特殊字符，请删除后再试")
 
 
 async def _read_images(uploads: Sequence[UploadFile]) -> tuple[CheckedImage, ...]:
