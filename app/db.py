@@ -35,6 +35,8 @@ from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
+from app.errors import RetryLater
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -287,12 +289,15 @@ async def session_scope(sessions: async_sessionmaker[AsyncSession]) -> AsyncIter
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A database error that says nothing about the work itself: a lock or a connection.
+    """An error that says nothing about the work itself: a database lock or connection, or a
+    handler's RetryLater.
 
     Such work is worth running again later, unlike a bug or a constraint violation.
     """
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | ConnectionError):
         return True  # "database is locked", a lost connection, a full pool
+    if isinstance(exc, RetryLater):
+        return True  # a handler's own "not now" (e.g. WeCom unreachable for a download)
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True

@@ -19,6 +19,11 @@ class CampBotError(Exception):
     """Base of every error CampBot raises on purpose."""
 
 
+class RetryLater(CampBotError):
+    """Work that failed for a reason outside it (a service unreachable or busy): the inbox
+    leaves the event `received` and the sweeper runs it again later."""
+
+
 class CallbackError(CampBotError):
     status_code = 400
 

@@ -157,3 +157,19 @@ def default_storage() -> FolderStorage:
     if _default is None:
         _default = FolderStorage(DEFAULT_FOLDER.resolve())
     return _default
+
+
+_app_storage: Storage | None = None
+
+
+def use_storage(storage: Storage | None) -> None:
+    """Make `storage` the one `app_storage()` answers (None: the default folder again).
+    For code with no request to ask (event handlers storing an image a member sent); tests
+    point it at a temporary folder."""
+    global _app_storage
+    _app_storage = storage
+
+
+def app_storage() -> Storage:
+    """The storage set with `use_storage`, else the default folder `uploads/`."""
+    return _app_storage if _app_storage is not None else default_storage()

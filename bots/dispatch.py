@@ -536,6 +536,6 @@ class Dispatcher:
     @staticmethod
     def _log_error(what: str, exc: Exception, outcome: str) -> None:
         if is_transient(exc):
-            logger.warning("%s: %s (transient database error: %s)", what, outcome, exc)
+            logger.warning("%s: %s (transient: %s)", what, outcome, exc)
         else:
             logger.error("%s: %s", what, outcome, exc_info=exc)

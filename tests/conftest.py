@@ -8,7 +8,7 @@ cluster; when it is unset (a bare `pytest`), the PostgreSQL cases skip, saying s
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.clock import ManualClock
 from app.db import Base, create_engine, create_sessionmaker
 from app.settings import Settings
+from app.storage import FolderStorage, use_storage
 from app.wecom.client import WeComClient
 from app.wecom.crypto import CallbackCrypto
 from app.wecom.sandbox.callbacks import CallbackBuilder
@@ -150,3 +151,12 @@ async def harness(
 ) -> AsyncIterator[AppHarness]:
     async with running_app(settings=settings, clock=clock, engine=engine) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def upload_folder(tmp_path: Path) -> Iterator[FolderStorage]:
+    """Every test stores images in its own folder, never the repo's `uploads/`."""
+    storage = FolderStorage(tmp_path / "uploads")
+    use_storage(storage)
+    yield storage
+    use_storage(None)

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,10 +42,13 @@ from app.wecom.types import (
 )
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 BUSY_BACKOFF_S = (0.5, 1.0, 2.0)  # WeCom: "建议重试次数不超过3次"
 # Media ids live 3 days; reuse them for a little less.
 MEDIA_REUSE = timedelta(days=2, hours=12)
+# media/get: the id is unknown or past its 3 days; asking again will not help.
+INVALID_MEDIA_ID = 40007
 
 
 class WeComClient:
@@ -101,7 +104,7 @@ class WeComClient:
             raise api_error(errcode, str(data.get("errmsg", "")), path=path)
         return data
 
-    async def _busy_retried(self, attempt: Callable[[], Awaitable[JSON]]) -> JSON:
+    async def _busy_retried(self, attempt: Callable[[], Awaitable[T]]) -> T:
         for wait in (*BUSY_BACKOFF_S, None):
             try:
                 return await attempt()
@@ -356,6 +359,48 @@ class WeComClient:
             "POST", "/cgi-bin/media/uploadimg", files={"media": (filename, content)}
         )
         return str(data["url"])
+
+    async def get_media(self, *, media_id: str) -> bytes:
+        """media/get: a temporary media's bytes (a member's image in an app message; ids
+        live 3 days). WeCom answers a failure with a JSON errcode body instead of the file:
+        40007 (invalid or expired media_id) is permanent, the rest as for `call`."""
+        path = "/cgi-bin/media/get"
+
+        async def attempt() -> bytes:
+            token = await self.tokens.get()
+            query = {"media_id": media_id, "access_token": token}
+            try:
+                return await self._download(path, params=query)
+            except TokenError:
+                query["access_token"] = await self.tokens.refresh(rejected=token)
+                return await self._download(path, params=query)
+
+        return await self._busy_retried(attempt)
+
+    async def _download(self, path: str, *, params: Mapping[str, Any]) -> bytes:
+        """A GET whose success is a file; a JSON answer is an error, raised as `_request`'s."""
+        try:
+            response = await self._http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise WeComTransportError(f"{path}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            raise WeComTransportError(f"{path}: HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise WeComAPIError(-response.status_code, f"HTTP {response.status_code}", path=path)
+        content_type = response.headers.get("content-type", "")
+        # Errors come as application/json or text/plain; no image starts with `{`.
+        if "json" in content_type or "text/plain" in content_type or response.content[:1] == b"{":
+            try:
+                data = response.json()
+            except ValueError as exc:
+                raise WeComTransportError(f"{path}: answer is neither a file nor JSON") from exc
+            errcode = int(data.get("errcode") or 0) if isinstance(data, dict) else 0
+            if errcode:
+                raise api_error(errcode, str(data.get("errmsg", "")), path=path)
+            raise WeComTransportError(f"{path}: a JSON answer without the file")
+        if not response.content:
+            raise WeComTransportError(f"{path}: empty answer")
+        return response.content
 
     async def _cached_media(
         self, *, scope: str, kind: str, content: bytes, upload: Callable[[], Awaitable[str]]

@@ -2,13 +2,19 @@
 sending an image to the app. Messages of one day add up: an image after `打卡 …` keeps the
 text, a second image is appended (≤ 9), a new `打卡 …` text replaces the text.
 
-An image is stored by reference, not downloaded: its key is WeCom's PicUrl when the
-callback has one (an https URL the page can show), else `wecom-media:{MediaId}` (a
-temporary media id, fetchable with `media/get` for 3 days).
+An image is downloaded (`media/get`: WeCom keeps it 3 days) before the event's transaction
+opens (the handler's `prepare` step), checked as an H5 upload is (type by content, size),
+and stored like one: content-addressed, the file written only once the check-in was
+accepted. An image WeCom no longer has (40007) or that is no image still counts as the
+day's check-in, and the answer says the image was not saved; WeCom unreachable or busy
+leaves the event to the sweeper, which runs it (and the download) again. Rows from before
+kept WeCom's PicUrl or `wecom-media:{MediaId}`; the page shows those as a chip.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,30 +22,72 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.h5.uploads import CheckedImage, UploadRefused, check_image
 from app.channels.messages import OutMessage
 from app.channels.routes import Channel, Route, enqueue_message
+from app.errors import RetryLater
 from app.models import Member
+from app.storage import Storage
+from app.wecom.client import INVALID_MEDIA_ID, WeComClient
+from app.wecom.errors import WeComAPIError, WeComError
 from bots.checkin import service, store
 from bots.checkin.models import EntryKind
 from bots.checkin.service import SubmitResult
 
 # `打卡` first, then the end or a separator: "打卡 今天读完第三章", "打卡：…"; not "打卡率多少".
 CHECKIN_TEXT = re.compile(r"^\s*打卡(?:$|[\s:：,，。.!！]+)(?P<text>.*)", re.DOTALL)
-MEDIA_PREFIX = "wecom-media:"
 NOT_A_MEMBER = "你还不在任何一期训练营里，暂时不能打卡。如有疑问请联系助教老师。"
 SOURCE = "app"
+# The download's own bound (the client has its HTTP timeouts; this caps token refresh and
+# busy retries too), so a stuck WeCom cannot hold a dispatcher worker for long.
+FETCH_TIMEOUT_S = 30.0
+EXPIRED = "图片已过期"
+NOT_GIVEN = "企业微信没有提供这张图片"
+
+logger = logging.getLogger(__name__)
+
+
+class ImageNotYet(RetryLater):
+    """media/get failed for now (WeCom unreachable, busy, rate-limited): the event stays
+    `received` and the sweeper runs it again, download included (a bounded number of
+    times, well within the media's 3 days)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnsavedImage:
+    """An image that cannot be stored, and why (Chinese, for the member)."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class AppCheckin:
     text: str | None  # None: an image message (keep the day's text)
-    image: str | None
+    image: CheckedImage | None
 
 
-def image_key(*, pic_url: str, media_id: str) -> str | None:
-    if pic_url.strip():
-        return pic_url.strip()
-    return f"{MEDIA_PREFIX}{media_id.strip()}" if media_id.strip() else None
+async def fetch_image(wecom: WeComClient | None, *, media_id: str) -> CheckedImage | UnsavedImage:
+    """The image a member sent, downloaded and checked; UnsavedImage when it never will be;
+    ImageNotYet when it may be later. Runs before the event's transaction (no session)."""
+    if wecom is None:
+        return UnsavedImage(NOT_GIVEN)  # no WeCom client configured: nothing to ask
+    try:
+        async with asyncio.timeout(FETCH_TIMEOUT_S):
+            data = await wecom.get_media(media_id=media_id)
+    except TimeoutError as exc:
+        raise ImageNotYet(f"media/get {media_id}: timed out") from exc
+    except WeComError as exc:
+        if exc.retryable:
+            raise ImageNotYet(f"media/get {media_id}: {exc}") from exc
+        if isinstance(exc, WeComAPIError) and exc.errcode == INVALID_MEDIA_ID:
+            return UnsavedImage(EXPIRED)
+        logger.warning("media/get %s refused: %s", media_id, exc)  # e.g. no permission
+        return UnsavedImage(NOT_GIVEN)
+    try:
+        # Pillow and SHA-256 over up to 10 MB: off the event loop.
+        return await asyncio.to_thread(check_image, data)
+    except UploadRefused as refused:
+        return UnsavedImage(refused.message)
 
 
 async def student(*, session: AsyncSession, userid: str) -> tuple[int, int] | None:
@@ -54,9 +102,18 @@ async def student(*, session: AsyncSession, userid: str) -> tuple[int, int] | No
 
 
 async def check_in(
-    *, session: AsyncSession, member_id: int, cohort_id: int, sent: AppCheckin, now: datetime
+    *,
+    session: AsyncSession,
+    storage: Storage,
+    member_id: int,
+    cohort_id: int,
+    sent: AppCheckin,
+    now: datetime,
 ) -> SubmitResult:
-    """Submit today's check-in, merged with what the member already sent today."""
+    """Submit today's check-in, merged with what the member already sent today; the sent
+    image's file is written only once the submission was accepted (content-addressed files
+    may be shared: a refusal must touch none). If the event's commit then fails, the file
+    stays unreferenced, which is harmless (the same bytes under the same key)."""
     today = (await service.camp_day(session=session, cohort_id=cohort_id, now=now)).day
     existing = None
     if today is not None:
@@ -68,10 +125,10 @@ async def check_in(
             kind=EntryKind.CHECKIN,
         )
     images = list(existing.images or []) if existing is not None else []
-    if sent.image is not None and sent.image not in images:
-        images.append(sent.image)
+    if sent.image is not None and sent.image.storage_key() not in images:
+        images.append(sent.image.storage_key())
     text = sent.text if sent.text is not None else (existing.text if existing else "")
-    return await service.submit(
+    result = await service.submit(
         session=session,
         member_id=member_id,
         kind=EntryKind.CHECKIN,
@@ -80,6 +137,13 @@ async def check_in(
         now=now,
         source=SOURCE,
     )
+    if sent.image is not None:
+        await storage.put(sent.image.data, sent.image.content_type)
+    return result
+
+
+def unsaved_note(unsaved: UnsavedImage) -> str:
+    return f"⚠️ 图片没能保存（{unsaved.reason}），请重新发送图片。"
 
 
 def confirmation(result: SubmitResult) -> str:

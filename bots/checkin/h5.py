@@ -13,8 +13,9 @@ answer}`); a query nothing answers is counted as unanswered, as app questions ar
 report (`title`, `detail`) is stored pending an operator's approval, then 303 to the page
 with `?ok=achievement`, or JSON `{"ok": true, "achievement"}`.
 
-A refusal stores nothing: images are checked before any is written, and the ones this
-request wrote are deleted again if the submission is then refused or fails.
+A refusal stores nothing: images are checked and keyed (SHA-256) first, the entry is
+recorded under those keys, and the files are written only once the submission was accepted
+(never deleted: content-addressed files may be shared by several entries).
 """
 
 from __future__ import annotations
@@ -380,12 +381,15 @@ async def _record(
     images: Sequence[CheckedImage],
     now: datetime,
 ) -> SubmitResult:
-    """Store the images, record the entry, commit; undo the files this call wrote if the
-    submission is refused or anything fails."""
+    """Record the entry under its images' keys, then store the images, then commit.
+
+    Storage is content-addressed: another member's entry may already reference a file with
+    the same key. So files are written only once the submission was accepted, and nothing
+    is ever deleted: a refusal touches no file at all. A commit failing after the write
+    leaves a file no entry references, which is harmless (the same bytes, reused by the
+    next upload of that image; never served, as the page serves only referenced keys)."""
     unique = {image.storage_key(): image for image in images}
-    written = [key for key in unique if not await storage.exists(key)]
     try:
-        keys = [await storage.put(image.data, image.content_type) for image in unique.values()]
         if kind == "leave":
             result = await service.take_leave(
                 session=session, member_id=member_id, now=now, day=day
@@ -396,15 +400,15 @@ async def _record(
                 member_id=member_id,
                 kind=EntryKind(kind),
                 text=text,
-                images=keys,
+                images=list(unique),
                 now=now,
                 day=day,
             )
+        for image in unique.values():
+            await storage.put(image.data, image.content_type)
         await session.commit()
     except BaseException:
         await session.rollback()
-        for key in written:
-            await storage.delete(key)
         raise
     return result
 

@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from app.api.h5.route import PRIVATE_HEADERS
 from app.api.h5.uploads import MAX_IMAGE_MB, MAX_IMAGES, MAX_TEXT_CHARS
+from app.storage import is_key
 from bots.checkin.models import EntryStatus
 from bots.checkin.service import MemberPage
 from bots.qa_service import FaqEntry
@@ -56,6 +57,9 @@ FLASHES = {
     "achievement": "已提交，助教审核后会在群里发喜报",
 }
 FAQ_NONE = "没有找到答案，可以直接问助教"
+# An image an entry references by WeCom's PicUrl or `wecom-media:` id (app check-ins before
+# images were downloaded): the page serves stored keys only, and its CSP loads nothing else.
+ELSEWHERE_LABEL = "图片在企业微信里"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,8 @@ def render_page(
         status_labels=STATUS_LABELS,
         post_url=f"/h5/m/{token}/checkin",
         image_url=image_url,
+        stored=is_key,
+        elsewhere_label=ELSEWHERE_LABEL,
         local_time=local_time,
         limits=LIMITS,
         nonce=nonce,

@@ -1,10 +1,16 @@
 """打卡 by app 1:1 message from internal members: `打卡 …` or an image → today's check-in,
-answered by an app message with the streak and points."""
+answered by an app message with the streak and points.
+
+An image is downloaded by the registration's `prepare` step, before the event's
+transaction opens (bots.dispatch): a slow WeCom never holds the database. Handlers store
+through `app.storage.app_storage()`, the storage the H5 page serves from."""
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Mapping
+from typing import Any, cast
 
+from app.storage import app_storage
 from app.wecom.events import ImageMessage, Message
 from bots.checkin import app_checkin as checkin
 from bots.checkin.service import CheckinError
@@ -23,17 +29,35 @@ async def on_checkin_text(ctx: Context) -> None:
     await _check_in(ctx, checkin.AppCheckin(text=text or None, image=None), hint=True)
 
 
-@router.on_message("image", **BEFORE_QA)
+async def _download(ctx: Context) -> Mapping[str, Any]:
+    """The image, fetched and checked before the transaction (for any sender: who is a
+    student is a database question, answered only in the handler)."""
+    media_id = cast(ImageMessage, ctx.event).media_id.strip()
+    if not media_id:
+        return {}
+    return {"image": await checkin.fetch_image(ctx.wecom, media_id=media_id)}
+
+
+@router.on_message("image", prepare=_download, **BEFORE_QA)
 async def on_checkin_image(ctx: Context) -> None:
-    """成员在应用里发图片：记为今天打卡的配图。不是学员的成员发图片，交给后面的处理。"""
-    event = cast(ImageMessage, ctx.event)
-    key = checkin.image_key(pic_url=event.pic_url, media_id=event.media_id)
-    if key is None:
-        raise SkipHandler
-    await _check_in(ctx, checkin.AppCheckin(text=None, image=key), hint=False)
+    """成员在应用里发图片：存为今天打卡的配图。不是学员的成员发图片，交给后面的处理。"""
+    fetched = ctx.matched.get("image")
+    if fetched is None:
+        raise SkipHandler  # no MediaId: nothing to fetch
+    if isinstance(fetched, checkin.UnsavedImage):
+        # The check-in still counts; the answer says the image was not kept.
+        await _check_in(ctx, checkin.AppCheckin(text=None, image=None), unsaved=fetched)
+    else:
+        await _check_in(ctx, checkin.AppCheckin(text=None, image=fetched))
 
 
-async def _check_in(ctx: Context, sent: checkin.AppCheckin, *, hint: bool) -> None:
+async def _check_in(
+    ctx: Context,
+    sent: checkin.AppCheckin,
+    *,
+    hint: bool = False,
+    unsaved: checkin.UnsavedImage | None = None,
+) -> None:
     event = cast(Message, ctx.event)
     found = await checkin.student(session=ctx.session, userid=event.from_user)
     if found is None:
@@ -45,6 +69,7 @@ async def _check_in(ctx: Context, sent: checkin.AppCheckin, *, hint: bool) -> No
         try:
             result = await checkin.check_in(
                 session=ctx.session,
+                storage=app_storage(),
                 member_id=member_id,
                 cohort_id=cohort_id,
                 sent=sent,
@@ -53,6 +78,8 @@ async def _check_in(ctx: Context, sent: checkin.AppCheckin, *, hint: bool) -> No
             answer = checkin.confirmation(result)
         except CheckinError as exc:
             answer = f"打卡没有成功：{exc.message}"
+        if unsaved is not None:
+            answer = f"{answer}\n{checkin.unsaved_note(unsaved)}"
     await checkin.reply(
         session=ctx.session,
         userid=event.from_user,

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
+from PIL import Image
 from sqlalchemy import delete, select
 
 from app.admin.models import Cohort
@@ -100,12 +102,20 @@ async def test_an_image_with_neither_picurl_nor_media_id_is_no_checkin(
     assert await _statuses(camp.sessions) == {"handled"}
 
 
+def _png(shade: int) -> bytes:
+    """A distinct small PNG per shade (content-addressed storage would merge equal ones)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (shade * 20, 100, 150)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 async def test_a_tenth_image_is_refused_in_chinese_and_the_nine_stay(
     checkin_camp: test_app_checkin.Camp,
 ) -> None:
     camp = checkin_camp
     for number in range(10):
-        await camp.image(STUDENT, pic_url="", media_id=f"MEDIA{number}")
+        media_id = camp.sandbox.add_member_image(_png(number), filename=f"{number}.png")
+        await camp.image(STUDENT, pic_url="", media_id=media_id)
 
     [entry] = await camp.entries()
     assert len(entry.images) == 9

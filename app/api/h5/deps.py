@@ -12,7 +12,7 @@ from app.admin import h5_tokens
 from app.admin.models import MemberH5, ServerSecret
 from app.deps import SessionDep
 from app.runtime import Runtime
-from app.storage import Storage, default_storage
+from app.storage import Storage, app_storage
 
 # `member_h5.member_id` is a 32-bit column: a larger id (no member has one) must not reach
 # PostgreSQL as a parameter, where it would fail the request instead of refusing the token.
@@ -67,11 +67,12 @@ async def h5_member(token: str, session: SessionDep) -> int:
 
 
 async def get_storage(request: Request) -> Storage:
-    """`app.state.storage` when the app was given one (tests, another backend), else the
-    default folder `uploads/` in the working directory. (`async` only so FastAPI calls it
-    in place: a plain `def` dependency costs a trip to the thread pool per request.)"""
+    """`app.state.storage` when the app was given one (tests, another backend), else
+    `app_storage()`: the one event handlers store into too (`use_storage`), by default the
+    folder `uploads/` in the working directory. (`async` only so FastAPI calls it in place:
+    a plain `def` dependency costs a trip to the thread pool per request.)"""
     storage: Storage | None = getattr(request.app.state, "storage", None)
-    return storage if storage is not None else default_storage()
+    return storage if storage is not None else app_storage()
 
 
 async def get_h5_runtime(request: Request) -> Runtime:

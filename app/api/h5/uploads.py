@@ -171,6 +171,20 @@ async def _read_images(uploads: Sequence[UploadFile]) -> tuple[CheckedImage, ...
     )
 
 
+def check_image(data: bytes) -> CheckedImage:
+    """One image from elsewhere (an image a member sent the app) checked as an upload is:
+    size, type by content, pixels; UploadRefused with the reason otherwise. Blocking (Pillow,
+    SHA-256): call it in a thread."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise UploadRefused(413, "images", f"图片超过 {MAX_IMAGE_MB} MB")
+    found, key = _check(data)
+    if found is None:
+        raise UploadRefused(415, "images", "不是图片（支持 JPEG、PNG、GIF、WebP）")
+    if not found:
+        raise UploadRefused(422, "images", "图片的尺寸太大")
+    return CheckedImage(data=data, content_type=found, key=key)
+
+
 def _check(data: bytes) -> tuple[str | None, str]:
     """(`image_type`, the storage key when it is an image we keep, else "")."""
     found = image_type(data)

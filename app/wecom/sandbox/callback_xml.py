@@ -103,3 +103,27 @@ def member_text(
             ("AgentID", agent_id),
         ]
     )
+
+
+def member_image(
+    corp_id: str,
+    *,
+    userid: str,
+    pic_url: str,
+    media_id: str,
+    msg_id: str,
+    agent_id: int,
+    at: datetime,
+) -> str:
+    return _xml(
+        [
+            ("ToUserName", corp_id),
+            ("FromUserName", userid),
+            ("CreateTime", int(at.timestamp())),
+            ("MsgType", "image"),
+            ("PicUrl", pic_url),
+            ("MediaId", media_id),
+            ("MsgId", int(msg_id) if msg_id.isdigit() else msg_id),
+            ("AgentID", agent_id),
+        ]
+    )

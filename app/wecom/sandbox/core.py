@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass
 
 from app.wecom.sandbox.errcodes import WeComError, errmsg_for
-from app.wecom.sandbox.records import Json, RecordedCall, UploadedFile
+from app.wecom.sandbox.records import FileBody, Json, RecordedCall, UploadedFile
 from app.wecom.sandbox.request import ApiRequest, parse_json
 from app.wecom.sandbox.routes import ENDPOINTS, Auth, Endpoint
 from app.wecom.sandbox.state import SandboxState
@@ -21,6 +21,7 @@ class Answer:
     payload: Json | None  # None: an empty body (unknown path, gateway 5xx)
     delay: float = 0.0
     lost: bool = False  # processed, but the response never reaches the client
+    file: FileBody | None = None  # a file answer (media/get) instead of `payload`
 
 
 def _record(state: SandboxState, req: ApiRequest) -> RecordedCall:
@@ -68,13 +69,13 @@ def _authorise(state: SandboxState, req: ApiRequest, auth: Auth) -> None:
             raise WeComError(48002)
 
 
-def _run(state: SandboxState, req: ApiRequest, endpoint: Endpoint) -> Json:
+def _run(state: SandboxState, req: ApiRequest, endpoint: Endpoint) -> Json | FileBody:
     try:
         _authorise(state, req, endpoint.auth)
         result = endpoint.handler(state, req)
     except WeComError as exc:
         return _error(state, req, endpoint, exc)
-    if req.path in state.success_without_errcode:
+    if isinstance(result, FileBody) or req.path in state.success_without_errcode:
         return result
     return {"errcode": 0, "errmsg": endpoint.ok_errmsg, **result}
 
@@ -96,8 +97,11 @@ def handle(state: SandboxState, req: ApiRequest) -> Answer:
         injected = WeComError(rule.errcode, errmsg=rule.errmsg)
         call.response, call.outcome = _error(state, req, endpoint, injected), "injected"
         return Answer(200, call.response, delay)
-    call.response = _run(state, req, endpoint)
+    result = _run(state, req, endpoint)
+    # A file answer records no JSON (the call's `errcode` is None, as for any non-JSON body).
+    file = result if isinstance(result, FileBody) else None
+    call.response = None if isinstance(result, FileBody) else result
     if state.faults.take_drop(req.path):
         call.outcome = "dropped"
-        return Answer(200, call.response, delay, lost=True)
-    return Answer(200, call.response, delay)
+        return Answer(200, call.response, delay, lost=True, file=file)
+    return Answer(200, call.response, delay, file=file)

@@ -1,4 +1,5 @@
-"""素材: POST /cgi-bin/media/upload (temporary, 3 days) and /cgi-bin/media/uploadimg."""
+"""素材: POST /cgi-bin/media/upload (temporary, 3 days), /cgi-bin/media/uploadimg, and
+GET /cgi-bin/media/get (a temporary media's bytes)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 from app.wecom.sandbox.errcodes import WeComError
 from app.wecom.sandbox.media_rules import is_amr, is_jpg_or_png, is_mp4
 from app.wecom.sandbox.multipart import FilePart
-from app.wecom.sandbox.records import Json
+from app.wecom.sandbox.records import FileBody, Json
 from app.wecom.sandbox.request import ApiRequest
 from app.wecom.sandbox.state import SandboxState, new_id
 
@@ -43,7 +44,7 @@ def media_upload(state: SandboxState, req: ApiRequest) -> Json:
         raise WeComError(too_big)
     if looks_right is not None and not looks_right(part.data):
         raise WeComError(40004)
-    media = state.add_media(media_type, len(part.data), filename=part.filename)
+    media = state.add_media(media_type, len(part.data), filename=part.filename, data=part.data)
     return {
         "type": media_type,
         "media_id": media.media_id,
@@ -58,3 +59,23 @@ def media_uploadimg(state: SandboxState, req: ApiRequest) -> Json:
     if not is_jpg_or_png(part.data):
         raise WeComError(40004)
     return {"url": f"https://wework.qpic.cn/wwpic/{new_id('', 24)}/0"}
+
+
+# What qyapi labels a file with (its Content-Type), by media type; images by their bytes.
+_CONTENT_TYPES = {"voice": "audio/amr", "video": "video/mp4", "file": "application/octet-stream"}
+
+
+def media_get(state: SandboxState, req: ApiRequest) -> FileBody:
+    """The file itself; an unknown or expired (3 days) media_id, or a robot's, is 40007."""
+    media = state.live_media(req.query.get("media_id", ""))
+    if media is None:
+        raise WeComError(40007)
+    return FileBody(media.data, _content_type(media.type, media.data), media.filename)
+
+
+def _content_type(media_type: str, data: bytes) -> str:
+    if media_type != "image":
+        return _CONTENT_TYPES.get(media_type, "application/octet-stream")
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    return "image/jpeg" if data.startswith(b"\xff\xd8") else "application/octet-stream"

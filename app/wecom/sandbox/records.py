@@ -77,6 +77,17 @@ class Media:
     size: int
     created_at: datetime
     robot_key: str | None = None
+    # The bytes, for media/get (media a member sent, or one uploaded).
+    data: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FileBody:
+    """A cgi answer that is a file, not JSON (media/get)."""
+
+    data: bytes
+    content_type: str
+    filename: str
 
 
 @dataclass(slots=True)

@@ -15,11 +15,12 @@ from app.wecom.sandbox import (
     endpoints_message,
     endpoints_webhook,
 )
-from app.wecom.sandbox.records import Json
+from app.wecom.sandbox.records import FileBody, Json
 from app.wecom.sandbox.request import ApiRequest
 from app.wecom.sandbox.state import SandboxState
 
-Handler = Callable[[SandboxState, ApiRequest], Json]
+# A handler answers JSON, or a file (media/get).
+Handler = Callable[[SandboxState, ApiRequest], Json | FileBody]
 # none: gettoken; token: any app's access_token; contact: an app allowed 客户联系; key: robots.
 Auth = Literal["none", "token", "contact", "key"]
 
@@ -45,6 +46,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     # The documented sample answers media/upload with errmsg "".
     "/cgi-bin/media/upload": Endpoint(endpoints_media.media_upload, ok_errmsg=""),
     "/cgi-bin/media/uploadimg": Endpoint(endpoints_media.media_uploadimg),
+    "/cgi-bin/media/get": Endpoint(endpoints_media.media_get),
     _CONTACT + "get": Endpoint(
         endpoints_contact.externalcontact_get, "contact", error_fields={"follow_user": []}
     ),

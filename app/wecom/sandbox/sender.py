@@ -174,3 +174,21 @@ class CallbackSender:
             at=self.state.clock.now(),
         )
         return await self._send(plaintext, self._app)
+
+    async def image_from_member(
+        self, userid: str, data: bytes, *, media_id: str | None = None
+    ) -> SentCallback:
+        """A corp member sends the app an image: WeCom keeps `data` as temporary media (see
+        `SandboxState.add_member_image`) unless `media_id` names one, and calls back with
+        its MediaId and a PicUrl."""
+        media = media_id if media_id is not None else self.state.add_member_image(data)
+        plaintext = callback_xml.member_image(
+            self.corp_id,
+            userid=userid,
+            pic_url=f"https://wework.qpic.cn/wwpic/{secrets.token_hex(12)}/0",
+            media_id=media,
+            msg_id=str(secrets.randbelow(10**19)),
+            agent_id=self.agent_id,
+            at=self.state.clock.now(),
+        )
+        return await self._send(plaintext, self._app)

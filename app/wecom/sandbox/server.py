@@ -33,6 +33,13 @@ class ResponseLost(httpx.RemoteProtocolError):
 
 
 def _encode(answer: Answer) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    if answer.file is not None:
+        file = answer.file
+        return file.data, [
+            (b"content-type", file.content_type.encode()),
+            (b"content-disposition", f'attachment; filename="{file.filename}"'.encode()),
+            (b"content-length", b"%d" % len(file.data)),
+        ]
     if answer.payload is None:
         return b"", [(b"content-length", b"0")]
     body = json.dumps(answer.payload, ensure_ascii=False, separators=(",", ":")).encode()

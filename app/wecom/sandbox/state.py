@@ -270,13 +270,24 @@ class SandboxState:
         return code.code
 
     def add_media(
-        self, media_type: str, data_size: int, *, filename: str, robot_key: str | None = None
+        self,
+        media_type: str,
+        data_size: int,
+        *,
+        filename: str,
+        robot_key: str | None = None,
+        data: bytes = b"",
     ) -> Media:
         media = Media(
-            new_id("3", 40), media_type, filename, data_size, self.clock.now(), robot_key
+            new_id("3", 40), media_type, filename, data_size, self.clock.now(), robot_key, data
         )
         self.media[media.media_id] = media
         return media
+
+    def add_member_image(self, data: bytes, *, filename: str = "image.jpg") -> str:
+        """An image a member sends the app: WeCom keeps it as temporary media (3 days,
+        fetchable with media/get); returns the MediaId its callback carries."""
+        return self.add_media("image", len(data), filename=filename, data=data).media_id
 
     def live_media(self, media_id: str, *, robot_key: str | None = None) -> Media | None:
         """A media_id still usable (3 days), and only by the robot that uploaded it."""

@@ -119,18 +119,27 @@ async def test_a_checkin_message_is_recorded_and_confirmed(camp: Camp) -> None:
     assert len(await camp.replies()) == 1
 
 
-async def test_an_image_joins_the_days_checkin(camp: Camp) -> None:
+async def test_an_image_wecom_no_longer_has_still_checks_in(camp: Camp) -> None:
+    """Media ids WeCom does not know (40007): the check-in counts, the image is not kept
+    (downloads that work: tests/bots/checkin/test_app_images.py)."""
     await camp.image(STUDENT, pic_url="https://wework.qpic.cn/abc/0", media_id="MEDIA1")
     await camp.wecom.text_from_member(STUDENT, "打卡：配图是今天的笔记")
     await camp.image(STUDENT, pic_url="", media_id="MEDIA2")
 
     [entry] = await camp.entries()
     assert entry.text == "配图是今天的笔记"
-    assert entry.images == ["https://wework.qpic.cn/abc/0", "wecom-media:MEDIA2"]
+    assert entry.images == []
     replies = [text for _, text in await camp.replies()]
     assert len(replies) == 3
     assert replies[0].startswith("✅ 打卡成功（第 1 天）")
     assert all(text.startswith("✏️ 已更新今天的打卡") for text in replies[1:])
+    assert [
+        text.endswith("⚠️ 图片没能保存（图片已过期），请重新发送图片。") for text in replies
+    ] == [
+        True,
+        False,
+        True,
+    ]
     async with camp.sessions() as session:
         score = await session.get(MemberScore, (camp.member_id, 1))
         assert score is not None
