@@ -155,7 +155,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or load_settings()
         transport = wecom_transport
-        if sandbox_when_unconfigured and wecom_unconfigured(resolved):
+        sandboxed = sandbox_when_unconfigured and wecom_unconfigured(resolved)
+        if sandboxed:
             sandbox = first_run(resolved)
             resolved, transport = sandbox.settings, sandbox.transport()
             app.mount(SANDBOX_MOUNT, sandbox.app)
@@ -178,7 +179,7 @@ def create_app(
                 http=http,
             )
             app.state.runtime = runtime
-            if hasattr(app.state, "sandbox"):
+            if sandboxed:
                 await _seed_scripts(runtime)
             # Runs before the client and engine close (the stack unwinds in reverse).
             stack.push_async_callback(_drain_handlers, runtime.processor)
