@@ -8,10 +8,9 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -25,7 +24,7 @@ from app.clock import ManualClock
 from app.models import InboxEvent
 from app.outbox import Sender
 from app.settings import Settings
-from app.storage import FolderStorage, use_storage
+from app.storage import FolderStorage
 from app.wecom.client import WeComClient
 from app.wecom.errors import WeComAPIError, WeComTransportError
 from app.wecom.sandbox.sender import CallbackSender
@@ -91,12 +90,9 @@ class Camp:
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Iterator[FolderStorage]:
-    """The app's storage for handlers and the H5 page alike (never `uploads/` in the cwd)."""
-    folder = FolderStorage(tmp_path / "uploads")
-    use_storage(folder)
-    yield folder
-    use_storage(None)
+def storage(upload_folder: FolderStorage) -> FolderStorage:
+    """The app's storage for handlers and the H5 page alike (conftest's per-test folder)."""
+    return upload_folder
 
 
 @pytest.fixture
