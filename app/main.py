@@ -72,7 +72,7 @@ def build_runtime(
     sender = (
         Sender(sessions=sessions, deliver=ChannelDeliverer(wecom), clock=clock) if wecom else None
     )
-    outbound = HandlerOutbound(sender, wecom) if sender and wecom else None
+    outbound = HandlerOutbound(sender) if sender else None
     dispatcher = Dispatcher(
         routers=routers,
         sessions=sessions,

@@ -326,7 +326,7 @@ class Dispatcher:
         self.outbound = outbound
         # The handler outbound carries the client too (app.channels.outbound), until
         # app.main passes it here itself.
-        self.wecom = wecom or cast("WeComClient | None", getattr(outbound, "wecom", None))
+        self.wecom = wecom
         self._queue = _RunQueue(concurrency or default_concurrency(sessions))
         self._urgent: dict[str, bool] = {}
 
