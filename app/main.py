@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import instances
 from app.api import api_router
 from app.api.callback import callback_error_response
 from app.background import Loops
@@ -29,7 +30,8 @@ from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
 from app.first_run import SANDBOX_MOUNT, first_run, wecom_unconfigured
-from app.inbox import InboxProcessor, run_sweeper
+from app.inbox import InboxProcessor, run_resumer, run_sweeper
+from app.instances import Identity
 from app.outbox import Sender
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
 from app.settings import Settings, describe_settings_error, get_settings
@@ -66,11 +68,15 @@ def build_runtime(
     engine: AsyncEngine,
     routers: Iterable[Router],
     http: httpx.AsyncClient,
+    identity: Identity | None = None,
 ) -> Runtime:
     sessions = create_sessionmaker(engine)
     wecom = wecom_client(settings, http=http, sessions=sessions, clock=clock)
+    instance = identity.id if identity else None
     sender = (
-        Sender(sessions=sessions, deliver=ChannelDeliverer(wecom), clock=clock) if wecom else None
+        Sender(sessions=sessions, deliver=ChannelDeliverer(wecom), clock=clock, instance=instance)
+        if wecom
+        else None
     )
     outbound = HandlerOutbound(sender) if sender else None
     dispatcher = Dispatcher(
@@ -80,6 +86,7 @@ def build_runtime(
         clock=clock,
         outbound=outbound,
         wecom=wecom,
+        instance=instance,
     )
     return Runtime(
         settings=settings,
@@ -90,6 +97,7 @@ def build_runtime(
         crypto=callback_crypto(settings),
         wecom=wecom,
         sender=sender,
+        identity=identity,
     )
 
 
@@ -107,6 +115,15 @@ def _start_loops(
             )
         )
     if sweeper:
+        loops.start(
+            partial(
+                run_resumer,
+                sessions=runtime.sessions,
+                processor=runtime.processor,
+                clock=runtime.clock,
+                me=runtime.identity.id if runtime.identity else None,
+            )
+        )
         loops.start(
             partial(
                 run_sweeper,
@@ -145,9 +162,11 @@ def create_app(
     sweeper: bool = True,
     scheduler: bool = True,
     sender: bool = True,
+    heartbeat: bool = True,
     sandbox_when_unconfigured: bool = False,
 ) -> FastAPI:
     """The app; tests inject the clock, the engine and the transport that reaches WeCom.
+    `heartbeat=False` registers the instance without beating (`app.instances`).
     `sandbox_when_unconfigured`: with no WECOM_* setting at all, run against the built-in
     sandbox (`app.first_run`), as a newcomer's first `./run serve` does."""
 
@@ -171,16 +190,27 @@ def create_app(
             if engine is None:
                 own_engine = create_engine(resolved.database_url)
                 stack.push_async_callback(own_engine.dispose)
+            identity = Identity.of_this_process("server")
             runtime = build_runtime(
                 settings=resolved,
                 clock=clock or SystemClock(),
                 engine=engine or own_engine,
                 routers=routers,
                 http=http,
+                identity=identity,
             )
             app.state.runtime = runtime
             if sandboxed:
                 await _seed_scripts(runtime)
+            # Registered before any work is taken, heartbeat kept until the handlers drained.
+            await stack.enter_async_context(
+                instances.running(
+                    sessions=runtime.sessions,
+                    identity=identity,
+                    clock=runtime.clock,
+                    heartbeat=heartbeat,
+                )
+            )
             # Runs before the client and engine close (the stack unwinds in reverse).
             stack.push_async_callback(_drain_handlers, runtime.processor)
             _warn_unconfigured(runtime)
