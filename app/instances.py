@@ -6,6 +6,9 @@ once, from work still in hand, to be left alone. An instance is gone when its he
 is older than STALE_AFTER, or sooner when it was an earlier process on this machine
 whose pid no longer runs: a restart sees that as it starts and resumes the dead one's
 work without waiting. A clean stop unregisters, which says the same.
+
+Heartbeats are written and read with each process's own clock, like leases and rate
+slots: the machines sharing a database keep their clocks in sync (NTP).
 """
 
 from __future__ import annotations
