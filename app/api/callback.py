@@ -35,7 +35,8 @@ from app.errors import (
 )
 from app.runtime import Runtime
 from app.wecom.crypto import CallbackCrypto, passive_reply
-from app.wecom.events import TextMessage, WeComEvent, parse_event, parse_xml
+from app.wecom.envelope import envelope_encrypt
+from app.wecom.events import TextMessage, WeComEvent, parse_event
 from app.wecom.passive import PassiveReply, text_reply_xml
 
 logger = logging.getLogger(__name__)
@@ -101,13 +102,6 @@ async def _read_body(request: Request) -> bytes:
     return body
 
 
-def _encrypt_field(body: bytes) -> str:
-    encrypt = parse_xml(body).get("Encrypt")
-    if not isinstance(encrypt, str) or not encrypt:
-        raise MalformedCallbackError("envelope has no Encrypt field")
-    return encrypt
-
-
 def _parse(plaintext: str) -> WeComEvent:
     try:
         return parse_event(plaintext)
@@ -167,8 +161,9 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
     now = runtime.clock.now()
     _check_fresh(timestamp, now)
     body = await _read_body(request)
+    # Only `Encrypt` is read from the unsigned body; the rest comes from signed plaintext.
     plaintext = crypto.verify_and_decrypt(
-        msg_signature=signature, timestamp=timestamp, nonce=nonce, encrypt=_encrypt_field(body)
+        msg_signature=signature, timestamp=timestamp, nonce=nonce, encrypt=envelope_encrypt(body)
     )
     event = _parse(plaintext)
     # Returns once the row is committed (shared with concurrent callbacks: group commit).

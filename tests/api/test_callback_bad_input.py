@@ -82,6 +82,11 @@ def _plaintext_not_xml(wecom: CallbackBuilder) -> tuple[str, str]:
     return _signed_body(callback_envelope(encrypted, to_user=CORP_ID), wecom, encrypted.encrypt)
 
 
+def _repeated_children(wecom: CallbackBuilder) -> tuple[str, str]:
+    callback = wecom.post("<xml>" + "<a>1</a>" * 60_000 + "</xml>", at=T0)
+    return callback.path, callback.body
+
+
 def _huge(wecom: CallbackBuilder) -> tuple[str, bytes]:
     return _valid(wecom).path, b"<xml>" + b"x" * (2 * 1024 * 1024) + b"</xml>"
 
@@ -105,6 +110,7 @@ CASES: dict[str, tuple[Case, int]] = {
     "another corp's message": (_other_corp, 403),
     "empty body": (lambda w: (_valid(w).path, ""), 400),
     "2 MiB body": (_huge, 413),
+    "signed, 60,000 repeated children": (_repeated_children, 400),
     "timestamp not a number": (
         lambda w: (_valid(w).path.replace("timestamp=", "timestamp=x"), _valid(w).body),
         400,
