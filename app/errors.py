@@ -6,6 +6,7 @@ dispatcher, the CLI) catch broadly.
     │   ├── SignatureError           403  msg_signature does not match
     │   ├── ReceiveIdError           403  decrypted, but addressed to another corp
     │   ├── StaleCallbackError       403  timestamp older than the inbox keeps keys (a replay)
+    │   ├── FutureCallbackError      403  timestamp further ahead than the clock skew allows
     │   ├── MalformedCallbackError   400  not XML, XML with DTD/entities, too many elements or
     │   │                                     too deep, bad base64/ciphertext
     │   ├── PayloadTooLargeError     413  body over the limit
@@ -42,6 +43,10 @@ class ReceiveIdError(CallbackError):
 
 
 class StaleCallbackError(CallbackError):
+    status_code = 403
+
+
+class FutureCallbackError(CallbackError):
     status_code = 403
 
 
