@@ -6,7 +6,7 @@ cannot be interrupted, stalling every handler of the process. RE2 matches in tim
 the text whatever the pattern, so no shape of regex can do that.
 
 Operators write the syntax they always did (Python's `re`, the stored rules' dialect), and
-it keeps its meaning: a pattern is accepted only if Python's `re` compiles it, it uses none of
+it keeps its meaning: a pattern is accepted only if Python's `re` parses it, it uses none of
 what RE2 lacks (each refused with a Chinese reason: backreferences, lookaround, possessive
 repeats, atomic groups, conditionals, and \\b/\\B, which RE2 only knows for ASCII words),
 and RE2 compiles its translation (`to_re2`: Python's Unicode \\w \\d \\s spelt as Unicode
