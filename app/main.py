@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import api_router
+from app.api.admin.throttle import AuthThrottle
 from app.api.callback import callback_error_response
 from app.background import Loops
 from app.channels.deliver import ChannelDeliverer
@@ -192,6 +193,7 @@ def create_app(
             yield
 
     app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
+    app.state.admin_throttle = AuthThrottle()
     app.include_router(api_router)
     # Domain packages' admin resources; their routes authenticate like every /admin/api one.
     app.include_router(schedules_api.router, prefix="/admin/api")
