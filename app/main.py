@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.api import api_router
 from app.api.admin.throttle import AuthThrottle
 from app.api.callback import callback_error_response
+from app.api.h5.headers import H5Headers
 from app.background import Loops
 from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import run_mass_send_sync
@@ -203,6 +204,7 @@ def create_app(
     for router in PUBLIC_ROUTERS:
         app.include_router(router)
     app.add_exception_handler(CallbackError, callback_error_response)
+    app.add_middleware(H5Headers)  # every /h5/ answer, the framework's own included
     return app
 
 
