@@ -17,6 +17,7 @@ from functools import partial
 import httpx
 from fastapi import FastAPI
 from pydantic import ValidationError
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import api_router
@@ -32,6 +33,7 @@ from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
 from app.first_run import SANDBOX_MOUNT, first_run, wecom_unconfigured
 from app.inbox import InboxProcessor, run_sweeper
+from app.logging import configure_logging
 from app.outbox import Sender
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
 from app.settings import Settings, describe_settings_error, get_settings
@@ -151,7 +153,9 @@ def create_app(
 ) -> FastAPI:
     """The app; tests inject the clock, the engine and the transport that reaches WeCom.
     `sandbox_when_unconfigured`: with no WECOM_* setting at all, run against the built-in
-    sandbox (`app.first_run`), as a newcomer's first `./run serve` does."""
+    sandbox (`app.first_run`), as a newcomer's first `./run serve` does. Logging is set up
+    here (once; `app.logging`), so `uvicorn app.main:app` logs as `campbot serve` does."""
+    configure_logging()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -191,6 +195,7 @@ def create_app(
             schedules_api.install_hooks(default_tz=resolved.campbot_timezone)
             install_jobs(public_base_url=resolved.public_base_url)
             _start_loops(runtime, loops, sweeper=sweeper, sender=sender, scheduler=scheduler)
+            _log_started(runtime, sandboxed=sandboxed)
             yield
 
     app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
@@ -222,6 +227,20 @@ async def _drain_handlers(processor: InboxProcessor) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(SHUTDOWN_GRACE_S):
             await processor.drain()
+
+
+def _log_started(runtime: Runtime, *, sandboxed: bool) -> None:
+    settings = runtime.settings
+    wecom = "sandbox" if sandboxed else ("configured" if runtime.wecom else "unset")
+    logger.info(
+        "CampBot started",
+        extra={
+            "database": make_url(settings.database_url).render_as_string(hide_password=True),
+            "wecom": wecom,
+            "callback": runtime.crypto is not None,
+            "public_base_url": settings.public_base_url,
+        },
+    )
 
 
 def _warn_unconfigured(runtime: Runtime) -> None:
