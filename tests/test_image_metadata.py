@@ -4,12 +4,17 @@ out is kept byte for byte."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import os
+import time
 
 import pytest
 from PIL import Image, ImageOps, PngImagePlugin
+from starlette.datastructures import UploadFile
 
+from app.api.h5 import uploads
 from app.api.h5.uploads import UploadRefused, check_image
 from app.image_metadata import MetadataError, minimal_exif, strip_metadata
 from tests.images import (
@@ -179,3 +184,34 @@ def test_a_jpeg_whose_segments_run_past_its_end_is_refused_not_stored_as_is() ->
     with pytest.raises(UploadRefused) as refused:
         check_image(broken)
     assert refused.value.status_code == 415
+
+
+async def test_stripping_big_photos_does_not_stall_the_event_loop() -> None:
+    noise = Image.frombytes("RGB", (2400, 2400), os.urandom(2400 * 2400 * 3))
+    photo = saved(noise, "JPEG", quality=95, exif=phone_exif(6), xmp=XMP)
+    assert len(photo) > 6_000_000
+    files = [
+        UploadFile(io.BytesIO(photo), size=len(photo), filename=f"{n}.jpg")
+        for n in range(uploads.MAX_IMAGES)
+    ]
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0.02)
+        checked = await uploads._read_images(files)
+    finally:
+        ticking.cancel()
+
+    assert len(checked) == uploads.MAX_IMAGES
+    assert_private(checked[0].data, orientation=6)
+    assert len(gaps) > 5
+    assert max(gaps) < 0.1, f"the loop stalled {max(gaps) * 1000:.0f} ms"
