@@ -9,7 +9,7 @@ It is idempotent: it installs one handler on the root logger, and does nothing w
 root logger already has handlers (CampBot's own from an earlier call, or whatever the host
 set up on purpose: a `--log-config` that configures the root logger, a test runner).
 uvicorn's own loggers are then routed through the same handler, so one process writes one
-format.
+format, and uvicorn's `--log-level` (which it sets on `uvicorn.error`) is CampBot's level too.
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ def _drop_color_message(
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
-def configure_logging(*, level: str = "INFO", json: bool | None = None) -> bool:
-    """Structured logs on stderr at `level` (JSON when stderr is not a terminal); False when
-    logging was already set up and was left alone."""
+def configure_logging(*, level: str | int | None = None, json: bool | None = None) -> bool:
+    """Structured logs on stderr at `level` (default: uvicorn's `--log-level` when one was
+    given, else INFO; JSON when stderr is not a terminal); False when logging was already set
+    up and was left alone."""
     root = logging.getLogger()
     if root.handlers:
         return False
+    if level is None:
+        level = logging.getLogger("uvicorn.error").level or logging.INFO
     use_json = (not sys.stderr.isatty()) if json is None else json
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)

@@ -129,3 +129,13 @@ def test_configure_logging_leaves_a_configured_root_alone(already: bool) -> None
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def test_uvicorns_log_level_is_campbots_too(tmp_path: Path) -> None:
+    """`--log-level warning` (as the benchmarks run it) quiets CampBot's INFO lines too."""
+    lines = served_log(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--log-level", "warning"], tmp_path
+    )
+    found = records(lines)
+    assert the_one(found, SANDBOX_WARNING)["level"] == "warning"
+    assert not [r for r in found if r["level"] == "info"]
