@@ -6,7 +6,9 @@ dispatcher, the CLI) catch broadly.
     │   ├── SignatureError           403  msg_signature does not match
     │   ├── ReceiveIdError           403  decrypted, but addressed to another corp
     │   ├── StaleCallbackError       403  timestamp older than the inbox keeps keys (a replay)
-    │   ├── MalformedCallbackError   400  not XML, XML with DTD/entities, bad base64/ciphertext
+    │   ├── FutureCallbackError      403  timestamp further ahead than the clock skew allows
+    │   ├── MalformedCallbackError   400  not XML, XML with DTD/entities, too many elements or
+    │   │                                     too deep, bad base64/ciphertext
     │   ├── PayloadTooLargeError     413  body over the limit
     │   └── CallbackDisabledError    503  the WECOM_* callback settings are not set
     └── HandlerError             a bot handler failed; the inbox row is marked failed
@@ -41,6 +43,10 @@ class ReceiveIdError(CallbackError):
 
 
 class StaleCallbackError(CallbackError):
+    status_code = 403
+
+
+class FutureCallbackError(CallbackError):
     status_code = 403
 
 

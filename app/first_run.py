@@ -42,15 +42,7 @@ class FirstRun:
 
 
 def wecom_unconfigured(settings: Settings) -> bool:
-    return not any(
-        (
-            settings.wecom_corp_id,
-            settings.wecom_secret,
-            settings.wecom_token,
-            settings.wecom_encoding_aes_key,
-            settings.wecom_agent_id,
-        )
-    )
+    return not settings.wecom_configured
 
 
 def sandbox_settings(settings: Settings) -> Settings:

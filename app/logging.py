@@ -2,6 +2,14 @@
 
 Extra fields passed with `extra={...}` (the dedupe key, the inbox id) become
 structured fields. Nothing logs secrets or decrypted bodies at info level.
+
+`configure_logging` runs wherever a CampBot process starts: the CLI commands, and
+`create_app` — so `uvicorn app.main:app` (the Docker entrypoint) logs like `campbot serve`.
+It is idempotent: it installs one handler on the root logger, and does nothing when the
+root logger already has handlers (CampBot's own from an earlier call, or whatever the host
+set up on purpose: a `--log-config` that configures the root logger, a test runner).
+uvicorn's own loggers are then routed through the same handler, so one process writes one
+format, and uvicorn's `--log-level` (which it sets on `uvicorn.error`) is CampBot's level too.
 """
 
 from __future__ import annotations
@@ -19,7 +27,19 @@ def _drop_color_message(
     return event
 
 
-def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:
+# uvicorn's loggers: its default config gives them their own plain handlers.
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def configure_logging(*, level: str | int | None = None, json: bool | None = None) -> bool:
+    """Structured logs on stderr at `level` (default: uvicorn's `--log-level` when one was
+    given, else INFO; JSON when stderr is not a terminal); False when logging was already set
+    up and was left alone."""
+    root = logging.getLogger()
+    if root.handlers:
+        return False
+    if level is None:
+        level = logging.getLogger("uvicorn.error").level or logging.INFO
     use_json = (not sys.stderr.isatty()) if json is None else json
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
@@ -42,6 +62,10 @@ def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:
     )
     handler = logging.StreamHandler()
     handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.addHandler(handler)
     root.setLevel(level)
+    for name in UVICORN_LOGGERS:
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    return True

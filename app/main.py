@@ -17,11 +17,14 @@ from functools import partial
 import httpx
 from fastapi import FastAPI
 from pydantic import ValidationError
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import instances
 from app.api import api_router
+from app.api.admin.throttle import AuthThrottle
 from app.api.callback import callback_error_response
+from app.api.h5.headers import H5Headers
 from app.background import Loops
 from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import run_mass_send_sync
@@ -32,6 +35,7 @@ from app.errors import CallbackError
 from app.first_run import SANDBOX_MOUNT, first_run, wecom_unconfigured
 from app.inbox import InboxProcessor, run_resumer, run_sweeper
 from app.instances import Identity
+from app.logging import configure_logging
 from app.outbox import Sender
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
 from app.settings import Settings, describe_settings_error, get_settings
@@ -168,7 +172,9 @@ def create_app(
     """The app; tests inject the clock, the engine and the transport that reaches WeCom.
     `heartbeat=False` registers the instance without beating (`app.instances`).
     `sandbox_when_unconfigured`: with no WECOM_* setting at all, run against the built-in
-    sandbox (`app.first_run`), as a newcomer's first `./run serve` does."""
+    sandbox (`app.first_run`), as a newcomer's first `./run serve` does. Logging is set up
+    here (once; `app.logging`), so `uvicorn app.main:app` logs as `campbot serve` does."""
+    configure_logging()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -219,9 +225,11 @@ def create_app(
             schedules_api.install_hooks(default_tz=resolved.campbot_timezone)
             install_jobs(public_base_url=resolved.public_base_url)
             _start_loops(runtime, loops, sweeper=sweeper, sender=sender, scheduler=scheduler)
+            _log_started(runtime, sandboxed=sandboxed)
             yield
 
     app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
+    app.state.admin_throttle = AuthThrottle()
     app.include_router(api_router)
     # Domain packages' admin resources; their routes authenticate like every /admin/api one.
     app.include_router(schedules_api.router, prefix="/admin/api")
@@ -231,6 +239,7 @@ def create_app(
     for router in PUBLIC_ROUTERS:
         app.include_router(router)
     app.add_exception_handler(CallbackError, callback_error_response)
+    app.add_middleware(H5Headers)  # every /h5/ answer, the framework's own included
     return app
 
 
@@ -248,6 +257,20 @@ async def _drain_handlers(processor: InboxProcessor) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(SHUTDOWN_GRACE_S):
             await processor.drain()
+
+
+def _log_started(runtime: Runtime, *, sandboxed: bool) -> None:
+    settings = runtime.settings
+    wecom = "sandbox" if sandboxed else ("configured" if runtime.wecom else "unset")
+    logger.info(
+        "CampBot started",
+        extra={
+            "database": make_url(settings.database_url).render_as_string(hide_password=True),
+            "wecom": wecom,
+            "callback": runtime.crypto is not None,
+            "public_base_url": settings.public_base_url,
+        },
+    )
 
 
 def _warn_unconfigured(runtime: Runtime) -> None:

@@ -16,6 +16,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./campbot.db"
+# Shorter bearer tokens can be guessed; the sandbox trial (no WECOM_* setting) is exempt.
+ADMIN_TOKEN_MIN_CHARS = 16
 _AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
 
 
@@ -105,6 +107,30 @@ class Settings(BaseSettings):
                 + " too (or unset WECOM_TOKEN and WECOM_ENCODING_AES_KEY)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _admin_token_long_enough(self) -> Self:
+        token = self.admin_token.get_secret_value() if self.admin_token else None
+        if token is None or len(token) >= ADMIN_TOKEN_MIN_CHARS or not self.wecom_configured:
+            return self
+        raise SettingsError(
+            f"ADMIN_TOKEN: too short ({len(token)} characters): use at least "
+            f"{ADMIN_TOKEN_MIN_CHARS}, e.g. the output of `openssl rand -hex 16` (only the "
+            "built-in sandbox, with no WECOM_* setting, takes a shorter one)"
+        )
+
+    @property
+    def wecom_configured(self) -> bool:
+        """Any WECOM_* credential set: CampBot talks to a real WeCom, not the sandbox."""
+        return any(
+            (
+                self.wecom_corp_id,
+                self.wecom_secret,
+                self.wecom_token,
+                self.wecom_encoding_aes_key,
+                self.wecom_agent_id,
+            )
+        )
 
     @property
     def callback_enabled(self) -> bool:

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import math
 import multiprocessing
 import os
@@ -563,7 +564,7 @@ class Server:
         """Exceptions in the server log, and the project frames they went through, counted."""
         self._log.flush()
         found: Counter[str] = Counter()
-        for line in self.log_path.read_text(errors="replace").splitlines():
+        for line in _log_lines(self.log_path.read_text(errors="replace")):
             text = line.strip()
             if text.startswith("File ") and ("/app/" in text or "/bots/" in text):
                 found["  at " + text.split("/work/main/")[-1][:120]] += 1
@@ -609,6 +610,23 @@ def server_env(database_url: str) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- database
+
+
+def _log_lines(text: str) -> Iterator[str]:
+    """The server log's lines, a structured (JSON) record unfolded into its message and the
+    lines of its traceback, as a plain log would have them."""
+    for line in text.splitlines():
+        try:
+            record = json.loads(line) if line.startswith("{") else None
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            yield line
+            continue
+        level = str(record.get("level", "")).upper()
+        if level in ("ERROR", "CRITICAL"):
+            yield f"{level}: {record.get('event', '')}"
+        yield from str(record.get("exception", "")).splitlines()
 
 
 def _check_local(url: str) -> None:

@@ -5,7 +5,9 @@ package `fonts-wqy-microhei` (./run and the Dockerfile). `find_cjk_font` looks i
 `fc-match` when fontconfig is there, else at the known paths of the usual CJK packages, and
 accepts a font only if it really draws the probe characters — a Latin-only fallback would print
 empty boxes on every poster, so a missing font is an error (FontMissingError), never a guess.
-Characters the font cannot draw (emoji) are left off the poster; the text message keeps them.
+Where fonts are looked for is a `FontSearch` (`use_font_search` changes it: tests simulate a
+machine without CJK fonts). Characters the font cannot draw (emoji) are left off the poster;
+the text message keeps them.
 """
 
 from __future__ import annotations
@@ -82,13 +84,13 @@ def _has_glyphs(path: str, text: str) -> bool:
     return all(_drawable_char(font, ch) for ch in text)
 
 
-def _fc_match() -> str | None:
+def _fc_match(pattern: str) -> str | None:
     fc_match = shutil.which("fc-match")
     if fc_match is None:
         return None
     try:
         found = subprocess.run(
-            [fc_match, "-f", "%{file}", _FC_PATTERN],
+            [fc_match, "-f", "%{file}", pattern],
             capture_output=True,
             text=True,
             timeout=10,
@@ -99,24 +101,54 @@ def _fc_match() -> str | None:
     return found or None
 
 
-@lru_cache(maxsize=1)
-def find_cjk_font() -> str:
-    """The path of an installed font that draws Chinese (FontMissingError if none)."""
-    candidates = [c for c in (_fc_match(), *KNOWN_FONTS) if c]
-    for path in candidates:
+@dataclass(frozen=True, slots=True)
+class FontSearch:
+    """Where a font that draws Chinese is looked for: fontconfig's match for `fc_pattern`
+    (None: fontconfig is not asked), then `paths`, in order."""
+
+    fc_pattern: str | None = _FC_PATTERN
+    paths: tuple[str, ...] = KNOWN_FONTS
+
+    def describe(self) -> str:
+        looked = ([f"fc-match {self.fc_pattern}"] if self.fc_pattern else []) + list(self.paths)
+        return "、".join(looked) or "（无）"
+
+
+SYSTEM_FONTS = FontSearch()
+_search = SYSTEM_FONTS
+
+
+def use_font_search(search: FontSearch | None) -> None:
+    """Look for fonts as `search` says from now on (None: the system's places again)."""
+    global _search
+    _search = search if search is not None else SYSTEM_FONTS
+
+
+def find_cjk_font(search: FontSearch | None = None) -> str:
+    """The path of an installed font that draws Chinese (FontMissingError if none), looked for
+    as `search` (default: `use_font_search`'s, else the system's places) says."""
+    return _find_cjk_font(search if search is not None else _search)
+
+
+@lru_cache(maxsize=8)
+def _find_cjk_font(search: FontSearch) -> str:
+    found = _fc_match(search.fc_pattern) if search.fc_pattern else None
+    for path in [c for c in (found, *search.paths) if c]:
         if Path(path).is_file() and _has_glyphs(path, PROBE):
             return path
     raise FontMissingError(
-        "找不到能显示中文的字体，无法生成海报。请安装字体包："
-        f"apt-get install -y {FONT_PACKAGE}（已查找：fc-match {_FC_PATTERN}，"
-        + "、".join(KNOWN_FONTS)
-        + "）"
+        f"未安装中文字体（{FONT_PACKAGE}），无法生成海报。请在服务器上安装："
+        f"apt-get install -y {FONT_PACKAGE}（已查找：{search.describe()}）"
     )
 
 
-@lru_cache(maxsize=32)
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(find_cjk_font(), size, layout_engine=ImageFont.Layout.BASIC)
+    return _font_at(find_cjk_font(), size)
+
+
+@lru_cache(maxsize=64)
+def _font_at(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.BASIC)
 
 
 _NOTDEF = "\U0010fffd"  # a private-use code point no font draws: its mask is the .notdef box

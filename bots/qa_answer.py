@@ -30,7 +30,8 @@ from app.wecom.errors import UndeliverableError
 from bots.dispatch import PassiveFallback
 from bots.qa_matcher import RuleSpec
 from bots.qa_models import QaCooldown, QaRule
-from bots.qa_service import count_hit, get_matcher, record_unanswered
+from bots.qa_regex import MAX_TEXT
+from bots.qa_service import count_hit, match, record_unanswered
 from scripts_library.errors import RenderError, ScriptNotFoundError
 from scripts_library.render import render
 from scripts_library.service import get_script
@@ -238,10 +239,12 @@ async def answer(
     Matching rules answer lowest priority first (ties by id) until one with `block` has
     answered. A rule in its cooldown for this chat stays silent but still counts as having
     answered, so a lower rule never stands in for it. A question no rule matches is
-    counted in the unanswered list.
+    counted in the unanswered list. Only its first MAX_TEXT characters count: WeCom's texts
+    are at most 2,048 bytes, and nothing longer should cost more to handle.
     """
+    question = question[:MAX_TEXT]
     who = await asker(session=session, userid=userid)
-    matched = (await get_matcher(session=session)).match(question, allow=who.allows)
+    matched = await match(session=session, question=question, allow=who.allows)
     if not matched:
         await record_unanswered(session=session, question=question, now=now)
         return []

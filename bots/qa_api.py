@@ -127,8 +127,18 @@ class RuleOut(BaseModel):
     cooldown_s: int
     enabled: bool
     hits: int = Field(description="回答过多少次")
+    pattern_error: str | None = Field(
+        default=None,
+        description="正则不能用的原因（新引擎 RE2 之前保存的旧规则）：该正则不参与匹配，请修改",
+    )
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, rule: QaRule) -> RuleOut:
+        out = cls.model_validate(rule)
+        out.pattern_error = service.pattern_error(rule)
+        return out
 
 
 class UnansweredOut(BaseModel):
@@ -172,7 +182,10 @@ def _snapshot(rule: QaRule) -> dict[str, object]:
     "/qa-rules",
     status_code=201,
     summary="创建问答规则",
-    description="保存时校验正则：写法错误或可能回溯爆炸的正则返回 422 并说明原因。",
+    description=(
+        "保存时校验正则（RE2 引擎，线性时间）：写法错误、或用了它不支持的写法"
+        "（反向引用、前瞻后顾、占有量词、\\b 等）的正则返回 422 并说明原因。"
+    ),
     responses=ERRORS_422,
 )
 async def create_rule(
@@ -184,7 +197,7 @@ async def create_rule(
     except service.RuleProblem as problem:
         raise InvalidInput(problem.field, problem.message) from None
     await _audit(session, actor, rule.id, "create", before=None, after=_snapshot(rule), now=now)
-    return RuleOut.model_validate(rule)
+    return RuleOut.of(rule)
 
 
 @router.get("/qa-rules", summary="问答规则列表")
@@ -202,15 +215,13 @@ async def list_rules(
         query = query.where(QaRule.mode == mode)
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = (await session.execute(query.limit(limit).offset(offset))).scalars().all()
-    items = [RuleOut.model_validate(r) for r in rows]
+    items = [RuleOut.of(r) for r in rows]
     return ItemsPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/qa-rules/{rule_id}", summary="查看问答规则", responses=ERRORS_404)
 async def get_rule(rule_id: IdPath, session: AdminSessionDep) -> RuleOut:
-    return RuleOut.model_validate(
-        await get_or_404(QaRule, rule_id, session=session, what="问答规则")
-    )
+    return RuleOut.of(await get_or_404(QaRule, rule_id, session=session, what="问答规则"))
 
 
 @router.patch("/qa-rules/{rule_id}", summary="修改问答规则", responses=ERRORS_404 | ERRORS_422)
@@ -231,7 +242,7 @@ async def update_rule(
     except service.RuleProblem as problem:
         raise InvalidInput(problem.field, problem.message) from None
     await _audit(session, actor, rule.id, "update", before=before, after=_snapshot(rule), now=now)
-    return RuleOut.model_validate(rule)
+    return RuleOut.of(rule)
 
 
 @router.delete(

@@ -3,6 +3,7 @@ nothing answered, and the FAQ search of the H5 page."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -17,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.models import Cohort
 from app.db import dialect_insert
 from app.models import Group
-from bots.qa_matcher import Matcher, Mode, RuleSpec, normalize
+from bots.qa_matcher import Allow, Matcher, Mode, RuleSpec, normalize
 from bots.qa_models import QaRule, QaRulesVersion, QaUnanswered
-from bots.qa_regex import UnsafeRegex, validate
+from bots.qa_regex import UnsafeRegex, compile_regex
 from scripts_library.errors import RenderError, ScriptNotFoundError
 from scripts_library.render import render
 from scripts_library.service import get_script
@@ -45,16 +46,28 @@ class RuleProblem(Exception):
 # --- saving rules ---------------------------------------------------------------------------
 
 
-async def _check_patterns(patterns: Sequence[str], mode: str) -> None:
+def _check_patterns(patterns: Sequence[str], mode: str) -> None:
     for index, pattern in enumerate(patterns):
         where = f"patterns[{index}]"
         if mode == Mode.REGEX:
             try:
-                await validate(pattern)
+                compile_regex(pattern)
             except UnsafeRegex as exc:
                 raise RuleProblem(where, str(exc)) from None
         elif not normalize(pattern):
             raise RuleProblem(where, "关键词去掉空格和标点后是空的，匹配不到任何问题。")
+
+
+def pattern_error(rule: QaRule) -> str | None:
+    """Why a stored regex rule's pattern is left out of matching (saved before RE2 was the
+    engine), naming it as a save would; None when every pattern is in use."""
+    if rule.mode != Mode.REGEX:
+        return None
+    try:
+        _check_patterns(rule.patterns, rule.mode)
+    except RuleProblem as problem:
+        return f"{problem.field}：{problem.message}"
+    return None
 
 
 async def _check_refs(session: AsyncSession, rule: QaRule) -> None:
@@ -80,7 +93,7 @@ async def _apply(
     for name, value in changes.items():
         setattr(rule, name, value)
     if new_patterns:
-        await _check_patterns(rule.patterns, rule.mode)
+        _check_patterns(rule.patterns, rule.mode)
     await _check_refs(session, rule)
     rule.updated_at = now
     await bump_version(session=session)
@@ -168,9 +181,18 @@ async def get_matcher(*, session: AsyncSession) -> Matcher:
     if _cache is not None and _cache.key == key:
         return _cache.matcher
     rules = (await session.execute(select(QaRule).where(QaRule.enabled))).scalars().all()
-    matcher = Matcher((spec_of(r) for r in rules), version=key[1])
+    specs = [spec_of(r) for r in rules]
+    matcher = await asyncio.to_thread(Matcher, specs, key[1])  # compiling every regex
     _cache = _Cached(key, matcher)
     return matcher
+
+
+async def match(*, session: AsyncSession, question: str, allow: Allow) -> list[RuleSpec]:
+    """The rules `question` matches (`Matcher.match`), searched in a worker thread: RE2 lets
+    go of the GIL while it searches, so however long the regexes take, the event loop (and
+    every other request) goes on."""
+    matcher = await get_matcher(session=session)
+    return await asyncio.to_thread(matcher.match, question, allow)
 
 
 # --- questions nothing answered -------------------------------------------------------------
@@ -267,8 +289,10 @@ async def search_faq(
     key = normalize(query)
     if not key:
         return []
-    matcher = await get_matcher(session=session)
-    hits = [r.id for r in matcher.match(query, allow=lambda r: r.cohort_id in (None, cohort_id))]
+    matched = await match(
+        session=session, question=query, allow=lambda r: r.cohort_id in (None, cohort_id)
+    )
+    hits = [r.id for r in matched]
     scope = or_(QaRule.cohort_id.is_(None), QaRule.cohort_id == cohort_id)
     rules = (
         await session.execute(

@@ -1,8 +1,10 @@
 """The daily check-in rate as an SVG bar chart, drawn by hand (no plotting library).
 
-One bar per observed camp day (`class="bar"`, `data-day`, `data-rate`), its height the rate
-times the plot height; axes with 0–100% grid lines, 第 N 天 labels and the percentage over
-each bar when there is room. Text is escaped, so a cohort name cannot break the XML.
+One slot per camp day — day 0 (开营) to day `total_days` (the last), so `total_days + 1` of
+them — and a bar per observed day (`class="bar"`, `data-day`, `data-rate`), its height the
+rate times the plot height; axes with 0–100% grid lines, 第 N 天 labels (every k-th day on
+long camps, and always today's, the day in progress) and the percentage over each bar when
+there is room. Text is escaped, so a cohort name cannot break the XML.
 """
 
 from __future__ import annotations
@@ -80,18 +82,29 @@ def _bar(point: ChartPoint, slot: float, show_value: bool) -> list[str]:
     return parts
 
 
-def _x_labels(total_days: int, slot: float) -> list[str]:
-    every = max(1, -(-total_days // MAX_X_LABELS))
+def _labelled_days(slots: int, today: int | None) -> list[int]:
+    """Every k-th day so that labels do not overlap, and today's; a regular label too close
+    to today's gives way to it."""
+    every = max(1, -(-slots // MAX_X_LABELS))
+    days = list(range(0, slots, every))
+    if today is None or not 0 <= today < slots:
+        return days
+    return sorted({today, *(day for day in days if abs(day - today) >= every)})
+
+
+def _x_labels(slots: int, slot: float, today: int | None) -> list[str]:
     return [
         _text(LEFT + slot * day + slot / 2, TOP + PLOT_H + 18, f"第{day}天", size=11)
-        for day in range(0, total_days, every)
+        for day in _labelled_days(slots, today)
     ]
 
 
 def checkin_rate_svg(*, title: str, total_days: int, points: Sequence[ChartPoint]) -> str:
-    """The chart as an SVG document (UTF-8 text)."""
-    slot = PLOT_W / max(total_days, 1)
-    show_values = total_days <= 31
+    """The chart as an SVG document (UTF-8 text): days 0..`total_days`."""
+    slots = max(total_days, 0) + 1
+    slot = PLOT_W / slots
+    show_values = slots <= 32
+    today = next((point.day for point in points if point.in_progress), None)
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
@@ -100,7 +113,7 @@ def checkin_rate_svg(*, title: str, total_days: int, points: Sequence[ChartPoint
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
         _text(WIDTH / 2, 30, title, size=18),
         *_grid(),
-        *_x_labels(total_days, slot),
+        *_x_labels(slots, slot, today),
         _text(LEFT + PLOT_W / 2, HEIGHT - 16, "训练营天数（第 0 天 = 开营）", size=12),
         f'<text x="18" y="{TOP + PLOT_H / 2:.2f}" font-size="12" text-anchor="middle" '
         f'fill="{TEXT_COLOR}" transform={quoteattr(f"rotate(-90 18 {TOP + PLOT_H / 2:.2f})")}>'

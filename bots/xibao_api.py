@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app.admin import audit
 from app.admin.common import get_or_404, page_of, snapshot
+from app.admin.errors import NotFound
 from app.api.admin.fields import INT32_MAX, CohortQuery, IdPath, Limit, Offset
 from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Responses
@@ -83,6 +84,9 @@ class AchievementOut(BaseModel):
     approved_by: str | None
     approved_at: datetime | None
     broadcast_id: int | None
+    poster_missing: str | None = Field(
+        default=None, description="喜报没有海报时的原因（如未安装中文字体）；此时各群收到文字"
+    )
 
 
 class GroupProgressOut(BaseModel):
@@ -96,6 +100,9 @@ class GroupProgressOut(BaseModel):
 class BroadcastOut(BaseModel):
     id: int
     achievement_id: int
+    poster_missing: str | None = Field(
+        description="没有海报的原因（如未安装中文字体）；为 null 时海报已随喜报发出"
+    )
     total: int
     sent: int
     failed: int
@@ -119,6 +126,7 @@ def _out(achievement: Achievement, broadcast: Broadcast | None) -> AchievementOu
         approved_by=achievement.approved_by,
         approved_at=achievement.approved_at,
         broadcast_id=broadcast.id if broadcast else None,
+        poster_missing=broadcast.poster_missing if broadcast else None,
     )
 
 
@@ -142,7 +150,8 @@ async def _audit(
     status_code=201,
     summary="登记喜报并发送",
     description="保存学员成果，生成海报，并通过发件箱发到学员所在期次的每个群（或 `group_ids`）。"
-    "答复里的 `broadcast_id` 用于 `GET /broadcasts/{id}` 查看进度。",
+    "答复里的 `broadcast_id` 用于 `GET /broadcasts/{id}` 查看进度。服务器无法生成海报（未安装"
+    "中文字体）时喜报照常以文字发出，`poster_missing` 说明原因。",
     responses=ERRORS_422 | ERRORS_409,
 )
 async def create_achievement(
@@ -247,6 +256,7 @@ async def get_broadcast(broadcast_id: IdPath, session: AdminSessionDep) -> Broad
     return BroadcastOut(
         id=p.broadcast_id,
         achievement_id=p.achievement_id,
+        poster_missing=p.poster_missing,
         total=p.total,
         sent=p.sent,
         failed=p.failed,
@@ -273,4 +283,6 @@ async def get_broadcast(broadcast_id: IdPath, session: AdminSessionDep) -> Broad
 )
 async def get_poster(broadcast_id: IdPath, session: AdminSessionDep) -> Response:
     broadcast = await get_or_404(Broadcast, broadcast_id, session=session, what="喜报发送")
+    if broadcast.poster is None:
+        raise NotFound(f"这条喜报没有海报，已以文字发出：{broadcast.poster_missing or '未生成'}")
     return Response(broadcast.poster, media_type="image/png")

@@ -77,16 +77,19 @@ class Broadcast(Base):
     )
     script_key: Mapped[str] = mapped_column(String(100))
     # The PNG itself (≈100–200 KB), for operators to look at; sends carry their own copy.
-    poster: Mapped[bytes] = mapped_column(LargeBinary)
+    # None when it could not be drawn (no CJK font): `poster_missing` says why, in Chinese.
+    poster: Mapped[bytes | None] = mapped_column(LargeBinary)
+    poster_missing: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class BroadcastTarget(Base):
     """One group of a broadcast and the outbox row that reaches it.
 
-    Robots and app chats get the poster as an image message; a customer group one mass-send
-    task carrying the script's text and the poster. A group that cannot be reached (no robot
-    key, a message its channel refuses) has no row and says why in `error`.
+    Robots and app chats get the poster as an image message (the script's text when there is
+    no poster); a customer group one mass-send task carrying the script's text and the poster.
+    A group that cannot be reached (no robot key, a message its channel refuses) has no row
+    and says why in `error`.
     """
 
     __tablename__ = "broadcast_targets"

@@ -6,10 +6,16 @@ request) stores the achievement, its broadcast and every outbox row together, or
 Each group gets one send under `xibao:{achievement_id}:{group_id}` (customer groups the text
 with the poster attached, robots and app chats the poster as an image message), so a repeated
 approval or a restarted sender can never send a group the 喜报 twice.
+
+A server that cannot draw the poster (no CJK font) degrades rather than refuses: every group
+gets the script's text (customer groups without an attachment), and the broadcast records
+why the poster is missing (`poster_missing`), which the admin answers show and the log warns
+about. Only the 结营证书, which is nothing but a picture, answers 503 then.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -53,9 +59,11 @@ SCRIPT_KEY = "xibao"  # a cohort may override it with `xibao.{channel_state}`
 FALLBACK_NAME = "同学"
 H5_REPORTER = "h5"
 
+logger = logging.getLogger(__name__)
+
 
 class PosterUnavailable(AdminError):
-    """The server cannot draw posters (no CJK font installed): say so, do not send without."""
+    """The server cannot draw a certificate (no CJK font installed): say so and what to do."""
 
     status_code = 503
 
@@ -270,17 +278,21 @@ class _Occasion:
             group_name=group.name or "",
         )
 
-    def poster(self, achievement: Achievement) -> bytes:
+    def poster(self, achievement: Achievement) -> tuple[bytes | None, str | None]:
+        """(the PNG, None), or (None, why it cannot be drawn) when the server has no CJK
+        font: the 喜报 then goes out as text."""
         cohort = self.cohort
-        return _drawn(
-            lambda: poster.xibao_poster(
+        try:
+            png = poster.xibao_poster(
                 name=self.member_name,
                 title=achievement.title,
                 detail=achievement.detail,
                 cohort=f"{cohort.camp} · {cohort.name}" if cohort else "",
                 date=zh_full_date(self.local_day),
             )
-        )
+        except poster.FontMissingError as exc:
+            return None, str(exc)
+        return png, None
 
 
 async def _broadcast(
@@ -296,9 +308,20 @@ async def _broadcast(
     script = await _script(session, cohort)
     local_day = now.astimezone(ZoneInfo(cohort.timezone if cohort else default_tz)).date()
     occasion = _Occasion(member.name or FALLBACK_NAME, cohort, local_day)
-    png = occasion.poster(achievement)
+    png, missing = occasion.poster(achievement)
+    if missing is not None:
+        logger.warning(
+            "喜报 %d goes out as text only: %s",
+            achievement.id,
+            missing,
+            extra={"achievement_id": achievement.id},
+        )
     broadcast = Broadcast(
-        achievement_id=achievement.id, script_key=script.key, poster=png, created_at=now
+        achievement_id=achievement.id,
+        script_key=script.key,
+        poster=png,
+        poster_missing=missing,
+        created_at=now,
     )
     session.add(broadcast)
     await session.flush()
@@ -321,7 +344,7 @@ async def _target(
     group: Group,
     *,
     text: OutMessage,
-    png: bytes,
+    png: bytes | None,
     now: datetime,
 ) -> BroadcastTarget:
     target = BroadcastTarget(
@@ -347,13 +370,15 @@ async def _target(
     return target
 
 
-def _message(route: Route, text: OutMessage, png: bytes) -> OutMessage:
+def _message(route: Route, text: OutMessage, png: bytes | None) -> OutMessage:
     """The 喜报 as its channel takes it, in one send per group: a customer group's mass-send
     task carries the script's text with the poster attached (the owner confirms once); robots
     and app chats take one msgtype per call, so they get the poster, which itself says who,
-    what, which camp and when."""
+    what, which camp and when. Without a poster every group gets the script's text."""
     if route.channel == Channel.CUSTOMER_GROUP:
-        return OutMessage("text", content=text.content, image=png)
+        return OutMessage("text", content=text.content, image=png or b"")
+    if png is None:
+        return text
     return OutMessage("image", image=png)
 
 
@@ -373,6 +398,7 @@ class GroupProgress:
 class Progress:
     broadcast_id: int
     achievement_id: int
+    poster_missing: str | None  # why the 喜报 went out without a poster
     total: int
     sent: int
     failed: int
@@ -445,6 +471,7 @@ async def progress(*, session: AsyncSession, broadcast_id: int) -> Progress:
     return Progress(
         broadcast_id=broadcast.id,
         achievement_id=broadcast.achievement_id,
+        poster_missing=broadcast.poster_missing,
         total=len(groups),
         sent=counts["sent"],
         failed=counts["failed"],

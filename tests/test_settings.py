@@ -55,7 +55,7 @@ def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch)
         "WECOM_ENCODING_AES_KEY": AES_KEY,
         "WECOM_API_BASE": "http://127.0.0.1:9/",
         "DATABASE_URL": "sqlite+aiosqlite:///x.db",
-        "ADMIN_TOKEN": "adm",
+        "ADMIN_TOKEN": "adm-0123456789abcdef",
         "PUBLIC_BASE_URL": "https://camp.example/",
         "CAMPBOT_TIMEZONE": "UTC",
     }
@@ -117,3 +117,57 @@ def test_cli_refuses_to_serve_with_a_readable_message(monkeypatch: pytest.Monkey
     assert "CampBot cannot start" in result.output
     assert "WECOM_CORP_ID" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("token", ["change-me", "x" * 15])
+def test_a_short_admin_token_is_refused_outside_the_sandbox(token: str) -> None:
+    message = _refusal(WECOM_CORP_ID="wwcorp", WECOM_SECRET="s", ADMIN_TOKEN=token)
+    assert message.startswith(f"ADMIN_TOKEN: too short ({len(token)} characters)")
+    assert "16" in message
+
+
+def test_the_sandbox_trial_takes_a_short_admin_token_and_16_characters_do_everywhere() -> None:
+    sandbox = Settings(ADMIN_TOKEN="change-me")  # type: ignore[call-arg]
+    assert sandbox.admin_token is not None
+    assert not sandbox.wecom_configured
+    production = Settings(  # type: ignore[call-arg]
+        WECOM_CORP_ID="wwcorp", WECOM_SECRET="s", ADMIN_TOKEN="x" * 16
+    )
+    assert production.admin_token is not None
+
+
+def test_cli_refuses_to_serve_with_a_short_admin_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import settings as settings_module
+    from app.cli import cli
+
+    monkeypatch.setenv("WECOM_CORP_ID", "wwcorp")
+    monkeypatch.setenv("WECOM_SECRET", "s")
+    monkeypatch.setenv("ADMIN_TOKEN", "change-me")
+    settings_module.get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["serve"])
+    finally:
+        settings_module.get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "CampBot cannot start" in result.output
+    assert "ADMIN_TOKEN: too short (9 characters)" in result.output
+
+
+async def test_the_app_refuses_to_start_with_a_short_admin_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`uvicorn app.main:app` reads its settings in the lifespan: the same refusal."""
+    from app import settings as settings_module
+    from app.main import StartupRefused, create_app
+
+    monkeypatch.setenv("WECOM_CORP_ID", "wwcorp")
+    monkeypatch.setenv("WECOM_SECRET", "s")
+    monkeypatch.setenv("ADMIN_TOKEN", "change-me")
+    settings_module.get_settings.cache_clear()
+    app = create_app(sandbox_when_unconfigured=True)
+    try:
+        with pytest.raises(StartupRefused, match=r"ADMIN_TOKEN: too short \(9 characters\)"):
+            async with app.router.lifespan_context(app):
+                pass
+    finally:
+        settings_module.get_settings.cache_clear()

@@ -4,7 +4,8 @@ AdminError (app.errors.CampBotError)     message: Chinese, shown to operators
 ├── AuthError              401  no token, or not a live one
 ├── InvalidInput           422  names the field(s) and the reason
 ├── NotFound               404  no object with that id
-└── Conflict               409  a unique value taken, a state that forbids the action
+├── Conflict               409  a unique value taken, a state that forbids the action
+└── TooManyFailures        429  too many wrong tokens from one address (Retry-After)
 """
 
 from __future__ import annotations
@@ -46,3 +47,11 @@ class NotFound(AdminError):
 
 class Conflict(AdminError):
     status_code = 409
+
+
+class TooManyFailures(AdminError):
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"管理令牌错误次数过多，请 {retry_after} 秒后再试。")
+        self.retry_after = retry_after

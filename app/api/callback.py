@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from fastapi import APIRouter, BackgroundTasks, Request
@@ -29,13 +29,15 @@ from app import inbox
 from app.errors import (
     CallbackDisabledError,
     CallbackError,
+    FutureCallbackError,
     MalformedCallbackError,
     PayloadTooLargeError,
     StaleCallbackError,
 )
 from app.runtime import Runtime
 from app.wecom.crypto import CallbackCrypto, passive_reply
-from app.wecom.events import TextMessage, WeComEvent, parse_event, parse_xml
+from app.wecom.envelope import envelope_encrypt
+from app.wecom.events import TextMessage, WeComEvent, parse_event
 from app.wecom.passive import PassiveReply, text_reply_xml
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,10 @@ PASSIVE_BUDGET_S = 1.0
 # The whole wait, a claimed reply's commit included, from the request's start: well inside
 # the 5 s after which WeCom drops the answer (and with it a reply carried in it).
 PASSIVE_TOTAL_S = 3.0
+# How far ahead of our clock a callback's timestamp may be: WeCom's clock is seconds off
+# ours at worst. A request dated further ahead would not go stale for that long, so it
+# could be replayed after the inbox has forgotten its key.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @runtime_checkable
@@ -82,6 +88,11 @@ def _check_fresh(timestamp: str, now: datetime) -> None:
         raise MalformedCallbackError("timestamp is not a Unix time") from exc
     if now - signed_at > inbox.KEY_RETENTION:
         raise StaleCallbackError("callback is older than the inbox keeps keys (a replay?)")
+    if signed_at - now > MAX_CLOCK_SKEW:
+        raise FutureCallbackError(
+            f"callback timestamp is more than {MAX_CLOCK_SKEW.total_seconds() / 60:.0f} minutes "
+            "ahead of our clock"
+        )
 
 
 async def _read_body(request: Request) -> bytes:
@@ -99,13 +110,6 @@ async def _read_body(request: Request) -> bytes:
     if not body.strip():
         raise MalformedCallbackError("empty body")
     return body
-
-
-def _encrypt_field(body: bytes) -> str:
-    encrypt = parse_xml(body).get("Encrypt")
-    if not isinstance(encrypt, str) or not encrypt:
-        raise MalformedCallbackError("envelope has no Encrypt field")
-    return encrypt
 
 
 def _parse(plaintext: str) -> WeComEvent:
@@ -167,8 +171,9 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
     now = runtime.clock.now()
     _check_fresh(timestamp, now)
     body = await _read_body(request)
+    # Only `Encrypt` is read from the unsigned body; the rest comes from signed plaintext.
     plaintext = crypto.verify_and_decrypt(
-        msg_signature=signature, timestamp=timestamp, nonce=nonce, encrypt=_encrypt_field(body)
+        msg_signature=signature, timestamp=timestamp, nonce=nonce, encrypt=envelope_encrypt(body)
     )
     event = _parse(plaintext)
     # Returns once the row is committed (shared with concurrent callbacks: group commit).

@@ -2,7 +2,8 @@
 
 Parsing is lenient where real payloads are messy (non-numeric MsgId, empty or
 missing AgentID, `view` vs `VIEW`, both MemChangeList shapes, `</xml >`) and
-strict where it matters for safety: no DTDs, no entities. A payload we do not
+strict where it matters for safety: no DTDs, no entities, a bounded number of
+elements and depth (`app.wecom.xml_fields`). A payload we do not
 model still parses, as an `UnknownEvent`, so it is stored and never dropped.
 """
 
@@ -15,56 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ClassVar
-from xml.etree.ElementTree import Element, ParseError
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from app.wecom.xml_fields import XmlData, parse_xml
 
-from app.errors import MalformedCallbackError
-
-XmlData = dict[str, Any]
 MESSAGE_TYPES = ("text", "image", "voice", "video", "location", "link")
 # Routing fields: the same for every event one app receives, so they identify nothing.
 _NOT_IDENTITY = frozenset({"ToUserName", "AgentID"})
 _MAX_KEY_PART = 120
 _MAX_NAME = 60  # Event names are short; `kind` is stored in 80 characters
-# WeCom payloads are two levels deep at most (MemChangeList/Item, SendPicsInfo/PicList/item);
-# refusing deeper nesting keeps a hostile body from exhausting the recursion.
-_MAX_DEPTH = 8
 _INT = re.compile(r"-?[0-9]{1,19}")
-
-
-def parse_xml(text: str | bytes) -> XmlData:
-    """Parse a flat WeCom XML document into a dict; refuse DTDs and entities."""
-    try:
-        root = fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        raise MalformedCallbackError(f"XML refused: {type(exc).__name__}") from exc
-    except (ParseError, ValueError) as exc:
-        raise MalformedCallbackError(f"not well-formed XML: {exc}") from exc
-    data = _element_data(root, depth=0)
-    if not isinstance(data, dict):
-        raise MalformedCallbackError("XML document has no fields")
-    return data
-
-
-def _element_data(element: Element, *, depth: int) -> Any:
-    children = list(element)
-    if not children:
-        return (element.text or "").strip()
-    if depth >= _MAX_DEPTH:
-        raise MalformedCallbackError("XML nested too deeply")
-    data: XmlData = {}
-    for child in children:
-        value = _element_data(child, depth=depth + 1)
-        if child.tag in data:
-            previous = data[child.tag]
-            data[child.tag] = (
-                [*previous, value] if isinstance(previous, list) else [previous, value]
-            )
-        else:
-            data[child.tag] = value
-    return data
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -3,12 +3,13 @@ sending an image to the app. Messages of one day add up: an image after `打卡 
 text, a second image is appended (≤ 9), a new `打卡 …` text replaces the text.
 
 An image is downloaded (`media/get`: WeCom keeps it 3 days) before the event's transaction
-opens (the handler's `prepare` step), checked as an H5 upload is (type by content, size),
-and stored like one: content-addressed, the file written only once the check-in was
-accepted. An image WeCom no longer has (40007) or that is no image still counts as the
-day's check-in, and the answer says the image was not saved; WeCom unreachable or busy
-leaves the event to the sweeper, which runs it (and the download) again. Rows from before
-kept WeCom's PicUrl or `wecom-media:{MediaId}`; the page shows those as a chip.
+opens (the handler's `prepare` step), checked as an H5 upload is (type by content, size;
+identifying metadata such as GPS stripped) and stored like one: content-addressed, the file
+written only once the check-in was accepted. An image WeCom no longer has (40007) or that
+is no image still counts as the day's check-in, and the answer says the image was not
+saved; WeCom unreachable or busy leaves the event to the sweeper, which runs it (and the
+download) again. Rows from before kept WeCom's PicUrl or `wecom-media:{MediaId}`; the page
+shows those as a chip.
 """
 
 from __future__ import annotations

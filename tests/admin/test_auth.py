@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.models import OperatorToken
 from app.api.admin.route import AdminRoute
+from app.api.admin.throttle import AuthThrottle
 from app.clock import ManualClock
 from tests.admin.conftest import ADMIN_TOKEN, Admin
 from tests.support import AppHarness
@@ -66,6 +68,8 @@ async def test_every_admin_route_refuses_a_missing_or_wrong_token(
 ) -> None:
     routes = admin_routes(harness.app)
     assert len(routes) >= 20
+    # Every route's own 401, from one address: the throttle (tested below) would step in.
+    harness.app.state.admin_throttle = AuthThrottle(max_failures=len(routes) + 1)
     for method, path in routes:
         # A malformed body too: the token is checked before the body is read.
         response = await harness.client.request(method, path, headers=headers, content=b"{")
@@ -77,7 +81,9 @@ async def test_every_admin_route_refuses_a_missing_or_wrong_token(
 async def test_without_admin_token_and_operator_tokens_everything_is_refused(
     open_app: AppHarness,
 ) -> None:
-    for method, path in admin_routes(open_app.app):
+    routes = admin_routes(open_app.app)
+    open_app.app.state.admin_throttle = AuthThrottle(max_failures=len(routes) + 1)
+    for method, path in routes:
         for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"}):
             response = await open_app.client.request(method, path, headers=headers)
             assert response.status_code == 401, (method, path)
@@ -180,3 +186,76 @@ async def test_openapi_documents_every_admin_route(harness: AppHarness) -> None:
         if "422" in op["responses"]:
             schema = op["responses"]["422"]["content"]["application/json"]["schema"]
             assert schema["$ref"].endswith("/ValidationErrorOut")
+
+
+# --------------------------------------------------------------------------- brute force
+
+
+def from_address(harness: AppHarness, host: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=harness.app, client=(host, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://campbot")
+
+
+async def test_wrong_tokens_from_one_address_are_throttled_with_retry_after(
+    harness: AppHarness, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    wrong = {"Authorization": "Bearer guess-0001"}
+    right = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with from_address(harness, "198.51.100.7") as guesser:
+        for _ in range(10):
+            assert (await guesser.get("/admin/api/cohorts", headers=wrong)).status_code == 401
+        throttled = await guesser.get("/admin/api/cohorts", headers=wrong)
+        assert throttled.status_code == 429
+        assert 1 <= int(throttled.headers["retry-after"]) <= 60
+        assert "错误次数过多" in throttled.json()["detail"]
+        # Not even the right token is checked from there, on any admin route, any body.
+        for method, path in [("GET", "/admin/api/cohorts"), ("POST", "/admin/api/tokens")]:
+            refused = await guesser.request(method, path, headers=right, content=b"{")
+            assert refused.status_code == 429
+    async with from_address(harness, "203.0.113.9") as operator:
+        assert (await operator.get("/admin/api/cohorts", headers=right)).status_code == 200
+        assert (await operator.get("/admin/api/cohorts", headers=wrong)).status_code == 401
+    async with sessions() as session:  # nothing the throttled requests asked for was done
+        assert (await session.scalars(select(OperatorToken))).all() == []
+
+
+async def test_successes_are_not_counted_and_failures_age_out(harness: AppHarness) -> None:
+    now = [1000.0]
+    harness.app.state.admin_throttle = AuthThrottle(monotonic=lambda: now[0])
+    wrong = {"Authorization": "Bearer guess-0001"}
+    right = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    client = harness.client
+    for _ in range(30):
+        assert (await client.get("/admin/api/cohorts", headers=right)).status_code == 200
+    for second in range(10):  # one wrong token a second
+        now[0] = 1000.0 + second
+        assert (await client.get("/admin/api/cohorts", headers=wrong)).status_code == 401
+    refused = await client.get("/admin/api/cohorts", headers=right)
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "51"  # when the first failure leaves the window
+    now[0] = 1060.0  # the first failure is a minute old: one more try is allowed
+    assert (await client.get("/admin/api/cohorts", headers=right)).status_code == 200
+    assert (await client.get("/admin/api/cohorts", headers=wrong)).status_code == 401
+    assert (await client.get("/admin/api/cohorts", headers=right)).status_code == 429
+    now[0] = 1070.0
+    assert (await client.get("/admin/api/cohorts", headers=right)).status_code == 200
+
+
+async def test_requests_without_a_token_guess_nothing_and_are_not_counted(
+    harness: AppHarness,
+) -> None:
+    for _ in range(20):
+        assert (await harness.client.get("/admin/api/cohorts")).status_code == 401
+    right = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert (await harness.client.get("/admin/api/cohorts", headers=right)).status_code == 200
+
+
+def test_the_table_of_addresses_is_bounded() -> None:
+    throttle = AuthThrottle(max_addresses=100, max_failures=3)
+    for n in range(5000):
+        throttle.failed(f"10.0.{n // 256}.{n % 256}")
+    assert throttle.addresses() == 100
+    for _ in range(3):
+        throttle.failed("192.0.2.1")
+    assert throttle.retry_after("192.0.2.1") == 60
+    assert throttle.retry_after("10.0.0.0") is None  # forgotten first: failed longest ago

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.api.callback import MAX_CLOCK_SKEW
 from app.wecom.crypto import CallbackCrypto, callback_envelope
 from app.wecom.sandbox.callbacks import CallbackBuilder, SignedCallback
 from tests.support import AES_KEY, CORP_ID, T0, TOKEN, AppHarness, inbox_rows, text_message
@@ -82,6 +84,19 @@ def _plaintext_not_xml(wecom: CallbackBuilder) -> tuple[str, str]:
     return _signed_body(callback_envelope(encrypted, to_user=CORP_ID), wecom, encrypted.encrypt)
 
 
+def _signed_at(at: datetime) -> Case:
+    def build(wecom: CallbackBuilder) -> tuple[str, str]:
+        callback = wecom.post(text_message("9005"), at=at)
+        return callback.path, callback.body
+
+    return build
+
+
+def _repeated_children(wecom: CallbackBuilder) -> tuple[str, str]:
+    callback = wecom.post("<xml>" + "<a>1</a>" * 60_000 + "</xml>", at=T0)
+    return callback.path, callback.body
+
+
 def _huge(wecom: CallbackBuilder) -> tuple[str, bytes]:
     return _valid(wecom).path, b"<xml>" + b"x" * (2 * 1024 * 1024) + b"</xml>"
 
@@ -105,6 +120,12 @@ CASES: dict[str, tuple[Case, int]] = {
     "another corp's message": (_other_corp, 403),
     "empty body": (lambda w: (_valid(w).path, ""), 400),
     "2 MiB body": (_huge, 413),
+    "signed, 60,000 repeated children": (_repeated_children, 400),
+    "timestamp 10 years ahead": (_signed_at(T0 + timedelta(days=3653)), 403),
+    "timestamp just over the skew ahead": (
+        _signed_at(T0 + MAX_CLOCK_SKEW + timedelta(seconds=1)),
+        403,
+    ),
     "timestamp not a number": (
         lambda w: (_valid(w).path.replace("timestamp=", "timestamp=x"), _valid(w).body),
         400,
@@ -141,5 +162,14 @@ async def test_valid_callback_control(
 ) -> None:
     """The cases above differ from this accepted one only in what they break."""
     response = await harness.deliver(_valid(wecom))
+    assert (response.status_code, response.text) == (200, "success")
+    assert len(await inbox_rows(sessions)) == 1
+
+
+async def test_timestamp_within_the_skew_ahead_is_accepted(
+    harness: AppHarness, wecom: CallbackBuilder, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """WeCom's clock may run a little ahead of ours: that is not a forgery."""
+    response = await harness.deliver(wecom.post(text_message("9006"), at=T0 + MAX_CLOCK_SKEW))
     assert (response.status_code, response.text) == (200, "success")
     assert len(await inbox_rows(sessions)) == 1

@@ -39,6 +39,7 @@ from app.wecom.events import (
     WeComEvent,
     parse_event,
 )
+from app.wecom.xml_fields import MAX_DEPTH, MAX_ELEMENTS
 from tests.support import CORP_ID, FIXTURES, SHARED, T0, contact_added, text_message
 
 SHARED_CALLBACKS = SHARED / "fixtures" / "wecom" / "callbacks"
@@ -890,6 +891,42 @@ def test_deeply_nested_xml_is_refused_not_crashing() -> None:
     payload = "<xml><MsgType>text</MsgType>" + "<a>" * depth + "</a>" * depth + "</xml>"
     with pytest.raises(MalformedCallbackError):
         parse_event(payload)
+
+
+def test_absurd_element_count_is_refused() -> None:
+    """Finding 1 of issue 10: 60,000 repeated children took seconds to collect."""
+    payload = "<xml><MsgType>text</MsgType>" + "<a>1</a>" * 60_000 + "</xml>"
+    with pytest.raises(MalformedCallbackError, match=f"more than {MAX_ELEMENTS} elements"):
+        parse_event(payload)
+
+
+def test_element_limit_is_exact() -> None:
+    fields = "".join(f"<F{i}>{i}</F{i}>" for i in range(MAX_ELEMENTS - 1))  # + the root
+    assert len(parse_event(f"<xml>{fields}</xml>").data) == MAX_ELEMENTS - 1
+    with pytest.raises(MalformedCallbackError):
+        parse_event(f"<xml>{fields}<Extra/></xml>")
+
+
+def test_a_whole_group_joining_at_once_parses_in_order() -> None:
+    """The largest list WeCom sends: a member change naming every member of a big group."""
+    ids = [f"wm{i:05d}" for i in range(2000)]
+    items = "".join(f"<Item><![CDATA[{i}]]></Item>" for i in ids)
+    event = parse_event(
+        "<xml><MsgType>event</MsgType><Event>change_external_chat</Event>"
+        "<ChatId>wrChat</ChatId><ChangeType>update</ChangeType><UpdateDetail>add_member"
+        f"</UpdateDetail><MemChangeList>{items}</MemChangeList></xml>"
+    )
+    assert isinstance(event, ExternalChatEvent)
+    assert event.mem_change_list == tuple(ids)
+
+
+def test_nesting_limit_is_exact() -> None:
+    def nested(depth: int) -> str:
+        return "<xml><MsgType>text</MsgType>" + "<a>" * depth + "x" + "</a>" * depth + "</xml>"
+
+    assert parse_event(nested(MAX_DEPTH)).data["a"]  # a leaf MAX_DEPTH below the root
+    with pytest.raises(MalformedCallbackError, match="nested too deeply"):
+        parse_event(nested(MAX_DEPTH + 1))
 
 
 @pytest.mark.parametrize("create_time", ["1_700_000_000", "１７００００００００", " 17e8 "])

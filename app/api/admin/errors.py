@@ -1,6 +1,7 @@
 """How admin errors look on the wire.
 
-    401/404/409  {"detail": "中文原因"}      (401 also sends WWW-Authenticate: Bearer)
+    401/404/409/429  {"detail": "中文原因"}  (401 also sends WWW-Authenticate: Bearer,
+                                            429 Retry-After)
     422          {"detail": [{"field": "start_date", "message": "中文原因"}, ...]}
 
 Pydantic's validation errors are translated by error type, so the message is Chinese and
@@ -16,7 +17,7 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.admin.errors import AdminError, AuthError, FieldProblem, InvalidInput
+from app.admin.errors import AdminError, AuthError, FieldProblem, InvalidInput, TooManyFailures
 
 _SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
 _QUOTED = re.compile(r"'([^']*)'")
@@ -104,5 +105,9 @@ def validation_response(exc: RequestValidationError) -> JSONResponse:
 def error_response(exc: AdminError) -> JSONResponse:
     if isinstance(exc, InvalidInput):
         return _problems_response(exc.problems)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthError) else None
+    headers = None
+    if isinstance(exc, AuthError):
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, TooManyFailures):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)

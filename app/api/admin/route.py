@@ -1,6 +1,7 @@
 """The admin request: authenticate, run, commit once — before the answer is sent.
 
-Every admin route is an `AdminRoute` (use `admin_resource_router`). Its handler opens the
+Every admin route is an `AdminRoute` (use `admin_resource_router`). Its handler refuses an
+address that sent too many wrong tokens (429, `app.api.admin.throttle`), opens the
 request's one session, authenticates the bearer token before the body is even read (so any
 unauthenticated request is a 401, malformed or not), runs the endpoint and commits only if
 the endpoint answered < 400. Anything else rolls the whole request back: no half-written
@@ -22,10 +23,11 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.common import Actor
-from app.admin.errors import AdminError, AuthError, Conflict, InvalidInput
+from app.admin.errors import AdminError, AuthError, Conflict, InvalidInput, TooManyFailures
 from app.admin.service_tokens import authenticate
 from app.api.admin.errors import error_response, validation_response
-from app.api.admin.schemas import ERRORS_401, ERRORS_422
+from app.api.admin.schemas import ERRORS_401, ERRORS_422, ERRORS_429
+from app.api.admin.throttle import AuthThrottle, admin_throttle, client_address
 from app.deps import get_runtime
 
 logger = logging.getLogger(__name__)
@@ -44,18 +46,41 @@ def _presented_token(request: Request) -> str | None:
     return value.strip() or None
 
 
+async def _authenticated(
+    request: Request, session: AsyncSession, *, throttle: AuthThrottle, address: str
+) -> Actor:
+    """The actor; AuthError (a wrong token counted against `address`) otherwise."""
+    admin_token = get_runtime(request).settings.admin_token
+    presented = _presented_token(request)
+    try:
+        return await authenticate(
+            session=session,
+            presented=presented,
+            admin_token=admin_token.get_secret_value() if admin_token else None,
+        )
+    except AuthError:
+        # Only a token that was compared counts: a missing header guesses nothing.
+        if presented is not None and throttle.failed(address):
+            logger.warning(
+                "admin API: %d wrong tokens from %s within %.0f s: refusing it for a while",
+                throttle.max_failures,
+                address,
+                throttle.window_s,
+                extra={"client": address},
+            )
+        raise
+
+
 async def _run(
     request: Request, handler: Callable[[Request], Coroutine[Any, Any, Response]]
 ) -> Response:
-    runtime = get_runtime(request)
-    admin_token = runtime.settings.admin_token
-    async with runtime.sessions() as session:
+    throttle, address = admin_throttle(request), client_address(request)
+    wait = throttle.retry_after(address)
+    if wait is not None:
+        return error_response(TooManyFailures(wait))
+    async with get_runtime(request).sessions() as session:
         try:
-            actor = await authenticate(
-                session=session,
-                presented=_presented_token(request),
-                admin_token=admin_token.get_secret_value() if admin_token else None,
-            )
+            actor = await _authenticated(request, session, throttle=throttle, address=address)
             setattr(request.state, _SESSION, session)
             setattr(request.state, _ACTOR, actor)
             response = await handler(request)
@@ -138,11 +163,11 @@ AdminSessionDep = Annotated[AsyncSession, Depends(get_admin_session)]
 def admin_resource_router(prefix: str, tag: str) -> APIRouter:
     """The router every admin resource module declares its routes on (domain packages too:
     include it with `prefix="/admin/api"`). Its routes authenticate, commit once, answer the
-    admin error bodies, and document the bearer scheme, the 401 and the 422 body."""
+    admin error bodies, and document the bearer scheme, the 401, the 429 and the 422 body."""
     return APIRouter(
         prefix=prefix,
         tags=[tag],
         route_class=AdminRoute,
         dependencies=[Depends(require_admin)],
-        responses=ERRORS_401 | ERRORS_422,
+        responses=ERRORS_401 | ERRORS_429 | ERRORS_422,
     )

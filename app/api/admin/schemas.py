@@ -62,6 +62,9 @@ class ErrorOut(BaseModel):
 Responses = dict[int | str, dict[str, Any]]
 ERRORS_401: Responses = {401: {"model": ErrorOut, "description": "缺少或无效的管理令牌"}}
 ERRORS_404: Responses = {404: {"model": ErrorOut, "description": "对象不存在"}}
+ERRORS_429: Responses = {
+    429: {"model": ErrorOut, "description": "该地址令牌错误次数过多：按 Retry-After 秒后再试"}
+}
 ERRORS_409: Responses = {409: {"model": ErrorOut, "description": "与已有数据或当前状态冲突"}}
 ERRORS_422: Responses = {
     422: {"model": ValidationErrorOut, "description": "输入不合法：逐个字段说明原因"}

@@ -2,8 +2,10 @@
 
 The whole body is capped while it streams in (before and during multipart parsing), each
 image is capped, and an image's type is what Pillow finds in its bytes (JPEG, PNG, GIF or
-WebP), never the client's Content-Type or file name. Every refusal is an UploadRefused with
-a Chinese message for the student and the HTTP status to answer.
+WebP), never the client's Content-Type or file name. What is kept of an image is its bytes
+without identifying metadata (GPS, camera, times, thumbnails: `app.image_metadata`), and
+its storage key is the SHA-256 of those. Every refusal is an UploadRefused with a Chinese
+message for the student and the HTTP status to answer.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.exceptions import (
 )
 from starlette.types import Message
 
+from app.image_metadata import MetadataError, strip_metadata
 from app.storage import content_key
 
 MAX_IMAGES = 9
@@ -56,7 +59,7 @@ class UploadRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class CheckedImage:
-    data: bytes
+    data: bytes  # as stored: without identifying metadata
     content_type: str  # from the bytes
     key: str = ""  # its storage key (`content_key`), hashed with the check, off the loop
 
@@ -153,42 +156,44 @@ async def _read_images(uploads: Sequence[UploadFile]) -> tuple[CheckedImage, ...
         if len(data) > MAX_IMAGE_BYTES:
             raise _oversized(number)
         blobs.append(data)
-    # Pillow parses headers and checksums, and the storage key is a SHA-256 of the whole
-    # file: both off the event loop, in one trip to the thread pool.
+    # Pillow parses headers and checksums, the metadata walk reads the whole file and the
+    # storage key is a SHA-256 of it: all off the event loop, in one trip to the thread pool.
     checked = await asyncio.to_thread(lambda: [_check(blob) for blob in blobs])
-    types = [found for found, _ in checked]
-    for number, found in enumerate(types, start=1):
+    for number, found in enumerate(checked, start=1):
         if found is None:
             raise UploadRefused(
                 415, "images", f"第 {number} 个文件不是图片（支持 JPEG、PNG、GIF、WebP）"
             )
         if found == "":
             raise UploadRefused(422, "images", f"第 {number} 张图片的尺寸太大")
-    return tuple(
-        CheckedImage(data=blob, content_type=found, key=key)
-        for blob, (found, key) in zip(blobs, checked, strict=True)
-        if found
-    )
+    return tuple(image for image in checked if isinstance(image, CheckedImage))
 
 
 def check_image(data: bytes) -> CheckedImage:
     """One image from elsewhere (an image a member sent the app) checked as an upload is:
     size, type by content, pixels; UploadRefused with the reason otherwise. Blocking (Pillow,
-    SHA-256): call it in a thread."""
+    metadata, SHA-256): call it in a thread."""
     if len(data) > MAX_IMAGE_BYTES:
         raise UploadRefused(413, "images", f"图片超过 {MAX_IMAGE_MB} MB")
-    found, key = _check(data)
+    found = _check(data)
     if found is None:
         raise UploadRefused(415, "images", "不是图片（支持 JPEG、PNG、GIF、WebP）")
-    if not found:
+    if not isinstance(found, CheckedImage):
         raise UploadRefused(422, "images", "图片的尺寸太大")
-    return CheckedImage(data=data, content_type=found, key=key)
+    return found
 
 
-def _check(data: bytes) -> tuple[str | None, str]:
-    """(`image_type`, the storage key when it is an image we keep, else "")."""
+def _check(data: bytes) -> CheckedImage | str | None:
+    """The image as it is kept (identifying metadata stripped, keyed by the stripped bytes);
+    None when it is no image we take (or one too malformed to strip); "" when too large."""
     found = image_type(data)
-    return found, content_key(data, found) if found else ""
+    if not found:
+        return found
+    try:
+        kept = strip_metadata(data, found)
+    except MetadataError:
+        return None
+    return CheckedImage(data=kept, content_type=found, key=content_key(kept, found))
 
 
 def _oversized(number: int) -> UploadRefused:

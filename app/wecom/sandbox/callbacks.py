@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from app.errors import MalformedCallbackError
 from app.wecom.crypto import CallbackCrypto, Encrypted, callback_envelope
-from app.wecom.events import parse_xml
+from app.wecom.xml_fields import parse_xml
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from app.wecom.sandbox.state import SandboxState
 from bots.checkin import service
 from bots.checkin.models import CheckinEntry, EntryKind
 from tests.bots.checkin.camp import make_cohort, make_member
+from tests.images import GPS_IFD, IDENTIFYING, ORIENTATION, phone_jpeg, pixels
 from tests.support import AES_KEY, AGENT_ID, APP_SECRET, CORP_ID, TOKEN, AppHarness, running_app
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -231,6 +232,28 @@ async def test_an_image_from_someone_in_no_camp_is_not_stored(camp: Camp) -> Non
     assert camp.storage.keys() == []
     assert await camp.replies() == []
     assert await camp.statuses() == ["handled"]
+
+
+async def test_a_photo_sent_to_the_app_is_stored_without_its_location(camp: Camp) -> None:
+    photo = phone_jpeg(orientation=6)
+
+    await camp.send_image(STUDENT, photo)
+
+    [entry] = await camp.entries()
+    [key] = entry.images
+    kept = await camp.storage.read(key)
+    assert kept is not None
+    assert key == key_of(kept)
+    for secret in (b"Apple", b"iPhone", b"2026:03:01", b"xmpmeta", b"shot at home"):
+        assert secret not in kept
+    with Image.open(io.BytesIO(kept)) as stored:
+        exif = stored.getexif()
+        assert not exif.get_ifd(GPS_IFD)
+        assert not any(tag in exif for tag in IDENTIFYING)
+        assert exif[ORIENTATION] == 6
+    assert pixels(kept) == pixels(photo)
+    served = await camp.harness.client.get(f"/h5/m/{camp.token}/img/{key}")
+    assert served.content == kept
 
 
 async def test_old_wecom_references_show_as_a_chip(camp: Camp) -> None:

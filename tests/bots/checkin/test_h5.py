@@ -3,6 +3,7 @@ same-day edits, refusals that store nothing, tokens, and one student never seein
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -24,6 +25,7 @@ from app.settings import Settings
 from app.storage import FolderStorage
 from bots.checkin.models import CheckinEntry, EntryKind
 from tests.bots.checkin.camp import local, make_cohort, make_member
+from tests.images import GPS_IFD, IDENTIFYING, ORIENTATION, phone_jpeg, pixels
 from tests.support import AppHarness, running_app
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -165,6 +167,29 @@ async def test_type_comes_from_the_bytes_not_the_client(h5: H5) -> None:
     assert key.endswith(".gif")
     served = await h5.client.get(h5.url(suffix=f"/img/{key}"))
     assert served.headers["content-type"] == "image/gif"
+
+
+async def test_a_photo_is_stored_and_served_without_its_location(h5: H5) -> None:
+    photo = phone_jpeg(orientation=6)  # GPS, camera, time, XMP, a comment; shot sideways
+
+    response = await h5.post(images=[("IMG_0001.jpg", photo, "image/jpeg")], json=True)
+
+    assert response.status_code == 200
+    (key,) = [image["key"] for image in response.json()["entry"]["images"]]
+    served = await h5.client.get(h5.url(suffix=f"/img/{key}"))
+    assert served.status_code == 200
+    kept = served.content
+    assert h5.storage.keys() == [key]
+    assert key == hashlib.sha256(kept).hexdigest() + ".jpg"  # named by what is stored
+    for secret in (b"Apple", b"iPhone", b"2026:03:01", b"xmpmeta", b"shot at home"):
+        assert secret not in kept
+    with Image.open(io.BytesIO(kept)) as image:
+        exif = image.getexif()
+        assert not exif.get_ifd(GPS_IFD)
+        assert not any(tag in exif for tag in IDENTIFYING)
+        assert exif[ORIENTATION] == 6  # still shown upright
+        assert ImageOps.exif_transpose(image).size == (32, 48)
+    assert pixels(kept) == pixels(photo)  # the picture itself untouched
 
 
 async def test_same_day_resubmission_edits_the_entry(h5: H5) -> None:

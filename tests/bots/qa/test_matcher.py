@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import random
 
-from bots.qa_matcher import Matcher, Mode, NaiveMatcher, RuleSpec, normalize
+from bots.qa_matcher import Matcher, Mode, NaiveMatcher, RuleSpec, normalize, question_text
+from bots.qa_regex import MAX_TEXT
 
 RULES = [
     RuleSpec(1, Mode.EXACT, ("你好",)),
@@ -56,6 +57,8 @@ def test_the_prefilter_finds_what_a_loop_over_every_rule_finds() -> None:
                 r"\d+",
                 r"回放|证书",
                 r"(打卡)?作业",
+                r"\w+回放$",
+                r"[\u4e00-\u9fa5]{2}证书",
             ]
         )
     ]
@@ -65,3 +68,15 @@ def test_the_prefilter_finds_what_a_loop_over_every_rule_finds() -> None:
             rng.choice([*words, " ", "3", "？", "的"]) for _ in range(rng.randint(1, 6))
         )
         assert ids(fast.match(text)) == ids(naive.match(text)), text
+
+
+def test_matching_sees_the_first_2048_characters_counted_after_nfkc_too() -> None:
+    matcher = Matcher(
+        [RuleSpec(1, Mode.REGEX, (r"直播$",)), RuleSpec(2, Mode.CONTAINS, ("回放",))]
+    )
+
+    assert ids(matcher.match("问" * (MAX_TEXT - 2) + "直播")) == [1]
+    assert ids(matcher.match("问" * (MAX_TEXT - 1) + "直播回放")) == []
+    # NFKC spells ㍿ as 株式会社: the text grows fourfold, what matching sees does not.
+    assert ids(matcher.match("㍿" * 1000 + "回放")) == []
+    assert question_text("㍿" * MAX_TEXT) == "株式会社" * (MAX_TEXT // 4)

@@ -3,7 +3,7 @@ their own Sender on the test clock), and a cohort of 30 groups over all three ch
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -22,6 +22,7 @@ from app.models import Group, Member
 from app.settings import Settings
 from app.wecom.client import WeComClient
 from app.wecom.sandbox.state import SandboxState
+from bots import poster
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from tests.support import AppHarness, running_app
 
@@ -60,6 +61,14 @@ class Admin:
 @pytest.fixture
 def admin(harness: AppHarness) -> Admin:
     return Admin(harness.client)
+
+
+@pytest.fixture
+def no_cjk_font() -> Iterator[None]:
+    """A server with no font that draws Chinese: fontconfig not asked, no known path."""
+    poster.use_font_search(poster.FontSearch(fc_pattern=None, paths=()))
+    yield
+    poster.use_font_search(None)
 
 
 @pytest.fixture

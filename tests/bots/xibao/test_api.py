@@ -17,7 +17,7 @@ from app.admin.models import AuditEntry
 from app.clock import ManualClock
 from app.models import OutboxMessage
 from app.wecom.sandbox.state import SandboxState
-from bots import poster, xibao_service
+from bots import xibao_service
 from bots.checkin.models import MemberScore
 from bots.xibao_models import Achievement, Broadcast
 from scripts_library.models import Script
@@ -176,22 +176,20 @@ async def test_the_audit_log_names_who_broadcast(admin: Admin, sessions, camp: C
     assert outbox_rows == 3
 
 
-async def test_without_a_cjk_font_nothing_is_sent_and_the_answer_says_what_to_install(
-    admin: Admin, sessions, camp: CampIds, monkeypatch: pytest.MonkeyPatch
+async def test_without_a_cjk_font_the_certificate_is_a_503_saying_what_to_install(
+    admin: Admin, sessions, clock: ManualClock, camp: CampIds, no_cjk_font: None
 ) -> None:
-    def no_font() -> str:
-        raise poster.FontMissingError(
-            "找不到能显示中文的字体：apt-get install -y fonts-wqy-microhei"
-        )
-
-    monkeypatch.setattr(poster, "find_cjk_font", no_font)
-    poster._font.cache_clear()
-    try:
-        response = await admin.post(
-            "/achievements", json={"member_id": camp.member_id, "title": "出单啦"}
-        )
-    finally:
-        poster._font.cache_clear()
+    clock.set(datetime.fromisoformat("2026-03-06T00:00:00+08:00"))  # the camp has ended
+    response = await _certificate(admin, camp.member_id)
     assert response.status_code == 503
-    assert "fonts-wqy-microhei" in response.json()["detail"]
-    await _nothing_written(sessions)
+    assert "apt-get install -y fonts-wqy-microhei" in response.json()["detail"]
+
+
+async def test_with_a_font_the_answer_has_no_poster_missing(admin: Admin, camp: CampIds) -> None:
+    created = await admin.post(
+        "/achievements", json={"member_id": camp.member_id, "title": "出单啦"}
+    )
+    assert created.status_code == 201
+    assert created.json()["poster_missing"] is None
+    progress = (await admin.get(f"/broadcasts/{created.json()['broadcast_id']}")).json()
+    assert progress["poster_missing"] is None

@@ -7,10 +7,12 @@ import asyncio
 import base64
 import hashlib
 import io
+import logging
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -259,3 +261,53 @@ async def test_chosen_groups_only(
         f"xibao:{aid}:{chosen[0]}",
         f"xibao:{aid}:{chosen[1]}",
     }
+
+
+async def test_without_a_cjk_font_the_xibao_goes_out_as_text_and_operators_see_why(
+    admin: Admin,
+    sessions: async_sessionmaker[AsyncSession],
+    sandbox: SandboxState,
+    clock: ManualClock,
+    sender: outbox.Sender,
+    no_cjk_font: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    camp = await seed_camp(sessions, sandbox, clock)
+
+    with caplog.at_level(logging.WARNING, logger="bots.xibao_service"):
+        created = await _achieve(admin, camp.member_id)
+
+    missing = created["poster_missing"]
+    assert missing.startswith("未安装中文字体（fonts-wqy-microhei）")
+    assert "apt-get install -y fonts-wqy-microhei" in missing
+    [warning] = [r for r in caplog.records if r.name == "bots.xibao_service"]
+    assert warning.levelno == logging.WARNING
+    assert "text only" in warning.getMessage()
+    assert "fonts-wqy-microhei" in warning.getMessage()
+    before = await _progress(admin, created["broadcast_id"])
+    assert before["poster_missing"] == missing
+    assert _counts(before) == (30, 0, 0, 30, 0)
+
+    await drain(sender, clock)
+
+    # Robots and app chats: the script's text instead of the poster, once each.
+    assert _webhooks(sandbox) == Counter({(robot_key(n), "text"): 1 for n in range(10)})
+    assert _appchats(sandbox) == Counter({(appchat_id(n), "text"): 1 for n in range(10)})
+    texts = [d.body["text"]["content"] for d in sandbox.delivered("webhook")]
+    texts += [d.body["text"]["content"] for d in sandbox.delivered("appchat")]
+    assert all(f"恭喜 {STUDENT_NAME} 出单啦" in t for t in texts)
+    # Customer groups: the text, without an attachment.
+    tasks = [c.json for c in sandbox.calls_to(ADD_MSG_TEMPLATE) if c.errcode == 0]
+    assert sorted(t["chat_id_list"][0] for t in tasks) == sorted(
+        customer_chat(n) for n in range(10)
+    )
+    for task in tasks:
+        assert f"恭喜 {STUDENT_NAME} 出单啦" in task["text"]["content"]
+        assert not task.get("attachments")
+    after = await _progress(admin, created["broadcast_id"])
+    assert _counts(after) == (30, 20, 0, 0, 10)
+    listed = (await admin.get(f"/achievements/{created['id']}")).json()
+    assert listed["poster_missing"] == missing
+    no_poster = await admin.get(f"/broadcasts/{created['broadcast_id']}/poster.png")
+    assert no_poster.status_code == 404
+    assert "fonts-wqy-microhei" in no_poster.json()["detail"]

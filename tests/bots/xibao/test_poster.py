@@ -88,16 +88,22 @@ def test_characters_the_font_lacks_are_left_off() -> None:
     assert poster.drawable("🎉 张小明 🎉") == "张小明"
 
 
-def test_no_cjk_font_is_an_error_naming_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    latin = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-    monkeypatch.setattr(poster, "_fc_match", lambda: latin)  # fontconfig's Latin fallback
-    monkeypatch.setattr(poster, "KNOWN_FONTS", ("/nonexistent/wqy-microhei.ttc", latin))
-    poster.find_cjk_font.cache_clear()
+def test_no_cjk_font_is_an_error_naming_the_package() -> None:
+    latin = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"  # fontconfig's Latin fallback
+    search = poster.FontSearch(fc_pattern=None, paths=("/nonexistent/wqy-microhei.ttc", latin))
+    with pytest.raises(poster.FontMissingError, match="fonts-wqy-microhei") as missing:
+        poster.find_cjk_font(search)
+    assert latin in str(missing.value)  # says where it looked
+
+
+def test_the_font_search_can_be_changed_and_restored() -> None:
+    poster.use_font_search(poster.FontSearch(fc_pattern=None, paths=()))
     try:
-        with pytest.raises(poster.FontMissingError, match="fonts-wqy-microhei"):
-            poster.find_cjk_font()
+        with pytest.raises(poster.FontMissingError):
+            poster.xibao_poster(name="张", title="出单", detail="", cohort="", date="")
     finally:
-        poster.find_cjk_font.cache_clear()
+        poster.use_font_search(None)
+    assert poster.find_cjk_font()  # the system's font again
 
 
 def test_the_installed_font_draws_chinese() -> None:

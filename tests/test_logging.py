@@ -1,0 +1,141 @@
+"""Logs as production writes them: `uvicorn app.main:app` (the documented command and the
+Docker entrypoint) and `campbot serve`, run as real processes on the first-run sandbox,
+write CampBot's INFO lines and its warnings as JSON (stderr is not a terminal), each once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.logging import configure_logging
+from app.migrations import upgrade
+from tests.processes import CAMPBOT, HOST, Process, free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDED = "first run: imported"
+SANDBOX_WARNING = "no WECOM_* settings: running against the built-in WeCom sandbox"
+
+
+def first_run_env(database_url: str) -> dict[str, str]:
+    """No WeCom setting at all (the first run), this database, this checkout's code."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("WECOM_", "DATABASE_URL", "ADMIN_TOKEN", "CAMPBOT_", "PUBLIC_"))
+        and key.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        NO_PROXY="*",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def served_log(args: Sequence[str], workdir: Path) -> list[str]:
+    """Start `args` (which take --port), wait for /healthz, ask for one page, stop it
+    (SIGINT, as a terminal's Ctrl-C or docker stop would), and answer its output lines."""
+    database_url = f"sqlite+aiosqlite:///{workdir / 'campbot.db'}"
+    upgrade(database_url)
+    port = free_port()
+    process = Process(
+        [*args, "--host", HOST, "--port", str(port)],
+        env=first_run_env(database_url),
+        cwd=workdir,
+        log=workdir / "server.log",
+    )
+    try:
+
+        async def healthy() -> bool:
+            async with httpx.AsyncClient(trust_env=False, timeout=2) as client:
+                try:
+                    response = await client.get(f"http://{HOST}:{port}/healthz")
+                except httpx.TransportError:
+                    return False
+            return response.status_code == 200
+
+        asyncio.run(wait_until(healthy, what="/healthz", watch=[process]))
+    finally:
+        process.stop(signal.SIGINT)
+    return (workdir / "server.log").read_text(errors="replace").splitlines()
+
+
+def records(lines: Sequence[str]) -> list[dict[str, Any]]:
+    found = []
+    for line in lines:
+        if line.startswith("{"):
+            found.append(json.loads(line))
+    return found
+
+
+def the_one(found: Sequence[dict[str, Any]], starts: str) -> dict[str, Any]:
+    matching = [r for r in found if str(r.get("event", "")).startswith(starts)]
+    assert len(matching) == 1, (starts, found)
+    return matching[0]
+
+
+def assert_structured(lines: Sequence[str]) -> None:
+    found = records(lines)
+    started = the_one(found, "CampBot started")
+    assert started["level"] == "info"
+    assert started["logger"] == "app.main"
+    assert started["wecom"] == "sandbox"
+    assert started["callback"] is True
+    assert started["database"].startswith("sqlite+aiosqlite:///")
+    seeded = the_one(found, SEEDED)
+    assert seeded["level"] == "info"
+    assert seeded["logger"] == "app.main"
+    assert seeded["timestamp"].endswith("Z")
+    warning = the_one(found, SANDBOX_WARNING)
+    assert warning["level"] == "warning"
+    # uvicorn's own lines go the same way: one format for the whole process.
+    assert the_one(found, "Application startup complete")["logger"] == "uvicorn.error"
+    assert any(r["logger"] == "uvicorn.access" and "/healthz" in r["event"] for r in found)
+    # Nothing left unstructured but the CLI's own note to the terminal.
+    plain = [line for line in lines if line.strip() and not line.startswith(("{", "note:"))]
+    assert plain == []
+
+
+def test_uvicorn_app_main_logs_campbot_info_and_warnings_as_json(tmp_path: Path) -> None:
+    lines = served_log([sys.executable, "-m", "uvicorn", "app.main:app"], tmp_path)
+    assert_structured(lines)
+
+
+def test_campbot_serve_configures_logging_once(tmp_path: Path) -> None:
+    lines = served_log([*CAMPBOT, "serve"], tmp_path)
+    assert_structured(lines)  # the_one: no line twice, though both the CLI and the app set up
+
+
+@pytest.mark.parametrize("already", [True, False])
+def test_configure_logging_leaves_a_configured_root_alone(already: bool) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers[:] = [logging.NullHandler()] if already else []
+    try:
+        assert configure_logging() is (not already)
+        assert configure_logging() is False  # a second call: nothing more
+        assert len(root.handlers) == 1
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+
+
+def test_uvicorns_log_level_is_campbots_too(tmp_path: Path) -> None:
+    """`--log-level warning` (as the benchmarks run it) quiets CampBot's INFO lines too."""
+    lines = served_log(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--log-level", "warning"], tmp_path
+    )
+    found = records(lines)
+    assert the_one(found, SANDBOX_WARNING)["level"] == "warning"
+    assert not [r for r in found if r["level"] == "info"]
