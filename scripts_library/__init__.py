@@ -3,7 +3,7 @@
 models      Script, ScriptVersion (tables `scripts`, `script_versions`), ScriptContent
 variables   RenderContext: every template variable, its Chinese description and sample
 render      render(script, context) -> OutMessage, in a bounded Jinja2 sandbox
-sandbox     that sandbox; bounds: what one render may build, nest, output and spend
+sandbox     that sandbox (guards: its checks); bounds: what a render may build and spend
 trial       trial renders (save, preview) in worker processes limited in memory and time
 validate    validate(content) -> raises ScriptValidationError with per-field problems
 service     create/update/get/list, versions, diff, rollback, preview
