@@ -46,6 +46,7 @@ from schedules import api as schedules_api
 from schedules.scheduler import run_scheduler
 from scripts_library import api as scripts_api
 from scripts_library.loader import seed_default_pack
+from scripts_library.trial import TrialPool
 
 logger = logging.getLogger(__name__)
 
@@ -150,11 +151,15 @@ def create_app(
     scheduler: bool = True,
     sender: bool = True,
     sandbox_when_unconfigured: bool = False,
+    script_trials: TrialPool | None = None,
 ) -> FastAPI:
     """The app; tests inject the clock, the engine and the transport that reaches WeCom.
     `sandbox_when_unconfigured`: with no WECOM_* setting at all, run against the built-in
     sandbox (`app.first_run`), as a newcomer's first `./run serve` does. Logging is set up
-    here (once; `app.logging`), so `uvicorn app.main:app` logs as `campbot serve` does."""
+    here (once; `app.logging`), so `uvicorn app.main:app` logs as `campbot serve` does.
+    `script_trials`: the worker processes scripts are tried in when saved or previewed (the
+    app starts and stops its own without; tests share one, as its workers take a while to
+    start)."""
     configure_logging()
 
     @contextlib.asynccontextmanager
@@ -185,6 +190,7 @@ def create_app(
                 http=http,
             )
             app.state.runtime = runtime
+            app.state.script_trials = script_trials or _own_trials(stack)
             if sandboxed:
                 await _seed_scripts(runtime)
             # Runs before the client and engine close (the stack unwinds in reverse).
@@ -211,6 +217,13 @@ def create_app(
     app.add_exception_handler(CallbackError, callback_error_response)
     app.add_middleware(H5Headers)  # every /h5/ answer, the framework's own included
     return app
+
+
+def _own_trials(stack: contextlib.AsyncExitStack) -> TrialPool:
+    trials = TrialPool()
+    trials.start()  # a worker starts now, so the first save does not wait for one
+    stack.callback(trials.close)
+    return trials
 
 
 async def _seed_scripts(runtime: Runtime) -> None:
