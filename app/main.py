@@ -48,6 +48,7 @@ from schedules import api as schedules_api
 from schedules.scheduler import run_scheduler
 from scripts_library import api as scripts_api
 from scripts_library.loader import seed_default_pack
+from scripts_library.trial import TrialPool
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +169,16 @@ def create_app(
     sender: bool = True,
     heartbeat: bool = True,
     sandbox_when_unconfigured: bool = False,
+    script_trials: TrialPool | None = None,
 ) -> FastAPI:
     """The app; tests inject the clock, the engine and the transport that reaches WeCom.
     `heartbeat=False` registers the instance without beating (`app.instances`).
     `sandbox_when_unconfigured`: with no WECOM_* setting at all, run against the built-in
     sandbox (`app.first_run`), as a newcomer's first `./run serve` does. Logging is set up
-    here (once; `app.logging`), so `uvicorn app.main:app` logs as `campbot serve` does."""
+    here (once; `app.logging`), so `uvicorn app.main:app` logs as `campbot serve` does.
+    `script_trials`: the worker processes scripts are tried in when saved or previewed (the
+    app starts and stops its own without; tests share one, as its workers take a while to
+    start)."""
     configure_logging()
 
     @contextlib.asynccontextmanager
@@ -206,6 +211,7 @@ def create_app(
                 identity=identity,
             )
             app.state.runtime = runtime
+            app.state.script_trials = script_trials or _own_trials(stack)
             if sandboxed:
                 await _seed_scripts(runtime)
             # Registered before any work is taken, heartbeat kept until the handlers drained.
@@ -241,6 +247,13 @@ def create_app(
     app.add_exception_handler(CallbackError, callback_error_response)
     app.add_middleware(H5Headers)  # every /h5/ answer, the framework's own included
     return app
+
+
+def _own_trials(stack: contextlib.AsyncExitStack) -> TrialPool:
+    trials = TrialPool()
+    trials.start()  # a worker starts now, so the first save does not wait for one
+    stack.callback(trials.close)
+    return trials
 
 
 async def _seed_scripts(runtime: Runtime) -> None:

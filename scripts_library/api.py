@@ -31,6 +31,7 @@ from scripts_library.api_schemas import (
     VersionsPage,
 )
 from scripts_library.api_support import (
+    TrialsDep,
     locked_script,
     preload_images,
     preview_context,
@@ -60,7 +61,11 @@ _RESOURCE = "scripts"
     responses=ERRORS_409 | ERRORS_422,
 )
 async def create_script(
-    body: ScriptCreate, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
+    body: ScriptCreate,
+    session: AdminSessionDep,
+    actor: ActorDep,
+    runtime: RuntimeDep,
+    trials: TrialsDep,
 ) -> ScriptOut:
     now = runtime.clock.now()
     images = await preload_images(body.msgtype, body.attachments)
@@ -79,6 +84,7 @@ async def create_script(
             author=actor.name,
             now=now,
             images=images,
+            trials=trials,
         )
     await audit.record(
         session=session,
@@ -136,6 +142,7 @@ async def update_script(
     session: AdminSessionDep,
     actor: ActorDep,
     runtime: RuntimeDep,
+    trials: TrialsDep,
 ) -> ScriptOut:
     now = runtime.clock.now()
     with script_errors():
@@ -159,6 +166,7 @@ async def update_script(
             description=body.description,
             now=now,
             images=images,
+            trials=trials,
         )
     if script.version != version:  # unchanged content stored nothing: nothing to audit
         await _audit_edit(
@@ -237,6 +245,7 @@ async def rollback_script(
     session: AdminSessionDep,
     actor: ActorDep,
     runtime: RuntimeDep,
+    trials: TrialsDep,
 ) -> ScriptOut:
     now = runtime.clock.now()
     with script_errors():
@@ -252,6 +261,7 @@ async def rollback_script(
             note=body.note,
             now=now,
             images=images,
+            trials=trials,
         )
     if script.version != version:
         await _audit_edit(
@@ -270,7 +280,7 @@ async def rollback_script(
     responses=ERRORS_404 | ERRORS_422,
 )
 async def preview_script(
-    key: KeyPath, session: AdminSessionDep, body: PreviewIn | None = None
+    key: KeyPath, session: AdminSessionDep, trials: TrialsDep, body: PreviewIn | None = None
 ) -> PreviewOut:
     body = body or PreviewIn()
     context = await preview_context(session, body.context, body.member_id)
@@ -282,7 +292,12 @@ async def preview_script(
         images = await preload_images(source.msgtype, source.attachments or [])
         try:
             message = await service.preview(
-                session=session, key=key, context=context, version=body.version, images=images
+                session=session,
+                key=key,
+                context=context,
+                version=body.version,
+                images=images,
+                trials=trials,
             )
         except RenderError as exc:
             raise preview_failed(exc) from None

@@ -1,5 +1,6 @@
-"""What `scripts_library.api` needs besides the service: error translation, images loaded
-off the event loop, the preview's context and its per-channel size check."""
+"""What `scripts_library.api` needs besides the service: the trial-render workers, error
+translation, images loaded off the event loop, the preview's context and its per-channel
+size check."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import asyncio
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +25,19 @@ from scripts_library.errors import (
     ScriptNotFoundError,
     ScriptValidationError,
 )
-from scripts_library.images import ImageError, ImageLoader
+from scripts_library.images import ImageError, ImageLoader, Preloaded
 from scripts_library.models import MsgType, Script
+from scripts_library.trial import TrialPool
 from scripts_library.variables import RenderContext, sample_context
+
+
+def get_trials(request: Request) -> TrialPool:
+    """The app's trial-render workers (main.py starts them in the lifespan)."""
+    trials: TrialPool = request.app.state.script_trials
+    return trials
+
+
+TrialsDep = Annotated[TrialPool, Depends(get_trials)]
 
 
 def invalid(problems: Sequence[Problem]) -> InvalidInput:
@@ -57,23 +69,6 @@ async def locked_script(session: AsyncSession, key: str) -> Script:
     if script is None:
         raise ScriptNotFoundError(key)
     return script
-
-
-@dataclass(frozen=True, slots=True)
-class Preloaded:
-    """An image loader over pictures fetched beforehand: the library loads images
-    synchronously, which must not block the event loop in a request."""
-
-    ref: str | None = None
-    data: bytes = b""
-    error: ImageError | None = None
-
-    def __call__(self, ref: str) -> bytes:
-        if self.error is not None:
-            raise self.error
-        if ref != self.ref:
-            raise ImageError(f"读不到图片「{ref}」。")
-        return self.data
 
 
 async def preload_images(msgtype: str, attachments: Sequence[Any]) -> Preloaded:

@@ -5,6 +5,10 @@ CampBotError
 ├── ScriptNotFoundError     404: no script (or no such version) under that key
 ├── ScriptExistsError       409: create with a key already taken
 └── RenderError             the template failed with the given values (a missing variable)
+    └── TemplateLimitError  the template crossed a bound of the sandbox (bounds.py names them)
+        └── TemplateBudgetError  …by looping or computing too long: the same source is refused
+                                 at once for a while (render.py), so a template that is sent to
+                                 many people costs the server that time once
 """
 
 from __future__ import annotations
@@ -48,3 +52,12 @@ class ScriptExistsError(CampBotError):
 
 class RenderError(CampBotError):
     """Rendering failed; the message is Chinese and says which variable or construct."""
+
+
+class TemplateLimitError(RenderError):
+    """The template would build, nest or output more than the sandbox allows; the message
+    names the bound in Chinese."""
+
+
+class TemplateBudgetError(TemplateLimitError):
+    """The template loops or computes past its budget."""

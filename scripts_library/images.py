@@ -67,3 +67,21 @@ class ImageLoader:
             if len(data) > self.max_bytes:
                 raise ImageError(f"图片 {url} 超过 {self.max_bytes} 字节。")
         return bytes(data)
+
+
+@dataclass(frozen=True, slots=True)
+class Preloaded:
+    """An image loader over pictures fetched beforehand: the library loads images
+    synchronously, which must not block the event loop in a request (and a trial render
+    takes it to a worker process)."""
+
+    ref: str | None = None
+    data: bytes = b""
+    error: ImageError | None = None
+
+    def __call__(self, ref: str) -> bytes:
+        if self.error is not None:
+            raise self.error
+        if ref != self.ref:
+            raise ImageError(f"读不到图片「{ref}」。")
+        return self.data

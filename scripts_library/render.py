@@ -1,13 +1,15 @@
-"""Rendering scripts into messages, inside Jinja2's sandbox.
+"""Rendering scripts into messages, inside a bounded Jinja2 sandbox (`sandbox.py`).
 
 Operators write the templates, so they run sandboxed: no attribute starting with an
-underscore, no mutating calls, bounded `range`, and no huge `*`/`**` results. Unknown or
-unset variables raise (StrictUndefined) rather than reaching students as blanks.
+underscore, no mutating calls, and bounds on what a render may build, nest, output and spend
+(`bounds.py`). Unknown or unset variables raise (StrictUndefined) rather than reaching
+students as blanks.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -22,42 +24,31 @@ from jinja2 import (
 )
 from jinja2.exceptions import SecurityError
 from jinja2.nodes import Template as TemplateAst
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.channels.messages import Article, OutMessage
-from scripts_library.errors import RenderError
+from scripts_library.bounds import budget
+from scripts_library.errors import (
+    RenderError,
+    TemplateBudgetError,
+    TemplateLimitError,
+)
 from scripts_library.images import ImageLoader
 from scripts_library.models import MsgType, Script, ScriptContent, ScriptVersion
+from scripts_library.sandbox import BoundedSandbox
 from scripts_library.variables import RenderContext
 
 ARTICLE_FIELDS = ("title", "description", "url", "picurl")  # each one a template
-MAX_REPEAT = 10_000  # longest sequence `*` may build
-MAX_EXPONENT = 100
+# A template that ran out of budget is refused at once for this long: a push renders the
+# same template for every member, and each try would cost the server the whole budget again.
+BUDGET_COOLDOWN_S = 600.0
+_SPENT_MAX = 256  # templates remembered that way (only runaway ones get there)
+NESTED_TOO_DEEP = "模板嵌套太深（括号、过滤器或标签一层套一层太多），请拆开写"
+OUT_OF_MEMORY = "模板渲染占用的内存超过上限，请简化模板"
 _UNDEFINED_NAME = re.compile(r"'(\w+)' is undefined")
 
 Renderable = Script | ScriptVersion | ScriptContent
 
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"乘方的指数不能超过 {MAX_EXPONENT}")
-        if operator == "*" and _repeats_too_much(left, right):
-            raise SecurityError(f"重复生成的内容不能超过 {MAX_REPEAT} 项")
-        return super().call_binop(context, operator, left, right)
-
-
-def _repeats_too_much(left: Any, right: Any) -> bool:
-    for seq, times in ((left, right), (right, left)):
-        if isinstance(seq, str | list | tuple) and isinstance(times, int):
-            return len(seq) * times > MAX_REPEAT
-    return False
-
-
-_ENV = _Sandbox(
+_ENV = BoundedSandbox(
     undefined=StrictUndefined,
     autoescape=False,  # plain text for WeCom, not HTML
     trim_blocks=True,  # `{% for %}` lines leave no blank lines behind
@@ -68,10 +59,17 @@ _ENV = _Sandbox(
 # Names every template may use besides the variables (range, loop helpers, …).
 GLOBALS: frozenset[str] = frozenset(_ENV.globals)
 
+# source -> (monotonic time until which it is refused, why)
+_spent: dict[str, tuple[float, str]] = {}
+
 
 def parse(source: str) -> TemplateAst:
-    """The template's syntax tree; raises jinja2's TemplateSyntaxError (with `lineno`)."""
-    return _ENV.parse(source)
+    """The template's syntax tree; raises jinja2's TemplateSyntaxError (with `lineno`),
+    TemplateLimitError when it nests too deep to parse."""
+    try:
+        return _ENV.parse(source)
+    except RecursionError:
+        raise TemplateLimitError(NESTED_TOO_DEEP) from None
 
 
 @lru_cache(maxsize=1024)
@@ -81,16 +79,43 @@ def _compile(source: str) -> Template:
 
 def render_text(source: str, variables: Mapping[str, object]) -> str:
     """One template rendered with `variables`, surrounding whitespace removed."""
+    _refuse_if_spent(source)
     try:
-        return _compile(source).render(variables).strip()
+        with budget():
+            return _compile(source).render(variables).strip()
+    except TemplateBudgetError as exc:
+        _remember_spent(source, str(exc))
+        raise
+    except RenderError:
+        raise
     except TemplateSyntaxError as exc:
         raise RenderError(f"第 {exc.lineno} 行语法错误：{exc.message}") from exc
     except SecurityError as exc:
         raise RenderError(f"模板里有不允许的操作（出于安全原因已拦截）：{exc}") from exc
     except UndefinedError as exc:
         raise RenderError(_describe_undefined(exc)) from exc
+    except RecursionError:
+        raise TemplateLimitError(NESTED_TOO_DEEP) from None
+    except MemoryError:
+        raise TemplateLimitError(OUT_OF_MEMORY) from None
     except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
         raise RenderError(f"渲染失败：{exc}") from exc
+
+
+def _refuse_if_spent(source: str) -> None:
+    refused = _spent.get(source)
+    if refused is None:
+        return
+    until, reason = refused
+    if time.monotonic() < until:
+        raise TemplateBudgetError(reason)
+    del _spent[source]
+
+
+def _remember_spent(source: str, reason: str) -> None:
+    if len(_spent) >= _SPENT_MAX:
+        del _spent[next(iter(_spent))]  # the oldest
+    _spent[source] = (time.monotonic() + BUDGET_COOLDOWN_S, reason)
 
 
 def _describe_undefined(exc: UndefinedError) -> str:
@@ -155,7 +180,7 @@ def image_ref(content: ScriptContent) -> str:
 def _names_in(source: str) -> frozenset[str]:
     try:
         return frozenset(meta.find_undeclared_variables(parse(source)))
-    except TemplateSyntaxError:
+    except (TemplateSyntaxError, TemplateLimitError):
         return frozenset()  # rendering will say what is wrong
 
 

@@ -23,7 +23,8 @@ from scripts_library.errors import (
     ScriptValidationError,
 )
 from scripts_library.models import AUTHOR_MAX, NOTE_MAX, Script, ScriptContent, ScriptVersion
-from scripts_library.render import render
+from scripts_library.render import content_of, render
+from scripts_library.trial import TrialPool
 from scripts_library.validate import validate
 from scripts_library.variables import RenderContext, sample_context
 from scripts_library.yamlio import dump_content
@@ -52,6 +53,7 @@ async def create_script(
     note: str = "",
     now: datetime | None = None,
     images: ImageLoad | None = None,
+    trials: TrialPool | None = None,
 ) -> Script:
     """A new script at version 1 (ScriptExistsError if the key is taken)."""
     content = ScriptContent(
@@ -66,7 +68,14 @@ async def create_script(
     if await _find(session, key) is not None:
         raise ScriptExistsError(key)
     script, _ = await save_content(
-        session=session, key=key, content=content, author=author, note=note, now=now, images=images
+        session=session,
+        key=key,
+        content=content,
+        author=author,
+        note=note,
+        now=now,
+        images=images,
+        trials=trials,
     )
     return script
 
@@ -86,6 +95,7 @@ async def update_script(
     description: str | None = None,
     now: datetime | None = None,
     images: ImageLoad | None = None,
+    trials: TrialPool | None = None,
 ) -> Script:
     """A new version with the given fields changed (None keeps a field; `schedule_hint={}`
     clears it). Content equal to the current version stores nothing."""
@@ -100,7 +110,9 @@ async def update_script(
         "schedule_hint": None if schedule_hint is None else dict(schedule_hint),
     }
     content = replace(script.content, **{k: v for k, v in changes.items() if v is not None})
-    await _store(session, script, content, author=author, note=note, now=now, images=images)
+    await _store(
+        session, script, content, author=author, note=note, now=now, images=images, trials=trials
+    )
     return script
 
 
@@ -113,17 +125,28 @@ async def save_content(
     note: str = "",
     now: datetime | None = None,
     images: ImageLoad | None = None,
+    trials: TrialPool | None = None,
 ) -> tuple[Script, SaveOutcome]:
-    """Create or update `key` to exactly `content` (the content pack's upsert)."""
+    """Create or update `key` to exactly `content` (the content pack's upsert).
+
+    With `trials` (the admin API) the templates are tried in a worker process; without (the
+    CLI, the built-in pack, tests) here, within the sandbox's bounds."""
     script = await _find(session, key, lock=True)
     if script is not None:
         changed = await _store(
-            session, script, content, author=author, note=note, now=now, images=images
+            session,
+            script,
+            content,
+            author=author,
+            note=note,
+            now=now,
+            images=images,
+            trials=trials,
         )
         return script, SaveOutcome.UPDATED if changed else SaveOutcome.UNCHANGED
     content = content.normalized()
     _check_edit(author, note)
-    validate(content, key=key, images=images)
+    await _validate(content, key=key, images=images, trials=trials)
     now = now or datetime.now(UTC)
     script = Script(key=key, version=1, created_at=now, updated_at=now, **content.columns())
     session.add(script)
@@ -142,12 +165,13 @@ async def _store(
     note: str,
     now: datetime | None,
     images: ImageLoad | None,
+    trials: TrialPool | None,
 ) -> bool:
     content = content.normalized()
     if content == script.content:
         return False
     _check_edit(author, note)
-    validate(content, images=images)
+    await _validate(content, key=None, images=images, trials=trials)
     for name, value in content.columns().items():
         setattr(script, name, value)
     script.version += 1
@@ -155,6 +179,17 @@ async def _store(
     session.add(_version_row(script, author=author, note=note, now=script.updated_at))
     await session.flush()
     return True
+
+
+async def _validate(
+    content: ScriptContent, *, key: str | None, images: ImageLoad | None, trials: TrialPool | None
+) -> None:
+    if trials is None:
+        validate(content, key=key, images=images)
+        return
+    problems = await trials.problems(content, key=key, images=images)
+    if problems:
+        raise ScriptValidationError(problems)
 
 
 def _version_row(script: Script, *, author: str, note: str, now: datetime) -> ScriptVersion:
@@ -249,6 +284,7 @@ async def rollback(
     note: str | None = None,
     now: datetime | None = None,
     images: ImageLoad | None = None,
+    trials: TrialPool | None = None,
 ) -> Script:
     """A new version whose content is that of `version`; history stays as it was.
 
@@ -256,7 +292,16 @@ async def rollback(
     old = await get_version(session=session, key=key, version=version)
     script = await _get(session, key, lock=True)
     note = f"回滚到第 {version} 版" if note is None else note
-    await _store(session, script, old.content, author=author, note=note, now=now, images=images)
+    await _store(
+        session,
+        script,
+        old.content,
+        author=author,
+        note=note,
+        now=now,
+        images=images,
+        trials=trials,
+    )
     return script
 
 
@@ -267,13 +312,16 @@ async def preview(
     context: RenderContext | Mapping[str, object] | None = None,
     version: int | None = None,
     images: ImageLoad | None = None,
+    trials: TrialPool | None = None,
 ) -> OutMessage:
     """The message `key` (or one of its versions) renders to; a mapping or None fills the
-    rest from the sample values."""
+    rest from the sample values. With `trials` it is rendered in a worker process."""
     if version is None:
         target: Script | ScriptVersion = await _get(session, key)
     else:
         target = await get_version(session=session, key=key, version=version)
     if not isinstance(context, RenderContext):
         context = sample_context(context)
-    return render(target, context, images=images)
+    if trials is None:
+        return render(target, context, images=images)
+    return await trials.render(content_of(target), context, images=images)

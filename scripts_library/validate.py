@@ -1,6 +1,7 @@
-"""Checks run before a script is saved: shape, template syntax, variables, and the size
-of the rendered sample against every channel's limits, so a script that WeCom would
-refuse is refused while the operator is still editing it."""
+"""Checks run before a script is saved: shape, template syntax and size, variables, the
+sandbox's bounds, and the size of the rendered sample against every channel's limits, so a
+script that WeCom would refuse is refused while the operator is still editing it. The admin
+API runs these checks in a worker process (trial.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, meta
+from jinja2 import TemplateSyntaxError, meta, nodes
 
 from app.channels.messages import APP, MASS_SEND, ROBOT, WELCOME, Limits, OutMessage, check
 from app.wecom.errors import UndeliverableError
-from scripts_library.errors import Problem, RenderError, ScriptValidationError
+from scripts_library.bounds import MAX_NODES
+from scripts_library.errors import Problem, RenderError, ScriptValidationError, TemplateLimitError
 from scripts_library.hints import schedule_problems
 from scripts_library.models import CATEGORY_MAX, KEY_MAX, TITLE_MAX, MsgType, ScriptContent
 from scripts_library.render import (
@@ -144,16 +146,31 @@ def _unknown_keys(field: str, value: Mapping[str, Any], known: tuple[str, ...]) 
 
 
 def _template_problems(content: ScriptContent) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
+    size = 0
     for field, source in template_fields(content):
         try:
             ast = parse(source)
         except TemplateSyntaxError as exc:
             problems.append(Problem(field, f"第 {exc.lineno} 行语法错误：{exc.message}"))
             continue
+        except TemplateLimitError as exc:
+            problems.append(Problem(field, str(exc)))
+            continue
+        before, size = size, size + sum(1 for _ in ast.find_all(nodes.Node))
+        if before <= MAX_NODES < size:  # named once, on the field that crossed the bound
+            problems.append(Problem(field, _too_complex(size)))
         unknown = meta.find_undeclared_variables(ast) - NAMES - GLOBALS
         problems += [Problem(field, _unknown_message(name)) for name in sorted(unknown)]
     return problems
+
+
+def _too_complex(size: int) -> str:
+    # The bound keeps compiling a stored script (at its first send) well under 100 ms.
+    return (
+        f"模板太复杂：超过上限 {MAX_NODES} 个语法单元（变量、标签、运算等，"
+        f"现在至少 {size} 个），请拆分或简化"
+    )
 
 
 def _unknown_message(name: str) -> str:

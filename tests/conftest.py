@@ -32,6 +32,7 @@ from tests.support import (
     CORP_ID,
     T0,
     TOKEN,
+    TRIALS,
     AppHarness,
     running_app,
 )
@@ -151,6 +152,13 @@ async def harness(
 ) -> AsyncIterator[AppHarness]:
     async with running_app(settings=settings, clock=clock, engine=engine) as running:
         yield running
+
+
+@pytest.fixture(scope="session", autouse=True)
+def trial_workers() -> Iterator[None]:
+    """The apps' shared trial-render workers stop with the session (no process outlives it)."""
+    yield
+    TRIALS.close()
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from app.settings import Settings
 from app.wecom.sandbox.callbacks import SignedCallback
 from bots import ROUTERS
 from bots.dispatch import Context, Router
+from scripts_library.trial import TrialPool
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -27,6 +28,9 @@ TOKEN = "campbotTestToken"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 AGENT_ID, APP_SECRET = 1000002, "not-a-real-secret"
+# The trial-render workers every app of the test session shares (starting one takes about
+# half a second); conftest closes them when the session ends.
+TRIALS = TrialPool()
 
 
 class AppHarness:
@@ -70,6 +74,7 @@ async def running_app(
         scheduler=False,
         sender=sender,
         heartbeat=False,
+        script_trials=TRIALS,
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
