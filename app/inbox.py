@@ -2,8 +2,13 @@
 that handlers are run from (ARCHITECTURE §1, rules 1–2).
 
 A row goes `received → handled | failed`. Handlers run after WeCom has its
-answer; if the process dies first, the sweeper finds the row still `received`
-and runs it again, a bounded number of times.
+answer; if the process dies first, the row is still `received` and is run again,
+a bounded number of times. Each row names the instance running it (app.instances):
+rows of an instance that is gone are resumed within seconds (`run_resumer`, at once
+when it restarts on the same machine), time-critical events first, so a welcome
+still goes out inside its 20 s; the slower sweep (`run_sweeper`) re-runs rows left
+`received` for STUCK_AFTER whatever their instance (a transient error, a handler's
+RetryLater).
 
 Intake records callbacks through `Intake`, a group commit: concurrent claims
 share one multi-row `INSERT … ON CONFLICT DO NOTHING` and one commit, and each
@@ -19,14 +24,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, Update, bindparam, delete, select, update
+from sqlalchemy import Table, Update, bindparam, case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.background import sleep_or_stop
+from app.background import every, sleep_or_stop
 from app.clock import Clock
 from app.db import dialect_insert, is_transient, session_scope
+from app.instances import gone
 from app.models import InboxEvent, InboxStatus
 from app.wecom.events import WeComEvent
 
@@ -40,6 +47,10 @@ STUCK_AFTER = timedelta(minutes=2)
 MAX_ATTEMPTS = 5
 _ERROR_LIMIT = 2000
 SWEEP_INTERVAL_S = 30.0
+# How often rows of an instance that is gone are looked for (a welcome has 20 s), and how
+# many are resumed at once.
+RESUME_INTERVAL_S = 1.0
+RESUME_BATCH = 100
 # Claims written by one group commit at most (8 bound values a row stays far below
 # SQLite's 32,766-variable limit); more wait for the next commit.
 MAX_CLAIM_BATCH = 128
@@ -61,7 +72,18 @@ class Attempt:
 class InboxProcessor(Protocol):
     """Runs the handlers for one inbox row (implemented by `bots.dispatch`)."""
 
-    async def process(self, row_id: int, *, expected_attempts: int, late: bool) -> None: ...
+    @property
+    def time_critical_kinds(self) -> frozenset[str]:
+        """Event kinds whose handling is pointless after a while (the welcome's 20 s):
+        resumed first."""
+        ...
+
+    async def process(
+        self, row_id: int, *, expected_attempts: int, late: bool, kind: str | None = None
+    ) -> None:
+        """Run a row again, unless another worker took it meanwhile; `kind`, when given,
+        lets a time-critical event go first."""
+        ...
 
     async def process_claimed(self, attempt: Attempt, event: WeComEvent | None = None) -> None:
         """Run a row whose attempt intake already counted (`Intake.claim`'s rows)."""
@@ -72,7 +94,9 @@ class InboxProcessor(Protocol):
         ...
 
 
-def _row_values(event: WeComEvent, body: str, now: datetime, attempts: int) -> dict[str, Any]:
+def _row_values(
+    event: WeComEvent, body: str, now: datetime, attempts: int, instance_id: str | None
+) -> dict[str, Any]:
     return {
         "dedupe_key": event.dedupe_key,
         "kind": event.kind,
@@ -82,17 +106,24 @@ def _row_values(event: WeComEvent, body: str, now: datetime, attempts: int) -> d
         "attempts": attempts,
         "received_at": now,
         "updated_at": now,
+        "instance_id": instance_id,
     }
 
 
 async def claim(
-    *, session: AsyncSession, event: WeComEvent, body: str, now: datetime, attempts: int = 0
+    *,
+    session: AsyncSession,
+    event: WeComEvent,
+    body: str,
+    now: datetime,
+    attempts: int = 0,
+    instance_id: str | None = None,
 ) -> int | None:
     """Insert the event unless its key is known; the new row's id, or None for a duplicate."""
     insert = dialect_insert(session)
     statement = (
         insert(InboxEvent)
-        .values(**_row_values(event, body, now, attempts))
+        .values(**_row_values(event, body, now, attempts, instance_id))
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(InboxEvent.id)
     )
@@ -157,10 +188,15 @@ class Intake:
     """
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, max_batch: int = MAX_CLAIM_BATCH
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        max_batch: int = MAX_CLAIM_BATCH,
+        instance_id: str | None = None,
     ) -> None:
         self._sessions = sessions
         self._max_batch = max_batch
+        self._instance_id = instance_id  # the rows' runner (app.instances)
         self._queued: list[_Claim] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -170,7 +206,7 @@ class Intake:
         Returns only after the row is committed; raises what the insert raised.
         """
         pending = _Claim(
-            _row_values(event, body, now, attempts=1),
+            _row_values(event, body, now, attempts=1, instance_id=self._instance_id),
             asyncio.get_running_loop().create_future(),
         )
         self._queued.append(pending)
@@ -228,9 +264,15 @@ class Intake:
 
 
 async def begin_attempt(
-    *, session: AsyncSession, row_id: int, expected_attempts: int, now: datetime
+    *,
+    session: AsyncSession,
+    row_id: int,
+    expected_attempts: int,
+    now: datetime,
+    instance_id: str | None = None,
 ) -> Attempt | None:
-    """Count one more attempt, unless another worker already took this row (then None)."""
+    """Count one more attempt, run by `instance_id`, unless another worker already took
+    this row (then None)."""
     statement = (
         update(InboxEvent)
         .where(
@@ -238,7 +280,7 @@ async def begin_attempt(
             InboxEvent.status == InboxStatus.RECEIVED,
             InboxEvent.attempts == expected_attempts,
         )
-        .values(attempts=InboxEvent.attempts + 1, updated_at=now)
+        .values(attempts=InboxEvent.attempts + 1, updated_at=now, instance_id=instance_id)
         .returning(
             InboxEvent.id,
             InboxEvent.dedupe_key,
@@ -326,6 +368,30 @@ async def find_stuck(
     return [(row_id, attempts) for row_id, attempts in (await session.execute(statement)).all()]
 
 
+async def find_orphaned(
+    *,
+    session: AsyncSession,
+    now: datetime,
+    me: str | None,
+    first: frozenset[str] = frozenset(),
+    limit: int = RESUME_BATCH,
+) -> Sequence[tuple[int, int, str]]:
+    """(id, attempts, kind) of rows left `received` by an instance that is gone, kinds in
+    `first` first, then oldest first. Rows out of attempts are left to `give_up_exhausted`."""
+    urgent = case((InboxEvent.kind.in_(first), 0), else_=1) if first else None
+    statement = (
+        select(InboxEvent.id, InboxEvent.attempts, InboxEvent.kind)
+        .where(
+            InboxEvent.status == InboxStatus.RECEIVED,
+            InboxEvent.attempts < MAX_ATTEMPTS,
+            gone(InboxEvent.instance_id, now=now, me=me),
+        )
+        .order_by(*([urgent] if urgent is not None else []), InboxEvent.id)
+        .limit(limit)
+    )
+    return [(row_id, n, kind) for row_id, n, kind in (await session.execute(statement)).all()]
+
+
 async def give_up_exhausted(*, session: AsyncSession, now: datetime) -> int:
     """Fail rows whose attempts ran out, so they are shown instead of retried forever."""
     statement = (
@@ -363,9 +429,34 @@ async def sweep_once(
         stuck = await find_stuck(session=session, now=now)
     if given_up:
         logger.warning("inbox: %d rows failed after %d attempts", given_up, MAX_ATTEMPTS)
-    for row_id, attempts in stuck:
-        await processor.process(row_id, expected_attempts=attempts, late=True)
+    await asyncio.gather(
+        *(processor.process(row_id, expected_attempts=n, late=True) for row_id, n in stuck)
+    )
     return len(stuck)
+
+
+async def resume_orphaned(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    processor: InboxProcessor,
+    clock: Clock,
+    me: str | None,
+) -> int:
+    """One pass: run again the rows of instances that are gone (see the module docstring).
+    Returns once they ran, so the next pass does not find them again."""
+    async with session_scope(sessions) as session:
+        orphans = await find_orphaned(
+            session=session, now=clock.now(), me=me, first=processor.time_critical_kinds
+        )
+    if orphans:
+        logger.warning("inbox: resuming %d events of a stopped instance", len(orphans))
+    await asyncio.gather(
+        *(
+            processor.process(row_id, expected_attempts=n, late=True, kind=kind)
+            for row_id, n, kind in orphans
+        )
+    )
+    return len(orphans)
 
 
 async def run_sweeper(
@@ -385,3 +476,17 @@ async def run_sweeper(
             logger.exception("inbox sweep failed")
         if await sleep_or_stop(stop, interval):
             return
+
+
+async def run_resumer(
+    stop: asyncio.Event,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    processor: InboxProcessor,
+    clock: Clock,
+    me: str | None,
+    interval: float = RESUME_INTERVAL_S,
+) -> None:
+    """Resume gone instances' rows now (a restart's first pass) and every `interval`."""
+    resume = partial(resume_orphaned, sessions=sessions, processor=processor, clock=clock, me=me)
+    await every(stop, interval, resume, name="inbox resume")

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import instances
 from app.api import api_router
 from app.api.admin.throttle import AuthThrottle
 from app.api.callback import callback_error_response
@@ -32,7 +33,8 @@ from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
 from app.first_run import SANDBOX_MOUNT, first_run, wecom_unconfigured
-from app.inbox import InboxProcessor, run_sweeper
+from app.inbox import InboxProcessor, run_resumer, run_sweeper
+from app.instances import Identity
 from app.logging import configure_logging
 from app.outbox import Sender
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
@@ -71,11 +73,15 @@ def build_runtime(
     engine: AsyncEngine,
     routers: Iterable[Router],
     http: httpx.AsyncClient,
+    identity: Identity | None = None,
 ) -> Runtime:
     sessions = create_sessionmaker(engine)
     wecom = wecom_client(settings, http=http, sessions=sessions, clock=clock)
+    instance = identity.id if identity else None
     sender = (
-        Sender(sessions=sessions, deliver=ChannelDeliverer(wecom), clock=clock) if wecom else None
+        Sender(sessions=sessions, deliver=ChannelDeliverer(wecom), clock=clock, instance=instance)
+        if wecom
+        else None
     )
     outbound = HandlerOutbound(sender) if sender else None
     dispatcher = Dispatcher(
@@ -85,6 +91,7 @@ def build_runtime(
         clock=clock,
         outbound=outbound,
         wecom=wecom,
+        instance=instance,
     )
     return Runtime(
         settings=settings,
@@ -95,6 +102,7 @@ def build_runtime(
         crypto=callback_crypto(settings),
         wecom=wecom,
         sender=sender,
+        identity=identity,
     )
 
 
@@ -112,6 +120,15 @@ def _start_loops(
             )
         )
     if sweeper:
+        loops.start(
+            partial(
+                run_resumer,
+                sessions=runtime.sessions,
+                processor=runtime.processor,
+                clock=runtime.clock,
+                me=runtime.identity.id if runtime.identity else None,
+            )
+        )
         loops.start(
             partial(
                 run_sweeper,
@@ -150,10 +167,12 @@ def create_app(
     sweeper: bool = True,
     scheduler: bool = True,
     sender: bool = True,
+    heartbeat: bool = True,
     sandbox_when_unconfigured: bool = False,
     script_trials: TrialPool | None = None,
 ) -> FastAPI:
     """The app; tests inject the clock, the engine and the transport that reaches WeCom.
+    `heartbeat=False` registers the instance without beating (`app.instances`).
     `sandbox_when_unconfigured`: with no WECOM_* setting at all, run against the built-in
     sandbox (`app.first_run`), as a newcomer's first `./run serve` does. Logging is set up
     here (once; `app.logging`), so `uvicorn app.main:app` logs as `campbot serve` does.
@@ -182,17 +201,28 @@ def create_app(
             if engine is None:
                 own_engine = create_engine(resolved.database_url)
                 stack.push_async_callback(own_engine.dispose)
+            identity = Identity.of_this_process("server")
             runtime = build_runtime(
                 settings=resolved,
                 clock=clock or SystemClock(),
                 engine=engine or own_engine,
                 routers=routers,
                 http=http,
+                identity=identity,
             )
             app.state.runtime = runtime
             app.state.script_trials = script_trials or _own_trials(stack)
             if sandboxed:
                 await _seed_scripts(runtime)
+            # Registered before any work is taken, heartbeat kept until the handlers drained.
+            await stack.enter_async_context(
+                instances.running(
+                    sessions=runtime.sessions,
+                    identity=identity,
+                    clock=runtime.clock,
+                    heartbeat=heartbeat,
+                )
+            )
             # Runs before the client and engine close (the stack unwinds in reverse).
             stack.push_async_callback(_drain_handlers, runtime.processor)
             _warn_unconfigured(runtime)

@@ -54,6 +54,9 @@ class InboxEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The instance running the current attempt (app.instances): once it is gone, the
+    # row is resumed at once instead of after STUCK_AFTER.
+    instance_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class OutboxStatus(StrEnum):
@@ -88,6 +91,9 @@ class OutboxMessage(Base):
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The instance holding the claim (app.instances): once it is gone, the row is
+    # reclaimed at once instead of at the end of its lease.
+    instance_id: Mapped[str | None] = mapped_column(String(32))
     # Times a send was repeated after WeCom may already have received it (answer lost).
     in_doubt: Mapped[int] = mapped_column(Integer, default=0)
     last_errcode: Mapped[int | None] = mapped_column(Integer)
@@ -96,6 +102,21 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Instance(Base):
+    """A running CampBot process (server, sender), alive while its heartbeat is recent."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))  # the hostname, for people
+    # Where `pid` names one process: the machine's boot and its pid namespace.
+    pid_space: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class RateSlot(Base):

@@ -21,6 +21,7 @@ from app.channels.messages import OutMessage
 from app.channels.routes import Route, enqueue_message
 from app.clock import SystemClock
 from app.db import create_engine, create_sessionmaker
+from app.instances import Identity, running
 from app.models import OutboxMessage, OutboxStatus
 from app.outbox import Sender
 from app.runtime import wecom_client, wecom_http
@@ -49,7 +50,8 @@ class SendOutcome:
 
 
 @asynccontextmanager
-async def _sender(settings: Settings) -> AsyncIterator[Sender]:
+async def _sender(settings: Settings, *, kind: str) -> AsyncIterator[Sender]:
+    """A Sender registered as an instance of `kind` (app.instances) while the block runs."""
     engine = create_engine(settings.database_url)
     try:
         async with wecom_http(settings, None) as http:
@@ -58,7 +60,14 @@ async def _sender(settings: Settings) -> AsyncIterator[Sender]:
             client = wecom_client(settings, http=http, sessions=sessions, clock=clock)
             if client is None:
                 raise NotConfigured("set WECOM_CORP_ID and WECOM_SECRET to send to WeCom")
-            yield Sender(sessions=sessions, deliver=ChannelDeliverer(client), clock=clock)
+            identity = Identity.of_this_process(kind)
+            async with running(sessions=sessions, identity=identity, clock=clock):
+                yield Sender(
+                    sessions=sessions,
+                    deliver=ChannelDeliverer(client),
+                    clock=clock,
+                    instance=identity.id,
+                )
     finally:
         await engine.dispose()
 
@@ -68,7 +77,7 @@ async def send_one(
 ) -> SendOutcome:
     """Enqueue one message and see it through: sent, dead, or still pending after `wait`."""
     key = f"cli:{uuid.uuid4().hex}"
-    async with _sender(settings) as sender:
+    async with _sender(settings, kind="send") as sender:
         clock = SystemClock()
         async with sender.sessions.begin() as session:
             row_id = await enqueue_message(
@@ -90,7 +99,7 @@ async def send_one(
 
 async def run_sender(settings: Settings) -> None:
     """The sender loop alone, until SIGINT or SIGTERM."""
-    async with _sender(settings) as sender:
+    async with _sender(settings, kind="sender") as sender:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,11 +4,16 @@
 rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL), reserves each row's rate slot in
 the database (so limits hold across instances), marks the row `sending` just
 before its request and records the outcome in the same commit as the next
-row's mark. After a `kill -9`, claimed rows go back to `pending` untouched, and
-only the one row that was `sending` can have reached WeCom already: it is sent
-again and counted `in_doubt` (for app messages WeCom's duplicate check drops
-the repeat). Each concurrent worker has at most one row on its way, so a kill can
-repeat at most `concurrency` rows (4 by default), each of them counted.
+row's mark. Claims name the sender's instance (app.instances): after a `kill -9`,
+the rows of the instance that is gone go back to `pending` within seconds (at once
+when it restarts on the same machine), and a claim that outlives its lease (sized
+to what it guards: a welcome's ends well inside its 20 s) is freed the same way.
+Claimed rows go back untouched, and only a row that was `sending` can have reached
+WeCom already: it is sent again and counted `in_doubt` (for app messages WeCom's
+duplicate check drops the repeat; a welcome's repeat is refused with 41051, which
+then confirms the first one arrived). Each concurrent worker has at most one row
+on its way, so a kill can repeat at most `concurrency` rows (4 by default), each of
+them counted.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.types import TypeEngine
@@ -30,6 +35,7 @@ from sqlalchemy.types import TypeEngine
 from app.background import sleep_or_stop
 from app.clock import Clock
 from app.db import dialect_insert
+from app.instances import gone
 from app.models import OutboxMessage, OutboxStatus, RateSlot
 from app.wecom.errors import (
     UndeliverableError,
@@ -44,7 +50,12 @@ MAX_ATTEMPTS = 8
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 600.0
 LEASE = timedelta(seconds=60)  # longer than any one WeCom request may take
-RECOVER_EVERY = timedelta(seconds=10)
+# Leases of channels whose sends expire: a welcome's code works 20 s after the event, so
+# a claim stuck in a live sender must be freed, and the row sent by another, well before.
+LEASES: Mapping[str, timedelta] = {"welcome": timedelta(seconds=8)}
+# How often each sender looks for claims to take back: a gone instance's rows wait
+# at most this long after its heartbeat went stale.
+RECOVER_EVERY = timedelta(seconds=1)
 # WeCom's per-target limits as the spacing between two sends; a little over the exact
 # quotient so a rolling window never sees one too many (20/min per robot, 30/min per member).
 RATE_INTERVALS: Mapping[str, timedelta] = {
@@ -276,6 +287,8 @@ async def _claim(
     worker: str,
     intervals: Mapping[str, timedelta],
     lease: timedelta = LEASE,
+    leases: Mapping[str, timedelta] = LEASES,
+    instance: str | None = None,
 ) -> list[OutboxMessage]:
     """Claim the rows whose rate slot is free now; move the others to their coming slot."""
     claimed = []
@@ -295,8 +308,8 @@ async def _claim(
             if busy_until is not None:
                 row.not_before = busy_until
                 continue
-        row.status, row.claimed_by, row.lease_until = OutboxStatus.CLAIMED, worker, now + lease
-        row.updated_at = now
+        row.status, row.claimed_by, row.instance_id = OutboxStatus.CLAIMED, worker, instance
+        row.lease_until, row.updated_at = now + leases.get(row.channel, lease), now
         claimed.append(row)
     return sorted(claimed, key=lambda r: (r.not_before, r.id))
 
@@ -309,32 +322,57 @@ async def claim_due(
     limit: int,
     intervals: Mapping[str, timedelta] = RATE_INTERVALS,
     lease: timedelta = LEASE,
+    leases: Mapping[str, timedelta] = LEASES,
+    instance: str | None = None,
 ) -> list[OutboxMessage]:
     """Rows this worker may send now (FOR UPDATE SKIP LOCKED keeps workers apart)."""
     due = (await session.execute(_due(now).limit(limit))).scalars().all()
-    return await _claim(session, due, now=now, worker=worker, intervals=intervals, lease=lease)
+    return await _claim(
+        session,
+        due,
+        now=now,
+        worker=worker,
+        intervals=intervals,
+        lease=lease,
+        leases=leases,
+        instance=instance,
+    )
 
 
-async def recover_expired(*, session: AsyncSession, now: datetime) -> int:
-    """Give rows of a sender that died back to `pending` (see the module docstring)."""
+def _abandoned(now: datetime, me: str | None) -> ColumnElement[bool]:
+    """Claims no one will finish: past their lease, or held by an instance that is gone."""
+    return or_(OutboxMessage.lease_until < now, gone(OutboxMessage.instance_id, now=now, me=me))
+
+
+_RELEASED = {"claimed_by": None, "instance_id": None, "lease_until": None}
+
+
+async def recover_expired(*, session: AsyncSession, now: datetime, me: str | None = None) -> int:
+    """Give the rows of senders that died (or whose claim outlived its lease) back to
+    `pending` (see the module docstring); `me` is the caller's instance, never gone."""
+    abandoned = _abandoned(now, me)
     untouched = await session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.CLAIMED, OutboxMessage.lease_until < now)
-        .values(status=OutboxStatus.PENDING, claimed_by=None, lease_until=None, updated_at=now)
+        .where(OutboxMessage.status == OutboxStatus.CLAIMED, abandoned)
+        .values(status=OutboxStatus.PENDING, updated_at=now, **_RELEASED)
+        .execution_options(synchronize_session=False)
     )
     in_flight = await session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.lease_until < now)
+        .where(OutboxMessage.status == OutboxStatus.SENDING, abandoned)
         .values(
             status=OutboxStatus.PENDING,
-            claimed_by=None,
-            lease_until=None,
             updated_at=now,
             in_doubt=OutboxMessage.in_doubt + 1,
             last_error="the sender stopped during this send; it may have been delivered",
+            **_RELEASED,
         )
+        .execution_options(synchronize_session=False)
     )
-    return int(untouched.rowcount or 0) + int(in_flight.rowcount or 0)  # type: ignore[attr-defined]
+    recovered = int(untouched.rowcount or 0) + int(in_flight.rowcount or 0)  # type: ignore[attr-defined]
+    if recovered:
+        logger.warning("outbox: %d rows of a stopped sender are due again", recovered)
+    return recovered
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,8 +409,7 @@ async def _apply(session: AsyncSession, outcome: Outcome, *, worker: str, now: d
                 wecom_msgid=outcome.msgid,
                 attempts=OutboxMessage.attempts + 1,
                 updated_at=now,
-                claimed_by=None,
-                lease_until=None,
+                **_RELEASED,
             )
             .execution_options(synchronize_session=False)
         )
@@ -381,10 +418,16 @@ async def _apply(session: AsyncSession, outcome: Outcome, *, worker: str, now: d
     if row is None or row.status != OutboxStatus.SENDING or row.claimed_by != worker:
         return  # recovered by another sender meanwhile; it owns the row now
     row.attempts += 1
-    row.updated_at, row.claimed_by, row.lease_until = now, None, None
+    row.updated_at, row.claimed_by, row.instance_id, row.lease_until = now, None, None, None
     error = outcome.error
-    row.last_error = f"{error} — {error.hint}"[:_ERROR_LIMIT]
     row.last_errcode = error.errcode if isinstance(error, WeComAPIError) else None
+    if row.in_doubt and isinstance(error, WeComAPIError) and error.confirms_earlier_send:
+        # The repeat of a send that may have arrived, refused as already done: it arrived.
+        row.status, row.sent_at = OutboxStatus.SENT, now
+        note = f"重发时企业微信答 {error.errcode}（{error.errmsg}）：上一次结果未知的发送已送达。"
+        row.last_error = note[:_ERROR_LIMIT]
+        return
+    row.last_error = f"{error} — {error.hint}"[:_ERROR_LIMIT]
     if isinstance(error, WeComTransportError):
         row.in_doubt += 1  # the request may have arrived; a retry may repeat it
     if not error.retryable or row.attempts >= row.max_attempts:
@@ -425,8 +468,12 @@ class Sender:
         batch: int = 25,
         concurrency: int = 4,
         lease: timedelta = LEASE,
+        leases: Mapping[str, timedelta] = LEASES,
         intervals: Mapping[str, timedelta] = RATE_INTERVALS,
+        instance: str | None = None,
     ) -> None:
+        """`instance`: the id this process registered (app.instances), which its claims
+        carry; without one, its rows are freed only by their leases."""
         self.sessions = sessions
         self._deliver = deliver
         self._clock = clock
@@ -434,15 +481,20 @@ class Sender:
         self._concurrency = concurrency
         self._intervals = intervals
         self._lease = lease
-        self.worker = uuid.uuid4().hex[:12]
+        self._leases = leases
+        self.instance = instance
+        self.worker = instance or uuid.uuid4().hex[:12]
         self._recovered_at: datetime | None = None
+
+    def _lease_for(self, channel: str) -> timedelta:
+        return self._leases.get(channel, self._lease)
 
     async def run_once(self) -> int:
         """One round: recover dead senders' rows, then each worker sends a batch. Rows sent."""
         now = self._clock.now()
         if self._recovered_at is None or now - self._recovered_at >= RECOVER_EVERY:
             async with self.sessions.begin() as session:
-                await recover_expired(session=session, now=now)
+                await recover_expired(session=session, now=now, me=self.instance)
             self._recovered_at = now
         counts = await asyncio.gather(
             *(self._work(f"{self.worker}-{n}") for n in range(self._concurrency))
@@ -458,6 +510,8 @@ class Sender:
                 limit=self._batch,
                 intervals=self._intervals,
                 lease=self._lease,
+                leases=self._leases,
+                instance=self.instance,
             )
         await self._send_claimed(rows, worker=worker)
         return len(rows)
@@ -478,6 +532,8 @@ class Sender:
                 worker=worker,
                 intervals=self._intervals,
                 lease=self._lease,
+                leases=self._leases,
+                instance=self.instance,
             )
         await self._send_claimed(rows, worker=worker)
         async with self.sessions() as session:
@@ -498,7 +554,7 @@ class Sender:
                         await _apply(session, outcome, worker=worker, now=now)
                     outcome = None
                     marked = await _mark_sending(
-                        session, row.id, worker=worker, now=now, lease=self._lease
+                        session, row.id, worker=worker, now=now, lease=self._lease_for(row.channel)
                     )
                 if marked:
                     outcome = await self._attempt(row)

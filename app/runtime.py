@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import Clock
 from app.inbox import InboxProcessor, Intake
+from app.instances import Identity
 from app.outbox import Sender
 from app.settings import Settings
 from app.wecom.client import WeComClient
@@ -31,11 +32,14 @@ class Runtime:
     crypto: CallbackCrypto | None
     wecom: WeComClient | None = None  # None until WECOM_CORP_ID and WECOM_SECRET are set
     sender: Sender | None = None
+    # This process in the instances table: what its claims carry (app.instances).
+    identity: Identity | None = None
     # Built from `sessions`: the group-commit writer every callback is recorded through.
     intake: Intake = field(init=False)
 
     def __post_init__(self) -> None:
-        self.intake = Intake(self.sessions)
+        instance_id = self.identity.id if self.identity else None
+        self.intake = Intake(self.sessions, instance_id=instance_id)
 
 
 def callback_crypto(settings: Settings) -> CallbackCrypto | None:

@@ -303,7 +303,12 @@ async def _probe(url: str, tokens: list[str], workdir: Path) -> Probe:
         _env_file=None,  # type: ignore[call-arg]
     )
     app = create_app(
-        settings=settings, engine=engine, sweeper=False, scheduler=False, sender=False
+        settings=settings,
+        engine=engine,
+        sweeper=False,
+        scheduler=False,
+        sender=False,
+        heartbeat=False,  # counted statements are the requests' only
     )
     app.state.storage = FolderStorage(workdir / "probe-uploads")
     pixels = random.Random(20260302).randbytes(SIDE * SIDE * 3)

@@ -47,8 +47,8 @@ logger = logging.getLogger(__name__)
 SQLITE_CONCURRENCY = 2
 SERVER_DB_CONCURRENCY = 4
 # Queue order under a backlog (seconds of slack, earliest deadline first): events a
-# time-critical handler (`max_age`) may take go first, other events may wait up to 10 s
-# longer, sweeper re-runs (already minutes late) a minute longer.
+# time-critical handler (`max_age`) may take go first (resumed after a crash too), other
+# events may wait up to 10 s longer, other re-runs after a crash a minute longer.
 SLACK_URGENT_S, SLACK_NORMAL_S, SLACK_LATE_S = 0.0, 10.0, 60.0
 # Beyond this many queued runs, intake's background tasks stop following theirs.
 FOLLOW_BACKLOG = 64
@@ -318,6 +318,7 @@ class Dispatcher:
         outbound: Outbound | None = None,
         wecom: WeComClient | None = None,
         concurrency: int | None = None,
+        instance: str | None = None,
     ) -> None:
         self.routers = tuple(routers)
         self.sessions = sessions
@@ -328,7 +329,13 @@ class Dispatcher:
         # app.main passes it here itself.
         self.wecom = wecom
         self._queue = _RunQueue(concurrency or default_concurrency(sessions))
-        self._urgent: dict[str, bool] = {}
+        self.instance = instance  # what re-runs record as the row's runner (app.instances)
+        self.time_critical_kinds = frozenset(
+            r.kind
+            for router in self.routers
+            for r in router.registrations
+            if r.max_age is not None
+        )
 
     @property
     def waiting(self) -> int:
@@ -336,11 +343,7 @@ class Dispatcher:
         return len(self._queue)
 
     def _slack(self, kind: str) -> float:
-        urgent = self._urgent.get(kind)
-        if urgent is None:
-            urgent = any(r.max_age is not None for r in candidates(self.routers, kind))
-            self._urgent[kind] = urgent
-        return SLACK_URGENT_S if urgent else SLACK_NORMAL_S
+        return SLACK_URGENT_S if kind in self.time_critical_kinds else SLACK_NORMAL_S
 
     async def process_claimed(
         self, attempt: inbox.Attempt, event: WeComEvent | None = None
@@ -374,10 +377,17 @@ class Dispatcher:
         run = partial(self._run, attempt, event, late=False, passive=passive)
         return self._queue.submit(SLACK_URGENT_S, run)
 
-    async def process(self, row_id: int, *, expected_attempts: int, late: bool) -> None:
+    async def process(
+        self, row_id: int, *, expected_attempts: int, late: bool, kind: str | None = None
+    ) -> None:
         """Count one more attempt on the row, unless another worker took it, then run it
-        (the sweeper's path, and rows claimed with `inbox.claim`). Returns once it ran."""
-        slack = SLACK_LATE_S if late else SLACK_NORMAL_S
+        (the sweeper's path, and rows claimed with `inbox.claim`). Returns once it ran.
+        An event of a time-critical `kind` goes first even when `late` (resumed after a
+        crash, its window may still be open)."""
+        if kind in self.time_critical_kinds:
+            slack = SLACK_URGENT_S
+        else:
+            slack = SLACK_LATE_S if late else SLACK_NORMAL_S
         await self._queue.submit(slack, partial(self._attempt, row_id, expected_attempts, late))
 
     async def drain(self) -> None:
@@ -402,6 +412,7 @@ class Dispatcher:
                 row_id=row_id,
                 expected_attempts=expected_attempts,
                 now=self.clock.now(),
+                instance_id=self.instance,
             )
 
     async def _run(

@@ -173,6 +173,31 @@ class SandboxServer:
         return self.process.stop(signal.SIGINT, timeout=STOP_TIMEOUT_S)
 
 
+class ServerProcess:
+    """`campbot serve` on `port`, ready once /healthz answers 200 (its database is up)."""
+
+    def __init__(self, process: Process, port: int) -> None:
+        self.process = process
+        self.port = port
+        self.base_url = f"http://{HOST}:{port}"
+
+    @classmethod
+    def start(cls, workdir: Path, *, env: dict[str, str], port: int, name: str) -> ServerProcess:
+        args = ["serve", "--host", HOST, "--port", str(port)]
+        server = cls(start_campbot(args, env=env, cwd=workdir, name=name), port)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=2) as http:
+            while time.monotonic() < deadline and server.process.alive():
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        return server
+                except httpx.TransportError:
+                    pass
+                time.sleep(POLL_S)
+        server.process.stop()
+        raise RuntimeError(f"`campbot serve` did not start:\n{server.process.log_tail()}")
+
+
 async def wait_until(
     check: Callable[[], Awaitable[bool]],
     *,

@@ -60,7 +60,8 @@ async def running_app(
 ) -> AsyncIterator[AppHarness]:
     """The app on the test clock and database. WeCom calls go to `wecom_transport` (e.g.
     `sandbox_transport(sandbox)`); without one they fail as if offline, never reaching out.
-    `sender=False` leaves the sender loop off: tests push rows with `runtime.sender`."""
+    `sender=False` leaves the sender loop off: tests push rows with `runtime.sender`. The
+    instance registers but does not beat: on the test clock a heartbeat tells nothing."""
     from app.main import create_app
 
     app = create_app(
@@ -72,6 +73,7 @@ async def running_app(
         sweeper=False,
         scheduler=False,
         sender=sender,
+        heartbeat=False,
         script_trials=TRIALS,
     )
     async with app.router.lifespan_context(app):

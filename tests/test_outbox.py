@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import outbox
+from app import instances, outbox
 from app.clock import ManualClock
+from app.instances import Identity
 from app.models import OutboxMessage, OutboxStatus
 from app.wecom.errors import (
     RateLimitedError,
@@ -19,6 +20,7 @@ from app.wecom.errors import (
     WeComError,
     WeComTransportError,
 )
+from tests.support import T0
 
 
 class ScriptedDeliver:
@@ -223,3 +225,55 @@ async def test_robot_limit_is_planned_not_discovered(sessions, clock, sender, de
     # Close to the lower bound the limit sets: 99 gaps of 3 s.
     assert times[-1] - start <= timedelta(seconds=99 * 3 * 1.1)
     assert ("other-robot", start) in deliver.sent  # another robot is not held up
+
+
+async def test_41051_on_the_repeat_of_a_send_cut_off_by_a_crash_means_it_was_sent(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    sender: outbox.Sender,
+    deliver: ScriptedDeliver,
+) -> None:
+    # A sender died with this welcome on the wire (it had reached WeCom); its instance is
+    # gone, so the row is sent again, and WeCom refuses the used code: it arrived.
+    deliver.failures["code1"] = [WeComAPIError(41051, "customer and user has started chat")]
+    await _enqueue(sessions, clock, "welcome:wmA:code1", target="code1", channel="welcome")
+    async with sessions.begin() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.key == "welcome:wmA:code1")
+            .values(
+                status=OutboxStatus.SENDING,
+                claimed_by="killed-0",
+                instance_id="killed",
+                lease_until=clock.now() + outbox.LEASE,
+            )
+        )
+    await sender.run_once()
+    row = await _row(sessions, "welcome:wmA:code1")
+    assert (row.status, row.in_doubt, row.attempts, row.last_errcode) == ("sent", 1, 1, 41051)
+    assert "上一次结果未知的发送已送达" in (row.last_error or "")
+    assert deliver.calls == 1
+
+
+async def test_a_stuck_welcome_claim_is_freed_well_inside_the_20_s_window(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    sender: outbox.Sender,
+    deliver: ScriptedDeliver,
+) -> None:
+    await _enqueue(sessions, clock, "welcome:wmB:code2", target="code2", channel="welcome")
+    await _enqueue(sessions, clock, "broadcast", target="chat1")
+    # A sender took both and got stuck before sending either; it still beats.
+    stuck = Identity.of_this_process("sender")
+    async with sessions.begin() as session:
+        claimed = await outbox.claim_due(
+            session=session, now=clock.now(), worker="stuck-0", limit=10, instance=stuck.id
+        )
+    assert len(claimed) == 2
+    clock.advance(outbox.LEASES["welcome"] + timedelta(seconds=1))
+    async with sessions.begin() as session:
+        await instances.beat(session=session, identity=stuck, now=clock.now())
+    await sender.run_once()
+    assert [key for key, _ in deliver.sent] == ["welcome:wmB:code2"]
+    assert clock.now() - T0 < timedelta(seconds=10)  # time left to send it elsewhere
+    assert (await _row(sessions, "broadcast")).status == "claimed"  # its lease is a minute

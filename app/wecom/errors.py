@@ -21,6 +21,9 @@ from app.errors import CampBotError
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001})
 SYSTEM_BUSY = -1
 RATE_LIMIT_WAIT_S = {45009: 60.0, 45033: 10.0}
+# WeCom refuses the repeat of a send that took effect: 41051, the welcome code was used.
+# After an attempt whose outcome is unknown, that proves the attempt arrived.
+ALREADY_DONE_ERRCODES = frozenset({41051})
 
 HINTS: dict[int, str] = {
     -1: "企业微信系统繁忙，稍后会自动重试。",
@@ -72,6 +75,12 @@ class WeComAPIError(WeComError):
     @property
     def hint(self) -> str:
         return HINTS.get(self.errcode, f"企业微信返回错误 {self.errcode}：{self.errmsg}")
+
+    @property
+    def confirms_earlier_send(self) -> bool:
+        """True when this refusal means the same send already took effect: on a repeat of
+        an attempt that may have arrived, it did (on a first attempt it is a refusal)."""
+        return self.errcode in ALREADY_DONE_ERRCODES
 
 
 class TokenError(WeComAPIError):
