@@ -17,12 +17,16 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from app.migrations import upgrade
+from app.wecom.crypto import CallbackCrypto
+from app.wecom.sandbox.callbacks import CallbackBuilder
 from tests.processes import (
+    CORP_ID,
     HOST,
     POLL_S,
     START_TIMEOUT_S,
@@ -31,6 +35,7 @@ from tests.processes import (
     free_port,
     start_campbot,
 )
+from tests.support import AES_KEY, TOKEN
 
 STALL_LIMIT_S = 0.100
 POLL_EVERY_S = 0.010
@@ -39,6 +44,7 @@ POLL_EVERY_S = 0.010
 REQUEST_TIMEOUT_S = 15.0
 # Nothing here talks to WeCom; should anything try, it is refused at once, not hung.
 UNREACHABLE_WECOM = f"http://{HOST}:9"
+ZERO_SIGNATURE = "0" * 40
 
 
 Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
@@ -77,8 +83,9 @@ class ServedApp:
     """`campbot serve` on its own SQLite file in `workdir`, with `env` on top of the test
     corp's settings; stopped by its pid."""
 
-    def __init__(self, process: Process, port: int) -> None:
+    def __init__(self, process: Process, port: int, env: dict[str, str]) -> None:
         self.process = process
+        self.env = env  # what a `campbot` command beside it needs (its database, its corp)
         self.base_url = f"http://{HOST}:{port}"
 
     @classmethod
@@ -90,7 +97,7 @@ class ServedApp:
         process = start_campbot(
             ["serve", "--host", HOST, "--port", str(port)], env=full_env, cwd=workdir, name="serve"
         )
-        served = cls(process, port)
+        served = cls(process, port, full_env)
         if not served._healthy_within(START_TIMEOUT_S):
             served.stop()
             raise RuntimeError("campbot serve did not answer /healthz:\n" + process.log_tail())
@@ -152,3 +159,29 @@ async def _poll(probe: httpx.AsyncClient, stop: asyncio.Event) -> list[float]:
         waits.append(time.perf_counter() - started)
         await asyncio.sleep(POLL_EVERY_S)
     return waits
+
+
+def unsigned_callback(body: bytes) -> Send:
+    """A request with a valid-looking query (now, a nonce, a made-up signature)."""
+
+    async def send(client: httpx.AsyncClient) -> httpx.Response:
+        timestamp = str(int(datetime.now(UTC).timestamp()))
+        params = {"msg_signature": ZERO_SIGNATURE, "timestamp": timestamp, "nonce": "n0nce"}
+        return await client.post("/wecom/callback", params=params, content=body)
+
+    return send
+
+
+def signed_callback(plaintext: str) -> Send:
+    """WeCom's signed, encrypted POST of `plaintext`, signed at send time."""
+    wecom = CallbackBuilder(
+        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID),
+        agent_id="1000002",
+    )
+    # Encrypting 700 KiB costs milliseconds: done before timing, re-signed only if stale.
+    ready = wecom.post(plaintext, at=datetime.now(UTC))
+
+    async def send(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.post(ready.path, content=ready.body.encode())
+
+    return send

@@ -9,47 +9,23 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
-import httpx
 import pytest
 
-from app.wecom.crypto import CallbackCrypto
-from app.wecom.sandbox.callbacks import CallbackBuilder
-from tests.processes import CORP_ID
-from tests.stall import STALL_LIMIT_S, Hostile, Send, ServedApp, worst_healthz_latency
+from tests.stall import (
+    STALL_LIMIT_S,
+    Hostile,
+    Send,
+    ServedApp,
+    signed_callback,
+    unsigned_callback,
+    worst_healthz_latency,
+)
 from tests.support import AES_KEY, TOKEN
 
 MIB = 1024 * 1024
 # The decrypted message of a 1 MiB body is about 760 KiB; these stay under that.
 SIGNED_PLAINTEXT = 700 * 1024
-ZERO_SIGNATURE = "0" * 40
-
-
-def _unsigned(body: bytes) -> Send:
-    """A request with a valid-looking query (now, a nonce, a made-up signature)."""
-
-    async def send(client: httpx.AsyncClient) -> httpx.Response:
-        timestamp = str(int(datetime.now(UTC).timestamp()))
-        params = {"msg_signature": ZERO_SIGNATURE, "timestamp": timestamp, "nonce": "n0nce"}
-        return await client.post("/wecom/callback", params=params, content=body)
-
-    return send
-
-
-def _signed(plaintext: str) -> Send:
-    """WeCom's signed, encrypted POST of `plaintext`, signed at send time."""
-    wecom = CallbackBuilder(
-        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID),
-        agent_id="1000002",
-    )
-    # Encrypting 700 KiB costs milliseconds: done before timing, re-signed only if stale.
-    ready = wecom.post(plaintext, at=datetime.now(UTC))
-
-    async def send(client: httpx.AsyncClient) -> httpx.Response:
-        return await client.post(ready.path, content=ready.body.encode())
-
-    return send
 
 
 def _fill(head: str, item: Callable[[int], str], tail: str, size: int) -> str:
@@ -67,35 +43,44 @@ def _fill(head: str, item: Callable[[int], str], tail: str, size: int) -> str:
 CASES: dict[str, tuple[Callable[[], Send], set[int]]] = {
     # Finding 1 as reported: 1 MiB of repeated empty elements, unsigned.
     "unsigned 1 MiB <a/> x 262,140": (
-        lambda: _unsigned(b"<xml>" + b"<a/>" * 262_140 + b"</xml>"),
+        lambda: unsigned_callback(b"<xml>" + b"<a/>" * 262_140 + b"</xml>"),
         {400},
     ),
     "signed, 60,000 repeated children": (
-        lambda: _signed("<xml>" + "<a>1</a>" * 60_000 + "</xml>"),
+        lambda: signed_callback("<xml>" + "<a>1</a>" * 60_000 + "</xml>"),
         {400},
     ),
-    "unsigned 1 MiB of nesting": (lambda: _unsigned(b"<a>" * (MIB // 3)), {400}),
-    "signed 700 KiB of nesting": (lambda: _signed("<xml>" * (SIGNED_PLAINTEXT // 5)), {400}),
+    "unsigned 1 MiB of nesting": (lambda: unsigned_callback(b"<a>" * (MIB // 3)), {400}),
+    "signed 700 KiB of nesting": (
+        lambda: signed_callback("<xml>" * (SIGNED_PLAINTEXT // 5)),
+        {400},
+    ),
     "unsigned 1 MiB attribute list": (
-        lambda: _unsigned(_fill("<xml><Encrypt", lambda i: f' a{i}=""', "/></xml>", MIB).encode()),
+        lambda: unsigned_callback(
+            _fill("<xml><Encrypt", lambda i: f' a{i}=""', "/></xml>", MIB).encode()
+        ),
         {400},
     ),
     "signed 700 KiB of distinct attributes": (
-        lambda: _signed(_fill("<xml><a", lambda i: f' b{i}=""', "/></xml>", SIGNED_PLAINTEXT)),
+        lambda: signed_callback(
+            _fill("<xml><a", lambda i: f' b{i}=""', "/></xml>", SIGNED_PLAINTEXT)
+        ),
         {200, 400},
     ),
     "signed 700 KiB of namespace declarations": (
-        lambda: _signed(
+        lambda: signed_callback(
             _fill("<xml", lambda i: f' xmlns:n{i}="u:{i}"', "><n0:a/></xml>", SIGNED_PLAINTEXT)
         ),
         {200, 400},
     ),
     "signed, distinct fields up to the element limit": (
-        lambda: _signed("<xml>" + "".join(f"<F{i}>{i}</F{i}>" for i in range(4095)) + "</xml>"),
+        lambda: signed_callback(
+            "<xml>" + "".join(f"<F{i}>{i}</F{i}>" for i in range(4095)) + "</xml>"
+        ),
         {200},
     ),
     "unsigned 1 MiB Encrypt": (
-        lambda: _unsigned(
+        lambda: unsigned_callback(
             _fill("<xml><Encrypt>", lambda _: "QUJD", "</Encrypt></xml>", MIB).encode()
         ),
         {403},

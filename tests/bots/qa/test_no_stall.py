@@ -5,43 +5,16 @@ blocking the event loop for more than 100 ms."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-
 from app.admin import h5_tokens
 from tests.bots.qa.conftest import ASKER, Desk
+from tests.lag import MAX_LAG_S, loop_lag
 
-LIMIT_S = 0.1
 PATTERNS = {r"x.*y.*z.*w": "xyzw", r"a.*b.*c.*d.*e": "abcde", r"a.*b.*c.*d.*e.*f.*g.*h": "abcd"}
 
 
 def blocks(letters: str, length: int) -> str:
     """Runs of each letter: backtracking tries every way to split them among the `.*`s."""
     return "".join(c * (length // len(letters)) for c in letters)
-
-
-@asynccontextmanager
-async def loop_watch() -> AsyncIterator[Callable[[], float]]:
-    """The longest the event loop went without a turn for a probe task, as CPU time of the
-    loop's thread between two turns: what blocked it, and unlike wall time not inflated
-    when the shared machine is busy."""
-    worst = 0.0
-
-    async def probe() -> None:
-        nonlocal worst
-        while True:
-            before = time.thread_time()
-            await asyncio.sleep(0.005)
-            worst = max(worst, time.thread_time() - before)
-
-    task = asyncio.create_task(probe())
-    await asyncio.sleep(0)
-    try:
-        yield lambda: worst
-    finally:
-        task.cancel()
 
 
 async def _rules(desk: Desk) -> None:
@@ -56,14 +29,14 @@ async def test_a_10_kb_member_message_does_not_stall_the_loop(desk: Desk) -> Non
     stuck = (blocks("xyz", 450) + "的" * 10_240)[:10_240]
     answered = blocks("xyz", 450) + "w"
 
-    async with loop_watch() as worst:
+    async with loop_lag() as lag:
         await desk.ask(stuck)
         await desk.ask(answered)
         await desk.ask("a-b-c-d-e?")
         await desk.flush()
 
     assert desk.replies() == ["xyzw", "abcde"]
-    assert worst() < LIMIT_S, f"the event loop was blocked for {worst():.3f} s"
+    assert lag.worst < MAX_LAG_S, f"the event loop was blocked for {lag.worst:.3f} s"
 
 
 async def test_a_200_character_faq_search_does_not_stall_the_loop(desk: Desk) -> None:
@@ -78,7 +51,7 @@ async def test_a_200_character_faq_search_does_not_stall_the_loop(desk: Desk) ->
     url = f"/h5/m/{tokens[member['id']]}/faq"
     queries = [blocks("xyz", 200), blocks("abcd", 200), ("abcdefg" * 40)[:200]]
 
-    async with loop_watch() as worst:
+    async with loop_lag() as lag:
         found = [
             await desk.harness.client.get(
                 url, params={"q": q}, headers={"Accept": "application/json"}
@@ -87,4 +60,4 @@ async def test_a_200_character_faq_search_does_not_stall_the_loop(desk: Desk) ->
         ]
 
     assert [[e["answer"] for e in r.json()] for r in found] == [[], [], ["abcde"]]
-    assert worst() < LIMIT_S, f"the event loop was blocked for {worst():.3f} s"
+    assert lag.worst < MAX_LAG_S, f"the event loop was blocked for {lag.worst:.3f} s"
