@@ -28,7 +28,6 @@ from app.api.h5.headers import H5Headers
 from app.background import Loops
 from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import run_mass_send_sync
-from app.channels.outbound import HandlerOutbound
 from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
@@ -83,13 +82,12 @@ def build_runtime(
         if wecom
         else None
     )
-    outbound = HandlerOutbound(sender) if sender else None
     dispatcher = Dispatcher(
         routers=routers,
         sessions=sessions,
         settings=settings,
         clock=clock,
-        outbound=outbound,
+        outbound=sender,
         wecom=wecom,
         instance=instance,
     )

@@ -11,26 +11,24 @@ transactions, because each needs WeCom.
 
 from __future__ import annotations
 
-from typing import cast
-
 from app.wecom.events import ExternalChatEvent
 from bots import group_welcome_service as service
 from bots.dispatch import Context, Router
-from bots.rules import ChangeType, UpdateDetail
+from bots.dispatch.rules import ChangeType, UpdateDetail
 
 router = Router("group_welcome")
 
 
-@router.on_event(
-    "change_external_chat",
+@router.on(
+    ExternalChatEvent,
     ChangeType("update"),
     UpdateDetail("add_member"),
     priority=20,
     block=False,
 )
-async def on_members_joined(ctx: Context) -> None:
+async def on_members_joined(ctx: Context[ExternalChatEvent]) -> None:
     """新成员入群：记入待欢迎名单（机器人群里 10 秒内入群的合成一条欢迎，点名新同学）。"""
-    event = cast(ExternalChatEvent, ctx.event)
+    event = ctx.event
     await service.queue_newcomers(
         session=ctx.session,
         chat_id=event.chat_id,

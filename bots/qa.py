@@ -15,7 +15,7 @@ that merely starts with 打卡 (「打卡时间是几点」) is: nobody else wou
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any
 
 from app.wecom.events import TextMessage
 from bots import qa_answer
@@ -26,7 +26,7 @@ router = Router("qa")
 AFTER_CHECKIN = 60  # check-in's handlers register with lower (earlier) priorities
 
 
-def a_question(ctx: Context) -> RuleResult:
+def a_question(ctx: Context[Any]) -> RuleResult:
     """A member's text to the app that is not a check-in."""
     event = ctx.event
     if not isinstance(event, TextMessage) or not event.from_user:
@@ -34,10 +34,10 @@ def a_question(ctx: Context) -> RuleResult:
     return CHECKIN_TEXT.match(event.content) is None
 
 
-@router.on_message("text", a_question, priority=AFTER_CHECKIN)
-async def on_question(ctx: Context) -> None:
+@router.on(TextMessage, a_question, priority=AFTER_CHECKIN)
+async def on_question(ctx: Context[TextMessage]) -> None:
     """成员给应用发消息：按问答规则回复；没有规则匹配时记入「未解答问题」。"""
-    event = cast(TextMessage, ctx.event)
+    event = ctx.event
     rows = await qa_answer.answer(
         session=ctx.session,
         userid=event.from_user,

@@ -18,25 +18,23 @@ handler as `ctx.matched["lookups"]`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from app.wecom.events import ExternalContactEvent
 from bots import welcome_service as service
 from bots.dispatch import Context, Router
-from bots.rules import ChangeType, OlderThan
+from bots.dispatch.rules import ChangeType, OlderThan
 from bots.welcome_lookups import LOOKUP_TIMEOUT_S, WINDOW, Lookups, look_up, lookup_budget
 
 router = Router("welcome")
-AFTER_MEMBERSHIP = {"priority": 20, "block": False}
+AFTER_MEMBERSHIP = 20  # and non-blocking
 ADDED = ChangeType("add_external_contact", "add_half_external_contact")
 
-
-def _contact(ctx: Context) -> ExternalContactEvent:
-    return cast(ExternalContactEvent, ctx.event)
+ContactContext = Context[ExternalContactEvent]
 
 
-async def _look_up(ctx: Context, *, seconds: float) -> Mapping[str, Any]:
-    event = _contact(ctx)
+async def _look_up(ctx: ContactContext, *, seconds: float) -> Mapping[str, Any]:
+    event = ctx.event
     if not event.state:  # no channel, so no cohort: nothing to welcome or tag
         return {}
     found = await look_up(
@@ -49,23 +47,23 @@ async def _look_up(ctx: Context, *, seconds: float) -> Mapping[str, Any]:
     return {"lookups": found}
 
 
-async def _prepare_fresh(ctx: Context) -> Mapping[str, Any]:
-    seconds = lookup_budget(created_at=_contact(ctx).created_at, now=ctx.now)
+async def _prepare_fresh(ctx: ContactContext) -> Mapping[str, Any]:
+    seconds = lookup_budget(created_at=ctx.event.created_at, now=ctx.now)
     return await _look_up(ctx, seconds=seconds)
 
 
-async def _prepare_late(ctx: Context) -> Mapping[str, Any]:
+async def _prepare_late(ctx: ContactContext) -> Mapping[str, Any]:
     return await _look_up(ctx, seconds=LOOKUP_TIMEOUT_S)
 
 
-def _lookups(ctx: Context) -> Lookups:
+def _lookups(ctx: ContactContext) -> Lookups:
     found = ctx.matched.get("lookups")
     return found if isinstance(found, Lookups) else Lookups()
 
 
-async def _enroll(ctx: Context) -> tuple[service.Enrollment, Lookups] | None:
+async def _enroll(ctx: ContactContext) -> tuple[service.Enrollment, Lookups] | None:
     """Enrollment, and what the lookups found; None for a non-camp contact."""
-    event = _contact(ctx)
+    event = ctx.event
     enrollment = await service.enroll(
         session=ctx.session,
         external_userid=event.external_user_id,
@@ -90,12 +88,17 @@ async def _enroll(ctx: Context) -> tuple[service.Enrollment, Lookups] | None:
     return enrollment, found
 
 
-@router.on_event(
-    "change_external_contact", ADDED, max_age=WINDOW, prepare=_prepare_fresh, **AFTER_MEMBERSHIP
+@router.on(
+    ExternalContactEvent,
+    ADDED,
+    max_age=WINDOW,
+    prepare=_prepare_fresh,
+    priority=AFTER_MEMBERSHIP,
+    block=False,
 )
-async def on_contact_added(ctx: Context) -> None:
+async def on_contact_added(ctx: ContactContext) -> None:
     """学员添加了员工：按渠道入营，20 秒内发出欢迎语（含专属学习页），按渠道打标签。"""
-    event = _contact(ctx)
+    event = ctx.event
     enrolled = await _enroll(ctx)
     if enrolled is None or not event.welcome_code:
         return  # not a camp contact, or WeCom gave no code (an admin-set welcome went out)
@@ -113,16 +116,17 @@ async def on_contact_added(ctx: Context) -> None:
         ctx.deliver_after_commit(row_id)
 
 
-@router.on_event(
-    "change_external_contact",
+@router.on(
+    ExternalContactEvent,
     ADDED,
     OlderThan(WINDOW),
     prepare=_prepare_late,
-    **AFTER_MEMBERSHIP,
+    priority=AFTER_MEMBERSHIP,
+    block=False,
 )
-async def on_contact_added_late(ctx: Context) -> None:
+async def on_contact_added_late(ctx: ContactContext) -> None:
     """欢迎语窗口已过：照常入营、打标签，把这条欢迎语记为过期（发件箱里的失败记录）。"""
-    event = _contact(ctx)
+    event = ctx.event
     enrolled = await _enroll(ctx)
     if enrolled is None or not event.welcome_code or event.created_at is None:
         return
@@ -135,10 +139,12 @@ async def on_contact_added_late(ctx: Context) -> None:
     )
 
 
-@router.on_event("change_external_contact", ChangeType("del_follow_user"), **AFTER_MEMBERSHIP)
-async def on_student_left(ctx: Context) -> None:
+@router.on(
+    ExternalContactEvent, ChangeType("del_follow_user"), priority=AFTER_MEMBERSHIP, block=False
+)
+async def on_student_left(ctx: ContactContext) -> None:
     """学员删除了员工：给这位员工发流失提醒（membership 已把学员标记为流失）。"""
-    event = _contact(ctx)
+    event = ctx.event
     if not event.user_id:
         return
     # A CreateTime no datetime can hold (`created_at` is None) must not fail the event.

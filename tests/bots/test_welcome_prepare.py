@@ -12,7 +12,7 @@ from app.clock import ManualClock
 from app.settings import Settings
 from app.wecom.sandbox.callbacks import CallbackBuilder
 from bots.dispatch import Context, Router
-from bots.rules import ChangeType
+from bots.dispatch.rules import ChangeType
 from tests.support import T0, contact_added, inbox_rows, running_app
 
 

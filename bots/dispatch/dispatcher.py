@@ -1,35 +1,14 @@
-"""Routing events to handlers: routers, rules, priority, block, and one Context.
-
-Each capability module owns a `Router`; `bots.ROUTERS` lists them in precedence
-order. For an event, every registration for its `kind` whose rules all match runs
-in priority order (lower first, ties in registration order); a handler may
-`raise SkipHandler` to let the next one try, and a `block=True` registration that
-ran stops the chain. Handlers share one database transaction, committed together
-with the inbox row's `handled` mark, so an event's effects land whole or not at all.
-
-WeCom reads happen before that transaction opens. A registration may name a `prepare`
-step (`router.on(..., prepare=fn)`): for an event its rules match, the dispatcher awaits
-`fn(ctx)` before the first statement of the event's transaction, and what it returns is
-merged into `ctx.matched` for that registration's handler. A prepare step may use
-`ctx.wecom` (the WeComClient, None when unconfigured), the event, clock and settings, but
-never `ctx.session` (a statement there would open the transaction and hold the database,
-on SQLite its one pooled connection, for as long as WeCom takes: intake would stall behind
-it, and a token refresh, which needs that connection, could not finish). Prepare steps
-only read (they may run for an attempt that then turns out to be another worker's), and
-bound their own time (the welcome's lookups keep 5 s of WeCom's 20 s window free).
+"""The dispatcher: runs inbox rows through the routers (`app.inbox.InboxProcessor`), one
+transaction per event, through the run queue; and passive replies, carried by the waiting
+callback or, when it stopped waiting, sent as a message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterable
 from functools import partial
-from typing import Any, Protocol, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,6 +19,15 @@ from app.settings import Settings
 from app.wecom.client import WeComClient
 from app.wecom.events import WeComEvent, parse_event
 from app.wecom.passive import PassiveReply
+from bots.dispatch.queue import RunQueue
+from bots.dispatch.router import (
+    Context,
+    Outbound,
+    PassiveFallback,
+    Router,
+    prepare_handlers,
+    run_handlers,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,234 +45,6 @@ PASSIVE_PICKUP_S = 1.0
 # Tries at turning a passive reply the callback did not carry into an app message (a
 # transient database error would otherwise lose it), and the pauses between them.
 PASSIVE_FALLBACK_PAUSES_S = (0.2, 1.0)
-
-RuleResult = bool | Mapping[str, Any]
-Rule = Callable[["Context"], RuleResult]
-Handler = Callable[["Context"], Awaitable[None]]
-# A pre-transaction step: what it returns is added to its handler's `ctx.matched`.
-Prepare = Callable[["Context"], Awaitable[Mapping[str, Any] | None]]
-
-
-class SkipHandler(Exception):
-    """Raised by a handler to pass the event to the next matching registration."""
-
-
-class PassiveFallback(Protocol):
-    """How a claimed passive reply goes out if the callback stops waiting before the
-    event's commit: in a new transaction of its own, the outbox row to push (None: none)."""
-
-    async def __call__(self, *, session: AsyncSession, now: datetime) -> int | None: ...
-
-
-class Outbound(Protocol):
-    """The outbox sender. Handlers enqueue rows in their own transaction
-    (`app.channels.routes.enqueue_message(session=ctx.session, …)`); a time-critical row
-    can then be pushed through at once with `ctx.deliver_after_commit(row_id)`."""
-
-    async def deliver_now(self, row_id: int) -> str: ...
-
-
-@dataclass(slots=True)
-class Context:
-    """Everything a handler may use; handlers take nothing else."""
-
-    event: WeComEvent
-    session: AsyncSession
-    settings: Settings
-    clock: Clock
-    inbox_id: int
-    late: bool = False  # run by the sweeper, after a crash, rather than right after intake
-    outbound: Outbound | None = None
-    # For WeCom reads, in prepare steps only (see the module docstring); sends go through
-    # the outbox.
-    wecom: WeComClient | None = None
-    matched: dict[str, Any] = field(default_factory=dict)
-    # Prepare steps' results by registration name (merged into `matched` for the handler).
-    prepared: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    after_commit: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
-    # The callback still waiting for this event's answer (fresh app texts only).
-    passive: PassiveReply | None = None
-    # The claimed passive reply's other way, should the callback not carry it.
-    passive_fallback: PassiveFallback | None = None
-
-    @property
-    def now(self) -> datetime:
-        return self.clock.now()
-
-    def deliver_after_commit(self, row_id: int) -> None:
-        """Send this outbox row right after the event's transaction commits (the welcome's
-        20-second window); if that fails, the row is still in the outbox for the sender."""
-        if self.outbound is not None:
-            outbound = self.outbound
-            self.after_commit.append(lambda: outbound.deliver_now(row_id))
-
-    def passive_reply(self, text: str, *, fallback: PassiveFallback) -> bool:
-        """Offer `text` as the passive reply to the member who wrote. True: the handler
-        must not send it another way; the waiting callback carries it once this event's
-        transaction commits, or, if the callback stopped waiting by then (WeCom's deadline,
-        a cancelled request), the dispatcher runs `fallback` right after the commit and
-        pushes the row it gives. False (no callback waits any more, or another handler
-        already replied): send it as a message."""
-        if self.passive is None or not self.passive.claim(text):
-            return False
-        self.passive_fallback = fallback
-        return True
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    kind: str
-    rules: tuple[Rule, ...]
-    handler: Handler
-    priority: int
-    block: bool
-    # Time-critical handlers (WeCom's 20 s welcome window) are pointless after this.
-    max_age: timedelta | None
-    prepare: Prepare | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.handler.__module__}.{self.handler.__qualname__}"
-
-
-class Router:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.registrations: list[Registration] = []
-
-    def on(
-        self,
-        kind: str,
-        *rules: Rule,
-        priority: int = 50,
-        block: bool = True,
-        max_age: timedelta | None = None,
-        prepare: Prepare | None = None,
-    ) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            self.registrations.append(
-                Registration(kind, rules, handler, priority, block, max_age, prepare)
-            )
-            return handler
-
-        return register
-
-    def on_message(
-        self, msg_type: str, *rules: Rule, **options: Any
-    ) -> Callable[[Handler], Handler]:
-        return self.on(msg_type, *rules, **options)
-
-    def on_event(self, event: str, *rules: Rule, **options: Any) -> Callable[[Handler], Handler]:
-        return self.on(f"event.{event.lower()}", *rules, **options)
-
-
-def _match(rules: tuple[Rule, ...], ctx: Context) -> dict[str, Any] | None:
-    found: dict[str, Any] = {}
-    for rule in rules:
-        result = rule(ctx)
-        if not result:
-            return None
-        if isinstance(result, Mapping):
-            found.update(result)
-    return found
-
-
-def _too_old(registration: Registration, ctx: Context) -> bool:
-    created = ctx.event.created_at
-    if registration.max_age is None or created is None:
-        return False
-    return ctx.now - created > registration.max_age
-
-
-def candidates(routers: Iterable[Router], kind: str) -> list[Registration]:
-    found = [r for router in routers for r in router.registrations if r.kind == kind]
-    return sorted(found, key=lambda r: r.priority)  # stable: ties keep router order
-
-
-async def prepare_handlers(ctx: Context, routers: Iterable[Router]) -> None:
-    """Run the prepare steps of the registrations that match ctx.event, one after another,
-    before its transaction (see the module docstring); results land in `ctx.prepared`."""
-    for registration in candidates(routers, ctx.event.kind):
-        if registration.prepare is None or _match(registration.rules, ctx) is None:
-            continue
-        if _too_old(registration, ctx):
-            continue
-        ctx.prepared[registration.name] = dict(await registration.prepare(ctx) or {})
-
-
-async def run_handlers(ctx: Context, routers: Iterable[Router]) -> list[str]:
-    """Run the matching handlers for ctx.event; the names of those that ran."""
-    ran: list[str] = []
-    for registration in candidates(routers, ctx.event.kind):
-        found = _match(registration.rules, ctx)
-        if found is None:
-            continue
-        if _too_old(registration, ctx):
-            logger.warning("skipping %s: event too old", registration.name)
-            continue
-        ctx.matched = {**found, **ctx.prepared.get(registration.name, {})}
-        try:
-            await registration.handler(ctx)
-        except SkipHandler:
-            continue
-        ran.append(registration.name)
-        if registration.block:
-            break
-    return ran
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    run: Callable[[], Awaitable[None]]
-    done: asyncio.Future[None]
-
-
-class _RunQueue:
-    """Runs jobs with at most `size` at once, earliest deadline first (a deadline is the
-    time queued plus the job's slack), so a job with less slack overtakes the others, but
-    never by more than the difference. Workers are tasks started on demand that end when
-    the queue is empty, so there is nothing to start or stop."""
-
-    def __init__(self, size: int) -> None:
-        if size < 1:
-            raise ValueError("need at least one worker")
-        self.size = size
-        self._heap: list[tuple[float, int, _Job]] = []
-        self._arrivals = itertools.count()
-        self._workers: set[asyncio.Task[None]] = set()
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def submit(self, slack: float, run: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
-        """Queue `run`; the future is done when it has run (whatever it raised)."""
-        loop = asyncio.get_running_loop()
-        job = _Job(run, loop.create_future())
-        heapq.heappush(self._heap, (loop.time() + slack, next(self._arrivals), job))
-        if len(self._workers) < self.size:
-            self._workers.add(asyncio.create_task(self._work()))
-        return job.done
-
-    async def _work(self) -> None:
-        try:
-            while self._heap:
-                *_, job = heapq.heappop(self._heap)
-                try:
-                    await job.run()
-                except Exception:
-                    logger.exception("dispatcher job crashed")
-                finally:
-                    if not job.done.done():
-                        job.done.set_result(None)
-        finally:
-            # In the same step as the empty check: a job queued after it gets a new worker.
-            self._workers.discard(cast("asyncio.Task[None]", asyncio.current_task()))
-
-    async def drain(self) -> None:
-        """Wait until every queued job has run. Cancelling the wait (a caller's timeout)
-        cancels no job: asyncio.wait, unlike gather, leaves the workers running."""
-        while self._workers:
-            await asyncio.wait(set(self._workers))
 
 
 def default_concurrency(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -325,10 +85,8 @@ class Dispatcher:
         self.settings = settings
         self.clock = clock
         self.outbound = outbound
-        # The handler outbound carries the client too (app.channels.outbound), until
-        # app.main passes it here itself.
         self.wecom = wecom
-        self._queue = _RunQueue(concurrency or default_concurrency(sessions))
+        self._queue = RunQueue(concurrency or default_concurrency(sessions))
         self.instance = instance  # what re-runs record as the row's runner (app.instances)
         self.time_critical_kinds = frozenset(
             r.kind
@@ -463,7 +221,7 @@ class Dispatcher:
                 logger.exception("after-commit action failed for %s", attempt.dedupe_key)
 
     async def _send_passive_otherwise(
-        self, ctx: Context, fallback: PassiveFallback, attempt: inbox.Attempt
+        self, ctx: Context[WeComEvent], fallback: PassiveFallback, attempt: inbox.Attempt
     ) -> None:
         """The callback stopped waiting after a handler claimed the passive reply: the reply
         becomes an outbox row (a new short transaction), pushed before the event's other
@@ -494,7 +252,7 @@ class Dispatcher:
         *,
         late: bool,
         passive: PassiveReply | None,
-    ) -> Context | None:
+    ) -> Context[WeComEvent] | None:
         """Run the handlers and commit; the context, or None when another worker had
         taken the row over."""
         async with self.sessions() as session:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from bots.dispatch import Context, RuleResult
+from bots.dispatch.router import Context, RuleResult
 
 
-def _field(ctx: Context, name: str) -> str:
+def _field(ctx: Context[Any], name: str) -> str:
     value = getattr(ctx.event, name, "")
     return value if isinstance(value, str) else ""
 
@@ -25,7 +26,7 @@ class FieldIn:
     name: str
     values: frozenset[str]
 
-    def __call__(self, ctx: Context) -> RuleResult:
+    def __call__(self, ctx: Context[Any]) -> RuleResult:
         return _field(ctx, self.name) in self.values
 
 
@@ -36,7 +37,7 @@ class OlderThan:
 
     age: timedelta
 
-    def __call__(self, ctx: Context) -> RuleResult:
+    def __call__(self, ctx: Context[Any]) -> RuleResult:
         created = ctx.event.created_at
         return created is not None and ctx.now - created > self.age
 
@@ -59,7 +60,7 @@ class Keyword:
 
     words: tuple[str, ...]
 
-    def __call__(self, ctx: Context) -> RuleResult:
+    def __call__(self, ctx: Context[Any]) -> RuleResult:
         text = _field(ctx, "content")
         hit = next((word for word in self.words if word in text), None)
         return {"keyword": hit} if hit is not None else False
@@ -71,6 +72,6 @@ class Regex:
 
     pattern: re.Pattern[str]
 
-    def __call__(self, ctx: Context) -> RuleResult:
+    def __call__(self, ctx: Context[Any]) -> RuleResult:
         found = self.pattern.search(_field(ctx, "content"))
         return {"match": found} if found else False

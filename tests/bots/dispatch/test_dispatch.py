@@ -18,7 +18,7 @@ from app.settings import Settings
 from app.wecom.events import WeComEvent, parse_event
 from app.wecom.sandbox.callbacks import CallbackBuilder
 from bots.dispatch import Context, Dispatcher, Router, SkipHandler, run_handlers
-from bots.rules import ChangeType, FromUser, Keyword, Regex
+from bots.dispatch.rules import ChangeType, FromUser, Keyword, Regex
 from tests.support import T0, Recorder, contact_added, inbox_rows, running_app, text_message
 
 
@@ -401,7 +401,7 @@ async def test_past_the_backlog_limit_intake_stops_following_its_runs(
     sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bots import dispatch
+    from bots.dispatch import dispatcher as dispatch
 
     recorder = Recorder("text")
     dispatcher = Dispatcher(
@@ -422,7 +422,7 @@ async def test_a_drain_cut_short_by_a_timeout_cancels_no_run(
     sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bots import dispatch
+    from bots.dispatch import dispatcher as dispatch
 
     gate = asyncio.Event()
     router = Router("slow")
