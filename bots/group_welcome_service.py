@@ -35,8 +35,8 @@ from app.models import Group, GroupChannel, GroupStatus, Member, OutboxMessage, 
 from app.wecom.client import WeComClient
 from app.wecom.errors import UndeliverableError
 from app.wecom.types import GroupChat
-from bots import membership_service
 from bots.group_welcome_models import GroupJoinPending
+from bots.membership import service as membership_service
 from bots.welcome_lookups import bounded
 from scripts_library.errors import RenderError, ScriptNotFoundError
 from scripts_library.models import MsgType, Script

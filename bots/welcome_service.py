@@ -26,7 +26,7 @@ from app.admin.service_members import assign_cohort
 from app.channels.messages import Article, OutMessage
 from app.channels.routes import Channel, Route, enqueue_message
 from app.models import Member, OutboxMessage, OutboxStatus
-from bots.membership_service import ensure_external_member
+from bots.membership.service import ensure_external_member
 from scripts_library.errors import RenderError, ScriptNotFoundError
 from scripts_library.models import MsgType, Script
 from scripts_library.render import render

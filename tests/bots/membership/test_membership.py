@@ -146,7 +146,7 @@ async def test_dismiss_empties_the_group(
 async def test_record_follow_is_one_upsert_that_keeps_what_an_empty_value_does_not_say(
     sessions: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
-    from bots import membership_service as service
+    from bots.membership import service
 
     async def follow(staff: str, state: str) -> int:
         async with sessions.begin() as session:

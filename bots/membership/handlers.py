@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from app.models import MemberStatus
 from app.wecom.events import ExternalChatEvent, ExternalContactEvent
-from bots import membership_service as service
 from bots.dispatch import Context, Router
 from bots.dispatch.rules import ChangeType, UpdateDetail
+from bots.membership import service
 
 router = Router("membership")
 FIRST = 10  # before every other capability, and non-blocking

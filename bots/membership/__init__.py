@@ -1,0 +1,1 @@
+"""Membership: members, groups and group membership kept in step with WeCom events."""
