@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import outbox
 from app.admin.models import Cohort, CohortGroup
+from app.bounded import bounded
 from app.channels.messages import ROBOT, OutMessage, check
 from app.channels.routes import Channel, Route, enqueue_message
 from app.clock import Clock
@@ -37,7 +38,6 @@ from app.wecom.errors import UndeliverableError
 from app.wecom.types import GroupChat
 from bots.group_welcome_models import GroupJoinPending
 from bots.membership import service as membership_service
-from bots.welcome_lookups import bounded
 from scripts_library.errors import RenderError, ScriptNotFoundError
 from scripts_library.models import MsgType, Script
 from scripts_library.render import render

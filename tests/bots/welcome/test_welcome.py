@@ -27,7 +27,7 @@ from app.wecom.sandbox.callbacks import CallbackBuilder
 from app.wecom.sandbox.sender import CallbackSender, SentCallback
 from app.wecom.sandbox.server import sandbox_transport
 from app.wecom.sandbox.state import SandboxState
-from bots import welcome_lookups
+from bots.welcome import lookups as welcome_lookups
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from tests.support import AES_KEY, AGENT_ID, CORP_ID, TOKEN, AppHarness, inbox_rows, running_app
 
@@ -143,7 +143,7 @@ async def camp(
         sender=False,  # the tests push rows themselves, so nothing races them
     ) as harness:
         # A running CampBot has a token in memory (every send refreshes it). A cold one would
-        # cost the first welcome its name on SQLite (see bots/welcome_lookups.py).
+        # cost the first welcome its name on SQLite (see bots/welcome/lookups.py).
         await harness.app.state.runtime.wecom.tokens.get()
         wecom = CallbackSender(
             sandbox, harness.client, token=TOKEN, encoding_aes_key=AES_KEY, agent_id=AGENT_ID

@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.wecom.events import ExternalContactEvent
-from bots import welcome_service as service
 from bots.dispatch import Context, Router
 from bots.dispatch.rules import ChangeType, OlderThan
-from bots.welcome_lookups import LOOKUP_TIMEOUT_S, WINDOW, Lookups, look_up, lookup_budget
+from bots.welcome import service
+from bots.welcome.lookups import LOOKUP_TIMEOUT_S, WINDOW, Lookups, look_up, lookup_budget
 
 router = Router("welcome")
 AFTER_MEMBERSHIP = 20  # and non-blocking

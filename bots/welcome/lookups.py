@@ -10,17 +10,11 @@ refresh (which needs a connection, SQLite's only one) can finish within the boun
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
 
+from app.bounded import bounded
 from app.wecom.client import WeComClient
-
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 WINDOW = timedelta(seconds=20)  # a WelcomeCode works this long after the event (§2.2)
 LOOKUP_TIMEOUT_S = 2.0
@@ -40,19 +34,6 @@ def lookup_budget(*, created_at: datetime | None, now: datetime) -> float:
         return LOOKUP_TIMEOUT_S
     left = (created_at + WINDOW - SEND_RESERVE - now).total_seconds()
     return max(0.0, min(LOOKUP_TIMEOUT_S, left))
-
-
-async def bounded(call: Callable[[], Awaitable[T]], *, seconds: float, what: str) -> T | None:
-    """`call()`'s answer if it comes within `seconds` and succeeds; else None (logged)."""
-    if seconds <= 0:
-        return None
-    try:
-        return await asyncio.wait_for(call(), seconds)
-    except TimeoutError:
-        logger.warning("%s: no answer within %.1f s, going on without it", what, seconds)
-    except Exception as exc:  # best effort by design: the caller has a fallback
-        logger.warning("%s failed, going on without it: %s: %s", what, type(exc).__name__, exc)
-    return None
 
 
 async def student_name(wecom: WeComClient, *, external_userid: str, seconds: float) -> str | None:

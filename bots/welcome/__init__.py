@@ -1,0 +1,2 @@
+"""The welcome: enrolment by channel, the welcome message with the personal link inside
+WeCom's 20-second window, the channel tag, and the 流失提醒 when a student leaves."""
