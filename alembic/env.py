@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 import app.admin.models
 import app.models  # noqa: F401
 import bots.checkin.models
-import bots.group_welcome_models
+import bots.group_welcome.models
 import bots.qa_models
 import bots.xibao_models  # noqa: F401
 import schedules.models  # noqa: F401

@@ -41,7 +41,7 @@ from app.settings import Settings, describe_settings_error, get_settings
 from bots import ROUTERS
 from bots.checkin.jobs import install_jobs
 from bots.dispatch import Dispatcher, Router
-from bots.group_welcome_loop import run_group_welcome
+from bots.group_welcome.loop import run_group_welcome
 from bots.web import ADMIN_ROUTERS, PUBLIC_ROUTERS
 from schedules import api as schedules_api
 from schedules.scheduler import run_scheduler

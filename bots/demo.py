@@ -48,8 +48,8 @@ from app.wecom.client import WeComClient
 from app.wecom.sandbox.sender import CallbackSender
 from app.wecom.sandbox.server import sandbox_transport
 from app.wecom.sandbox.state import SandboxState
-from bots.group_welcome_loop import group_welcome_round
-from bots.group_welcome_templates import sync_templates
+from bots.group_welcome.loop import group_welcome_round
+from bots.group_welcome.template_sync import sync_templates
 from schedules.runner import fire_due
 from scripts_library.loader import seed_default_pack
 

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.background import every
 from app.clock import Clock
 from app.wecom.client import WeComClient
-from bots.group_welcome_service import flush_due, sync_flagged_groups
-from bots.group_welcome_templates import sync_templates
+from bots.group_welcome.service import flush_due, sync_flagged_groups
+from bots.group_welcome.template_sync import sync_templates
 
 FLUSH_EVERY_S = 2.0
 TEMPLATES_EVERY_S = 60.0

@@ -7,7 +7,7 @@ each newcomer's nickname).
 last given (a hash in `group_welcome_templates`): a cohort with customer groups and no
 template gets `group_welcome_template/add` (the template id is stored), a changed script
 or cohort gets `.../edit`, an unchanged one nothing. WeCom is called between transactions.
-It runs in the background loop (bots.group_welcome_loop) and may be called right after
+It runs in the background loop (bots.group_welcome.loop) and may be called right after
 an operator saves the script.
 """
 
@@ -27,8 +27,8 @@ from app.db import dialect_insert, session_scope
 from app.models import Group, GroupChannel, GroupStatus
 from app.wecom.client import WeComClient
 from app.wecom.errors import WeComAPIError, WeComError
-from bots.group_welcome_models import GroupWelcomeTemplate
-from bots.group_welcome_service import cohort_context, cohort_script
+from bots.group_welcome.models import GroupWelcomeTemplate
+from bots.group_welcome.service import cohort_context, cohort_script
 from scripts_library.errors import RenderError
 from scripts_library.models import MsgType
 from scripts_library.render import render

@@ -23,9 +23,9 @@ from app.wecom.client import WeComClient
 from app.wecom.sandbox.sender import CallbackSender
 from app.wecom.sandbox.server import sandbox_transport
 from app.wecom.sandbox.state import SandboxState
-from bots.group_welcome_models import GroupJoinPending, GroupWelcomeTemplate
-from bots.group_welcome_service import flush_due, sync_flagged_groups
-from bots.group_welcome_templates import sync_templates
+from bots.group_welcome.models import GroupJoinPending, GroupWelcomeTemplate
+from bots.group_welcome.service import flush_due, sync_flagged_groups
+from bots.group_welcome.template_sync import sync_templates
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from scripts_library.service import update_script
 from tests.support import AES_KEY, AGENT_ID, CORP_ID, TOKEN, AppHarness, inbox_rows, running_app

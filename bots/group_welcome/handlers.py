@@ -5,16 +5,16 @@ follows the cohort's script.
 
 Only the recording happens here, in the event's transaction and after membership (which
 has already stored the joins and flagged a gap). Batches are flushed, groups re-synced and
-templates kept in step by the background loop (bots.group_welcome_loop), between
+templates kept in step by the background loop (bots.group_welcome.loop), between
 transactions, because each needs WeCom.
 """
 
 from __future__ import annotations
 
 from app.wecom.events import ExternalChatEvent
-from bots import group_welcome_service as service
 from bots.dispatch import Context, Router
 from bots.dispatch.rules import ChangeType, UpdateDetail
+from bots.group_welcome import service
 
 router = Router("group_welcome")
 

@@ -11,7 +11,7 @@ before the commit leaves the batch pending; after it, the rows are marked and th
 keys are taken: nothing is lost or repeated. A 200-person join storm becomes a handful of
 messages. WeCom calls (groupchat/get) happen between transactions, never inside one.
 
-`bots.group_welcome_loop.run_group_welcome` drives it in the background; tests call
+`bots.group_welcome.loop.run_group_welcome` drives it in the background; tests call
 `flush_due` and `sync_flagged_groups` directly.
 """
 
@@ -36,7 +36,7 @@ from app.models import Group, GroupChannel, GroupStatus, Member, OutboxMessage, 
 from app.wecom.client import WeComClient
 from app.wecom.errors import UndeliverableError
 from app.wecom.types import GroupChat
-from bots.group_welcome_models import GroupJoinPending
+from bots.group_welcome.models import GroupJoinPending
 from bots.membership import service as membership_service
 from scripts_library.errors import RenderError, ScriptNotFoundError
 from scripts_library.models import MsgType, Script
