@@ -16,7 +16,7 @@ import app.admin.models
 import app.models  # noqa: F401
 import bots.checkin.models
 import bots.group_welcome.models
-import bots.qa_models
+import bots.qa.models
 import bots.xibao_models  # noqa: F401
 import schedules.models  # noqa: F401
 import scripts_library.models  # noqa: F401

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bots import qa_api, stats_api, xibao_api
+from bots import stats_api, xibao_api
 from bots.checkin import api as checkin_api
 from bots.checkin import h5 as checkin_h5
 from bots.checkin import rules_api as checkin_rules_api
+from bots.qa import api as qa_api
 
 # Included under /admin/api; each authenticates like every admin resource.
 ADMIN_ROUTERS: tuple[APIRouter, ...] = (

@@ -17,7 +17,7 @@ from app.api.h5.uploads import MAX_IMAGE_MB, MAX_IMAGES, MAX_TEXT_CHARS
 from app.storage import is_key
 from bots.checkin.models import EntryStatus
 from bots.checkin.service import MemberPage
-from bots.qa_service import FaqEntry
+from bots.qa.service import FaqEntry
 from bots.xibao_models import TITLE_MAX
 
 _env = Environment(

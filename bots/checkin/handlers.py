@@ -13,7 +13,7 @@ from typing import Any
 from app.storage import app_storage
 from app.wecom.events import ImageMessage, Message, TextMessage
 from bots.checkin import app_checkin as checkin
-from bots.checkin.service import CheckinError
+from bots.checkin.service import CHECKIN_TEXT, CheckinError
 from bots.dispatch import Context, Router, SkipHandler
 from bots.dispatch.rules import Regex
 
@@ -22,7 +22,7 @@ router = Router("checkin")
 BEFORE_QA = 30
 
 
-@router.on(TextMessage, Regex(checkin.CHECKIN_TEXT), priority=BEFORE_QA)
+@router.on(TextMessage, Regex(CHECKIN_TEXT), priority=BEFORE_QA)
 async def on_checkin_text(ctx: Context[TextMessage]) -> None:
     """成员在应用里发「打卡 今天的内容」：记为今天的打卡，回复连续天数和积分。"""
     text = ctx.matched["match"].group("text").strip()

@@ -18,6 +18,7 @@ Functions flush but never commit: the caller owns the transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -118,6 +119,8 @@ class SubmitResult:
     milestone_bonus: int = 0  # points a milestone reached by this submission added
 
 
+# `打卡` first, then the end or a separator: "打卡 今天读完第三章", "打卡：…"; not "打卡率多少".
+CHECKIN_TEXT = re.compile(r"^\s*打卡(?:$|[\s:：,，。.!！]+)(?P<text>.*)", re.DOTALL)
 MAX_IMAGES = 9
 MAX_TEXT = 2000  # characters; a diary, not an essay upload
 FALLBACK_NAME = "同学"
@@ -172,6 +175,11 @@ async def _where(session: AsyncSession, member_id: int, now: datetime) -> _Where
     member, cohort, rules = row[0], row[1], rule_set(row[2])
     today = day_index(cohort, now=now, boundary=rules.day_boundary)
     return _Where(member, cohort, rules, today, score=row[3])
+
+
+def is_checkin_text(text: str) -> bool:
+    """A member's text to the app that is a check-in (`打卡 …`), not a question."""
+    return CHECKIN_TEXT.match(text) is not None
 
 
 def _camp_day(cohort: Cohort, today: int) -> CampDay:

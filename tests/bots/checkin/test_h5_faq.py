@@ -17,8 +17,8 @@ from app.admin import h5_tokens
 from app.clock import ManualClock
 from app.db import create_sessionmaker
 from app.settings import Settings
-from bots import qa_service
-from bots.qa_models import QaUnanswered
+from bots.qa import service as qa_service
+from bots.qa.models import QaUnanswered
 from tests.bots.checkin.camp import local, make_cohort, make_member
 from tests.support import running_app
 

@@ -11,7 +11,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from bots.checkin.models import CheckinEntry
-from bots.qa_models import QaUnanswered
+from bots.qa.models import QaUnanswered
 from bots.xibao_models import Achievement
 from tests.bots.checkin.test_h5 import H5, h5, png  # noqa: F401  (`h5`: a fixture)
 

@@ -29,7 +29,7 @@ from app.wecom.sandbox.server import sandbox_transport
 from app.wecom.sandbox.state import SandboxState
 from bots import ROUTERS
 from bots.dispatch import Context, Dispatcher, Router
-from bots.qa_models import QaUnanswered
+from bots.qa.models import QaUnanswered
 from tests.admin.conftest import Admin
 from tests.bots.qa.conftest import ASKER, Desk, Sessions
 from tests.support import AES_KEY, AGENT_ID, APP_SECRET, CORP_ID, T0, TOKEN, running_app

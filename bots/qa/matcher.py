@@ -18,7 +18,7 @@ normalized form occurs in the normalized text. Regexes with no required literal 
 A stored pattern RE2 cannot take (saved before it was the engine) is left out, with a
 warning; the rule listing shows why (`pattern_error`).
 
-A `Matcher` is immutable; `bots.qa_service` rebuilds it when the rules' version moves.
+A `Matcher` is immutable; `bots.qa.service` rebuilds it when the rules' version moves.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bots.qa_regex import MAX_TEXT, UnsafeRegex, compile_regex, nfkc_lower, required_literals
+from bots.qa.regex import MAX_TEXT, UnsafeRegex, compile_regex, nfkc_lower, required_literals
 
 # pyahocorasick ships no type stubs.
 ahocorasick: Any = importlib.import_module("ahocorasick")

@@ -24,9 +24,9 @@ from app.api.admin.fields import CohortQuery, CohortRef, IdPath, Limit, Offset, 
 from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
-from bots import qa_service as service
-from bots.qa_matcher import Mode
-from bots.qa_models import QaRule
+from bots.qa import service
+from bots.qa.matcher import Mode
+from bots.qa.models import QaRule
 
 router = admin_resource_router("", "qa")
 

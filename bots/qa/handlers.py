@@ -1,6 +1,6 @@
 """Keyword Q&A: answers 1:1 app messages from internal members.
 
-Rules (`qa_rules`, edited at `/admin/api/qa-rules`) match through `bots.qa_matcher`. The
+Rules (`qa_rules`, edited at `/admin/api/qa-rules`) match through `bots.qa.matcher`. The
 answer is a passive reply when fast enough: for a member's text the callback waits up to
 `app.api.callback.PASSIVE_BUDGET_S` and carries the reply the handler offered
 (`ctx.passive_reply`) in its HTTP answer, once the event's transaction committed; no API
@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.wecom.events import TextMessage
-from bots import qa_answer
-from bots.checkin.app_checkin import CHECKIN_TEXT
+from bots.checkin import service as checkin
 from bots.dispatch import Context, Router, RuleResult
+from bots.qa import answer as qa_answer
 
 router = Router("qa")
 AFTER_CHECKIN = 60  # check-in's handlers register with lower (earlier) priorities
@@ -31,7 +31,7 @@ def a_question(ctx: Context[Any]) -> RuleResult:
     event = ctx.event
     if not isinstance(event, TextMessage) or not event.from_user:
         return False
-    return CHECKIN_TEXT.match(event.content) is None
+    return not checkin.is_checkin_text(event.content)
 
 
 @router.on(TextMessage, a_question, priority=AFTER_CHECKIN)

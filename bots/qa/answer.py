@@ -28,10 +28,10 @@ from app.models import GroupMembership, Member, OutboxMessage, OutboxStatus
 from app.outbox import MAX_ATTEMPTS, rate_key
 from app.wecom.errors import UndeliverableError
 from bots.dispatch import PassiveFallback
-from bots.qa_matcher import RuleSpec
-from bots.qa_models import QaCooldown, QaRule
-from bots.qa_regex import MAX_TEXT
-from bots.qa_service import count_hit, match, record_unanswered
+from bots.qa.matcher import RuleSpec
+from bots.qa.models import QaCooldown, QaRule
+from bots.qa.regex import MAX_TEXT
+from bots.qa.service import count_hit, match, record_unanswered
 from scripts_library.errors import RenderError, ScriptNotFoundError
 from scripts_library.render import render
 from scripts_library.service import get_script

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.models import Cohort
 from app.db import dialect_insert
 from app.models import Group
-from bots.qa_matcher import Allow, Matcher, Mode, RuleSpec, normalize
-from bots.qa_models import QaRule, QaRulesVersion, QaUnanswered
-from bots.qa_regex import UnsafeRegex, compile_regex
+from bots.qa.matcher import Allow, Matcher, Mode, RuleSpec, normalize
+from bots.qa.models import QaRule, QaRulesVersion, QaUnanswered
+from bots.qa.regex import UnsafeRegex, compile_regex
 from scripts_library.errors import RenderError, ScriptNotFoundError
 from scripts_library.render import render
 from scripts_library.service import get_script
