@@ -1,6 +1,5 @@
 """What CampBot does: one router per capability, in precedence order."""
 
-from bots import xibao
 from bots.checkin import handlers as checkin
 from bots.checkin import reminders  # noqa: F401 - registers the not_checked_in_today filter
 from bots.dispatch import Router
@@ -15,5 +14,4 @@ ROUTERS: tuple[Router, ...] = (
     group_welcome.router,
     checkin.router,
     qa.router,
-    xibao.router,
 )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bots import stats_api, xibao_api
 from bots.checkin import api as checkin_api
 from bots.checkin import h5 as checkin_h5
 from bots.checkin import rules_api as checkin_rules_api
 from bots.qa import api as qa_api
+from bots.stats import api as stats_api
+from bots.xibao import api as xibao_api
 
 # Included under /admin/api; each authenticates like every admin resource.
 ADMIN_ROUTERS: tuple[APIRouter, ...] = (

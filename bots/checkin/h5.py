@@ -42,12 +42,12 @@ from app.api.h5.uploads import CheckedImage, UploadRefused, check_text_fields, r
 from app.deps import SessionDep
 from app.runtime import Runtime
 from app.storage import Storage, content_type_of, is_key
-from bots import xibao_service
 from bots.checkin import h5_view, service
 from bots.checkin.models import CheckinEntry, EntryKind
 from bots.checkin.service import CheckinError, SubmitResult
 from bots.qa import service as qa_service
 from bots.qa.service import FaqEntry
+from bots.xibao import service as xibao_service
 
 router = APIRouter(prefix="/h5", tags=["h5"], route_class=H5Route)
 

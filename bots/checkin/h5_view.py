@@ -18,7 +18,7 @@ from app.storage import is_key
 from bots.checkin.models import EntryStatus
 from bots.checkin.service import MemberPage
 from bots.qa.service import FaqEntry
-from bots.xibao_models import TITLE_MAX
+from bots.xibao.service import TITLE_MAX
 
 _env = Environment(
     loader=PackageLoader("bots.checkin", "templates"),

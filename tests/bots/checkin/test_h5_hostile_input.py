@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from bots.checkin.models import CheckinEntry
 from bots.qa.models import QaUnanswered
-from bots.xibao_models import Achievement
+from bots.xibao.models import Achievement
 from tests.bots.checkin.test_h5 import H5, h5, png  # noqa: F401  (`h5`: a fixture)
 
 JSON = {"Accept": "application/json"}

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from app.admin import h5_tokens
-from bots.xibao_models import Achievement, AchievementSource, AchievementStatus
+from bots.xibao.models import Achievement, AchievementSource, AchievementStatus
 from tests.bots.checkin import test_h5
 from tests.bots.checkin.camp import local
 from tests.bots.checkin.test_h5 import H5

@@ -41,11 +41,15 @@ from app.models import (
     OutboxStatus,
 )
 from app.wecom.errors import UndeliverableError
-from bots import poster
 from bots.checkin.models import MemberScore
-from bots.xibao_models import (
-    DETAIL_MAX,
-    TITLE_MAX,
+from bots.xibao import poster
+from bots.xibao.models import (
+    DETAIL_MAX as DETAIL_MAX,
+)
+from bots.xibao.models import (
+    TITLE_MAX as TITLE_MAX,
+)
+from bots.xibao.models import (
     Achievement,
     AchievementSource,
     AchievementStatus,

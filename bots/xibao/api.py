@@ -22,8 +22,8 @@ from app.api.admin.fields import INT32_MAX, CohortQuery, IdPath, Limit, Offset
 from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Responses
 from app.deps import RuntimeDep
-from bots import xibao_service as service
-from bots.xibao_models import DETAIL_MAX, TITLE_MAX, Achievement, AchievementStatus, Broadcast
+from bots.xibao import service
+from bots.xibao.models import DETAIL_MAX, TITLE_MAX, Achievement, AchievementStatus, Broadcast
 
 router = admin_resource_router("", "xibao")
 

@@ -68,7 +68,7 @@ from app.admin.models import Cohort, CohortGroup, CohortMember, MemberTag
 from app.db import UTCDateTime
 from app.models import Group, GroupMembership, Member, MemberStatus
 from bots.checkin.models import CheckinEntry, CheckinRule, EntryKind, EntryStatus, MemberScore
-from bots.xibao_models import Achievement, AchievementStatus
+from bots.xibao.models import Achievement, AchievementStatus
 
 DEFAULT_DAY_BOUNDARY = time(4, 0)
 LANDED_TAG = "上岸"

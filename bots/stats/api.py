@@ -5,7 +5,7 @@
     GET /stats/cohorts/{id}/chart.svg       the daily check-in rate as a bar chart
     GET /stats/cohorts/{id}/participation   活动参与率 of one event (a camp day and a kind)
 
-Definitions of every figure: `bots.stats_service`.
+Definitions of every figure: `bots.stats.service`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from app.api.admin.fields import INT32_MAX, IdPath
 from app.api.admin.route import AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422
 from app.deps import RuntimeDep
-from bots import stats_service as service
 from bots.checkin.models import EntryKind
-from bots.stats_chart import ChartPoint, checkin_rate_svg
+from bots.stats import service
+from bots.stats.chart import ChartPoint, checkin_rate_svg
 
 router = admin_resource_router("/stats", "stats")
 MAX_DAY = 366

@@ -1,0 +1,2 @@
+"""Camp statistics: check-in and homework rates, drop-off, streaks, per group and per
+assistant, participation and 上岸 — the admin API's `stats` resource, JSON, CSV and SVG."""
