@@ -31,7 +31,6 @@ from app.admin.models import Cohort, CohortMember
 from app.models import GroupMembership, Member, MemberStatus
 from bots.checkin import store
 from bots.checkin.models import CheckinEntry, CheckinRule, EntryKind, EntryStatus, MemberScore
-from bots.checkin.page import render_today_task
 from bots.checkin.rules import RuleSet, date_of, day_index, load_rules, rule_set
 from bots.checkin.scoring import current_streak, milestone_bonus
 
@@ -91,7 +90,8 @@ class LeaderRow:
 
 @dataclass(frozen=True, slots=True)
 class MemberPage:
-    """Everything the personal H5 page shows, for one member, now."""
+    """What the personal H5 page shows of check-ins, for one member, now (the student page,
+    `bots.student_page`, adds today's task)."""
 
     member_id: int
     member_name: str
@@ -99,7 +99,6 @@ class MemberPage:
     cohort_name: str
     camp_name: str
     camp_day: CampDay
-    today_task: str | None  # the day's task script, rendered for this member
     checkin: EntryView | None  # today's check-in entry, if any
     homework: EntryView | None  # today's homework entry, if any
     standing: Standing
@@ -108,6 +107,7 @@ class MemberPage:
     leave_left: int
     timezone: str  # the cohort's IANA zone ("" when it has none)
     start_date: date  # the cohort's 开营 date (camp day 0)
+    channel_state: str  # the cohort's 渠道 State (its own scripts are keyed by it)
     history: dict[int, EntryStatus] = field(default_factory=dict)  # day -> check-in status
 
 
@@ -460,10 +460,8 @@ async def standing(*, session: AsyncSession, member_id: int, now: datetime) -> S
     return await _standing(session, where, score)
 
 
-async def member_page(
-    *, session: AsyncSession, member_id: int, now: datetime, h5_url: str = ""
-) -> MemberPage:
-    """Everything the personal page shows. `h5_url` fills the task script's `{{ h5_url }}`."""
+async def member_page(*, session: AsyncSession, member_id: int, now: datetime) -> MemberPage:
+    """The check-ins part of the personal page."""
     where = await _where(session, member_id, now)
     cohort = where.cohort
     entries = await store.entries_of(session=session, member_id=member_id, cohort_id=cohort.id)
@@ -482,9 +480,6 @@ async def member_page(
         cohort_name=cohort.name,
         camp_name=cohort.camp,
         camp_day=day,
-        today_task=await render_today_task(
-            session=session, cohort=cohort, day=day, name=name, standing=current, h5_url=h5_url
-        ),
         checkin=entry_view(checkin) if checkin is not None and day.day is not None else None,
         homework=entry_view(homework) if homework is not None and day.day is not None else None,
         standing=current,
@@ -496,6 +491,7 @@ async def member_page(
         history=history,
         timezone=cohort.timezone or "",
         start_date=cohort.start_date,
+        channel_state=cohort.channel_state,
     )
 
 

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from app.admin import h5_tokens
 from bots.xibao.models import Achievement, AchievementSource, AchievementStatus
-from tests.bots.checkin import test_h5
 from tests.bots.checkin.camp import local
-from tests.bots.checkin.test_h5 import H5
+from tests.bots.student_page import test_h5
+from tests.bots.student_page.test_h5 import H5
 
 h5 = test_h5.h5  # the page's fixture: 小林 and 小王 in a cohort on its day 1, 路人 in none
 

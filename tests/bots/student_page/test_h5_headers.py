@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.h5.headers import FALLBACK_POLICY, H5Headers, same_origin_relative
-from tests.bots.checkin.test_h5 import H5, h5, png  # noqa: F401  (`h5`: a fixture)
+from tests.bots.student_page.test_h5 import H5, h5, png  # noqa: F401  (`h5`: a fixture)
 
 PRIVATE = {
     "cache-control": "no-store",

@@ -1,26 +1,44 @@
-"""Today's task on the personal page: the content pack's script for the cohort's day N,
-rendered for this member (`day{N}_todolist`, a cohort's own `day{N}_todolist.{state}` first)."""
+"""What the personal page shows: the member's check-ins (`bots.checkin.service`) and today's
+task, the content pack's script for the cohort's day N rendered for this member
+(`day{N}_todolist`, a cohort's own `day{N}_todolist.{state}` first)."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from datetime import datetime
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.models import Cohort
+from bots.checkin import service as checkin
+from bots.checkin.service import MemberPage
 from scripts_library.errors import RenderError
 from scripts_library.models import MsgType, Script
 from scripts_library.render import render
 from scripts_library.variables import RenderContext, zh_date, zh_weekday
 
-if TYPE_CHECKING:
-    from bots.checkin.service import CampDay, Standing
-
 logger = logging.getLogger(__name__)
 
 TASK_KEYS = ("day{n}_todolist", "day{n}_tasks")
+
+
+@dataclass(frozen=True, slots=True)
+class StudentPage(MemberPage):
+    """Everything the personal H5 page shows, for one member, now."""
+
+    today_task: str | None = None  # the day's task script, rendered for this member
+
+
+async def member_page(
+    *, session: AsyncSession, member_id: int, now: datetime, h5_url: str = ""
+) -> StudentPage:
+    """The page's content; `h5_url` fills the task script's `{{ h5_url }}`. CheckinError
+    (from the check-in service) when the member is in no cohort."""
+    checkins = await checkin.member_page(session=session, member_id=member_id, now=now)
+    task = await render_today_task(session=session, page=checkins, h5_url=h5_url)
+    shown = {f.name: getattr(checkins, f.name) for f in fields(checkins)}
+    return StudentPage(**shown, today_task=task)
 
 
 def task_keys(day: int, channel_state: str) -> list[str]:
@@ -39,27 +57,20 @@ async def _task_script(session: AsyncSession, day: int, channel_state: str) -> S
     return next((found[key] for key in keys if key in found), None)
 
 
-async def render_today_task(
-    *,
-    session: AsyncSession,
-    cohort: Cohort,
-    day: CampDay,
-    name: str,
-    standing: Standing,
-    h5_url: str,
-) -> str | None:
+async def render_today_task(*, session: AsyncSession, page: MemberPage, h5_url: str) -> str | None:
     """The day's task text, or None (no camp day, no script, or a script that does not
     render: the page still works; the operator sees the error in the log and in preview)."""
+    day, standing = page.camp_day, page.standing
     if day.day is None or day.date is None:
         return None
-    script = await _task_script(session, day.day, cohort.channel_state)
+    script = await _task_script(session, day.day, page.channel_state)
     if script is None or script.msgtype not in (MsgType.TEXT, MsgType.MARKDOWN):
         return None
     context = RenderContext(
-        student_name=name,
-        cohort_name=cohort.name,
-        camp_name=cohort.camp,
-        total_days=cohort.days,
+        student_name=page.member_name,
+        cohort_name=page.cohort_name,
+        camp_name=page.camp_name,
+        total_days=day.total_days,
         day=day.day,
         date=zh_date(day.date),
         weekday=zh_weekday(day.date),
@@ -71,5 +82,5 @@ async def render_today_task(
     try:
         return render(script, context).content
     except RenderError as exc:
-        logger.warning("today's task %s for cohort %s: %s", script.key, cohort.id, exc)
+        logger.warning("today's task %s for cohort %s: %s", script.key, page.cohort_id, exc)
         return None

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bots.checkin.models import CheckinEntry
 from bots.qa.models import QaUnanswered
 from bots.xibao.models import Achievement
-from tests.bots.checkin.test_h5 import H5, h5, png  # noqa: F401  (`h5`: a fixture)
+from tests.bots.student_page.test_h5 import H5, h5, png  # noqa: F401  (`h5`: a fixture)
 
 JSON = {"Accept": "application/json"}
 

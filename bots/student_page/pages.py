@@ -42,11 +42,13 @@ from app.api.h5.uploads import CheckedImage, UploadRefused, check_text_fields, r
 from app.deps import SessionDep
 from app.runtime import Runtime
 from app.storage import Storage, content_type_of, is_key
-from bots.checkin import h5_view, service
+from bots.checkin import service as checkin
 from bots.checkin.models import CheckinEntry, EntryKind
 from bots.checkin.service import CheckinError, SubmitResult
 from bots.qa import service as qa_service
 from bots.qa.service import FaqEntry
+from bots.student_page import service as page_service
+from bots.student_page import view
 from bots.xibao import service as xibao_service
 
 router = APIRouter(prefix="/h5", tags=["h5"], route_class=H5Route)
@@ -78,7 +80,7 @@ async def personal_page(
         storage=storage,
         token=token,
         member_id=member_id,
-        flash=h5_view.FLASHES.get(ok or ""),
+        flash=view.FLASHES.get(ok or ""),
     )
 
 
@@ -183,8 +185,8 @@ async def faq_search(
     query = q.strip()
     try:
         check_text_fields({"q": query})
-        if len(query) > h5_view.FAQ_QUERY_MAX:
-            message = f"问题最多 {h5_view.FAQ_QUERY_MAX} 字，现在是 {len(query)} 字"
+        if len(query) > view.FAQ_QUERY_MAX:
+            message = f"问题最多 {view.FAQ_QUERY_MAX} 字，现在是 {len(query)} 字"
             raise UploadRefused(422, "q", message)
     except UploadRefused as refusal:
         return await _refusal(
@@ -204,7 +206,7 @@ async def faq_search(
         storage=storage,
         token=token,
         member_id=member_id,
-        faq=h5_view.Faq(query=query, entries=tuple(entries)),
+        faq=view.Faq(query=query, entries=tuple(entries)),
     )
 
 
@@ -223,8 +225,8 @@ async def report_achievement(
     try:
         fields = await _read_text_form(request)
         title, detail = fields.get("title", ""), fields.get("detail", "")
-        if len(detail.strip()) > h5_view.REPORT_DETAIL_MAX:
-            raise InvalidInput("detail", f"喜报详情不能超过 {h5_view.REPORT_DETAIL_MAX} 个字。")
+        if len(detail.strip()) > view.REPORT_DETAIL_MAX:
+            raise InvalidInput("detail", f"喜报详情不能超过 {view.REPORT_DETAIL_MAX} 个字。")
         achievement = await xibao_service.report_achievement(
             session=session,
             member_id=member_id,
@@ -246,7 +248,7 @@ async def report_achievement(
             message=refusal.message,
             page=_PageArgs(session, runtime, storage, token, member_id),
             status_code=status,
-            report=h5_view.ReportDraft(fields.get("title", ""), fields.get("detail", "")),
+            report=view.ReportDraft(fields.get("title", ""), fields.get("detail", "")),
         )
     if wants_json(request):
         body = {
@@ -286,7 +288,7 @@ async def _refusal(
     message: str,
     page: _PageArgs,
     status_code: int = 422,
-    report: h5_view.ReportDraft | None = None,
+    report: view.ReportDraft | None = None,
 ) -> Response:
     """A refusal: JSON `{"detail": [{"field", "message"}]}`, or the page with the reason."""
     if wants_json(request):
@@ -311,7 +313,7 @@ async def _search(
     the app's unanswered questions, so operators see what students look for in vain."""
     if not query:
         return []
-    cohort_id = await service.member_cohort(session=session, member_id=member_id)
+    cohort_id = await checkin.member_cohort(session=session, member_id=member_id)
     entries = await qa_service.search_faq(session=session, cohort_id=cohort_id, query=query)
     if not entries:
         await qa_service.record_unanswered(session=session, question=query, now=now)
@@ -392,11 +394,11 @@ async def _record(
     unique = {image.storage_key(): image for image in images}
     try:
         if kind == "leave":
-            result = await service.take_leave(
+            result = await checkin.take_leave(
                 session=session, member_id=member_id, now=now, day=day
             )
         else:
-            result = await service.submit(
+            result = await checkin.submit(
                 session=session,
                 member_id=member_id,
                 kind=EntryKind(kind),
@@ -467,28 +469,28 @@ async def _page(
     status_code: int = 200,
     draft_kind: str | None = None,
     draft_text: str = "",
-    faq: h5_view.Faq | None = None,
-    report: h5_view.ReportDraft | None = None,
+    faq: view.Faq | None = None,
+    report: view.ReportDraft | None = None,
 ) -> Response:
-    nonce = h5_view.new_nonce()
-    headers = h5_view.page_headers(nonce)
+    nonce = view.new_nonce()
+    headers = view.page_headers(nonce)
     now = runtime.clock.now()
     try:
-        page = await service.member_page(
+        page = await page_service.member_page(
             session=session,
             member_id=member_id,
             now=now,
             h5_url=h5_tokens.h5_url(runtime.settings.public_base_url, token),
         )
     except CheckinError:  # the member is in no cohort (the only refusal a page has)
-        body = h5_view.render_message("还没有加入训练营", "你还没有加入训练营，请联系助教。")
+        body = view.render_message("还没有加入训练营", "你还没有加入训练营，请联系助教。")
         return HTMLResponse(body, status_code=status_code, headers=headers)
     tz = ZoneInfo(page.timezone or runtime.settings.campbot_timezone)
-    body = h5_view.render_page(
+    body = view.render_page(
         page,
         token=token,
         tz=tz,
-        phase=h5_view.phase(page, start_date=page.start_date, today=now.astimezone(tz).date()),
+        phase=view.phase(page, start_date=page.start_date, today=now.astimezone(tz).date()),
         image_url=_image_url(storage, token),
         nonce=nonce,
         flash=flash,

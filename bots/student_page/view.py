@@ -16,12 +16,12 @@ from app.api.h5.route import PRIVATE_HEADERS
 from app.api.h5.uploads import MAX_IMAGE_MB, MAX_IMAGES, MAX_TEXT_CHARS
 from app.storage import is_key
 from bots.checkin.models import EntryStatus
-from bots.checkin.service import MemberPage
 from bots.qa.service import FaqEntry
+from bots.student_page.service import StudentPage
 from bots.xibao.service import TITLE_MAX
 
 _env = Environment(
-    loader=PackageLoader("bots.checkin", "templates"),
+    loader=PackageLoader("bots.student_page", "templates"),
     autoescape=True,
     undefined=StrictUndefined,
     trim_blocks=True,
@@ -85,7 +85,7 @@ class Phase:
     note: str  # what the page says instead of the forms when not running
 
 
-def phase(page: MemberPage, *, start_date: date, today: date) -> Phase:
+def phase(page: StudentPage, *, start_date: date, today: date) -> Phase:
     day = page.camp_day.day
     if day is not None:
         return Phase(True, "开营日" if day == 0 else f"第 {day} 天", "")
@@ -109,7 +109,7 @@ def new_nonce() -> str:
 
 
 def render_page(
-    page: MemberPage,
+    page: StudentPage,
     *,
     token: str,
     tz: ZoneInfo,
