@@ -151,7 +151,10 @@ class Demo:
 
     async def fire(self) -> None:
         await fire_due(
-            sessions=self.runtime.sessions, clock=self.clock, default_tz="Asia/Shanghai"
+            sessions=self.runtime.sessions,
+            clock=self.clock,
+            default_tz="Asia/Shanghai",
+            extensions=self.runtime.extensions,
         )
         await self.settle()
 

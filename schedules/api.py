@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin import audit
 from app.admin.common import Actor, get_or_404, snapshot
 from app.admin.errors import Conflict, InvalidInput
-from app.admin.service_cohorts import CohortChange, on_cohort_changed
 from app.api.admin.fields import (
     PRINTABLE,
     CohortQuery,
@@ -30,7 +29,6 @@ from app.wecom.errors import UndeliverableError
 from schedules import service
 from schedules.calendar import calendar
 from schedules.models import Firing, Schedule
-from schedules.planner import plan_cohort
 from scripts_library.errors import RenderError
 
 router = admin_resource_router("/schedules", "schedules")
@@ -166,6 +164,7 @@ async def create_schedule(
             session=session,
             now=now,
             default_tz=runtime.settings.campbot_timezone,
+            extensions=runtime.extensions,
             **body.model_dump(),
         )
     except service.ScheduleProblem as problem:
@@ -189,6 +188,7 @@ async def get_calendar(
         now=runtime.clock.now(),
         hours=hours,
         default_tz=runtime.settings.campbot_timezone,
+        extensions=runtime.extensions,
     )
     return [
         CalendarOut(
@@ -268,6 +268,7 @@ async def update_schedule(
             changes=body.model_dump(exclude_unset=True),
             now=now,
             default_tz=runtime.settings.campbot_timezone,
+            extensions=runtime.extensions,
         )
     except service.ScheduleProblem as problem:
         raise _invalid(problem) from None
@@ -307,6 +308,7 @@ async def run_schedule(
             schedule=schedule,
             now=now,
             default_tz=runtime.settings.campbot_timezone,
+            extensions=runtime.extensions,
         )
     except (RenderError, UndeliverableError) as exc:
         # The script cannot be said to these targets (a variable they lack, over a channel's
@@ -329,17 +331,3 @@ async def run_schedule(
         enqueued=firing.enqueued,
         note=firing.note,
     )
-
-
-def install_hooks(*, default_tz: str) -> None:
-    """Re-plan a cohort's schedules when its start date moves or a member joins (member_day
-    firings). Called once by main.py when it wires the schedules in."""
-
-    async def replan(change: CohortChange, *, session: AsyncSession) -> None:
-        if change.action in ("update", "member_joined"):
-            await plan_cohort(
-                session=session, cohort_id=change.cohort_id, now=change.at, default_tz=default_tz
-            )
-
-    on_cohort_changed[:] = [h for h in on_cohort_changed if getattr(h, "__name__", "") != "replan"]
-    on_cohort_changed.append(replan)

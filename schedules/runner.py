@@ -14,40 +14,37 @@ transaction, so only the broken firing is recorded failed. Within a transaction,
 targets resolve once per distinct target and cohort, and a script renders once per
 distinct context: targets with the same variables get the same text (a template
 drawing on `random` too).
+
+What the capabilities add comes in as `extensions` (`app.capability.Extensions`): member
+filters, context providers, and script jobs — a firing whose script has a job calls it in
+the firing's transaction instead of rendering the script per target; the job writes its
+own outbox rows under keys of its own (one per person or group per day), so a double
+firing sends nothing twice. Schedules stay where operators set them: the job only
+replaces how the firing's messages are made.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin.models import Cohort
-from app.channels.messages import OutMessage
-from app.channels.routes import enqueue_message, message_payload
+from app.capability import NO_EXTENSIONS, Extensions
 from app.clock import Clock
 from app.db import backend
 from app.outbox import NewMessage, enqueue_many
-from schedules.context import provided_variables
-from schedules.jobs import job_for
-from schedules.models import Firing, FiringStatus, Schedule
-from schedules.planner import cohort_zone, schedule_timezone
-from schedules.targets import Target, resolve
-from scripts_library.models import Script
-from scripts_library.render import render, variables_used
-from scripts_library.variables import RenderContext, zh_date, zh_weekday
+from schedules.batch import Batch, claim_many, record_missed, set_enqueued
+from schedules.firing import MISFIRE_GRACE, failure_note, fire, missed_note
+from schedules.models import Firing, FiringStatus
 
 logger = logging.getLogger(__name__)
 
-MISFIRE_GRACE = timedelta(minutes=10)
 BATCH = 5000  # due firings read per query (ids only)
 # Firings per transaction. Fewer commit their first rows sooner but pay the per-
 # transaction work (claim, schedules, scripts, cohorts, targets, commit) more often;
@@ -57,7 +54,6 @@ FIRINGS_PER_TRANSACTION = 500
 # the server's work on another (the bench: ~30% less wall time with 2 than with 1 on two
 # cores; 3 gains nothing clear). SQLite has one writer (and one pooled connection).
 PARALLEL = {"postgresql": 2}
-_NOTE_LIMIT = 2000
 
 
 @dataclass(slots=True)
@@ -74,120 +70,18 @@ class FireReport:
         self.enqueued += other.enqueued
 
 
-def _due_label(due_at: datetime) -> str:
-    return due_at.strftime("%Y%m%dT%H%M%SZ")
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What every firing of one `fire_due` call shares."""
 
-
-def _key(schedule_id: int, label: str, due: str) -> str:
-    return f"schedule:{schedule_id}:{label}:{due}"
-
-
-def outbox_key(schedule_id: int, target: Target, due_at: datetime) -> str:
-    return _key(schedule_id, target.label, _due_label(due_at))
-
-
-def context_for(*, cohort: Cohort | None, target: Target, local_now: datetime) -> RenderContext:
-    """The variables a scheduled script sees for one target."""
-    fields: dict[str, object] = {
-        "date": zh_date(local_now.date()),
-        "weekday": zh_weekday(local_now.date()),
-    }
-    if cohort is not None:
-        fields.update(
-            cohort_name=cohort.name,
-            camp_name=cohort.camp,
-            total_days=cohort.days,
-            day=(local_now.date() - cohort.start_date).days,
-        )
-    if target.group is not None:
-        fields["group_name"] = target.group.name or ""
-    if target.member is not None:
-        fields["student_name"] = target.member.name or "同学"
-    return RenderContext(**fields)  # type: ignore[arg-type]
-
-
-def with_values(context: RenderContext, values: dict[str, object] | None) -> RenderContext:
-    """`context` with a provider's values (schedules.context) laid over it."""
-    return replace(context, **values) if values else context  # type: ignore[arg-type]
-
-
-def _missed_note(now: datetime, due_at: datetime) -> str:
-    return f"错过发送时间（晚了 {now - due_at}）"
-
-
-def _failure_note(exc: Exception) -> str:
-    return f"发送失败：{type(exc).__name__}: {exc}"[:_NOTE_LIMIT]
-
-
-# --------------------------------------------------------------------------- one firing
-
-
-async def _claim(session: AsyncSession, firing_id: int, now: datetime) -> bool:
-    claimed = await session.execute(
-        update(Firing)
-        .where(Firing.id == firing_id, Firing.status == FiringStatus.PLANNED)
-        .values(status=FiringStatus.FIRED, fired_at=now)
-    )
-    return bool(claimed.rowcount)  # type: ignore[attr-defined]
-
-
-async def fire(
-    *,
-    session: AsyncSession,
-    firing: Firing,
-    now: datetime,
-    default_tz: str,
-    grace: timedelta = MISFIRE_GRACE,
-) -> str:
-    """Fire one firing in the caller's transaction; its resulting status."""
-    if not await _claim(session, firing.id, now):
-        return "taken"  # another scheduler fired it
-    if now - firing.due_at > grace:
-        firing.status, firing.note = FiringStatus.MISSED, _missed_note(now, firing.due_at)
-        return FiringStatus.MISSED
-    schedule = await session.get(Schedule, firing.schedule_id)
-    assert schedule is not None  # the firing's foreign key
-    script = (
-        await session.execute(select(Script).where(Script.key == schedule.script_key))
-    ).scalar_one_or_none()
-    if script is None:
-        firing.status, firing.note = FiringStatus.MISSED, f"话术不存在：{schedule.script_key}"
-        return FiringStatus.MISSED
-    job = job_for(schedule.script_key, schedule.cohort_id)
-    if job is not None and schedule.cohort_id is not None:
-        firing.enqueued = await job(session, schedule.cohort_id, now)
-        return FiringStatus.FIRED
-    tz, cohort = await schedule_timezone(session=session, schedule=schedule, default_tz=default_tz)
-    targets = await resolve(
-        session=session,
-        target=schedule.target,
-        cohort_id=schedule.cohort_id,
-        member_id=firing.member_id,
-        now=now,
-    )
-    extra = await provided_variables(
-        session=session, cohort=cohort, targets=targets, names=variables_used(script), now=now
-    )
-    for target in targets:
-        context = context_for(cohort=cohort, target=target, local_now=now.astimezone(tz))
-        message = render(script, with_values(context, extra.get(target.label)))
-        await enqueue_message(
-            session=session,
-            key=outbox_key(schedule.id, target, firing.due_at),
-            route=target.route,
-            message=message,
-            now=now,
-        )
-    firing.enqueued = len(targets)
-    return FiringStatus.FIRED
+    clock: Clock
+    default_tz: str
+    grace: timedelta
+    extensions: Extensions
 
 
 async def _fire_alone(
-    sessions: async_sessionmaker[AsyncSession],
-    firing_id: int,
-    clock: Clock,
-    default_tz: str,
-    grace: timedelta,
+    sessions: async_sessionmaker[AsyncSession], firing_id: int, run: _Run
 ) -> FireReport:
     """One firing in its own transaction, its failure recorded: the careful path."""
     report = FireReport()
@@ -196,13 +90,18 @@ async def _fire_alone(
             firing = await session.get(Firing, firing_id)
             assert firing is not None
             status = await fire(
-                session=session, firing=firing, now=clock.now(), default_tz=default_tz, grace=grace
+                session=session,
+                firing=firing,
+                now=run.clock.now(),
+                default_tz=run.default_tz,
+                grace=run.grace,
+                extensions=run.extensions,
             )
             report.enqueued += firing.enqueued if status == FiringStatus.FIRED else 0
     except Exception as exc:
         # A script that no longer renders, a bad target: record it on the firing.
         logger.exception("firing %s failed", firing_id)
-        await _record_failure(sessions, firing_id, exc, clock.now())
+        await _record_failure(sessions, firing_id, exc, run.clock.now())
         report.failed += 1
         return report
     report.fired += status == FiringStatus.FIRED
@@ -217,179 +116,23 @@ async def _record_failure(
         await session.execute(
             update(Firing)
             .where(Firing.id == firing_id, Firing.status == FiringStatus.PLANNED)
-            .values(status=FiringStatus.MISSED, fired_at=now, note=_failure_note(exc))
+            .values(status=FiringStatus.MISSED, fired_at=now, note=failure_note(exc))
         )
-
-
-# --------------------------------------------------------------------------- many firings
-
-
-class _Claimed(NamedTuple):
-    id: int
-    schedule_id: int
-    member_id: int | None
-    due_at: datetime
-
-
-async def _claim_many(
-    session: AsyncSession, firing_ids: Sequence[int], now: datetime
-) -> list[_Claimed]:
-    """Claim the firings still planned: planned → fired, in the caller's transaction."""
-    # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): a firing another scheduler
-    # holds is its to fire or record, and waiting on its locks could deadlock.
-    planned = (
-        select(Firing.id)
-        .where(Firing.id.in_(firing_ids), Firing.status == FiringStatus.PLANNED)
-        .with_for_update(skip_locked=True)
-    )
-    rows = await session.execute(
-        update(Firing)
-        .where(Firing.id.in_(planned.scalar_subquery()), Firing.status == FiringStatus.PLANNED)
-        .values(status=FiringStatus.FIRED, fired_at=now)
-        .returning(Firing.id, Firing.schedule_id, Firing.member_id, Firing.due_at)
-        .execution_options(synchronize_session=False)
-    )
-    return sorted((_Claimed(*row) for row in rows), key=lambda f: f.id)
-
-
-async def _record(session: AsyncSession, firing_id: int, note: str) -> None:
-    """A claimed firing that sent nothing: `missed`, with why."""
-    await session.execute(
-        update(Firing)
-        .where(Firing.id == firing_id)
-        .values(status=FiringStatus.MISSED, note=note)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def _set_enqueued(session: AsyncSession, counts: dict[int, int]) -> None:
-    # One UPDATE per distinct count, not per firing: a batch's firings mostly share it.
-    by_count: dict[int, list[int]] = defaultdict(list)
-    for firing_id, count in counts.items():
-        by_count[count].append(firing_id)
-    for count, firing_ids in by_count.items():
-        await session.execute(
-            update(Firing)
-            .where(Firing.id.in_(firing_ids))
-            .values(enqueued=count)
-            .execution_options(synchronize_session=False)
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Send:
-    """One target's message, checked against its channel's limits: the same for every
-    firing in the transaction with the same script, target and cohort."""
-
-    label: str
-    channel: str
-    target: str
-    payload: dict[str, object]
-
-
-class _Plan(NamedTuple):
-    """What firing needs of a schedule: its columns, cheaper to load than ORM objects."""
-
-    id: int
-    script_key: str
-    cohort_id: int | None
-    target: dict[str, Any]
-
-
-# script, target (its repr: equal for equal JSON, else only a cache miss), cohort, member
-_SendsKey = tuple[str, str, int | None, int | None]
-
-
-@dataclass
-class _Batch:
-    """What the firings of one transaction share: their rows loaded once, and the
-    resolved, rendered and checked messages cached (valid in this transaction only)."""
-
-    session: AsyncSession
-    now: datetime
-    default_tz: str
-    plans: dict[int, _Plan] = field(default_factory=dict)
-    scripts: dict[str, Script] = field(default_factory=dict)
-    cohorts: dict[int, Cohort] = field(default_factory=dict)
-    _sends: dict[_SendsKey, list[_Send]] = field(default_factory=dict)
-    _messages: dict[tuple[str, RenderContext], OutMessage] = field(default_factory=dict)
-
-    async def load(self, firings: Iterable[_Claimed]) -> None:
-        ids = {f.schedule_id for f in firings}
-        plans = await self.session.execute(
-            select(Schedule.id, Schedule.script_key, Schedule.cohort_id, Schedule.target).where(
-                Schedule.id.in_(ids)
-            )
-        )
-        self.plans = {row.id: _Plan(*row) for row in plans}
-        keys = {p.script_key for p in self.plans.values()}
-        scripts = await self.session.execute(select(Script).where(Script.key.in_(keys)))
-        self.scripts = {s.key: s for s in scripts.scalars()}
-        cohort_ids = {p.cohort_id for p in self.plans.values() if p.cohort_id}
-        cohorts = await self.session.execute(select(Cohort).where(Cohort.id.in_(cohort_ids)))
-        self.cohorts = {c.id: c for c in cohorts.scalars()}
-
-    def _render(self, script: Script, context: RenderContext) -> OutMessage:
-        key = (script.key, context)
-        if key not in self._messages:
-            self._messages[key] = render(script, context)
-        return self._messages[key]
-
-    async def _prepare(self, plan: _Plan, script: Script, member_id: int | None) -> list[_Send]:
-        cohort = self.cohorts.get(plan.cohort_id) if plan.cohort_id else None
-        local_now = self.now.astimezone(cohort_zone(cohort, self.default_tz))
-        targets = await resolve(
-            session=self.session,
-            target=plan.target,
-            cohort_id=plan.cohort_id,
-            member_id=member_id,
-            now=self.now,
-        )
-        extra = await provided_variables(
-            session=self.session,
-            cohort=cohort,
-            targets=targets,
-            names=variables_used(script),
-            now=self.now,
-        )
-        sends = []
-        for target in targets:
-            context = context_for(cohort=cohort, target=target, local_now=local_now)
-            context = with_values(context, extra.get(target.label))
-            payload = message_payload(target.route, self._render(script, context))
-            sends.append(_Send(target.label, target.route.channel, target.route.target, payload))
-        return sends
-
-    async def messages(self, firing: _Claimed, plan: _Plan, script: Script) -> list[NewMessage]:
-        """The firing's outbox rows."""
-        key = (script.key, repr(plan.target), plan.cohort_id, firing.member_id)
-        if key not in self._sends:
-            self._sends[key] = await self._prepare(plan, script, firing.member_id)
-        due = _due_label(firing.due_at)
-        return [
-            NewMessage(_key(plan.id, send.label, due), send.channel, send.target, send.payload)
-            for send in self._sends[key]
-        ]
 
 
 async def _fire_many(
-    session: AsyncSession,
-    firing_ids: Sequence[int],
-    *,
-    now: datetime,
-    default_tz: str,
-    grace: timedelta,
+    session: AsyncSession, firing_ids: Sequence[int], *, now: datetime, run: _Run
 ) -> FireReport:
     """Fire these firings in the caller's transaction, skipping any not planned any more."""
     report = FireReport()
-    claimed = await _claim_many(session, firing_ids, now)
-    on_time = [f for f in claimed if now - f.due_at <= grace]
-    for late in (f for f in claimed if now - f.due_at > grace):
-        await _record(session, late.id, _missed_note(now, late.due_at))
+    claimed = await claim_many(session, firing_ids, now)
+    on_time = [f for f in claimed if now - f.due_at <= run.grace]
+    for late in (f for f in claimed if now - f.due_at > run.grace):
+        await record_missed(session, late.id, missed_note(now, late.due_at))
         report.missed += 1
     if not on_time:
         return report
-    batch = _Batch(session, now, default_tz)
+    batch = Batch(session, now, run.default_tz, run.extensions)
     await batch.load(on_time)
     rows: list[NewMessage] = []
     counts: dict[int, int] = {}
@@ -398,10 +141,10 @@ async def _fire_many(
         plan = batch.plans[firing.schedule_id]  # the firing's foreign key
         script = batch.scripts.get(plan.script_key)
         if script is None:
-            await _record(session, firing.id, f"话术不存在：{plan.script_key}")
+            await record_missed(session, firing.id, f"话术不存在：{plan.script_key}")
             report.missed += 1
             continue
-        job = job_for(plan.script_key, plan.cohort_id)
+        job = run.extensions.job_for(plan.script_key, plan.cohort_id)
         if job is not None and plan.cohort_id is not None:
             counts[firing.id] = await job(session, plan.cohort_id, now)
             by_jobs += counts[firing.id]
@@ -413,30 +156,24 @@ async def _fire_many(
         except Exception as exc:
             # A script that no longer renders, a bad target: record it on the firing.
             logger.exception("firing %s failed", firing.id)
-            await _record(session, firing.id, _failure_note(exc))
+            await record_missed(session, firing.id, failure_note(exc))
             report.failed += 1
             continue
         rows.extend(messages)
         counts[firing.id] = len(messages)
     await enqueue_many(session=session, rows=rows, now=now)
-    await _set_enqueued(session, counts)
+    await set_enqueued(session, counts)
     report.fired += len(counts)
     report.enqueued += len(rows) + by_jobs
     return report
 
 
 async def _fire_batch(
-    sessions: async_sessionmaker[AsyncSession],
-    firing_ids: Sequence[int],
-    clock: Clock,
-    default_tz: str,
-    grace: timedelta,
+    sessions: async_sessionmaker[AsyncSession], firing_ids: Sequence[int], run: _Run
 ) -> FireReport:
     try:
         async with sessions.begin() as session:
-            return await _fire_many(
-                session, firing_ids, now=clock.now(), default_tz=default_tz, grace=grace
-            )
+            return await _fire_many(session, firing_ids, now=run.clock.now(), run=run)
     except Exception:
         # Nothing of the batch was written: fire each alone, so one firing the database
         # refuses is recorded failed and the others go out.
@@ -445,7 +182,7 @@ async def _fire_batch(
         )
     report = FireReport()
     for firing_id in firing_ids:
-        report.add(await _fire_alone(sessions, firing_id, clock, default_tz, grace))
+        report.add(await _fire_alone(sessions, firing_id, run))
     return report
 
 
@@ -478,11 +215,7 @@ def _chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 
 
 async def _fire_page(
-    sessions: async_sessionmaker[AsyncSession],
-    firing_ids: Sequence[int],
-    clock: Clock,
-    default_tz: str,
-    grace: timedelta,
+    sessions: async_sessionmaker[AsyncSession], firing_ids: Sequence[int], run: _Run
 ) -> FireReport:
     """Fire these, FIRINGS_PER_TRANSACTION to a transaction, PARALLEL transactions at once."""
     report = FireReport()
@@ -490,7 +223,7 @@ async def _fire_page(
 
     async def work() -> None:
         for chunk in chunks:  # shared by the workers: each takes the next one left
-            report.add(await _fire_batch(sessions, chunk, clock, default_tz, grace))
+            report.add(await _fire_batch(sessions, chunk, run))
 
     async with asyncio.TaskGroup() as workers:
         for _ in range(PARALLEL.get(backend(sessions), 1)):
@@ -504,8 +237,11 @@ async def fire_due(
     clock: Clock,
     default_tz: str,
     grace: timedelta = MISFIRE_GRACE,
+    extensions: Extensions = NO_EXTENSIONS,
 ) -> FireReport:
-    """Fire everything due now (see the module docstring)."""
+    """Fire everything due now (see the module docstring); `extensions`: the capabilities'
+    jobs, filters and providers (none by default: the scheduler on its own)."""
+    run = _Run(clock, default_tz, grace, extensions)
     report = FireReport()
     now = clock.now()  # what falls due meanwhile is the next tick's
     after: tuple[datetime, int] | None = None
@@ -515,7 +251,7 @@ async def fire_due(
         async with sessions() as session:
             page = await due_firings(session=session, now=now, after=after)
         ids = [firing_id for _, firing_id in page]
-        report.add(await _fire_page(sessions, ids, clock, default_tz, grace))
+        report.add(await _fire_page(sessions, ids, run))
         if len(page) < BATCH:
             return report
         after = page[-1]

@@ -14,9 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Cohort
+from app.capability import NO_EXTENSIONS, Extensions
+from schedules.firing import fire
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import plan_schedule
-from schedules.runner import fire
 from schedules.targets import check_target
 from schedules.triggers import TriggerError, parse_trigger
 from scripts_library.models import Script
@@ -36,6 +37,7 @@ async def _check(
     trigger: dict[str, Any],
     target: dict[str, Any],
     default_tz: str,
+    extensions: Extensions,
 ) -> None:
     if (await session.execute(select(Script.id).where(Script.key == script_key))).first() is None:
         raise ScheduleProblem("script_key", f"话术不存在：{script_key}")
@@ -49,7 +51,7 @@ async def _check(
     if trigger.get("type") in ("cohort_day", "member_day") and cohort is None:
         raise ScheduleProblem("cohort_id", f"{trigger['type']} 触发需要指定期次（cohort_id）")
     try:
-        check_target(target)
+        check_target(target, filters=extensions.member_filters)
     except TriggerError as exc:
         raise ScheduleProblem("target", str(exc)) from exc
     if target.get("type") in ("cohort_groups", "members") and cohort is None:
@@ -66,7 +68,9 @@ async def create_schedule(
     now: datetime,
     default_tz: str,
     enabled: bool = True,
+    extensions: Extensions = NO_EXTENSIONS,
 ) -> Schedule:
+    """`extensions`: the capabilities' member filters a target may name."""
     await _check(
         session,
         script_key=script_key,
@@ -74,6 +78,7 @@ async def create_schedule(
         trigger=trigger,
         target=target,
         default_tz=default_tz,
+        extensions=extensions,
     )
     schedule = Schedule(
         script_key=script_key,
@@ -97,6 +102,7 @@ async def update_schedule(
     changes: dict[str, Any],
     now: datetime,
     default_tz: str,
+    extensions: Extensions = NO_EXTENSIONS,
 ) -> Schedule:
     """Apply `changes` (any of script_key, cohort_id, trigger, target, enabled) and re-plan:
     pending firings move, sent ones stay sent."""
@@ -111,6 +117,7 @@ async def update_schedule(
         trigger=merged["trigger"],
         target=merged["target"],
         default_tz=default_tz,
+        extensions=extensions,
     )
     for name, value in merged.items():
         setattr(schedule, name, value)
@@ -121,7 +128,12 @@ async def update_schedule(
 
 
 async def run_now(
-    *, session: AsyncSession, schedule: Schedule, now: datetime, default_tz: str
+    *,
+    session: AsyncSession,
+    schedule: Schedule,
+    now: datetime,
+    default_tz: str,
+    extensions: Extensions = NO_EXTENSIONS,
 ) -> Firing:
     """Fire the schedule once, now, besides its plan (an operator's 立即发送)."""
     firing = Firing(
@@ -133,5 +145,7 @@ async def run_now(
     )
     session.add(firing)
     await session.flush()
-    await fire(session=session, firing=firing, now=now, default_tz=default_tz)
+    await fire(
+        session=session, firing=firing, now=now, default_tz=default_tz, extensions=extensions
+    )
     return firing

@@ -7,7 +7,7 @@ setting `cohort_id` moves the member (`assign_cohort`); `cohort_members` keeps t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from app.admin import audit, h5_tokens
 from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, snapshot
 from app.admin.errors import Conflict
 from app.admin.models import CohortMember, MemberTag
-from app.admin.service_cohorts import CohortChange, require_cohort
+from app.admin.service_cohorts import CohortChange, CohortHook, require_cohort
 from app.admin.service_cohorts import notify as notify_cohort_changed
 from app.models import Member, MemberStatus
 
@@ -93,7 +93,12 @@ async def record_change(
 
 
 async def assign_cohort(
-    *, session: AsyncSession, member_id: int, cohort_id: int | None, now: datetime
+    *,
+    session: AsyncSession,
+    member_id: int,
+    cohort_id: int | None,
+    now: datetime,
+    hooks: Collection[CohortHook],
 ) -> None:
     """Make `cohort_id` the member's one cohort (None: none); keeps the join time if unchanged.
 
@@ -119,10 +124,10 @@ async def assign_cohort(
     await session.flush()
     for old in left:
         change = CohortChange("member_left", old, now, member_id=member_id)
-        await notify_cohort_changed(change, session=session)
+        await notify_cohort_changed(change, session=session, hooks=hooks)
     if cohort_id is not None and joined:
         change = CohortChange("member_joined", cohort_id, now, member_id=member_id)
-        await notify_cohort_changed(change, session=session)
+        await notify_cohort_changed(change, session=session, hooks=hooks)
 
 
 async def get_member(*, session: AsyncSession, member_id: int, now: datetime) -> MemberView:
@@ -185,6 +190,7 @@ async def create_member(
     userid: str | None,
     name: str | None,
     cohort_id: int | None,
+    hooks: Collection[CohortHook],
     staff_userid: str | None = None,
 ) -> MemberView:
     if cohort_id is not None:
@@ -208,7 +214,9 @@ async def create_member(
     )
     session.add(member)
     await flush_or_conflict(session, "该学员已存在（external_userid 或 userid 重复）。")
-    await assign_cohort(session=session, member_id=member.id, cohort_id=cohort_id, now=now)
+    await assign_cohort(
+        session=session, member_id=member.id, cohort_id=cohort_id, now=now, hooks=hooks
+    )
     view = await view_of(member, session=session, now=now)
     await record_change(
         session=session,
@@ -229,6 +237,7 @@ async def update_member(
     now: datetime,
     member_id: int,
     changes: Mapping[str, Any],
+    hooks: Collection[CohortHook],
 ) -> MemberView:
     unknown = set(changes) - EDITABLE
     if unknown:
@@ -243,7 +252,11 @@ async def update_member(
             setattr(member, key, value)
     if "cohort_id" in changes and changes["cohort_id"] != current.cohort_id:
         await assign_cohort(
-            session=session, member_id=member.id, cohort_id=changes["cohort_id"], now=now
+            session=session,
+            member_id=member.id,
+            cohort_id=changes["cohort_id"],
+            now=now,
+            hooks=hooks,
         )
     view = await view_of(member, session=session, now=now)
     if audit_shape(view) == before:

@@ -1,12 +1,13 @@
 """Check-in reminders and the daily leaderboard: who has not checked in today, and telling
 them through the channel that really reaches them (ARCHITECTURE §2).
 
-- `not_checked_in_today` is a schedules member filter (registered here: schedules never
-  import bots): active members of the cohort with no check-in entry — on time, 补卡 or 请假
-  — for the cohort's current camp day (its CheckinRule's day boundary, 04:00 by default,
-  in its time zone). One correlated NOT EXISTS on the (cohort, day, kind) index, so it
-  resolves in one query however many members the cohort has. Outside the camp (before
-  day 0, after the last day) nobody is "not checked in": there is nothing to remind of.
+- `not_checked_in_today` is a schedules member filter (contributed by the capability,
+  `bots.checkin.jobs`: schedules never import bots): active members of the cohort with
+  no check-in entry — on time, 补卡 or 请假 — for the cohort's current camp day (its
+  CheckinRule's day boundary, 04:00 by default, in its time zone). One correlated NOT
+  EXISTS on the (cohort, day, kind) index, so it resolves in one query however many
+  members the cohort has. Outside the camp (before day 0, after the last day) nobody is
+  "not checked in": there is nothing to remind of.
 - `send_checkin_reminders`: internal members (a WeCom userid) who are in one of the
   cohort's robot groups are @-mentioned there, one message per group naming only those not
   checked in (`checkin_reminder_group`); everyone else gets the personal `checkin_reminder`
@@ -48,7 +49,6 @@ from app.wecom.errors import UndeliverableError
 from bots.checkin import service
 from bots.checkin.models import CheckinEntry, EntryKind, EntryStatus, MemberScore
 from bots.checkin.scoring import current_streak
-from schedules.targets import member_filter
 from scripts_library.render import render
 from scripts_library.service import get_script
 from scripts_library.variables import LeaderboardEntry, RenderContext, zh_date, zh_weekday
@@ -76,7 +76,6 @@ def checked_in(cohort_id: int, day: int) -> ColumnElement[bool]:
     )
 
 
-@member_filter(NOT_CHECKED_IN_TODAY)
 async def not_checked_in_today(
     session: AsyncSession, query: Select[Member], cohort_id: int, now: datetime
 ) -> Select[Member]:

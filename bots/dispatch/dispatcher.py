@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import inbox
+from app.admin.service_cohorts import CohortHook
 from app.clock import Clock
 from app.db import backend, is_transient, session_scope
 from app.settings import Settings
@@ -77,6 +78,7 @@ class Dispatcher:
         clock: Clock,
         outbound: Outbound | None = None,
         wecom: WeComClient | None = None,
+        cohort_hooks: Collection[CohortHook] = (),
         concurrency: int | None = None,
         instance: str | None = None,
     ) -> None:
@@ -86,6 +88,7 @@ class Dispatcher:
         self.clock = clock
         self.outbound = outbound
         self.wecom = wecom
+        self.cohort_hooks = cohort_hooks
         self._queue = RunQueue(concurrency or default_concurrency(sessions))
         self.instance = instance  # what re-runs record as the row's runner (app.instances)
         self.time_critical_kinds = frozenset(
@@ -265,6 +268,7 @@ class Dispatcher:
                 late=late,
                 outbound=self.outbound,
                 wecom=self.wecom,
+                cohort_hooks=self.cohort_hooks,
                 passive=passive,
             )
             # WeCom reads first, with no statement run yet: the session holds no connection.

@@ -24,13 +24,14 @@ bound their own time (the welcome's lookups keep 5 s of WeCom's 20 s window free
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.service_cohorts import CohortHook
 from app.clock import Clock
 from app.settings import Settings
 from app.wecom.client import WeComClient
@@ -81,6 +82,8 @@ class Context(Generic[E]):
     # For WeCom reads, in prepare steps only (see the module docstring); sends go through
     # the outbox.
     wecom: WeComClient | None = None
+    # What hears a member join a cohort (member-day schedules re-plan): for the enrolment.
+    cohort_hooks: Collection[CohortHook] = ()
     matched: dict[str, Any] = field(default_factory=dict)
     # Prepare steps' results by registration name (merged into `matched` for the handler).
     prepared: dict[str, Mapping[str, Any]] = field(default_factory=dict)

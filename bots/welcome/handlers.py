@@ -69,6 +69,7 @@ async def _enroll(ctx: ContactContext) -> tuple[service.Enrollment, Lookups] | N
         external_userid=event.external_user_id,
         channel_state=event.state,
         now=ctx.now,
+        hooks=ctx.cohort_hooks,
     )
     if enrollment is None:
         return None

@@ -10,6 +10,7 @@ reason in `last_error` when it could not (code expired, no script, the script do
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import outbox
 from app.admin.h5_tokens import member_url
 from app.admin.models import Cohort, CohortMember
-from app.admin.service_cohorts import cohort_for_state
+from app.admin.service_cohorts import CohortHook, cohort_for_state
 from app.admin.service_members import assign_cohort
 from app.channels.messages import Article, OutMessage
 from app.channels.routes import Channel, Route, enqueue_message
@@ -56,9 +57,15 @@ def welcome_key(external_userid: str, welcome_code: str) -> str:
 
 
 async def enroll(
-    *, session: AsyncSession, external_userid: str, channel_state: str, now: datetime
+    *,
+    session: AsyncSession,
+    external_userid: str,
+    channel_state: str,
+    now: datetime,
+    hooks: Collection[CohortHook],
 ) -> Enrollment | None:
-    """Enroll the contact in the cohort whose `channel_state` is the event's State.
+    """Enroll the contact in the cohort whose `channel_state` is the event's State (the
+    cohort `hooks` hear the join: member-day schedules re-plan).
 
     No such cohort: None, and no cohort is guessed. A contact who came another way (a
     personal QR code, a sales link) is no camp student, and with several camps running a
@@ -72,7 +79,9 @@ async def enroll(
     member = await ensure_external_member(
         session=session, external_userid=external_userid, now=now
     )
-    await assign_cohort(session=session, member_id=member.id, cohort_id=cohort.id, now=now)
+    await assign_cohort(
+        session=session, member_id=member.id, cohort_id=cohort.id, now=now, hooks=hooks
+    )
     return Enrollment(member, cohort)
 
 

@@ -17,8 +17,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import callback
+from app.capability import event_routers
 from app.clock import ManualClock
 from app.inbox import STUCK_AFTER, sweep_once
+from app.main import CAPABILITIES
 from app.models import InboxEvent
 from app.settings import Settings
 from app.wecom.events import parse_event
@@ -27,7 +29,6 @@ from app.wecom.sandbox import callback_xml
 from app.wecom.sandbox.sender import CallbackSender
 from app.wecom.sandbox.server import sandbox_transport
 from app.wecom.sandbox.state import SandboxState
-from bots import ROUTERS
 from bots.dispatch import Context, Dispatcher, Router
 from bots.qa.models import QaUnanswered
 from tests.admin.conftest import Admin
@@ -124,7 +125,7 @@ async def desk_with(
         settings=settings,
         clock=clock,
         engine=engine,
-        routers=[*extra_routers(), *ROUTERS],
+        routers=[*extra_routers(), *event_routers(CAPABILITIES)],
         wecom_transport=sandbox_transport(sandbox),
         sender=False,
     ) as harness:
