@@ -204,7 +204,7 @@ def sandbox(
 
 def _add_subcommands() -> None:
     # Imported here: the domain packages are wired in only at the edge.
-    from bots.demo import demo_command
+    from app.cli.demo import demo_command
     from schedules.cli import calendar
     from scripts_library.cli import scripts_cli
 
