@@ -2,13 +2,13 @@
 reminders, the leaderboard and homework review."""
 
 from app.capability import Capability
-from bots.checkin import api, handlers, jobs, rules_api
+from bots.checkin import api, handlers, jobs
 from bots.dispatch import Router
 
 capability: Capability[Router] = Capability(
     name="checkin",
     event_routers=(handlers.router,),
-    admin_routers=(api.router, rules_api.router),
+    admin_routers=(api.router, api.rules_router),
     script_jobs=jobs.SCRIPT_JOBS,
     member_filters=jobs.MEMBER_FILTERS,
     context_providers=jobs.CONTEXT_PROVIDERS,

@@ -22,7 +22,7 @@ from app.admin.h5_tokens import h5_url, tokens_for
 from app.capability import ContextProvider, MemberFilter, ScriptJob, Wanted
 from app.models import Member
 from app.settings import Settings
-from bots.checkin import reminders, service
+from bots.checkin import service, variables
 from bots.checkin.reminders import (
     LEADERBOARD_SCRIPT,
     NOT_CHECKED_IN_TODAY,
@@ -59,9 +59,9 @@ async def member_values(wanted: Wanted, *, settings: Settings) -> dict[str, dict
     session, cohort, now = wanted.session, wanted.cohort, wanted.now
     today = await service.camp_day(session=session, cohort_id=cohort.id, now=now)
     ids = [m.id for m in members]
-    ranks = await reminders.member_ranks(session, cohort.id, ids, today.day or 0)
+    ranks = await variables.member_ranks(session, cohort.id, ids, today.day or 0)
     tokens = await tokens_for(session=session, member_ids=ids, now=now)
-    assistants = await reminders.assistant_names(session, members)
+    assistants = await variables.assistant_names(session, members)
     found: dict[str, dict[str, object]] = {}
     for target in targets:
         member = target.member
@@ -73,7 +73,7 @@ async def member_values(wanted: Wanted, *, settings: Settings) -> dict[str, dict
             "rank": rank,
             "h5_url": h5_url(settings.public_base_url, tokens[member.id]),
             "assistant_name": assistants.get(
-                member.staff_userid or "", reminders.FALLBACK_ASSISTANT
+                member.staff_userid or "", variables.FALLBACK_ASSISTANT
             ),
         }
         found[target.label] = {k: v for k, v in values.items() if k in wanted.names}
@@ -91,14 +91,14 @@ async def group_values(wanted: Wanted, *, settings: Settings) -> dict[str, dict[
         "unchecked_count": 0,
     }
     if wanted.names & {"leaderboard", "checkin_count", "unchecked_count"}:
-        day = await reminders.group_context(session=session, cohort=cohort, now=now)
+        day = await variables.group_context(session=session, cohort=cohort, now=now)
         if day is not None:
             values.update({k: day[k] for k in ("leaderboard", "checkin_count", "unchecked_count")})
     owners = await _owner_names(session, [t.group.owner_userid for t in targets if t.group])
     found: dict[str, dict[str, object]] = {}
     for target in targets:
         assert target.group is not None
-        owner = owners.get(target.group.owner_userid or "", reminders.FALLBACK_ASSISTANT)
+        owner = owners.get(target.group.owner_userid or "", variables.FALLBACK_ASSISTANT)
         own = values | {"assistant_name": owner}
         found[target.label] = {k: v for k, v in own.items() if k in wanted.names}
     return found
