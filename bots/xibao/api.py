@@ -22,7 +22,7 @@ from app.api.admin.fields import INT32_MAX, CohortQuery, IdPath, Limit, Offset
 from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Responses
 from app.deps import RuntimeDep
-from bots.xibao import service
+from bots.xibao import certificate, progress, service
 from bots.xibao.models import DETAIL_MAX, TITLE_MAX, Achievement, AchievementStatus, Broadcast
 
 router = admin_resource_router("", "xibao")
@@ -189,7 +189,7 @@ async def list_achievements(
         query = query.where(Achievement.status == status)
     page = await page_of(query, session=session, limit=limit, offset=offset)
     items = [
-        _out(a, await service.broadcast_of(session=session, achievement_id=a.id))
+        _out(a, await progress.broadcast_of(session=session, achievement_id=a.id))
         for a in page.items
     ]
     return ItemsPage(items=items, total=page.total, limit=limit, offset=offset)
@@ -199,7 +199,7 @@ async def list_achievements(
 async def get_achievement(achievement_id: IdPath, session: AdminSessionDep) -> AchievementOut:
     achievement = await get_or_404(Achievement, achievement_id, session=session, what="喜报")
     return _out(
-        achievement, await service.broadcast_of(session=session, achievement_id=achievement_id)
+        achievement, await progress.broadcast_of(session=session, achievement_id=achievement_id)
     )
 
 
@@ -238,7 +238,7 @@ async def approve_achievement(
 async def get_certificate(
     member_id: IdPath, session: AdminSessionDep, runtime: RuntimeDep, cohort_id: CohortQuery = None
 ) -> Response:
-    png = await service.certificate_png(
+    png = await certificate.certificate_png(
         session=session, member_id=member_id, cohort_id=cohort_id, now=runtime.clock.now()
     )
     return Response(png, media_type="image/png")
@@ -252,7 +252,7 @@ async def get_certificate(
     responses=ERRORS_404,
 )
 async def get_broadcast(broadcast_id: IdPath, session: AdminSessionDep) -> BroadcastOut:
-    p = await service.progress(session=session, broadcast_id=broadcast_id)
+    p = await progress.progress(session=session, broadcast_id=broadcast_id)
     return BroadcastOut(
         id=p.broadcast_id,
         achievement_id=p.achievement_id,

@@ -12,14 +12,17 @@ the text message keeps them.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
@@ -301,3 +304,13 @@ def certificate(*, name: str, camp: str, cohort: str, days: int, date: str, summ
         PosterText("结营证书", name, "恭喜顺利结营", detail, f"{camp} · {cohort}", date),
         CERTIFICATE,
     )
+
+
+# Drawing a poster takes tens of milliseconds of CPU: it runs off the event loop, in one
+# thread, so the fonts Pillow caches are never used by two threads at once.
+_T = TypeVar("_T")
+_DRAWER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster")
+
+
+async def off_loop(draw: Callable[[], _T]) -> _T:
+    return await asyncio.get_running_loop().run_in_executor(_DRAWER, draw)

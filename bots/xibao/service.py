@@ -1,5 +1,6 @@
 """喜报: record an achievement, render the cohort's script and a poster, fan both out to the
-groups through the outbox, and report the broadcast's progress. Also the 结营证书.
+groups through the outbox (the broadcast's progress: `bots.xibao.progress`; the 结营证书:
+`bots.xibao.certificate`).
 
 Keyword-only functions that flush but never commit: the caller's transaction (one admin
 request) stores the achievement, its broadcast and every outbox row together, or nothing.
@@ -15,40 +16,24 @@ about. Only the 结营证书, which is nothing but a picture, answers 503 then.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import TypeVar
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.errors import AdminError, Conflict, InvalidInput, NotFound
+from app.admin.errors import Conflict, InvalidInput, NotFound
 from app.admin.models import Cohort, CohortGroup, CohortMember
 from app.channels.messages import OutMessage
 from app.channels.routes import Channel, Route, enqueue_message, message_payload, route_group
-from app.models import (
-    Group,
-    GroupStatus,
-    MassSendResult,
-    MassSendStatus,
-    Member,
-    OutboxMessage,
-    OutboxStatus,
-)
+from app.models import Group, GroupStatus, Member
 from app.wecom.errors import UndeliverableError
-from bots.checkin.models import MemberScore
 from bots.xibao import poster
-from bots.xibao.models import (
-    DETAIL_MAX as DETAIL_MAX,
-)
-from bots.xibao.models import (
-    TITLE_MAX as TITLE_MAX,
-)
+from bots.xibao.models import DETAIL_MAX as DETAIL_MAX
+from bots.xibao.models import TITLE_MAX as TITLE_MAX
 from bots.xibao.models import (
     Achievement,
     AchievementSource,
@@ -67,29 +52,6 @@ FALLBACK_NAME = "同学"
 H5_REPORTER = "h5"
 
 logger = logging.getLogger(__name__)
-
-
-class PosterUnavailable(AdminError):
-    """The server cannot draw a certificate (no CJK font installed): say so and what to do."""
-
-    status_code = 503
-
-
-# Drawing a poster takes tens of milliseconds of CPU: it runs off the event loop, in one
-# thread, so the fonts Pillow caches are never used by two threads at once.
-_T = TypeVar("_T")
-_DRAWER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster")
-
-
-async def _off_loop(draw: Callable[[], _T]) -> _T:
-    return await asyncio.get_running_loop().run_in_executor(_DRAWER, draw)
-
-
-async def _drawn(draw: Callable[[], bytes]) -> bytes:
-    try:
-        return await _off_loop(draw)
-    except poster.FontMissingError as exc:
-        raise PosterUnavailable(str(exc)) from exc
 
 
 def outbox_key(achievement_id: int, group_id: int) -> str:
@@ -325,7 +287,7 @@ async def _broadcast(
     script = await _script(session, cohort)
     local_day = now.astimezone(ZoneInfo(cohort.timezone if cohort else default_tz)).date()
     occasion = _Occasion(member.name or FALLBACK_NAME, cohort, local_day)
-    png, missing = await _off_loop(lambda: occasion.poster(achievement))
+    png, missing = await poster.off_loop(lambda: occasion.poster(achievement))
     if missing is not None:
         logger.warning(
             "喜报 %d goes out as text only: %s",
@@ -397,168 +359,3 @@ def _message(route: Route, text: OutMessage, png: bytes | None) -> OutMessage:
     if png is None:
         return text
     return OutMessage("image", image=png)
-
-
-# --------------------------------------------------------------------------- progress
-
-
-@dataclass(frozen=True, slots=True)
-class GroupProgress:
-    group_id: int | None
-    group_name: str
-    channel: str
-    status: str  # sent | failed | pending | awaiting_confirmation
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    broadcast_id: int
-    achievement_id: int
-    poster_missing: str | None  # why the 喜报 went out without a poster
-    total: int
-    sent: int
-    failed: int
-    pending: int
-    awaiting_confirmation: int
-    groups: list[GroupProgress]
-
-
-_FAILED = (OutboxStatus.DEAD, OutboxStatus.CANCELLED)
-
-
-def _group_status(
-    target: BroadcastTarget,
-    rows: dict[int, OutboxMessage],
-    results: dict[int, MassSendResult],
-) -> tuple[str, str | None]:
-    if target.error is not None or target.outbox_id is None:
-        return "failed", target.error or "没有可发送的消息。"
-    row = rows.get(target.outbox_id)
-    if row is None:
-        return "failed", "发送记录已被删除。"
-    if row.status in _FAILED:
-        return "failed", row.last_error or "发送失败。"
-    if row.status != OutboxStatus.SENT:
-        return "pending", None
-    if target.channel != Channel.CUSTOMER_GROUP:
-        return "sent", None
-    # A mass send went out only once the owner confirmed it in WeCom.
-    result = results.get(target.outbox_id)
-    if result is None or result.status == MassSendStatus.AWAITING:
-        return "awaiting_confirmation", None
-    if result.status == MassSendStatus.FAILED:
-        return "failed", f"群发未送达（企业微信状态 {result.wecom_status}）。"
-    return "sent", None
-
-
-async def progress(*, session: AsyncSession, broadcast_id: int) -> Progress:
-    broadcast = await session.get(Broadcast, broadcast_id)
-    if broadcast is None:
-        raise NotFound(f"喜报发送 {broadcast_id} 不存在。")
-    targets = list(
-        (
-            await session.execute(
-                select(BroadcastTarget)
-                .where(BroadcastTarget.broadcast_id == broadcast_id)
-                .order_by(BroadcastTarget.id)
-            )
-        ).scalars()
-    )
-    ids = [t.outbox_id for t in targets if t.outbox_id is not None]
-    rows = {
-        r.id: r
-        for r in (
-            await session.execute(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))
-        ).scalars()
-    }
-    results = {
-        r.outbox_id: r
-        for r in (
-            await session.execute(select(MassSendResult).where(MassSendResult.outbox_id.in_(ids)))
-        ).scalars()
-    }
-    groups = []
-    for target in targets:
-        status, error = _group_status(target, rows, results)
-        groups.append(
-            GroupProgress(target.group_id, target.group_name, target.channel, status, error)
-        )
-    counts = {s: sum(g.status == s for g in groups) for s in _STATUSES}
-    return Progress(
-        broadcast_id=broadcast.id,
-        achievement_id=broadcast.achievement_id,
-        poster_missing=broadcast.poster_missing,
-        total=len(groups),
-        sent=counts["sent"],
-        failed=counts["failed"],
-        pending=counts["pending"],
-        awaiting_confirmation=counts["awaiting_confirmation"],
-        groups=groups,
-    )
-
-
-_STATUSES = ("sent", "failed", "pending", "awaiting_confirmation")
-
-
-async def broadcast_of(*, session: AsyncSession, achievement_id: int) -> Broadcast | None:
-    statement = select(Broadcast).where(Broadcast.achievement_id == achievement_id)
-    return (await session.execute(statement)).scalar_one_or_none()
-
-
-# --------------------------------------------------------------------------- certificate
-
-
-async def certificate_png(
-    *,
-    session: AsyncSession,
-    member_id: int,
-    cohort_id: int | None,
-    now: datetime,
-) -> bytes:
-    """The 结营证书 of a member whose cohort has reached its last day (Conflict before)."""
-    member = await session.get(Member, member_id)
-    if member is None:
-        raise NotFound(f"学员 {member_id} 不存在。")
-    cohort = await _certificate_cohort(session, member_id, cohort_id)
-    last_day = cohort.start_date + timedelta(days=cohort.days)
-    today = now.astimezone(ZoneInfo(cohort.timezone)).date()
-    if today < last_day:
-        raise Conflict(
-            f"「{cohort.camp} {cohort.name}」{zh_full_date(last_day)}结营，结营后才能生成证书。"
-        )
-    score = await session.get(MemberScore, (member_id, cohort.id))
-    summary = (
-        f"打卡 {score.checked_days} 天 · 作业 {score.homework_days} 次 · 积分 {score.points}"
-        if score is not None
-        else ""
-    )
-    return await _drawn(
-        lambda: poster.certificate(
-            name=member.name or FALLBACK_NAME,
-            camp=cohort.camp,
-            cohort=cohort.name,
-            days=cohort.days,
-            date=zh_full_date(last_day),
-            summary=summary,
-        )
-    )
-
-
-async def _certificate_cohort(
-    session: AsyncSession, member_id: int, cohort_id: int | None
-) -> Cohort:
-    if cohort_id is None:
-        cohort = await member_cohort(session=session, member_id=member_id)
-        if cohort is None:
-            raise Conflict(f"学员 {member_id} 不在任何期次里，无法生成结营证书。")
-        return cohort
-    enrolled = await session.scalar(
-        select(CohortMember.id).where(
-            CohortMember.member_id == member_id, CohortMember.cohort_id == cohort_id
-        )
-    )
-    cohort = await session.get(Cohort, cohort_id)
-    if cohort is None or enrolled is None:
-        raise NotFound(f"学员 {member_id} 不在期次 {cohort_id} 里。")
-    return cohort
