@@ -27,8 +27,8 @@ from app.db import dialect_insert, session_scope
 from app.models import Group, GroupChannel, GroupStatus
 from app.wecom.client import WeComClient
 from app.wecom.errors import WeComAPIError, WeComError
+from bots.group_welcome.greeting import cohort_context, cohort_script
 from bots.group_welcome.models import GroupWelcomeTemplate
-from bots.group_welcome.service import cohort_context, cohort_script
 from scripts_library.errors import RenderError
 from scripts_library.models import MsgType
 from scripts_library.render import render
