@@ -20,42 +20,30 @@ recorded under those keys, and the files are written only once the submission wa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
-from starlette.types import Message, Receive
 
 from app.admin import h5_tokens
 from app.admin.errors import InvalidInput
 from app.api.h5.deps import H5RuntimeDep, MemberIdDep, StorageDep
 from app.api.h5.route import PRIVATE_HEADERS, H5Route, wants_json
-from app.api.h5.uploads import CheckedImage, UploadRefused, check_text_fields, read_submission
+from app.api.h5.uploads import UploadRefused, check_text_fields, read_submission
 from app.deps import SessionDep
 from app.runtime import Runtime
 from app.storage import Storage, content_type_of, is_key
-from bots.checkin import service as checkin
-from bots.checkin.models import CheckinEntry, EntryKind
 from bots.checkin.service import CheckinError, SubmitResult
-from bots.qa import service as qa_service
-from bots.qa.service import FaqEntry
+from bots.student_page import forms, view
 from bots.student_page import service as page_service
-from bots.student_page import view
 from bots.xibao import service as xibao_service
 
 router = APIRouter(prefix="/h5", tags=["h5"], route_class=H5Route)
 
-KINDS = ("checkin", "homework", "leave")
-# The 喜报 form: 100 + 500 characters, urlencoded (9 bytes a CJK character), with room to spare.
-TEXT_FORM_MAX_BYTES = 64 * 1024
 _IMAGE_HEADERS = {
     # Content-addressed: a key's bytes never change. Private: only its owner may fetch it.
     "Cache-Control": "private, max-age=31536000, immutable",
@@ -101,11 +89,11 @@ async def submit_entry(
     try:
         submission = await read_submission(request)
         fields = submission.fields
-        kind, day = _kind_and_day(fields)
+        kind, day = forms.kind_and_day(fields)
         text = fields.get("text", "").strip()
         if kind != "leave" and not text and not submission.images:
             raise UploadRefused(422, "text", "请写点什么或上传图片")
-        result = await _record(
+        result = await page_service.record_submission(
             session=session,
             storage=storage,
             member_id=member_id,
@@ -160,7 +148,7 @@ async def entry_image(
 ) -> Response:
     """An image of one of the member's own entries; 404 for any other key, stored or not."""
     not_found = Response(status_code=404, headers=PRIVATE_HEADERS)
-    if not is_key(key) or not await _owns_image(session, member_id=member_id, key=key):
+    if not is_key(key) or not await page_service.owns_image(session, member_id=member_id, key=key):
         return not_found
     direct = storage.url(key)
     if direct is not None:
@@ -195,7 +183,7 @@ async def faq_search(
             message=refusal.message,
             page=_PageArgs(session, runtime, storage, token, member_id),
         )
-    entries = await _search(
+    entries = await page_service.search_faq(
         session=session, member_id=member_id, query=query, now=runtime.clock.now()
     )
     if wants_json(request):
@@ -223,7 +211,7 @@ async def report_achievement(
     await session.rollback()  # as in submit_entry: no connection held while the body comes in
     fields: dict[str, str] = {}
     try:
-        fields = await _read_text_form(request)
+        fields = await forms.read_text_form(request)
         title, detail = fields.get("title", ""), fields.get("detail", "")
         if len(detail.strip()) > view.REPORT_DETAIL_MAX:
             raise InvalidInput("detail", f"喜报详情不能超过 {view.REPORT_DETAIL_MAX} 个字。")
@@ -304,123 +292,6 @@ async def _refusal(
         status_code=status_code,
         report=report,
     )
-
-
-async def _search(
-    *, session: AsyncSession, member_id: int, query: str, now: datetime
-) -> list[FaqEntry]:
-    """The FAQ entries for the member's cohort; a question nothing answers is counted with
-    the app's unanswered questions, so operators see what students look for in vain."""
-    if not query:
-        return []
-    cohort_id = await checkin.member_cohort(session=session, member_id=member_id)
-    entries = await qa_service.search_faq(session=session, cohort_id=cohort_id, query=query)
-    if not entries:
-        await qa_service.record_unanswered(session=session, question=query, now=now)
-        await session.commit()
-    return entries
-
-
-async def _read_text_form(request: Request) -> dict[str, str]:
-    """A small text-only form (urlencoded or multipart), its body capped while it streams in."""
-    refused = UploadRefused(413, "form", "提交内容太大，请删减后再试")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > TEXT_FORM_MAX_BYTES:
-        raise refused
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > TEXT_FORM_MAX_BYTES:
-            raise refused
-    replayed = Request(request.scope, _replay(bytes(body)))
-    try:
-        form = await replayed.form(max_files=0, max_fields=16)
-    except (HTTPException, MultiPartException):
-        # Starlette's own HTTPException (not FastAPI's subclass) for a malformed body or a
-        # file part; MultiPartException when the scope carries no app.
-        raise UploadRefused(400, "form", "表单格式不正确，请刷新页面后重试") from None
-    try:
-        fields = {name: value for name, value in form.multi_items() if isinstance(value, str)}
-    finally:
-        await form.close()
-    check_text_fields(fields)
-    return fields
-
-
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
-
-
-def _kind_and_day(fields: dict[str, str]) -> tuple[str, int | None]:
-    kind = fields.get("kind") or "checkin"
-    if kind not in KINDS:
-        raise UploadRefused(422, "kind", "kind 应为 checkin、homework 或 leave")
-    raw_day = fields.get("day", "").strip()
-    if not raw_day:
-        return kind, None
-    # isdecimal, not isdigit: "²" is a digit that int() refuses.
-    if not raw_day.isdecimal() or len(raw_day) > 4:
-        raise UploadRefused(422, "day", "day 应为训练营的第几天（整数）")
-    return kind, int(raw_day)
-
-
-async def _record(
-    *,
-    session: AsyncSession,
-    storage: Storage,
-    member_id: int,
-    kind: str,
-    day: int | None,
-    text: str,
-    images: Sequence[CheckedImage],
-    now: datetime,
-) -> SubmitResult:
-    """Record the entry under its images' keys, then store the images, then commit.
-
-    Storage is content-addressed: another member's entry may already reference a file with
-    the same key. So files are written only once the submission was accepted, and nothing
-    is ever deleted: a refusal touches no file at all. A commit failing after the write
-    leaves a file no entry references, which is harmless (the same bytes, reused by the
-    next upload of that image; never served, as the page serves only referenced keys)."""
-    unique = {image.storage_key(): image for image in images}
-    try:
-        if kind == "leave":
-            result = await checkin.take_leave(
-                session=session, member_id=member_id, now=now, day=day
-            )
-        else:
-            result = await checkin.submit(
-                session=session,
-                member_id=member_id,
-                kind=EntryKind(kind),
-                text=text,
-                images=list(unique),
-                now=now,
-                day=day,
-            )
-        for image in unique.values():
-            await storage.put(image.data, image.content_type)
-        await session.commit()
-    except BaseException:
-        await session.rollback()
-        raise
-    return result
-
-
-async def _owns_image(session: AsyncSession, *, member_id: int, key: str) -> bool:
-    rows = await session.scalars(
-        select(CheckinEntry.images).where(CheckinEntry.member_id == member_id)
-    )
-    return any(key in (images or ()) for images in rows)
 
 
 def _image_url(storage: Storage, token: str) -> Callable[[str], str]:

@@ -1,18 +1,25 @@
-"""What the personal page shows: the member's check-ins (`bots.checkin.service`) and today's
-task, the content pack's script for the cohort's day N rendered for this member
-(`day{N}_todolist`, a cohort's own `day{N}_todolist.{state}` first)."""
+"""The student page's work, through the check-in and Q&A services: what the page shows (the
+member's check-ins and today's task, the content pack's script for the cohort's day N
+rendered for them: `day{N}_todolist`, a cohort's own `day{N}_todolist.{state}` first), a
+submission recorded with its images, and the FAQ search."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.h5.uploads import CheckedImage
+from app.storage import Storage
 from bots.checkin import service as checkin
-from bots.checkin.service import MemberPage
+from bots.checkin.models import CheckinEntry, EntryKind
+from bots.checkin.service import MemberPage, SubmitResult
+from bots.qa import service as qa_service
+from bots.qa.service import FaqEntry
 from scripts_library.errors import RenderError
 from scripts_library.models import MsgType, Script
 from scripts_library.render import render
@@ -84,3 +91,68 @@ async def render_today_task(*, session: AsyncSession, page: MemberPage, h5_url: 
     except RenderError as exc:
         logger.warning("today's task %s for cohort %s: %s", script.key, page.cohort_id, exc)
         return None
+
+
+async def search_faq(
+    *, session: AsyncSession, member_id: int, query: str, now: datetime
+) -> list[FaqEntry]:
+    """The FAQ entries for the member's cohort; a question nothing answers is counted with
+    the app's unanswered questions, so operators see what students look for in vain."""
+    if not query:
+        return []
+    cohort_id = await checkin.member_cohort(session=session, member_id=member_id)
+    entries = await qa_service.search_faq(session=session, cohort_id=cohort_id, query=query)
+    if not entries:
+        await qa_service.record_unanswered(session=session, question=query, now=now)
+        await session.commit()
+    return entries
+
+
+async def record_submission(
+    *,
+    session: AsyncSession,
+    storage: Storage,
+    member_id: int,
+    kind: str,
+    day: int | None,
+    text: str,
+    images: Sequence[CheckedImage],
+    now: datetime,
+) -> SubmitResult:
+    """Record the entry under its images' keys, then store the images, then commit.
+
+    Storage is content-addressed: another member's entry may already reference a file with
+    the same key. So files are written only once the submission was accepted, and nothing
+    is ever deleted: a refusal touches no file at all. A commit failing after the write
+    leaves a file no entry references, which is harmless (the same bytes, reused by the
+    next upload of that image; never served, as the page serves only referenced keys)."""
+    unique = {image.storage_key(): image for image in images}
+    try:
+        if kind == "leave":
+            result = await checkin.take_leave(
+                session=session, member_id=member_id, now=now, day=day
+            )
+        else:
+            result = await checkin.submit(
+                session=session,
+                member_id=member_id,
+                kind=EntryKind(kind),
+                text=text,
+                images=list(unique),
+                now=now,
+                day=day,
+            )
+        for image in unique.values():
+            await storage.put(image.data, image.content_type)
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    return result
+
+
+async def owns_image(session: AsyncSession, *, member_id: int, key: str) -> bool:
+    rows = await session.scalars(
+        select(CheckinEntry.images).where(CheckinEntry.member_id == member_id)
+    )
+    return any(key in (images or ()) for images in rows)
