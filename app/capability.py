@@ -10,8 +10,8 @@ sidebar land.)
 
 A contribution that needs the settings takes them as `settings`: `Extensions.of` binds them
 once, so its consumer calls it with only what the consumer knows. The event routers' type is
-a parameter (`Capability[Router]`): it is `bots.dispatch.Router`, and `app` never imports
-`bots`.
+a parameter (`Capability[Router]`): it is `bots.dispatch.Router`, and `app` imports `bots` only
+in the composition root.
 """
 
 from __future__ import annotations
