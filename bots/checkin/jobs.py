@@ -12,10 +12,8 @@ and the variables check-ins lend every scheduled script (`app.capability`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.h5_tokens import h5_url, tokens_for
@@ -94,7 +92,9 @@ async def group_values(wanted: Wanted, *, settings: Settings) -> dict[str, dict[
         day = await variables.group_context(session=session, cohort=cohort, now=now)
         if day is not None:
             values.update({k: day[k] for k in ("leaderboard", "checkin_count", "unchecked_count")})
-    owners = await _owner_names(session, [t.group.owner_userid for t in targets if t.group])
+    owners = await variables.staff_names(
+        session, [t.group.owner_userid for t in targets if t.group]
+    )
     found: dict[str, dict[str, object]] = {}
     for target in targets:
         assert target.group is not None
@@ -102,19 +102,6 @@ async def group_values(wanted: Wanted, *, settings: Settings) -> dict[str, dict[
         own = values | {"assistant_name": owner}
         found[target.label] = {k: v for k, v in own.items() if k in wanted.names}
     return found
-
-
-async def _owner_names(session: AsyncSession, userids: Sequence[str | None]) -> dict[str, str]:
-    """Group owners' names, said as the group's assistant (a group script's `assistant_name`)."""
-    wanted = {u for u in userids if u}
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(Member.userid, Member.name).where(
-            Member.userid.in_(wanted), Member.name.is_not(None)
-        )
-    )
-    return {str(u): str(n) for u, n in rows.all()}
 
 
 SCRIPT_JOBS = (ScriptJob(REMINDER_SCRIPT, remind), ScriptJob(LEADERBOARD_SCRIPT, leaderboard))

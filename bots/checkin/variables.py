@@ -4,7 +4,7 @@ streak, points, rank, link and assistant; the cohort's leaderboard and the day's
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,16 +82,22 @@ async def member_ranks(
     return found
 
 
-async def assistant_names(session: AsyncSession, members: Sequence[Member]) -> dict[str, str]:
-    staff = {m.staff_userid for m in members if m.staff_userid}
-    if not staff:
+async def staff_names(session: AsyncSession, userids: Iterable[str | None]) -> dict[str, str]:
+    """Staff members' names by userid, for those CampBot has a named member row of."""
+    wanted = {u for u in userids if u}
+    if not wanted:
         return {}
     rows = await session.execute(
         select(Member.userid, Member.name).where(
-            Member.userid.in_(staff), Member.name.is_not(None)
+            Member.userid.in_(wanted), Member.name.is_not(None)
         )
     )
     return {str(userid): str(name) for userid, name in rows.all()}
+
+
+async def assistant_names(session: AsyncSession, members: Sequence[Member]) -> dict[str, str]:
+    """The names of the staff members these students added (their assistants)."""
+    return await staff_names(session, (m.staff_userid for m in members))
 
 
 async def member_contexts(
