@@ -182,8 +182,8 @@ def sandbox(
     """Run the WeCom sandbox: a stateful fake of qyapi.weixin.qq.com for trials and demos."""
     if ctx.invoked_subcommand is not None:
         return
-    from app.wecom.sandbox.server import serve_sandbox
-    from app.wecom.sandbox.state import SandboxState
+    from app.wecom_sandbox.server import serve_sandbox
+    from app.wecom_sandbox.state import SandboxState
 
     settings = _settings_or_exit()
     configure_logging()

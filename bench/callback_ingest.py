@@ -215,7 +215,7 @@ def identity(plaintext: str) -> str:
 def build_workload(*, requests: int, duplicates: float, seed: int, now: datetime) -> Workload:
     """All signed callbacks, built before any timing: unique events, then retries spliced in."""
     from app.wecom.crypto import CallbackCrypto
-    from app.wecom.sandbox.callbacks import CallbackBuilder, SignedCallback
+    from app.wecom_sandbox.callbacks import CallbackBuilder, SignedCallback
 
     rng = random.Random(seed)
     n_retries = round(requests * duplicates)

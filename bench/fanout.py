@@ -51,8 +51,8 @@ from app.db import create_engine, create_sessionmaker
 from app.migrations import upgrade
 from app.models import Group, OutboxMessage
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 
 PG_URL_ENV = "CAMPBOT_BENCH_POSTGRES_URL"
 # Obviously fake credentials for the benchmark corp.
@@ -418,7 +418,7 @@ def _sender_settings(tuning: dict[str, int]) -> str:
 AREAS = (
     ("app/outbox.py", "app.outbox (claim, mark, apply)"),
     ("app/channels/", "app.channels (payload, limits)"),
-    ("app/wecom/sandbox/", "sandbox (the fake WeCom)"),
+    ("app/wecom_sandbox/", "sandbox (the fake WeCom)"),
     ("app/wecom/", "app.wecom (client, tokens)"),
     ("sqlalchemy/orm/", "SQLAlchemy ORM"),
     ("sqlalchemy/", "SQLAlchemy Core/engine"),

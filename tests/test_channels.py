@@ -19,7 +19,7 @@ from app.clock import ManualClock
 from app.models import Group, Member, OutboxMessage
 from app.wecom.client import WeComClient
 from app.wecom.errors import UndeliverableError
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 from tests.support import T0
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

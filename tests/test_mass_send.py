@@ -14,7 +14,7 @@ from app.channels.mass_send import sync_mass_sends
 from app.channels.messages import OutMessage
 from app.channels.routes import Channel, Route, enqueue_message
 from app.models import MassSendResult
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 
 REMIND = "/cgi-bin/externalcontact/remind_groupmsg_send"
 

@@ -30,8 +30,8 @@ from app.db import create_engine, create_sessionmaker
 from app.migrations import upgrade
 from app.models import OutboxMessage, OutboxStatus, RateSlot
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from tests.conftest import postgres_url
 from tests.processes import (
     AGENT_ID,

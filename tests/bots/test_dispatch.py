@@ -16,7 +16,7 @@ from app.clock import ManualClock
 from app.models import InboxEvent
 from app.settings import Settings
 from app.wecom.events import WeComEvent, parse_event
-from app.wecom.sandbox.callbacks import CallbackBuilder
+from app.wecom_sandbox.callbacks import CallbackBuilder
 from bots.dispatch import Context, Dispatcher, Router, SkipHandler, run_handlers
 from bots.rules import ChangeType, FromUser, Keyword, Regex
 from tests.support import T0, Recorder, contact_added, inbox_rows, running_app, text_message

@@ -17,9 +17,9 @@ from app.clock import ManualClock
 from app.models import InboxEvent
 from app.outbox import Sender
 from app.settings import Settings
-from app.wecom.sandbox.sender import CallbackSender
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.sender import CallbackSender
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from bots.checkin.models import CheckinEntry, MemberScore
 from tests.bots.checkin.camp import make_cohort, make_member
 from tests.support import AES_KEY, AGENT_ID, APP_SECRET, CORP_ID, TOKEN, AppHarness, running_app

@@ -27,9 +27,9 @@ from app.settings import Settings
 from app.storage import FolderStorage
 from app.wecom.client import WeComClient
 from app.wecom.errors import WeComAPIError, WeComTransportError
-from app.wecom.sandbox.sender import CallbackSender
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.sender import CallbackSender
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from bots.checkin import service
 from bots.checkin.models import CheckinEntry, EntryKind
 from tests.bots.checkin.camp import make_cohort, make_member

@@ -18,7 +18,7 @@ from app.clock import ManualClock
 from app.models import Group, GroupMembership, Member, MemberStatus, OutboxMessage
 from app.outbox import Sender
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 from bots.checkin import reminders, service
 from bots.checkin.models import EntryKind
 from schedules.models import Schedule

@@ -23,10 +23,10 @@ from app.models import InboxEvent
 from app.settings import Settings
 from app.wecom.events import parse_event
 from app.wecom.passive import PassiveReply
-from app.wecom.sandbox import callback_xml
-from app.wecom.sandbox.sender import CallbackSender
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox import callback_xml
+from app.wecom_sandbox.sender import CallbackSender
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from bots import ROUTERS
 from bots.dispatch import Context, Dispatcher, Router
 from bots.qa_models import QaUnanswered

@@ -21,7 +21,7 @@ from app.clock import ManualClock
 from app.models import Group, Member
 from app.settings import Settings
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 from bots import poster
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from tests.support import AppHarness, running_app

@@ -23,7 +23,7 @@ from app.channels.mass_send import sync_mass_sends
 from app.clock import ManualClock
 from app.models import Group, OutboxMessage, OutboxStatus
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 from tests.bots.xibao.conftest import (
     OWNER,
     STUDENT_NAME,

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import httpx
 
 from app.wecom.crypto import CallbackCrypto
-from app.wecom.sandbox import callback_xml
-from app.wecom.sandbox.callbacks import CallbackBuilder, PassiveReplyMessage, SignedCallback
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox import callback_xml
+from app.wecom_sandbox.callbacks import CallbackBuilder, PassiveReplyMessage, SignedCallback
+from app.wecom_sandbox.state import SandboxState
 
 
 @dataclass(frozen=True, slots=True)

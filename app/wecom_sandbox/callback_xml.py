@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from app.wecom.sandbox.records import MemberChange
+from app.wecom_sandbox.records import MemberChange
 
 Field = tuple[str, str | int]
 

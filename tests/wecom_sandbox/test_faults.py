@@ -7,9 +7,9 @@ import asyncio
 import httpx
 import pytest
 
-from app.wecom.sandbox.server import ResponseLost, sandbox_transport
-from app.wecom.sandbox.state import SandboxState
-from tests.sandbox.support import BASE_URL, CORP_ID, SECRET, SandboxApi, text
+from app.wecom_sandbox.server import ResponseLost, sandbox_transport
+from app.wecom_sandbox.state import SandboxState
+from tests.wecom_sandbox.support import BASE_URL, CORP_ID, SECRET, SandboxApi, text
 
 
 async def test_fail_next_n_times_then_success(api: SandboxApi, state: SandboxState) -> None:

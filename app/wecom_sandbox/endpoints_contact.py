@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from app.wecom.sandbox.attachments import check_text_and_attachments
-from app.wecom.sandbox.errcodes import WeComError
-from app.wecom.sandbox.records import CorpTag, Delivery, ExternalContact, FollowUser, Json
-from app.wecom.sandbox.request import ApiRequest, str_list, text_of
-from app.wecom.sandbox.state import WELCOME_CODE_TTL, SandboxState
+from app.wecom_sandbox.attachments import check_text_and_attachments
+from app.wecom_sandbox.errcodes import WeComError
+from app.wecom_sandbox.records import CorpTag, Delivery, ExternalContact, FollowUser, Json
+from app.wecom_sandbox.request import ApiRequest, str_list, text_of
+from app.wecom_sandbox.state import WELCOME_CODE_TTL, SandboxState
 
 # Real external_userids are "wm"/"wo" + ~30 URL-safe characters.
 _EXTERNAL_ID = re.compile(r"w[mo][A-Za-z0-9_-]{6,62}")

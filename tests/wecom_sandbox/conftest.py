@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from app.clock import ManualClock
-from app.wecom.sandbox.server import create_sandbox_app
-from app.wecom.sandbox.state import SandboxState
-from tests.sandbox.support import (
+from app.wecom_sandbox.server import create_sandbox_app
+from app.wecom_sandbox.state import SandboxState
+from tests.wecom_sandbox.support import (
     AGENT,
     BASE_URL,
     CORP_ID,

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from app.clock import ManualClock
-from app.wecom.sandbox.state import SandboxState
-from tests.sandbox.support import PNG, SandboxApi
+from app.wecom_sandbox.state import SandboxState
+from tests.wecom_sandbox.support import PNG, SandboxApi
 
 STUDENT = "wmCampStudent0001xxxxxxxxxxxx"
 

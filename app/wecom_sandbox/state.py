@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from app.clock import Clock, SystemClock
-from app.wecom.sandbox.errcodes import WeComError
-from app.wecom.sandbox.faults import Faults, cgi_path
-from app.wecom.sandbox.records import (
+from app.wecom_sandbox.errcodes import WeComError
+from app.wecom_sandbox.faults import Faults, cgi_path
+from app.wecom_sandbox.records import (
     CorpTag,
     CustomerGroup,
     Delivery,
@@ -32,7 +32,7 @@ from app.wecom.sandbox.records import (
     WelcomeTemplate,
     new_version,
 )
-from app.wecom.sandbox.windows import SlidingWindow
+from app.wecom_sandbox.windows import SlidingWindow
 
 SEND_PATHS = frozenset(
     {

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.wecom.sandbox.errcodes import WeComError
-from app.wecom.sandbox.records import Json
-from app.wecom.sandbox.request import ApiRequest
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.errcodes import WeComError
+from app.wecom_sandbox.records import Json
+from app.wecom_sandbox.request import ApiRequest
+from app.wecom_sandbox.state import SandboxState
 
 
 def gettoken(state: SandboxState, req: ApiRequest) -> Json:

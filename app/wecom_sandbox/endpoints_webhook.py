@@ -6,12 +6,12 @@ import base64
 import binascii
 import hashlib
 
-from app.wecom.sandbox.app_content import check_articles
-from app.wecom.sandbox.errcodes import WeComError
-from app.wecom.sandbox.media_rules import is_amr, is_jpg_or_png
-from app.wecom.sandbox.records import Delivery, Json
-from app.wecom.sandbox.request import ApiRequest, object_of, str_list, text_of, utf8_len
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.app_content import check_articles
+from app.wecom_sandbox.errcodes import WeComError
+from app.wecom_sandbox.media_rules import is_amr, is_jpg_or_png
+from app.wecom_sandbox.records import Delivery, Json
+from app.wecom_sandbox.request import ApiRequest, object_of, str_list, text_of, utf8_len
+from app.wecom_sandbox.state import SandboxState
 
 MAX_BYTES = {"text": 2048, "markdown": 4096}
 IMAGE_MAX_BYTES = 2 * 1024 * 1024

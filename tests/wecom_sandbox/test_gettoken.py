@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from app.clock import ManualClock
-from app.wecom.sandbox.state import SandboxState
-from tests.sandbox.support import AGENT, CORP_ID, OTHER_AGENT, SECRET, SandboxApi, text
+from app.wecom_sandbox.state import SandboxState
+from tests.wecom_sandbox.support import AGENT, CORP_ID, OTHER_AGENT, SECRET, SandboxApi, text
 
 
 async def _gettoken(client: httpx.AsyncClient, **params: str) -> dict[str, object]:

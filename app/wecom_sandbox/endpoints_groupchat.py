@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.wecom.sandbox.errcodes import WeComError
-from app.wecom.sandbox.records import CustomerGroup, GroupMember, Json, WelcomeTemplate
-from app.wecom.sandbox.request import ApiRequest, int_of, object_of, str_list, text_of, utf8_len
-from app.wecom.sandbox.state import SandboxState, new_id
+from app.wecom_sandbox.errcodes import WeComError
+from app.wecom_sandbox.records import CustomerGroup, GroupMember, Json, WelcomeTemplate
+from app.wecom_sandbox.request import ApiRequest, int_of, object_of, str_list, text_of, utf8_len
+from app.wecom_sandbox.state import SandboxState, new_id
 
 MAX_LIST_LIMIT = 1000
 MAX_OWNER_FILTER = 100

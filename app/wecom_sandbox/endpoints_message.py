@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from app.wecom.sandbox.app_content import APP_MSGTYPES, APPCHAT_MSGTYPES, check_content
-from app.wecom.sandbox.errcodes import WeComError
-from app.wecom.sandbox.records import Delivery, DeliveryStatus, Json
-from app.wecom.sandbox.request import ApiRequest, text_of
-from app.wecom.sandbox.state import SandboxState, new_id
+from app.wecom_sandbox.app_content import APP_MSGTYPES, APPCHAT_MSGTYPES, check_content
+from app.wecom_sandbox.errcodes import WeComError
+from app.wecom_sandbox.records import Delivery, DeliveryStatus, Json
+from app.wecom_sandbox.request import ApiRequest, text_of
+from app.wecom_sandbox.state import SandboxState, new_id
 
 DEFAULT_DUPLICATE_INTERVAL = 1800
 MAX_DUPLICATE_INTERVAL = 4 * 3600

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from app.wecom.sandbox.attachments import check_text_and_attachments
-from app.wecom.sandbox.errcodes import WeComError
-from app.wecom.sandbox.records import ExternalContact, GroupMsgTarget, GroupMsgTask, Json
-from app.wecom.sandbox.request import ApiRequest, int_of, object_of, str_list, text_of
-from app.wecom.sandbox.state import SandboxState, new_id
+from app.wecom_sandbox.attachments import check_text_and_attachments
+from app.wecom_sandbox.errcodes import WeComError
+from app.wecom_sandbox.records import ExternalContact, GroupMsgTarget, GroupMsgTask, Json
+from app.wecom_sandbox.request import ApiRequest, int_of, object_of, str_list, text_of
+from app.wecom_sandbox.state import SandboxState, new_id
 
 MAX_EXTERNAL_USERIDS = 10_000
 MAX_CHAT_IDS = 2000

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.wecom.sandbox.errcodes import WeComError
-from app.wecom.sandbox.records import Json
-from app.wecom.sandbox.request import object_of, text_of, utf8_len
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.errcodes import WeComError
+from app.wecom_sandbox.records import Json
+from app.wecom_sandbox.request import object_of, text_of, utf8_len
+from app.wecom_sandbox.state import SandboxState
 
 MAX_ATTACHMENTS = 9
 TEXT_MAX_BYTES = 4000  # 群发 per WxJava WxCpMsgTemplate; the welcome limit is unpublished

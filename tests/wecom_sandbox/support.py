@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 
 CORP_ID = "wwsandboxcorp0001"
 AGENT = 1000002

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from app.clock import ManualClock
-from app.wecom.sandbox.state import SandboxState
-from tests.sandbox.support import AGENT, PNG, SandboxApi, text
+from app.wecom_sandbox.state import SandboxState
+from tests.wecom_sandbox.support import AGENT, PNG, SandboxApi, text
 
 
 async def test_happy_path_answers_msgid_and_delivers(api: SandboxApi, state: SandboxState) -> None:

@@ -17,10 +17,10 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from app.wecom.sandbox.core import Answer, handle
-from app.wecom.sandbox.introspection import BadInput, Introspection, bad_input, not_found
-from app.wecom.sandbox.request import ApiRequest
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.core import Answer, handle
+from app.wecom_sandbox.introspection import BadInput, Introspection, bad_input, not_found
+from app.wecom_sandbox.request import ApiRequest
+from app.wecom_sandbox.state import SandboxState
 
 JSON_TYPE = "application/json; charset=UTF-8"
 

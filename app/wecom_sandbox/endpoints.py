@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from app.wecom.sandbox import (
+from app.wecom_sandbox import (
     endpoints_auth,
     endpoints_contact,
     endpoints_groupchat,
@@ -15,9 +15,9 @@ from app.wecom.sandbox import (
     endpoints_message,
     endpoints_webhook,
 )
-from app.wecom.sandbox.records import FileBody, Json
-from app.wecom.sandbox.request import ApiRequest
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.records import FileBody, Json
+from app.wecom_sandbox.request import ApiRequest
+from app.wecom_sandbox.state import SandboxState
 
 # A handler answers JSON, or a file (media/get).
 Handler = Callable[[SandboxState, ApiRequest], Json | FileBody]

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from app.clock import ManualClock
-from app.wecom.sandbox.state import SandboxState
-from tests.sandbox.support import SandboxApi
+from app.wecom_sandbox.state import SandboxState
+from tests.wecom_sandbox.support import SandboxApi
 
 STUDENT = "wmStudentAxxxxxxxxxxxxxxxxxxx"
 

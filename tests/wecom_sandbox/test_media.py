@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from app.clock import ManualClock
-from app.wecom.sandbox.state import SandboxState
-from tests.sandbox.support import AGENT, AMR, JPEG, MP4, PNG, SandboxApi
+from app.wecom_sandbox.state import SandboxState
+from tests.wecom_sandbox.support import AGENT, AMR, JPEG, MP4, PNG, SandboxApi
 
 MB = 1024 * 1024
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.wecom.sandbox.errcodes import WeComError
-from app.wecom.sandbox.records import Json
-from app.wecom.sandbox.request import object_of, text_of, utf8_len
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.errcodes import WeComError
+from app.wecom_sandbox.records import Json
+from app.wecom_sandbox.request import object_of, text_of, utf8_len
+from app.wecom_sandbox.state import SandboxState
 
 TEXT_MAX_BYTES = 2048  # text and markdown (45002 beyond)
 MAX_ARTICLES = 8

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from app.clock import ManualClock
-from app.wecom.sandbox.state import SandboxState
-from tests.sandbox.support import AMR, JPEG, PNG, SandboxApi, image_payload
+from app.wecom_sandbox.state import SandboxState
+from tests.wecom_sandbox.support import AMR, JPEG, PNG, SandboxApi, image_payload
 
 KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 

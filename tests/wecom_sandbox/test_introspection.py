@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 
 from app.clock import ManualClock
-from app.wecom.sandbox.server import create_sandbox_app
-from app.wecom.sandbox.state import SandboxState
-from tests.sandbox.support import SandboxApi, text
+from app.wecom_sandbox.server import create_sandbox_app
+from app.wecom_sandbox.state import SandboxState
+from tests.wecom_sandbox.support import SandboxApi, text
 
 STUDENT = "wmStudentAxxxxxxxxxxxxxxxxxxx"
 

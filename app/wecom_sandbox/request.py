@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.wecom.sandbox.errcodes import WeComError
-from app.wecom.sandbox.multipart import FilePart, parse_multipart
-from app.wecom.sandbox.records import Json
+from app.wecom_sandbox.errcodes import WeComError
+from app.wecom_sandbox.multipart import FilePart, parse_multipart
+from app.wecom_sandbox.records import Json
 
 
 @dataclass(slots=True)

@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from app.clock import ManualClock
-from app.wecom.sandbox.request import parse_json
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.request import parse_json
+from app.wecom_sandbox.state import SandboxState
 
 
 class BadInput(ValueError):

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.wecom.sandbox.errcodes import WeComError
-from app.wecom.sandbox.media_rules import is_amr, is_jpg_or_png, is_mp4
-from app.wecom.sandbox.multipart import FilePart
-from app.wecom.sandbox.records import FileBody, Json
-from app.wecom.sandbox.request import ApiRequest
-from app.wecom.sandbox.state import SandboxState, new_id
+from app.wecom_sandbox.errcodes import WeComError
+from app.wecom_sandbox.media_rules import is_amr, is_jpg_or_png, is_mp4
+from app.wecom_sandbox.multipart import FilePart
+from app.wecom_sandbox.records import FileBody, Json
+from app.wecom_sandbox.request import ApiRequest
+from app.wecom_sandbox.state import SandboxState, new_id
 
 MIN_BYTES = 5
 MB = 1024 * 1024

@@ -8,11 +8,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from app.wecom.sandbox.errcodes import WeComError, errmsg_for
-from app.wecom.sandbox.records import FileBody, Json, RecordedCall, UploadedFile
-from app.wecom.sandbox.request import ApiRequest, parse_json
-from app.wecom.sandbox.routes import ENDPOINTS, Auth, Endpoint
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.endpoints import ENDPOINTS, Auth, Endpoint
+from app.wecom_sandbox.errcodes import WeComError, errmsg_for
+from app.wecom_sandbox.records import FileBody, Json, RecordedCall, UploadedFile
+from app.wecom_sandbox.request import ApiRequest, parse_json
+from app.wecom_sandbox.state import SandboxState
 
 
 @dataclass(frozen=True, slots=True)

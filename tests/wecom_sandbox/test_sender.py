@@ -18,11 +18,11 @@ from starlette.routing import Route
 from app.clock import ManualClock
 from app.wecom.crypto import CallbackCrypto
 from app.wecom.events import ExternalChatEvent, TextMessage, parse_event
-from app.wecom.sandbox.sender import CallbackSender
-from app.wecom.sandbox.state import SandboxState
-from tests.sandbox.support import AGENT, CORP_ID, SandboxApi
+from app.wecom_sandbox.sender import CallbackSender
+from app.wecom_sandbox.state import SandboxState
 from tests.support import AES_KEY, TOKEN, AppHarness, inbox_rows
 from tests.support import CORP_ID as CAMPBOT_CORP_ID
+from tests.wecom_sandbox.support import AGENT, CORP_ID, SandboxApi
 
 STUDENT = "wmStudentAxxxxxxxxxxxxxxxxxxx"
 
