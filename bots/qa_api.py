@@ -21,7 +21,7 @@ from app.admin import audit
 from app.admin.common import Actor, get_or_404, snapshot
 from app.admin.errors import InvalidInput, NotFound
 from app.api.admin.fields import CohortQuery, CohortRef, IdPath, Limit, Offset, not_null
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
+from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
 from bots import qa_service as service

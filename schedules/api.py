@@ -23,7 +23,7 @@ from app.api.admin.fields import (
     Offset,
     not_null,
 )
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
+from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
 from app.wecom.errors import UndeliverableError

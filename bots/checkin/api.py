@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.admin.errors import NotFound
 from app.api.admin.fields import INT32_MAX, CohortQuery, IdPath, Limit, Offset
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
+from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422, ItemsPage
 from app.api.h5.deps import StorageDep
 from app.deps import RuntimeDep

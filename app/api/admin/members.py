@@ -11,7 +11,7 @@ from app.admin import service_member_actions as actions
 from app.admin import service_members as service
 from app.admin.errors import InvalidInput
 from app.api.admin.fields import PRINTABLE, CohortQuery, IdPath, Limit, Offset
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
+from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import (
     ERRORS_404,
     ERRORS_409,
