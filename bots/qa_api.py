@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin import audit
 from app.admin.common import Actor, get_or_404, snapshot
 from app.admin.errors import InvalidInput, NotFound
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import CohortQuery, CohortRef, IdPath, Limit, Offset, not_null
-from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
 from bots import qa_service as service

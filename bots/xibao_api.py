@@ -18,8 +18,8 @@ from sqlalchemy import select
 from app.admin import audit
 from app.admin.common import get_or_404, page_of, snapshot
 from app.admin.errors import NotFound
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import INT32_MAX, CohortQuery, IdPath, Limit, Offset
-from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Responses
 from app.deps import RuntimeDep
 from bots import xibao_service as service

@@ -14,6 +14,7 @@ from app.admin import audit
 from app.admin.common import Actor, get_or_404, snapshot
 from app.admin.errors import Conflict, InvalidInput
 from app.admin.service_cohorts import CohortChange, on_cohort_changed
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import (
     PRINTABLE,
     CohortQuery,
@@ -23,7 +24,6 @@ from app.api.admin.fields import (
     Offset,
     not_null,
 )
-from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
 from app.wecom.errors import UndeliverableError

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin import audit
 from app.admin.common import snapshot
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import INT32_MAX, PRINTABLE, Limit, Offset
-from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
 from scripts_library import service

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.admin import audit
 from app.admin.common import get_or_404
 from app.admin.models import Cohort
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import IdPath
-from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422
 from app.deps import RuntimeDep
 from bots.checkin import service

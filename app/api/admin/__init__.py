@@ -1,7 +1,7 @@
 """`/admin/api`: the operators' JSON API (ARCHITECTURE §4).
 
 Every route needs `Authorization: Bearer <ADMIN_TOKEN or an operator token>`. Resource
-modules declare their routes on `admin_resource_router(...)` (an `AdminRoute` router: one
+modules declare their routes on `deps.admin_resource_router(...)` (an `AdminRoute` router: one
 authenticated, committed-once unit of work per request) and are included here.
 """
 

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Query, Response
 
 from app.admin import service_cohorts as service
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import PRINTABLE, IdPath, Limit, Offset
-from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import (
     ERRORS_404,
     ERRORS_409,

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Query, Response
 
 from app.admin import service_groups as service
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import CohortQuery, IdPath, Limit, Offset
-from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import (
     ERRORS_404,
     ERRORS_409,

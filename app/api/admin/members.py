@@ -10,8 +10,8 @@ from app.admin import h5_tokens
 from app.admin import service_member_actions as actions
 from app.admin import service_members as service
 from app.admin.errors import InvalidInput
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import PRINTABLE, CohortQuery, IdPath, Limit, Offset
-from app.api.admin.route_class import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import (
     ERRORS_404,
     ERRORS_409,

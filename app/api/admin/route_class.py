@@ -1,33 +1,32 @@
-"""The admin request: authenticate, run, commit once — before the answer is sent.
+"""The admin route class: authenticate, run, commit once — before the answer is sent.
 
-Every admin route is an `AdminRoute` (use `admin_resource_router`). Its handler refuses an
-address that sent too many wrong tokens (429, `app.api.admin.throttle`), opens the
-request's one session, authenticates the bearer token before the body is even read (so any
-unauthenticated request is a 401, malformed or not), runs the endpoint and commits only if
-the endpoint answered < 400. Anything else rolls the whole request back: no half-written
-rows. Errors become the JSON bodies of `app.api.admin.errors`; a database constraint that
-still fires (a race the services' checks lost) is a 409, a value the database refuses a 422.
+Every admin route is an `AdminRoute` (declare it on `app.api.admin.deps.admin_resource_router`).
+Its handler refuses an address that sent too many wrong tokens (429, `app.api.admin.throttle`),
+opens the request's one session, authenticates the bearer token before the body is even read
+(`app.api.admin.auth`; so any unauthenticated request is a 401, malformed or not), runs the
+endpoint and commits only if the endpoint answered < 400. Anything else rolls the whole
+request back: no half-written rows. Errors become the JSON bodies of `app.api.admin.errors`;
+a database constraint that still fires (a race the services' checks lost) is a 409, a value
+the database refuses a 422.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.common import Actor
-from app.admin.errors import AdminError, AuthError, Conflict, InvalidInput, TooManyFailures
-from app.admin.service_tokens import authenticate
+from app.admin.errors import AdminError, Conflict, InvalidInput, TooManyFailures
+from app.api.admin.auth import authenticated
 from app.api.admin.errors import error_response, validation_response
-from app.api.admin.schemas import ERRORS_401, ERRORS_422, ERRORS_429
-from app.api.admin.throttle import AuthThrottle, admin_throttle, client_address
+from app.api.admin.throttle import admin_throttle, client_address
 from app.deps import get_runtime
 
 logger = logging.getLogger(__name__)
@@ -36,39 +35,16 @@ _SESSION = "admin_session"
 _ACTOR = "admin_actor"
 
 
-def _presented_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        raise AuthError("Authorization 请求头的格式应为：Bearer <令牌>。")
-    return value.strip() or None
+def request_actor(request: Request) -> Actor | None:
+    """Who the AdminRoute authenticated; None on any other route."""
+    actor = getattr(request.state, _ACTOR, None)
+    return actor if isinstance(actor, Actor) else None
 
 
-async def _authenticated(
-    request: Request, session: AsyncSession, *, throttle: AuthThrottle, address: str
-) -> Actor:
-    """The actor; AuthError (a wrong token counted against `address`) otherwise."""
-    admin_token = get_runtime(request).settings.admin_token
-    presented = _presented_token(request)
-    try:
-        return await authenticate(
-            session=session,
-            presented=presented,
-            admin_token=admin_token.get_secret_value() if admin_token else None,
-        )
-    except AuthError:
-        # Only a token that was compared counts: a missing header guesses nothing.
-        if presented is not None and throttle.failed(address):
-            logger.warning(
-                "admin API: %d wrong tokens from %s within %.0f s: refusing it for a while",
-                throttle.max_failures,
-                address,
-                throttle.window_s,
-                extra={"client": address},
-            )
-        raise
+def request_session(request: Request) -> AsyncSession:
+    """The session the AdminRoute opened for this request (it commits or rolls it back)."""
+    session: AsyncSession = getattr(request.state, _SESSION)
+    return session
 
 
 async def _run(
@@ -80,7 +56,7 @@ async def _run(
         return error_response(TooManyFailures(wait))
     async with get_runtime(request).sessions() as session:
         try:
-            actor = await _authenticated(request, session, throttle=throttle, address=address)
+            actor = await authenticated(request, session, throttle=throttle, address=address)
             setattr(request.state, _SESSION, session)
             setattr(request.state, _ACTOR, actor)
             response = await handler(request)
@@ -128,46 +104,3 @@ class AdminRoute(APIRoute):
             return await _run(request, handler)
 
         return admin_handler
-
-
-_bearer_doc = HTTPBearer(auto_error=False, description="ADMIN_TOKEN 或操作员令牌")
-
-
-def require_admin(
-    request: Request,
-    _doc: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_doc)],
-) -> Actor:
-    """The authenticated actor; fails closed (401) on a route that is not an AdminRoute.
-
-    `_doc` only puts the bearer scheme into the OpenAPI document: AdminRoute checks the token.
-    """
-    actor = getattr(request.state, _ACTOR, None)
-    if not isinstance(actor, Actor):
-        # Declared on a plain APIRouter: nothing checked the token, so refuse everything.
-        logger.error("admin route %s is not an AdminRoute", request.url.path)
-        raise HTTPException(
-            401, "管理接口配置错误：该路由未经鉴权。", {"WWW-Authenticate": "Bearer"}
-        )
-    return actor
-
-
-def get_admin_session(request: Request) -> AsyncSession:
-    session: AsyncSession = getattr(request.state, _SESSION)
-    return session
-
-
-ActorDep = Annotated[Actor, Depends(require_admin)]
-AdminSessionDep = Annotated[AsyncSession, Depends(get_admin_session)]
-
-
-def admin_resource_router(prefix: str, tag: str) -> APIRouter:
-    """The router every admin resource module declares its routes on (domain packages too:
-    include it with `prefix="/admin/api"`). Its routes authenticate, commit once, answer the
-    admin error bodies, and document the bearer scheme, the 401, the 429 and the 422 body."""
-    return APIRouter(
-        prefix=prefix,
-        tags=[tag],
-        route_class=AdminRoute,
-        dependencies=[Depends(require_admin)],
-        responses=ERRORS_401 | ERRORS_429 | ERRORS_422,
-    )
