@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app import outbox
 from app.channels.deliver import ChannelDeliverer
 from app.channels.messages import OutMessage
-from app.channels.routes import Channel, Route, enqueue_message, route_group
+from app.channels.reach import Channel, Destination, enqueue_message, reach_group
 from app.clock import Clock, ManualClock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.migrations import upgrade
@@ -156,14 +156,14 @@ async def sending_through_sandbox(
 
 async def enqueue_all(
     sessions: async_sessionmaker[AsyncSession],
-    work: Sequence[tuple[str, Route, OutMessage]],
+    work: Sequence[tuple[str, Destination, OutMessage]],
     now: datetime,
 ) -> None:
     for start in range(0, len(work), ENQUEUE_CHUNK):
         async with sessions.begin() as session:
-            for key, route, message in work[start : start + ENQUEUE_CHUNK]:
+            for key, destination, message in work[start : start + ENQUEUE_CHUNK]:
                 await enqueue_message(
-                    session=session, key=key, route=route, message=message, now=now
+                    session=session, key=key, destination=destination, message=message, now=now
                 )
 
 
@@ -250,14 +250,14 @@ class FanoutResult:
         return sent and not (self.duplicates or self.losses or self.rate_limited)
 
 
-def _groups(count: int, robots: Sequence[str]) -> Iterator[tuple[str, Route, OutMessage]]:
+def _groups(count: int, robots: Sequence[str]) -> Iterator[tuple[str, Destination, OutMessage]]:
     """Group n is reached through robot n mod len(robots): each robot serves count/len."""
     for n in range(count):
         group = Group(
             id=n + 1, name=f"7期{n + 1}群", channel="robot", robot_key=robots[n % len(robots)]
         )
         message = OutMessage("text", f"{group.name}：今晚 8 点开营直播，记得准时参加")
-        yield f"fanout:{n}", route_group(group), message
+        yield f"fanout:{n}", reach_group(group), message
 
 
 def _max_in_window(times: Sequence[datetime]) -> int:
@@ -373,7 +373,11 @@ async def throughput(
     for chatid in chats:
         state.add_appchat(chatid, ["zhangsan", "lisi"])
     work = [
-        (f"raw:{n}", Route(Channel.APPCHAT, chats[n % len(chats)]), OutMessage("text", f"第{n}条"))
+        (
+            f"raw:{n}",
+            Destination(Channel.APPCHAT, chats[n % len(chats)]),
+            OutMessage("text", f"第{n}条"),
+        )
         for n in range(rows)
     ]
     async with sending_through_sandbox(url, state, clock, {}, tuning) as (sender, counter):

@@ -24,7 +24,7 @@ from app.admin.models import Cohort, CohortMember
 from app.admin.service_cohorts import cohort_for_state
 from app.admin.service_members import assign_cohort
 from app.channels.messages import Article, OutMessage
-from app.channels.routes import Channel, Route, enqueue_message
+from app.channels.reach import Channel, Destination, enqueue_message
 from app.models import Member, OutboxMessage, OutboxStatus
 from bots.membership_service import ensure_external_member
 from scripts_library.errors import RenderError, ScriptNotFoundError
@@ -249,7 +249,7 @@ async def queue_lost_alert(
     return await enqueue_message(
         session=session,
         key=f"lost:{external_userid}:{create_time}",
-        route=Route(Channel.APP_MESSAGE, staff_userid),
+        destination=Destination(Channel.APP_MESSAGE, staff_userid),
         message=OutMessage("text", content=text),
         now=now,
     )

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.models import Cohort
 from app.channels.messages import OutMessage
-from app.channels.routes import enqueue_message, message_payload
+from app.channels.reach import enqueue_message, message_payload
 from app.clock import Clock
 from app.db import backend
 from app.outbox import NewMessage, enqueue_many
@@ -174,7 +174,7 @@ async def fire(
         await enqueue_message(
             session=session,
             key=outbox_key(schedule.id, target, firing.due_at),
-            route=target.route,
+            destination=target.destination,
             message=message,
             now=now,
         )
@@ -356,8 +356,10 @@ class _Batch:
         for target in targets:
             context = context_for(cohort=cohort, target=target, local_now=local_now)
             context = with_values(context, extra.get(target.label))
-            payload = message_payload(target.route, self._render(script, context))
-            sends.append(_Send(target.label, target.route.channel, target.route.target, payload))
+            payload = message_payload(target.destination, self._render(script, context))
+            sends.append(
+                _Send(target.label, target.destination.channel, target.destination.target, payload)
+            )
         return sends
 
     async def messages(self, firing: _Claimed, plan: _Plan, script: Script) -> list[NewMessage]:

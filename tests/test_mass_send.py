@@ -12,7 +12,7 @@ from app import outbox
 from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import sync_mass_sends
 from app.channels.messages import OutMessage
-from app.channels.routes import Channel, Route, enqueue_message
+from app.channels.reach import Channel, Destination, enqueue_message
 from app.models import MassSendResult
 from app.wecom_sandbox.state import SandboxState
 
@@ -40,7 +40,7 @@ async def test_results_recorded_and_the_owner_reminded_once(
             await enqueue_message(
                 session=session,
                 key=f"xibao:1:{chat}",
-                route=Route(Channel.CUSTOMER_GROUP, chat, sender="zhangsan"),
+                destination=Destination(Channel.CUSTOMER_GROUP, chat, sender="zhangsan"),
                 message=OutMessage("text", content="喜报：小王上岸了！"),
                 now=clock.now(),
             )

@@ -1,6 +1,6 @@
 """Groups: rows of the platform `groups` table, their channel, and the cohort they serve.
 
-A group must be reachable by its channel (ARCHITECTURE §2): `app.channels.routes.route_group`
+A group must be reachable by its channel (ARCHITECTURE §2): `app.channels.reach.reach_group`
 is the one judge of that, so what it refuses here is exactly what the sender would refuse.
 """
 
@@ -20,7 +20,7 @@ from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, snapsho
 from app.admin.errors import Conflict, InvalidInput, NotFound
 from app.admin.models import CohortGroup
 from app.admin.service_cohorts import require_cohort
-from app.channels.routes import route_group
+from app.channels.reach import reach_group
 from app.models import Group, GroupChannel, GroupMembership, GroupStatus
 from app.wecom.errors import UndeliverableError
 
@@ -40,7 +40,7 @@ class GroupView:
 
 def _check_reachable(group: Group) -> None:
     try:
-        route_group(group)
+        reach_group(group)
     except UndeliverableError as exc:
         if group.channel == GroupChannel.ROBOT:
             field = "robot_key"

@@ -24,7 +24,7 @@ from app.admin.errors import InvalidInput
 from app.admin.h5_tokens import member_url
 from app.admin.models import AuditEntry
 from app.channels.messages import OutMessage
-from app.channels.routes import enqueue_message, route_member
+from app.channels.reach import enqueue_message, reach_member
 from app.models import Member
 from app.wecom.errors import UndeliverableError
 from bots.checkin.models import CheckinEntry, EntryKind
@@ -148,7 +148,7 @@ async def review(
     name = member.name or FALLBACK_NAME
     submission = Submission(entry, name)
     try:
-        route = route_member(member)
+        route = reach_member(member)
     except UndeliverableError:
         return Reviewed(submission, None)  # the page still shows the comment
     key = f"review:{entry.id}:{await _review_count(session, entry.id)}"
@@ -158,7 +158,9 @@ async def review(
     text = notice_text(name=name, day=entry.day, score=score, comment=entry.comment, url=url)
     try:
         message = OutMessage("text", content=text)
-        await enqueue_message(session=session, key=key, route=route, message=message, now=now)
+        await enqueue_message(
+            session=session, key=key, destination=route, message=message, now=now
+        )
     except UndeliverableError as exc:  # e.g. a comment of 4-byte emoji over the byte limit
         raise InvalidInput("comment", f"点评无法发给学员：{exc}") from exc
     return Reviewed(submission, key)

@@ -35,7 +35,9 @@ LIMITS: dict[Channel, Limits] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class Destination:
+    """Where an outbox row goes: the channel, its target there, and who must confirm it."""
+
     channel: Channel
     target: str
     sender: str = ""  # the member who must confirm a mass send
@@ -45,47 +47,49 @@ class Route:
         return f"{self.channel}:{self.target}"
 
 
-def route_group(group: Group) -> Route:
+def reach_group(group: Group) -> Destination:
     """The API that really reaches this group (ARCHITECTURE §2)."""
     name = group.name or group.chat_id or f"#{group.id}"
     if group.channel == GroupChannel.ROBOT:
         if not group.robot_key:
             raise UndeliverableError(f"群「{name}」通过群机器人发送，但没有填写机器人 key。")
-        return Route(Channel.ROBOT, group.robot_key)
+        return Destination(Channel.ROBOT, group.robot_key)
     if not group.chat_id:
         raise UndeliverableError(f"群「{name}」没有填写群 ID（chat_id）。")
     if group.channel == GroupChannel.APPCHAT:
-        return Route(Channel.APPCHAT, group.chat_id)
+        return Destination(Channel.APPCHAT, group.chat_id)
     if not group.owner_userid:
         raise UndeliverableError(f"客户群「{name}」没有填写群主（owner_userid），无法群发。")
-    return Route(Channel.CUSTOMER_GROUP, group.chat_id, sender=group.owner_userid)
+    return Destination(Channel.CUSTOMER_GROUP, group.chat_id, sender=group.owner_userid)
 
 
-def route_member(member: Member) -> Route:
+def reach_member(member: Member) -> Destination:
     """Internal members get app messages; external students a single mass send by their staff."""
     if member.userid:
-        return Route(Channel.APP_MESSAGE, member.userid)
+        return Destination(Channel.APP_MESSAGE, member.userid)
     if member.external_userid and member.staff_userid:
-        return Route(Channel.CUSTOMER_SINGLE, member.external_userid, sender=member.staff_userid)
+        return Destination(
+            Channel.CUSTOMER_SINGLE, member.external_userid, sender=member.staff_userid
+        )
     raise UndeliverableError(
         f"学员「{member.name or member.id}」没有可用的触达方式（缺少跟进员工）。"
     )
 
 
-def message_payload(route: Route, message: OutMessage) -> dict[str, object]:
-    """The outbox payload for `message` on `route`, after the channel's limits accept it."""
-    limits = LIMITS.get(route.channel)
+def message_payload(destination: Destination, message: OutMessage) -> dict[str, object]:
+    """The outbox payload for `message` on `destination`, after the channel's limits accept it."""
+    limits = LIMITS.get(destination.channel)
     if limits is None:
-        raise UndeliverableError(f"{route.channel} 不是消息渠道。")
+        raise UndeliverableError(f"{destination.channel} 不是消息渠道。")
     check(message, limits)
-    return {"message": message.to_json(), "sender": route.sender}
+    return {"message": message.to_json(), "sender": destination.sender}
 
 
 async def enqueue_message(
     *,
     session: AsyncSession,
     key: str,
-    route: Route,
+    destination: Destination,
     message: OutMessage,
     now: datetime,
     not_before: datetime | None = None,
@@ -94,9 +98,9 @@ async def enqueue_message(
     return await outbox.enqueue(
         session=session,
         key=key,
-        channel=route.channel,
-        target=route.target,
-        payload=message_payload(route, message),
+        channel=destination.channel,
+        target=destination.target,
+        payload=message_payload(destination, message),
         now=now,
         not_before=not_before,
     )
