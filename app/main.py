@@ -21,6 +21,7 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import instances
+from app.admin import api as admin_api
 from app.api import api_router
 from app.api.admin.throttle import AuthThrottle
 from app.api.callback import callback_error_response
@@ -237,6 +238,7 @@ def create_app(
     app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
     app.state.admin_throttle = AuthThrottle()
     app.include_router(api_router)
+    app.include_router(admin_api.router, prefix="/admin/api")
     # Domain packages' admin resources; their routes authenticate like every /admin/api one.
     app.include_router(schedules_api.router, prefix="/admin/api")
     app.include_router(scripts_api.router, prefix="/admin/api")

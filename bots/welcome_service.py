@@ -19,10 +19,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import outbox
+from app.admin.cohorts.service import cohort_for_state
 from app.admin.h5_tokens import member_url
+from app.admin.members.service import assign_cohort
 from app.admin.models import Cohort, CohortMember
-from app.admin.service_cohorts import cohort_for_state
-from app.admin.service_members import assign_cohort
 from app.channels.messages import Article, OutMessage
 from app.channels.reach import Channel, Destination, enqueue_message
 from app.models import Member, OutboxMessage, OutboxStatus

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin import audit
+from app.admin.cohorts.service import CohortChange, on_cohort_changed
 from app.admin.common import Actor, get_or_404, snapshot
 from app.admin.errors import Conflict, InvalidInput
-from app.admin.service_cohorts import CohortChange, on_cohort_changed
 from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import (
     PRINTABLE,

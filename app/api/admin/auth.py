@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.common import Actor
 from app.admin.errors import AuthError
-from app.admin.service_tokens import authenticate
+from app.admin.tokens.service import authenticate
 from app.api.admin.throttle import AuthThrottle
 from app.deps import get_runtime
 

@@ -2,26 +2,67 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Query, Response
+from pydantic import Field, field_validator
 
-from app.admin import service_cohorts as service
+from app.admin.cohorts import service
 from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
-from app.api.admin.fields import PRINTABLE, IdPath, Limit, Offset
-from app.api.admin.schemas import (
-    ERRORS_404,
-    ERRORS_409,
-    ERRORS_422,
-    CohortCreate,
-    CohortOut,
-    CohortUpdate,
-    ItemsPage,
+from app.api.admin.fields import (
+    PRINTABLE,
+    ChannelState,
+    Days,
+    IdPath,
+    Limit,
+    Name,
+    Offset,
+    StartDate,
+    Timezone,
+    not_null,
 )
+from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Output
 from app.deps import RuntimeDep
 
 router = admin_resource_router("/cohorts", "cohorts")
+
+
+class CohortCreate(Input):
+    name: Name = Field(description="期次名称，如「21 天写作营 第 3 期」")
+    camp: Name = Field(description="所属训练营")
+    start_date: StartDate = Field(description="开营日（第 0 天），YYYY-MM-DD")
+    days: Days = Field(description="上课天数：第 0 天开营，第 1 天到第 days 天上课")
+    channel_state: ChannelState = Field(description="招生渠道活码的 State（≤30 字符），全局唯一")
+    timezone: Timezone | None = Field(
+        default=None, description="期次的时区，默认 CAMPBOT_TIMEZONE"
+    )
+
+
+class CohortUpdate(Input):
+    name: Name | None = None
+    camp: Name | None = None
+    start_date: StartDate | None = Field(default=None, description="改期：移动开营日")
+    days: Days | None = None
+    channel_state: ChannelState | None = None
+    timezone: Timezone | None = None
+
+    _present_means_set = field_validator("*", mode="before")(not_null)
+
+
+class CohortOut(Output):
+    id: int
+    name: str
+    camp: str
+    start_date: date
+    days: int
+    channel_state: str
+    timezone: str
+    end_date: date = Field(description="最后一天（第 days 天）")
+    group_count: int
+    member_count: int
+    created_at: datetime
+    updated_at: datetime
 
 
 def _out(view: service.CohortView) -> CohortOut:

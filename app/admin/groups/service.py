@@ -16,10 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin import audit
+from app.admin.cohorts.service import require_cohort
 from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, snapshot
 from app.admin.errors import Conflict, InvalidInput, NotFound
 from app.admin.models import CohortGroup
-from app.admin.service_cohorts import require_cohort
 from app.channels.reach import reach_group
 from app.models import Group, GroupChannel, GroupMembership, GroupStatus
 from app.wecom.errors import UndeliverableError

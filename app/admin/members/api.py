@@ -2,31 +2,71 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query
+from pydantic import Field, field_validator
 
 from app.admin import h5_tokens
-from app.admin import service_member_actions as actions
-from app.admin import service_members as service
 from app.admin.errors import InvalidInput
+from app.admin.members import service
 from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
-from app.api.admin.fields import PRINTABLE, CohortQuery, IdPath, Limit, Offset
-from app.api.admin.schemas import (
-    ERRORS_404,
-    ERRORS_409,
-    ERRORS_422,
-    ItemsPage,
-    MemberCreate,
-    MemberOut,
-    MemberUpdate,
-    TagsChange,
+from app.api.admin.fields import (
+    PRINTABLE,
+    CohortQuery,
+    CohortRef,
+    Ident,
+    IdPath,
+    Limit,
+    Name,
+    Offset,
+    Tag,
+    not_null,
 )
+from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Output
 from app.deps import RuntimeDep
 from app.models import MemberStatus
 from app.runtime import Runtime
 
 router = admin_resource_router("/members", "members")
+
+
+class MemberCreate(Input):
+    external_userid: Ident | None = Field(default=None, description="外部联系人 id（学员）")
+    userid: Ident | None = Field(default=None, description="企业成员 userid（内部学员）")
+    name: Name | None = None
+    cohort_id: CohortRef | None = None
+    staff_userid: Ident | None = Field(default=None, description="跟进该学员的员工 userid")
+
+
+class MemberUpdate(Input):
+    name: Name | None = None
+    status: MemberStatus | None = None
+    staff_userid: Ident | None = None
+    cohort_id: CohortRef | None = Field(default=None, description="转到另一期；null 表示移出期次")
+
+    _present_means_set = field_validator("status", mode="before")(not_null)
+
+
+class TagsChange(Input):
+    add: list[Tag] = Field(default_factory=list, max_length=50)
+    remove: list[Tag] = Field(default_factory=list, max_length=50)
+
+
+class MemberOut(Output):
+    id: int
+    external_userid: str | None
+    userid: str | None
+    name: str | None
+    status: MemberStatus
+    staff_userid: str | None
+    channel_state: str | None
+    cohort_id: int | None
+    tags: list[str]
+    h5_url: str = Field(description="学员的个人 H5 链接（签名，可单独吊销）")
+    created_at: datetime
+    updated_at: datetime
 
 
 def _out(view: service.MemberView, runtime: Runtime) -> MemberOut:
@@ -151,7 +191,7 @@ async def change_tags(
     actor: ActorDep,
     runtime: RuntimeDep,
 ) -> MemberOut:
-    view = await actions.change_tags(
+    view = await service.change_tags(
         session=session,
         actor=actor,
         now=runtime.clock.now(),
@@ -171,7 +211,7 @@ async def change_tags(
 async def revoke_link(
     member_id: IdPath, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
 ) -> MemberOut:
-    view = await actions.revoke_link(
+    view = await service.revoke_link(
         session=session, actor=actor, now=runtime.clock.now(), member_id=member_id
     )
     return _out(view, runtime)

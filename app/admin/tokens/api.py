@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query, Response
+from pydantic import Field
 
-from app.admin import service_tokens as service
+from app.admin.tokens import service
 from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
-from app.api.admin.fields import IdPath, Limit, Offset
-from app.api.admin.schemas import (
-    ERRORS_404,
-    ERRORS_409,
-    ERRORS_422,
-    ItemsPage,
-    TokenCreate,
-    TokenCreated,
-    TokenOut,
-)
+from app.api.admin.fields import IdPath, Limit, Offset, OperatorName
+from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Output
 from app.deps import RuntimeDep
 
 router = admin_resource_router("/tokens", "tokens")
+
+
+class TokenCreate(Input):
+    name: OperatorName = Field(description="操作员名称，记录在审计日志中")
+
+
+class TokenOut(Output):
+    id: int
+    name: str
+    prefix: str = Field(description="令牌开头几位，用于辨认")
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="令牌明文：只在创建时显示这一次，请立即保存")
 
 
 @router.post(

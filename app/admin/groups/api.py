@@ -2,26 +2,69 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query, Response
+from pydantic import Field, field_validator
 
-from app.admin import service_groups as service
+from app.admin.groups import service
 from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
-from app.api.admin.fields import CohortQuery, IdPath, Limit, Offset
-from app.api.admin.schemas import (
-    ERRORS_404,
-    ERRORS_409,
-    ERRORS_422,
-    GroupCreate,
-    GroupOut,
-    GroupUpdate,
-    ItemsPage,
+from app.api.admin.fields import (
+    CohortQuery,
+    CohortRef,
+    Ident,
+    IdPath,
+    Limit,
+    Name,
+    Offset,
+    RobotKey,
+    not_null,
 )
+from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Output
 from app.deps import RuntimeDep
 from app.models import GroupChannel, GroupStatus
 
 router = admin_resource_router("/groups", "groups")
+
+
+class GroupCreate(Input):
+    cohort_id: CohortRef | None = Field(default=None, description="所属期次")
+    name: Name
+    channel: GroupChannel = Field(
+        description="robot 群机器人 | appchat 应用群聊 | customer 客户群"
+    )
+    robot_key: RobotKey | None = Field(
+        default=None, description="群机器人 webhook 的 key（robot 必填；可直接粘贴 webhook 地址）"
+    )
+    chat_id: Ident | None = Field(default=None, description="群 ID（appchat、customer 必填）")
+    owner_userid: Ident | None = Field(default=None, description="群主 userid（customer 必填）")
+
+
+class GroupUpdate(Input):
+    cohort_id: CohortRef | None = None
+    name: Name | None = None
+    channel: GroupChannel | None = None
+    robot_key: RobotKey | None = None
+    chat_id: Ident | None = None
+    owner_userid: Ident | None = None
+    status: GroupStatus | None = None
+
+    _present_means_set = field_validator("name", "channel", "status", mode="before")(not_null)
+
+
+class GroupOut(Output):
+    id: int
+    cohort_id: int | None
+    name: str | None
+    channel: GroupChannel
+    robot_key: str | None
+    chat_id: str | None
+    owner_userid: str | None
+    status: GroupStatus
+    member_count: int = Field(description="当前在群成员数（据回调事件统计）")
+    created_at: datetime
+    updated_at: datetime
 
 
 def _out(view: service.GroupView) -> GroupOut:

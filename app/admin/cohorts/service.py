@@ -5,7 +5,7 @@ them: `main.py` (or the package's wiring function) appends an async callable onc
 start-up, e.g. the schedules package re-plans a cohort's pushes when `start_date` moved or
 a member joined (member-day schedules count from the member's join)::
 
-    from app.admin.service_cohorts import CohortChange, on_cohort_changed
+    from app.admin.cohorts.service import CohortChange, on_cohort_changed
 
     async def replan(change: CohortChange, *, session: AsyncSession) -> None:
         if change.start_date_moved or change.action == "member_joined":

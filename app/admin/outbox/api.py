@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import Query
+from pydantic import Field
 
-from app.admin import service_outbox as service
+from app.admin.outbox import service
 from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import PRINTABLE, BigIdPath, Limit, Offset
-from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, ItemsPage, OutboxOut
+from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, ItemsPage, Output
 from app.deps import RuntimeDep
 from app.models import OutboxStatus
 
 router = admin_resource_router("/outbox", "outbox")
+
+
+class OutboxOut(Output):
+    id: int
+    key: str
+    channel: str
+    target: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    max_attempts: int
+    not_before: datetime
+    in_doubt: int = Field(description="可能已送达却被重发的次数")
+    errcode: int | None = Field(description="最后一次企业微信错误码")
+    last_error: str | None
+    hint: str | None = Field(description="最后一次错误的处理建议")
+    wecom_msgid: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
 
 
 def _out(view: service.OutboxView) -> OutboxOut:

@@ -3,11 +3,12 @@
 Members are mostly created by WeCom events (a contact added through a cohort's channel
 State); operators add the rest here. The admin API manages one current cohort per member:
 setting `cohort_id` moves the member (`assign_cohort`); `cohort_members` keeps the join time.
+Beyond its fields, an operator changes a member's tags and revokes its personal H5 link.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,11 +17,11 @@ from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin import audit, h5_tokens
+from app.admin.cohorts.service import CohortChange, require_cohort
+from app.admin.cohorts.service import notify as notify_cohort_changed
 from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, snapshot
 from app.admin.errors import Conflict
 from app.admin.models import CohortMember, MemberTag
-from app.admin.service_cohorts import CohortChange, require_cohort
-from app.admin.service_cohorts import notify as notify_cohort_changed
 from app.models import Member, MemberStatus
 
 RESOURCE = "members"
@@ -261,3 +262,56 @@ async def update_member(
         after=audit_shape(view),
     )
     return view
+
+
+async def change_tags(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    now: datetime,
+    member_id: int,
+    add: Iterable[str],
+    remove: Iterable[str],
+) -> MemberView:
+    """Add then remove tags (a tag in both ends up removed); unknown removals are ignored."""
+    member = await get_or_404(Member, member_id, session=session, what=WHAT, lock=True)
+    current = await view_of(member, session=session, now=now)
+    for tag in sorted(set(add) - set(current.tags)):
+        session.add(MemberTag(member_id=member_id, tag=tag, created_at=now))
+    await session.flush()
+    dropped = set(remove)
+    if dropped:
+        await session.execute(
+            delete(MemberTag).where(MemberTag.member_id == member_id, MemberTag.tag.in_(dropped))
+        )
+    view = await view_of(member, session=session, now=now)
+    if list(view.tags) != list(current.tags):
+        await record_change(
+            session=session,
+            actor=actor,
+            now=now,
+            member_id=member_id,
+            action="tags",
+            before=audit_shape(current),
+            after=audit_shape(view),
+        )
+    return view
+
+
+async def revoke_link(
+    *, session: AsyncSession, actor: Actor, now: datetime, member_id: int
+) -> MemberView:
+    """Kill the member's current H5 link; the answer carries the new one."""
+    member = await get_or_404(Member, member_id, session=session, what=WHAT, lock=True)
+    old = await h5_tokens.versions(session=session, member_ids=[member_id])
+    version = await h5_tokens.revoke(session=session, member_id=member_id, now=now)
+    await record_change(
+        session=session,
+        actor=actor,
+        now=now,
+        member_id=member_id,
+        action="revoke_link",
+        before={"h5_token_version": old[member_id]},
+        after={"h5_token_version": version},
+    )
+    return await view_of(member, session=session, now=now)
