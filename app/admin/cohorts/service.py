@@ -28,12 +28,12 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import audit
+from app.admin.audit import AuditTrail
 from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, snapshot
 from app.admin.errors import Conflict, InvalidInput
 from app.admin.models import Cohort, CohortGroup, CohortMember
 
-RESOURCE = "cohorts"
+AUDIT = AuditTrail("cohorts")
 WHAT = "训练营期次"
 EDITABLE = frozenset({"name", "camp", "start_date", "days", "channel_state", "timezone"})
 
@@ -150,16 +150,7 @@ async def create_cohort(
     session.add(cohort)
     await flush_or_conflict(session, _state_taken(channel_state))
     after = snapshot(cohort)
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=cohort.id,
-        action="create",
-        before=None,
-        after=after,
-        now=now,
-    )
+    await AUDIT.record("create", cohort.id, session=session, actor=actor, now=now, after=after)
     await notify(CohortChange("create", cohort.id, now, None, after), session=session)
     return CohortView(cohort, 0, 0)
 
@@ -210,15 +201,8 @@ async def update_cohort(
         session, _state_taken(state) if state else "与已有期次冲突，请刷新后重试。"
     )
     after = snapshot(cohort)
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=cohort.id,
-        action="update",
-        before=before,
-        after=after,
-        now=now,
+    await AUDIT.record(
+        "update", cohort.id, session=session, actor=actor, now=now, before=before, after=after
     )
     await notify(CohortChange("update", cohort.id, now, before, after), session=session)
     return await _view(cohort, session=session)
@@ -239,16 +223,7 @@ async def delete_cohort(
     await flush_or_conflict(
         session, f"期次「{cohort.name}」仍被其他数据（如推送计划）引用，不能删除。"
     )
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=cohort_id,
-        action="delete",
-        before=before,
-        after=None,
-        now=now,
-    )
+    await AUDIT.record("delete", cohort_id, session=session, actor=actor, now=now, before=before)
     await notify(CohortChange("delete", cohort_id, now, before, None), session=session)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import audit
+from app.admin.audit import AuditTrail
 from app.admin.cohorts.service import require_cohort
 from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, snapshot
 from app.admin.errors import Conflict, InvalidInput, NotFound
@@ -24,7 +24,7 @@ from app.channels.reach import reach_group
 from app.models import Group, GroupChannel, GroupMembership, GroupStatus
 from app.wecom.errors import UndeliverableError
 
-RESOURCE = "groups"
+AUDIT = AuditTrail("groups")
 WHAT = "群"
 EDITABLE = frozenset(
     {"cohort_id", "name", "channel", "robot_key", "chat_id", "owner_userid", "status"}
@@ -177,16 +177,8 @@ async def create_group(
     await flush_or_conflict(session, _chat_taken(chat_id or ""))
     await _link(session=session, group_id=group.id, cohort_id=cohort_id, now=now)
     view = GroupView(group, cohort_id, 0)
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=group.id,
-        action="create",
-        before=None,
-        after=_audit_shape(view),
-        now=now,
-    )
+    after = _audit_shape(view)
+    await AUDIT.record("create", group.id, session=session, actor=actor, now=now, after=after)
     return view
 
 
@@ -221,15 +213,9 @@ async def update_group(
     group.updated_at = now
     await flush_or_conflict(session, _chat_taken(group.chat_id or ""))
     await _link(session=session, group_id=group.id, cohort_id=cohort_id, now=now)
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=group.id,
-        action="update",
-        before=before,
-        after=_audit_shape(view),
-        now=now,
+    after = _audit_shape(view)
+    await AUDIT.record(
+        "update", group.id, session=session, actor=actor, now=now, before=before, after=after
     )
     return view
 
@@ -245,13 +231,4 @@ async def delete_group(
     except IntegrityError as exc:
         raise Conflict(f"群 {group_id} 仍被其他数据引用，不能删除。") from exc
     session.expunge_all()  # the ORM copies of the deleted rows are stale now
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=group_id,
-        action="delete",
-        before=before,
-        after=None,
-        now=now,
-    )
+    await AUDIT.record("delete", group_id, session=session, actor=actor, now=now, before=before)

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import audit, h5_tokens
+from app.admin import h5_tokens
+from app.admin.audit import AuditTrail
 from app.admin.cohorts.service import CohortChange, require_cohort
 from app.admin.cohorts.service import notify as notify_cohort_changed
 from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, snapshot
@@ -24,7 +25,7 @@ from app.admin.errors import Conflict
 from app.admin.models import CohortMember, MemberTag
 from app.models import Member, MemberStatus
 
-RESOURCE = "members"
+AUDIT = AuditTrail("members")
 WHAT = "学员"
 EDITABLE = frozenset({"name", "status", "staff_userid", "cohort_id"})
 
@@ -69,28 +70,6 @@ async def view_of(member: Member, *, session: AsyncSession, now: datetime) -> Me
 
 def audit_shape(view: MemberView) -> dict[str, object]:
     return {**snapshot(view.member), "cohort_id": view.cohort_id, "tags": list(view.tags)}
-
-
-async def record_change(
-    *,
-    session: AsyncSession,
-    actor: Actor,
-    now: datetime,
-    member_id: int,
-    action: str,
-    before: dict[str, object] | None,
-    after: dict[str, object] | None,
-) -> None:
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=member_id,
-        action=action,
-        before=before,
-        after=after,
-        now=now,
-    )
 
 
 async def assign_cohort(
@@ -211,15 +190,8 @@ async def create_member(
     await flush_or_conflict(session, "该学员已存在（external_userid 或 userid 重复）。")
     await assign_cohort(session=session, member_id=member.id, cohort_id=cohort_id, now=now)
     view = await view_of(member, session=session, now=now)
-    await record_change(
-        session=session,
-        actor=actor,
-        now=now,
-        member_id=member.id,
-        action="create",
-        before=None,
-        after=audit_shape(view),
-    )
+    after = audit_shape(view)
+    await AUDIT.record("create", member.id, session=session, actor=actor, now=now, after=after)
     return view
 
 
@@ -252,14 +224,9 @@ async def update_member(
     member.updated_at = now
     await session.flush()
     view = await view_of(member, session=session, now=now)
-    await record_change(
-        session=session,
-        actor=actor,
-        now=now,
-        member_id=member.id,
-        action="update",
-        before=before,
-        after=audit_shape(view),
+    after = audit_shape(view)
+    await AUDIT.record(
+        "update", member.id, session=session, actor=actor, now=now, before=before, after=after
     )
     return view
 
@@ -286,14 +253,9 @@ async def change_tags(
         )
     view = await view_of(member, session=session, now=now)
     if list(view.tags) != list(current.tags):
-        await record_change(
-            session=session,
-            actor=actor,
-            now=now,
-            member_id=member_id,
-            action="tags",
-            before=audit_shape(current),
-            after=audit_shape(view),
+        before, after = audit_shape(current), audit_shape(view)
+        await AUDIT.record(
+            "tags", member_id, session=session, actor=actor, now=now, before=before, after=after
         )
     return view
 
@@ -305,13 +267,8 @@ async def revoke_link(
     member = await get_or_404(Member, member_id, session=session, what=WHAT, lock=True)
     old = await h5_tokens.versions(session=session, member_ids=[member_id])
     version = await h5_tokens.revoke(session=session, member_id=member_id, now=now)
-    await record_change(
-        session=session,
-        actor=actor,
-        now=now,
-        member_id=member_id,
-        action="revoke_link",
-        before={"h5_token_version": old[member_id]},
-        after={"h5_token_version": version},
+    before, after = {"h5_token_version": old[member_id]}, {"h5_token_version": version}
+    await AUDIT.record(
+        "revoke_link", member_id, session=session, actor=actor, now=now, before=before, after=after
     )
     return await view_of(member, session=session, now=now)

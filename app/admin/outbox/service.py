@@ -14,13 +14,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import audit
+from app.admin.audit import AuditTrail
 from app.admin.common import Actor, Page, get_or_404, json_value, page_of
 from app.admin.errors import Conflict
 from app.models import OutboxMessage, OutboxStatus
 from app.wecom.errors import HINTS
 
-RESOURCE = "outbox"
+AUDIT = AuditTrail("outbox")
 WHAT = "待发消息"
 _STATUS_NAMES: dict[str, str] = {
     OutboxStatus.PENDING: "等待发送",
@@ -104,15 +104,8 @@ async def _transition(
         row.status = OutboxStatus.CANCELLED
     row.updated_at = now
     await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=outbox_id,
-        action=action,
-        before=before,
-        after=_state(row),
-        now=now,
+    await AUDIT.record(
+        action, outbox_id, session=session, actor=actor, now=now, before=before, after=_state(row)
     )
     return OutboxView(row, hint_for(row))
 

@@ -15,14 +15,14 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import audit
+from app.admin.audit import AuditTrail
 from app.admin.common import Actor, Page, get_or_404, page_of, snapshot
 from app.admin.errors import AuthError, Conflict, InvalidInput
 from app.admin.models import OperatorToken
 
 BOOTSTRAP_ACTOR = "admin"  # the actor name of requests made with ADMIN_TOKEN
 TOKEN_PREFIX = "cbt_"
-RESOURCE = "tokens"
+AUDIT = AuditTrail("tokens")
 _NO_HASH = ("token_sha256",)
 
 
@@ -76,16 +76,8 @@ async def create_token(
     )
     session.add(row)
     await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=row.id,
-        action="create",
-        before=None,
-        after=snapshot(row, exclude=_NO_HASH),
-        now=now,
-    )
+    after = snapshot(row, exclude=_NO_HASH)
+    await AUDIT.record("create", row.id, session=session, actor=actor, now=now, after=after)
     return row, plaintext
 
 
@@ -98,15 +90,9 @@ async def revoke_token(
     before = snapshot(row, exclude=_NO_HASH)
     row.revoked_at = now
     await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=row.id,
-        action="revoke",
-        before=before,
-        after=snapshot(row, exclude=_NO_HASH),
-        now=now,
+    after = snapshot(row, exclude=_NO_HASH)
+    await AUDIT.record(
+        "revoke", row.id, session=session, actor=actor, now=now, before=before, after=after
     )
     return row
 
