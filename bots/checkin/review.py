@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import audit
+from app.admin.audit import AuditTrail
 from app.admin.common import Actor, Page, get_or_404
 from app.admin.errors import InvalidInput
 from app.admin.h5_tokens import member_url
@@ -30,6 +30,7 @@ from app.wecom.errors import UndeliverableError
 from bots.checkin.models import CheckinEntry, EntryKind
 
 RESOURCE = "checkins"
+AUDIT = AuditTrail(RESOURCE)
 ACTION = "review"
 FALLBACK_NAME = "同学"
 NAME_CHARS = 20  # a long name must not push the comment over the channel's byte limit
@@ -133,15 +134,9 @@ async def review(
     before = _snapshot(entry)
     entry.score, entry.comment = score, comment or None
     entry.reviewed_by, entry.reviewed_at = actor.name, now
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=entry.id,
-        action=ACTION,
-        before=before,
-        after=_snapshot(entry),
-        now=now,
+    after = _snapshot(entry)
+    await AUDIT.record(
+        ACTION, entry.id, session=session, actor=actor, now=now, before=before, after=after
     )
     member = await session.get(Member, entry.member_id)
     assert member is not None  # the entry's foreign key
