@@ -37,8 +37,8 @@ from app.first_run import SANDBOX_MOUNT, first_run, wecom_unconfigured
 from app.inbox import InboxProcessor, run_resumer, run_sweeper
 from app.instances import Identity
 from app.logging import configure_logging
-from app.outbox import Sender
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
+from app.sender import Sender
 from app.settings import Settings, describe_settings_error, get_settings
 from bots import ROUTERS
 from bots.checkin.jobs import install_jobs

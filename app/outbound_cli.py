@@ -23,8 +23,8 @@ from app.clock import SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.instances import Identity, running
 from app.models import OutboxMessage, OutboxStatus
-from app.outbox import Sender
 from app.runtime import wecom_client, wecom_http
+from app.sender import Sender
 from app.settings import Settings
 from app.wecom.errors import HINTS
 

@@ -50,6 +50,7 @@ from app.clock import Clock, ManualClock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.migrations import upgrade
 from app.models import Group, OutboxMessage
+from app.sender import Sender
 from app.wecom.client import WeComClient
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
@@ -119,7 +120,7 @@ async def sending_through_sandbox(
     clock: Clock,
     intervals: dict[str, timedelta],
     tuning: dict[str, int] | None = None,
-) -> AsyncIterator[tuple[outbox.Sender, StatementCounter]]:
+) -> AsyncIterator[tuple[Sender, StatementCounter]]:
     """The real sender, channel layer and WeCom client, with the sandbox as transport.
 
     `tuning` overrides Sender's batch and concurrency (its defaults are what `campbot
@@ -141,7 +142,7 @@ async def sending_through_sandbox(
             )
             deliver = ChannelDeliverer(client)
             yield (
-                outbox.Sender(
+                Sender(
                     sessions=sessions,
                     deliver=deliver,
                     clock=clock,
@@ -174,7 +175,7 @@ class Drain:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-async def drain(sender: outbox.Sender, clock: Clock) -> Drain:
+async def drain(sender: Sender, clock: Clock) -> Drain:
     """Run the sender until nothing is left; on a ManualClock, jump to the next due row.
 
     A failed round is counted and the loop goes on, as `Sender.run_forever` does.
@@ -208,7 +209,7 @@ async def _let_orphans_finish() -> None:
         await asyncio.wait(others)
 
 
-async def outbox_statuses(sender: outbox.Sender) -> Counter[str]:
+async def outbox_statuses(sender: Sender) -> Counter[str]:
     async with sender.sessions() as session:
         rows = await session.execute(
             select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
@@ -412,7 +413,7 @@ async def throughput(
 
 
 def _sender_settings(tuning: dict[str, int]) -> str:
-    defaults = inspect.signature(outbox.Sender).parameters
+    defaults = inspect.signature(Sender).parameters
     batch = tuning.get("batch", defaults["batch"].default)
     concurrency = tuning.get("concurrency", defaults["concurrency"].default)
     return f"batch {batch}, concurrency {concurrency}"
@@ -420,7 +421,8 @@ def _sender_settings(tuning: dict[str, int]) -> str:
 
 # Where the time goes, by area: the first matching path fragment names it.
 AREAS = (
-    ("app/outbox.py", "app.outbox (claim, mark, apply)"),
+    ("app/outbox.py", "app.outbox + app.sender (claim, mark, apply)"),
+    ("app/sender.py", "app.outbox + app.sender (claim, mark, apply)"),
     ("app/channels/", "app.channels (payload, limits)"),
     ("app/wecom_sandbox/", "sandbox (the fake WeCom)"),
     ("app/wecom/", "app.wecom (client, tokens)"),

@@ -17,6 +17,7 @@ from app.channels.messages import Article, OutMessage
 from app.channels.reach import Channel, Destination, enqueue_message, reach_group, reach_member
 from app.clock import ManualClock
 from app.models import Group, Member, OutboxMessage
+from app.sender import Sender
 from app.wecom.client import WeComClient
 from app.wecom.errors import UndeliverableError
 from app.wecom_sandbox.state import SandboxState
@@ -36,8 +37,8 @@ def _corp(sandbox: SandboxState) -> None:
 @pytest.fixture
 def sender(
     wecom_client: WeComClient, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
-) -> outbox.Sender:
-    return outbox.Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
+) -> Sender:
+    return Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
 
 
 def _group(channel: str, **fields: str) -> Group:

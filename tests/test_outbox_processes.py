@@ -29,6 +29,7 @@ from app.clock import ManualClock
 from app.db import create_engine, create_sessionmaker
 from app.migrations import upgrade
 from app.models import OutboxMessage, OutboxStatus, RateSlot
+from app.sender import Deliver, Sender
 from app.wecom.client import WeComClient
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
@@ -183,7 +184,7 @@ async def held_at_the_fake(
     return all(row.target in reached for row in sending)
 
 
-async def send_all_due(sender: outbox.Sender, *, rounds: int = 100) -> None:
+async def send_all_due(sender: Sender, *, rounds: int = 100) -> None:
     for _ in range(rounds):
         if not await sender.run_once():
             return
@@ -261,7 +262,7 @@ async def test_a_sender_killed_mid_send_and_restarted_repeats_only_its_in_flight
 class Counted:
     """A sender's deliver, remembering which rows this sender sent."""
 
-    def __init__(self, deliver: outbox.Deliver) -> None:
+    def __init__(self, deliver: Deliver) -> None:
         self._deliver = deliver
         self.keys: list[str] = []
 
@@ -274,7 +275,7 @@ class Counted:
 @asynccontextmanager
 async def sender_process_model(
     url: str, sandbox: SandboxState, clock: ManualClock
-) -> AsyncIterator[tuple[outbox.Sender, Counted]]:
+) -> AsyncIterator[tuple[Sender, Counted]]:
     """What one `campbot sender` process holds: its own engine (connection pool), HTTP
     client and token cache; only the database and WeCom are shared."""
     async with (
@@ -292,10 +293,10 @@ async def sender_process_model(
             clock=clock,
         )
         counted = Counted(ChannelDeliverer(client))
-        yield outbox.Sender(sessions=sessions, deliver=counted, clock=clock), counted
+        yield Sender(sessions=sessions, deliver=counted, clock=clock), counted
 
 
-async def drain_together(senders: Sequence[outbox.Sender], clock: ManualClock) -> None:
+async def drain_together(senders: Sequence[Sender], clock: ManualClock) -> None:
     """Run the senders side by side, moving the clock to the next due row when all idle."""
     for _ in range(10_000):
         if sum(await asyncio.gather(*(sender.run_once() for sender in senders))):

@@ -17,7 +17,7 @@ import schedules.models  # noqa: F401 - a member joining re-plans schedules: the
 from app.admin.models import Cohort, CohortGroup
 from app.clock import ManualClock
 from app.models import Group, GroupMembership, Member, OutboxMessage
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
 from app.wecom.client import WeComClient
 from app.wecom_sandbox.sender import CallbackSender

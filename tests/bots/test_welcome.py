@@ -19,7 +19,7 @@ from app.admin.h5_tokens import member_url
 from app.admin.models import Cohort, CohortMember
 from app.clock import ManualClock
 from app.models import Member, OutboxMessage
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
 from app.wecom.crypto import CallbackCrypto
 from app.wecom_sandbox import callback_xml

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import schedules.models  # noqa: F401 - cohort hooks re-plan schedules: their tables
 from app.clock import ManualClock
 from app.models import InboxEvent
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
 from app.wecom_sandbox.sender import CallbackSender
 from app.wecom_sandbox.server import sandbox_transport

@@ -22,7 +22,7 @@ from app import inbox
 from app.admin import h5_tokens
 from app.clock import ManualClock
 from app.models import InboxEvent
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
 from app.storage import FolderStorage
 from app.wecom.client import WeComClient

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import schedules.models  # noqa: F401 - a member joining a cohort re-plans schedules
 from app.clock import ManualClock
 from app.models import OutboxMessage
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
 from app.wecom_sandbox.records import Delivery
 from app.wecom_sandbox.sender import CallbackSender, SentCallback
