@@ -34,7 +34,8 @@ from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
 from app.first_run import SANDBOX_MOUNT, first_run, wecom_unconfigured
-from app.inbox import InboxProcessor, run_resumer, run_sweeper
+from app.inbox import InboxProcessor
+from app.inbox_recovery import run_resumer, run_sweeper
 from app.instances import Identity
 from app.logging import configure_logging
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http

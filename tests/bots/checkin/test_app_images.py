@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import schedules.models  # noqa: F401 - cohort hooks re-plan schedules: their tables
-from app import inbox
+from app import inbox, inbox_recovery
 from app.admin import h5_tokens
 from app.clock import ManualClock
 from app.models import InboxEvent
@@ -197,7 +197,7 @@ async def test_wecom_down_leaves_the_event_to_the_sweeper(camp: Camp) -> None:
     assert await camp.replies() == []
     camp.clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
     runtime = camp.harness.app.state.runtime
-    swept = await inbox.sweep_once(
+    swept = await inbox_recovery.sweep_once(
         sessions=runtime.sessions, processor=runtime.processor, clock=camp.clock
     )
 

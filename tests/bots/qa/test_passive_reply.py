@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import callback
 from app.clock import ManualClock
-from app.inbox import STUCK_AFTER, sweep_once
+from app.inbox import STUCK_AFTER
+from app.inbox_recovery import sweep_once
 from app.models import InboxEvent
 from app.settings import Settings
 from app.wecom.events import parse_event
