@@ -42,7 +42,7 @@ class AuditTrail:
         after: Snapshot | None = None,
     ) -> None:
         """`action` ("create", "update", "delete", …) was done to `resource_id` by `actor`;
-        `before`/`after` are its snapshots (None: it did not exist)."""
+        `before`/`after` are its snapshots (None where there is none: before a create)."""
         session.add(
             AuditEntry(
                 at=now,
