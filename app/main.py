@@ -21,6 +21,7 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import instances
+from app.admin import api as admin_api
 from app.api import api_router
 from app.api.admin.throttle import AuthThrottle
 from app.api.callback import callback_error_response
@@ -33,11 +34,12 @@ from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
 from app.first_run import SANDBOX_MOUNT, first_run, wecom_unconfigured
-from app.inbox import InboxProcessor, run_resumer, run_sweeper
+from app.inbox import InboxProcessor
+from app.inbox_recovery import run_resumer, run_sweeper
 from app.instances import Identity
 from app.logging import configure_logging
-from app.outbox import Sender
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
+from app.sender import Sender
 from app.settings import Settings, describe_settings_error, get_settings
 from bots import ROUTERS
 from bots.checkin.jobs import install_jobs
@@ -237,6 +239,7 @@ def create_app(
     app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
     app.state.admin_throttle = AuthThrottle()
     app.include_router(api_router)
+    app.include_router(admin_api.router, prefix="/admin/api")
     # Domain packages' admin resources; their routes authenticate like every /admin/api one.
     app.include_router(schedules_api.router, prefix="/admin/api")
     app.include_router(scripts_api.router, prefix="/admin/api")

@@ -45,9 +45,9 @@ from app.models import Member, OutboxMessage
 from app.runtime import Runtime
 from app.settings import Settings
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.sender import CallbackSender
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.sender import CallbackSender
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from bots.group_welcome_loop import group_welcome_round
 from bots.group_welcome_templates import sync_templates
 from schedules.runner import fire_due

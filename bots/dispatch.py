@@ -78,7 +78,7 @@ class PassiveFallback(Protocol):
 
 class Outbound(Protocol):
     """The outbox sender. Handlers enqueue rows in their own transaction
-    (`app.channels.routes.enqueue_message(session=ctx.session, …)`); a time-critical row
+    (`app.channels.reach.enqueue_message(session=ctx.session, …)`); a time-critical row
     can then be pushed through at once with `ctx.deliver_after_commit(row_id)`."""
 
     async def deliver_now(self, row_id: int) -> str: ...

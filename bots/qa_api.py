@@ -15,13 +15,12 @@ from pydantic import (
     field_validator,
 )
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import audit
-from app.admin.common import Actor, get_or_404, snapshot
+from app.admin.audit import AuditTrail
+from app.admin.common import get_or_404, snapshot
 from app.admin.errors import InvalidInput, NotFound
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import CohortQuery, CohortRef, IdPath, Limit, Offset, not_null
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
 from bots import qa_service as service
@@ -29,6 +28,7 @@ from bots.qa_matcher import Mode
 from bots.qa_models import QaRule
 
 router = admin_resource_router("", "qa")
+AUDIT = AuditTrail("qa-rules")
 
 
 def _no_control(value: str) -> str:
@@ -152,28 +152,6 @@ class UnansweredOut(BaseModel):
     last_seen_at: datetime
 
 
-async def _audit(
-    session: AsyncSession,
-    actor: Actor,
-    rule_id: int,
-    action: str,
-    *,
-    before: dict[str, object] | None,
-    after: dict[str, object] | None,
-    now: datetime,
-) -> None:
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource="qa-rules",
-        resource_id=rule_id,
-        action=action,
-        before=before,
-        after=after,
-        now=now,
-    )
-
-
 def _snapshot(rule: QaRule) -> dict[str, object]:
     return snapshot(rule, exclude=("hits",))
 
@@ -196,7 +174,9 @@ async def create_rule(
         rule = await service.create_rule(session=session, fields=body.model_dump(), now=now)
     except service.RuleProblem as problem:
         raise InvalidInput(problem.field, problem.message) from None
-    await _audit(session, actor, rule.id, "create", before=None, after=_snapshot(rule), now=now)
+    await AUDIT.record(
+        "create", rule.id, session=session, actor=actor, now=now, after=_snapshot(rule)
+    )
     return RuleOut.of(rule)
 
 
@@ -241,7 +221,10 @@ async def update_rule(
         )
     except service.RuleProblem as problem:
         raise InvalidInput(problem.field, problem.message) from None
-    await _audit(session, actor, rule.id, "update", before=before, after=_snapshot(rule), now=now)
+    after = _snapshot(rule)
+    await AUDIT.record(
+        "update", rule.id, session=session, actor=actor, now=now, before=before, after=after
+    )
     return RuleOut.of(rule)
 
 
@@ -253,7 +236,9 @@ async def delete_rule(
 ) -> Response:
     rule = await get_or_404(QaRule, rule_id, session=session, what="问答规则")
     now = runtime.clock.now()
-    await _audit(session, actor, rule.id, "delete", before=_snapshot(rule), after=None, now=now)
+    await AUDIT.record(
+        "delete", rule.id, session=session, actor=actor, now=now, before=_snapshot(rule)
+    )
     await service.delete_rule(session=session, rule=rule)
     return Response(status_code=204)
 

@@ -15,17 +15,18 @@ from fastapi import Query, Response
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from sqlalchemy import select
 
-from app.admin import audit
+from app.admin.audit import AuditTrail
 from app.admin.common import get_or_404, page_of, snapshot
 from app.admin.errors import NotFound
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import INT32_MAX, CohortQuery, IdPath, Limit, Offset
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Responses
 from app.deps import RuntimeDep
 from bots import xibao_service as service
 from bots.xibao_models import DETAIL_MAX, TITLE_MAX, Achievement, AchievementStatus, Broadcast
 
 router = admin_resource_router("", "xibao")
+AUDIT = AuditTrail("achievements")
 
 GroupRef = Annotated[int, Field(ge=1, le=INT32_MAX)]
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")  # line breaks are fine in a detail
@@ -130,21 +131,6 @@ def _out(achievement: Achievement, broadcast: Broadcast | None) -> AchievementOu
     )
 
 
-async def _audit(
-    session: AdminSessionDep, actor: ActorDep, achievement: Achievement, action: str, now: datetime
-) -> None:
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource="achievements",
-        resource_id=achievement.id,
-        action=action,
-        before=None,
-        after=snapshot(achievement),
-        now=now,
-    )
-
-
 @router.post(
     "/achievements",
     status_code=201,
@@ -168,7 +154,10 @@ async def create_achievement(
         now=now,
         default_tz=runtime.settings.campbot_timezone,
     )
-    await _audit(session, actor, achievement, "create", now)
+    after = snapshot(achievement)
+    await AUDIT.record(
+        "create", achievement.id, session=session, actor=actor, now=now, after=after
+    )
     return _out(achievement, broadcast)
 
 
@@ -224,7 +213,10 @@ async def approve_achievement(
         now=now,
         default_tz=runtime.settings.campbot_timezone,
     )
-    await _audit(session, actor, achievement, "approve", now)
+    after = snapshot(achievement)
+    await AUDIT.record(
+        "approve", achievement.id, session=session, actor=actor, now=now, after=after
+    )
     return _out(achievement, broadcast)
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.errors import AdminError, Conflict, InvalidInput, NotFound
 from app.admin.models import Cohort, CohortGroup, CohortMember
 from app.channels.messages import OutMessage
-from app.channels.routes import Channel, Route, enqueue_message, message_payload, route_group
+from app.channels.reach import Channel, Destination, enqueue_message, message_payload, reach_group
 from app.models import (
     Group,
     GroupStatus,
@@ -366,7 +366,7 @@ async def _target(
     try:
         if group.status != GroupStatus.ACTIVE:
             raise UndeliverableError("群已解散。")
-        route = route_group(group)
+        route = reach_group(group)
         target.channel = route.channel
         message = _message(route, text, png)
         message_payload(route, message)  # checked against the channel's limits first
@@ -376,14 +376,14 @@ async def _target(
     target.outbox_id = await enqueue_message(
         session=session,
         key=outbox_key(achievement.id, group.id),
-        route=route,
+        destination=route,
         message=message,
         now=now,
     )
     return target
 
 
-def _message(route: Route, text: OutMessage, png: bytes | None) -> OutMessage:
+def _message(route: Destination, text: OutMessage, png: bytes | None) -> OutMessage:
     """The 喜报 as its channel takes it, in one send per group: a customer group's mass-send
     task carries the script's text with the poster attached (the owner confirms once); robots
     and app chats take one msgtype per call, so they get the poster, which itself says who,

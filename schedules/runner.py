@@ -12,8 +12,8 @@ renders, a message over its channel's limit) is recorded in that transaction and
 others go on; a transaction the database refuses is done again one firing per
 transaction, so only the broken firing is recorded failed. Within a transaction,
 targets resolve once per distinct target and cohort, and a script renders once per
-distinct context: targets with the same variables get the same text (a template
-drawing on `random` too).
+distinct context (`schedules.sends.FiringBatch`): targets with the same variables get
+the same text (a template drawing on `random` too).
 """
 
 from __future__ import annotations
@@ -21,29 +21,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin.models import Cohort
-from app.channels.messages import OutMessage
-from app.channels.routes import enqueue_message, message_payload
+from app.channels.reach import enqueue_message
 from app.clock import Clock
 from app.db import backend
 from app.outbox import NewMessage, enqueue_many
 from schedules.context import provided_variables
 from schedules.jobs import job_for
 from schedules.models import Firing, FiringStatus, Schedule
-from schedules.planner import cohort_zone, schedule_timezone
-from schedules.targets import Target, resolve
+from schedules.planner import schedule_timezone
+from schedules.sends import (
+    Claimed,
+    FiringBatch,
+    context_for,
+    outbox_key,
+    with_values,
+)
+from schedules.targets import resolve
 from scripts_library.models import Script
 from scripts_library.render import render, variables_used
-from scripts_library.variables import RenderContext, zh_date, zh_weekday
 
 logger = logging.getLogger(__name__)
 
@@ -72,43 +75,6 @@ class FireReport:
         self.missed += other.missed
         self.failed += other.failed
         self.enqueued += other.enqueued
-
-
-def _due_label(due_at: datetime) -> str:
-    return due_at.strftime("%Y%m%dT%H%M%SZ")
-
-
-def _key(schedule_id: int, label: str, due: str) -> str:
-    return f"schedule:{schedule_id}:{label}:{due}"
-
-
-def outbox_key(schedule_id: int, target: Target, due_at: datetime) -> str:
-    return _key(schedule_id, target.label, _due_label(due_at))
-
-
-def context_for(*, cohort: Cohort | None, target: Target, local_now: datetime) -> RenderContext:
-    """The variables a scheduled script sees for one target."""
-    fields: dict[str, object] = {
-        "date": zh_date(local_now.date()),
-        "weekday": zh_weekday(local_now.date()),
-    }
-    if cohort is not None:
-        fields.update(
-            cohort_name=cohort.name,
-            camp_name=cohort.camp,
-            total_days=cohort.days,
-            day=(local_now.date() - cohort.start_date).days,
-        )
-    if target.group is not None:
-        fields["group_name"] = target.group.name or ""
-    if target.member is not None:
-        fields["student_name"] = target.member.name or "同学"
-    return RenderContext(**fields)  # type: ignore[arg-type]
-
-
-def with_values(context: RenderContext, values: dict[str, object] | None) -> RenderContext:
-    """`context` with a provider's values (schedules.context) laid over it."""
-    return replace(context, **values) if values else context  # type: ignore[arg-type]
 
 
 def _missed_note(now: datetime, due_at: datetime) -> str:
@@ -174,7 +140,7 @@ async def fire(
         await enqueue_message(
             session=session,
             key=outbox_key(schedule.id, target, firing.due_at),
-            route=target.route,
+            destination=target.destination,
             message=message,
             now=now,
         )
@@ -224,16 +190,9 @@ async def _record_failure(
 # --------------------------------------------------------------------------- many firings
 
 
-class _Claimed(NamedTuple):
-    id: int
-    schedule_id: int
-    member_id: int | None
-    due_at: datetime
-
-
 async def _claim_many(
     session: AsyncSession, firing_ids: Sequence[int], now: datetime
-) -> list[_Claimed]:
+) -> list[Claimed]:
     """Claim the firings still planned: planned → fired, in the caller's transaction."""
     # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): a firing another scheduler
     # holds is its to fire or record, and waiting on its locks could deadlock.
@@ -249,7 +208,7 @@ async def _claim_many(
         .returning(Firing.id, Firing.schedule_id, Firing.member_id, Firing.due_at)
         .execution_options(synchronize_session=False)
     )
-    return sorted((_Claimed(*row) for row in rows), key=lambda f: f.id)
+    return sorted((Claimed(*row) for row in rows), key=lambda f: f.id)
 
 
 async def _record(session: AsyncSession, firing_id: int, note: str) -> None:
@@ -276,102 +235,6 @@ async def _set_enqueued(session: AsyncSession, counts: dict[int, int]) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Send:
-    """One target's message, checked against its channel's limits: the same for every
-    firing in the transaction with the same script, target and cohort."""
-
-    label: str
-    channel: str
-    target: str
-    payload: dict[str, object]
-
-
-class _Plan(NamedTuple):
-    """What firing needs of a schedule: its columns, cheaper to load than ORM objects."""
-
-    id: int
-    script_key: str
-    cohort_id: int | None
-    target: dict[str, Any]
-
-
-# script, target (its repr: equal for equal JSON, else only a cache miss), cohort, member
-_SendsKey = tuple[str, str, int | None, int | None]
-
-
-@dataclass
-class _Batch:
-    """What the firings of one transaction share: their rows loaded once, and the
-    resolved, rendered and checked messages cached (valid in this transaction only)."""
-
-    session: AsyncSession
-    now: datetime
-    default_tz: str
-    plans: dict[int, _Plan] = field(default_factory=dict)
-    scripts: dict[str, Script] = field(default_factory=dict)
-    cohorts: dict[int, Cohort] = field(default_factory=dict)
-    _sends: dict[_SendsKey, list[_Send]] = field(default_factory=dict)
-    _messages: dict[tuple[str, RenderContext], OutMessage] = field(default_factory=dict)
-
-    async def load(self, firings: Iterable[_Claimed]) -> None:
-        ids = {f.schedule_id for f in firings}
-        plans = await self.session.execute(
-            select(Schedule.id, Schedule.script_key, Schedule.cohort_id, Schedule.target).where(
-                Schedule.id.in_(ids)
-            )
-        )
-        self.plans = {row.id: _Plan(*row) for row in plans}
-        keys = {p.script_key for p in self.plans.values()}
-        scripts = await self.session.execute(select(Script).where(Script.key.in_(keys)))
-        self.scripts = {s.key: s for s in scripts.scalars()}
-        cohort_ids = {p.cohort_id for p in self.plans.values() if p.cohort_id}
-        cohorts = await self.session.execute(select(Cohort).where(Cohort.id.in_(cohort_ids)))
-        self.cohorts = {c.id: c for c in cohorts.scalars()}
-
-    def _render(self, script: Script, context: RenderContext) -> OutMessage:
-        key = (script.key, context)
-        if key not in self._messages:
-            self._messages[key] = render(script, context)
-        return self._messages[key]
-
-    async def _prepare(self, plan: _Plan, script: Script, member_id: int | None) -> list[_Send]:
-        cohort = self.cohorts.get(plan.cohort_id) if plan.cohort_id else None
-        local_now = self.now.astimezone(cohort_zone(cohort, self.default_tz))
-        targets = await resolve(
-            session=self.session,
-            target=plan.target,
-            cohort_id=plan.cohort_id,
-            member_id=member_id,
-            now=self.now,
-        )
-        extra = await provided_variables(
-            session=self.session,
-            cohort=cohort,
-            targets=targets,
-            names=variables_used(script),
-            now=self.now,
-        )
-        sends = []
-        for target in targets:
-            context = context_for(cohort=cohort, target=target, local_now=local_now)
-            context = with_values(context, extra.get(target.label))
-            payload = message_payload(target.route, self._render(script, context))
-            sends.append(_Send(target.label, target.route.channel, target.route.target, payload))
-        return sends
-
-    async def messages(self, firing: _Claimed, plan: _Plan, script: Script) -> list[NewMessage]:
-        """The firing's outbox rows."""
-        key = (script.key, repr(plan.target), plan.cohort_id, firing.member_id)
-        if key not in self._sends:
-            self._sends[key] = await self._prepare(plan, script, firing.member_id)
-        due = _due_label(firing.due_at)
-        return [
-            NewMessage(_key(plan.id, send.label, due), send.channel, send.target, send.payload)
-            for send in self._sends[key]
-        ]
-
-
 async def _fire_many(
     session: AsyncSession,
     firing_ids: Sequence[int],
@@ -389,7 +252,7 @@ async def _fire_many(
         report.missed += 1
     if not on_time:
         return report
-    batch = _Batch(session, now, default_tz)
+    batch = FiringBatch(session, now, default_tz)
     await batch.load(on_time)
     rows: list[NewMessage] = []
     counts: dict[int, int] = {}

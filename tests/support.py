@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.clock import ManualClock
 from app.models import InboxEvent
 from app.settings import Settings
-from app.wecom.sandbox.callbacks import SignedCallback
+from app.wecom_sandbox.callbacks import SignedCallback
 from bots import ROUTERS
 from bots.dispatch import Context, Router
 from scripts_library.trial import TrialPool

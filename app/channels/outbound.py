@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.outbox import Sender
+from app.sender import Sender
 
 
 @dataclass(frozen=True, slots=True)

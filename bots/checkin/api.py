@@ -10,8 +10,8 @@ from fastapi import Path, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.admin.errors import NotFound
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import INT32_MAX, CohortQuery, IdPath, Limit, Offset
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422, ItemsPage
 from app.api.h5.deps import StorageDep
 from app.deps import RuntimeDep

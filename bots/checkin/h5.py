@@ -37,7 +37,7 @@ from starlette.types import Message, Receive
 from app.admin import h5_tokens
 from app.admin.errors import InvalidInput
 from app.api.h5.deps import H5RuntimeDep, MemberIdDep, StorageDep
-from app.api.h5.route import PRIVATE_HEADERS, H5Route, wants_json
+from app.api.h5.route_class import PRIVATE_HEADERS, H5Route, wants_json
 from app.api.h5.uploads import CheckedImage, UploadRefused, check_text_fields, read_submission
 from app.deps import SessionDep
 from app.runtime import Runtime

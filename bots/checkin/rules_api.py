@@ -14,11 +14,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.admin import audit
+from app.admin.audit import AuditTrail
 from app.admin.common import get_or_404
 from app.admin.models import Cohort
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import IdPath
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422
 from app.deps import RuntimeDep
 from bots.checkin import service
@@ -26,6 +26,7 @@ from bots.checkin.models import CheckinRule
 from bots.checkin.rules import RuleSet, as_json, load_rules, save_rules
 
 router = admin_resource_router("/cohorts", "checkin-rules")
+AUDIT = AuditTrail("checkin-rules")
 
 MAX_POINTS = 10_000
 MAX_MILESTONES = 30
@@ -130,15 +131,9 @@ async def put_rules(
     before = await load_rules(session=session, cohort_id=cohort_id)
     after = _apply(before, body)
     await save_rules(session=session, cohort_id=cohort_id, rules=after, now=now)
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource="checkin-rules",
-        resource_id=cohort_id,
-        action="update",
-        before=as_json(before),
-        after=as_json(after),
-        now=now,
+    old, new = as_json(before), as_json(after)
+    await AUDIT.record(
+        "update", cohort_id, session=session, actor=actor, now=now, before=old, after=new
     )
     await service.recompute_cohort(session=session, cohort_id=cohort_id, now=now)
     return _out(cohort_id, after, customized=True)

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import service_cohorts
+from app.admin.cohorts import service as service_cohorts
+from app.admin.cohorts.service import CohortChange
 from app.admin.errors import Conflict
-from app.admin.service_cohorts import CohortChange
 from app.clock import ManualClock
 from tests.admin.conftest import Admin, problems
 

@@ -11,8 +11,8 @@ from sqlalchemy import delete, select
 
 from app.admin.models import Cohort
 from app.models import OutboxMessage
-from app.wecom.sandbox import callback_xml
-from app.wecom.sandbox.records import MemberChange
+from app.wecom_sandbox import callback_xml
+from app.wecom_sandbox.records import MemberChange
 from bots.group_welcome_models import GroupJoinPending
 from tests.bots import test_group_welcome, test_welcome
 from tests.bots.checkin import test_app_checkin
