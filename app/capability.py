@@ -26,8 +26,8 @@ from fastapi import APIRouter
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.admin.cohorts.service import CohortChange, CohortHook
 from app.admin.models import Cohort
-from app.admin.service_cohorts import CohortChange, CohortHook
 from app.clock import Clock
 from app.models import Group, Member
 from app.settings import Settings
@@ -153,7 +153,7 @@ class HookRun(Protocol):
 @dataclass(frozen=True, slots=True)
 class CohortListener:
     """A re-plan hook: runs in the transaction of a cohort edit or a member's join or
-    leave (`app.admin.service_cohorts`); what it raises rolls the change back."""
+    leave (`app.admin.cohorts.service`); what it raises rolls the change back."""
 
     name: str
     run: HookRun

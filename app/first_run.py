@@ -17,8 +17,8 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from app.settings import Settings
-from app.wecom.sandbox.server import create_sandbox_app
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.server import create_sandbox_app
+from app.wecom_sandbox.state import SandboxState
 
 SANDBOX_CORP_ID = "wwsandbox0000001"
 SANDBOX_AGENT_ID = 1000002

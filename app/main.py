@@ -25,6 +25,7 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import instances
+from app.admin import api as admin_api
 from app.api import api_router
 from app.api.admin.throttle import AuthThrottle
 from app.api.callback import callback_error_response
@@ -43,11 +44,12 @@ from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
 from app.first_run import SANDBOX_MOUNT, first_run, wecom_unconfigured
-from app.inbox import InboxProcessor, run_resumer, run_sweeper
+from app.inbox import InboxProcessor
+from app.inbox_recovery import run_resumer, run_sweeper
 from app.instances import Identity
 from app.logging import configure_logging
-from app.outbox import Sender
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
+from app.sender import Sender
 from app.settings import Settings, describe_settings_error, get_settings
 from bots import checkin, group_welcome, membership, qa, stats, student_page, welcome, xibao
 from bots.dispatch import Dispatcher, Router
@@ -268,6 +270,7 @@ def create_app(
     app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
     app.state.admin_throttle = AuthThrottle()
     app.include_router(api_router)
+    app.include_router(admin_api.router, prefix="/admin/api")
     # The capabilities' admin resources authenticate like every /admin/api one; their public
     # routes (the students' H5 pages) are included as they are.
     for admin in (r for capability in capabilities for r in capability.admin_routers):

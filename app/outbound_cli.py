@@ -18,13 +18,13 @@ from sqlalchemy import select
 
 from app.channels.deliver import ChannelDeliverer
 from app.channels.messages import OutMessage
-from app.channels.routes import Route, enqueue_message
+from app.channels.reach import Destination, enqueue_message
 from app.clock import SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.instances import Identity, running
 from app.models import OutboxMessage, OutboxStatus
-from app.outbox import Sender
 from app.runtime import wecom_client, wecom_http
+from app.sender import Sender
 from app.settings import Settings
 from app.wecom.errors import HINTS
 
@@ -73,7 +73,7 @@ async def _sender(settings: Settings, *, kind: str) -> AsyncIterator[Sender]:
 
 
 async def send_one(
-    settings: Settings, *, route: Route, message: OutMessage, wait: timedelta
+    settings: Settings, *, destination: Destination, message: OutMessage, wait: timedelta
 ) -> SendOutcome:
     """Enqueue one message and see it through: sent, dead, or still pending after `wait`."""
     key = f"cli:{uuid.uuid4().hex}"
@@ -81,7 +81,7 @@ async def send_one(
         clock = SystemClock()
         async with sender.sessions.begin() as session:
             row_id = await enqueue_message(
-                session=session, key=key, route=route, message=message, now=clock.now()
+                session=session, key=key, destination=destination, message=message, now=clock.now()
             )
         assert row_id is not None  # a fresh uuid key is never a duplicate
         deadline = clock.now() + wait

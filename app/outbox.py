@@ -1,10 +1,11 @@
 """The outbox: every message CampBot sends, written first, sent once (ARCHITECTURE §1 rules 3–5).
 
-`enqueue` is insert-or-ignore on the idempotency key. The `Sender` claims due
-rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL), reserves each row's rate slot in
-the database (so limits hold across instances), marks the row `sending` just
-before its request and records the outcome in the same commit as the next
-row's mark. Claims name the sender's instance (app.instances): after a `kill -9`,
+`enqueue` is insert-or-ignore on the idempotency key (`enqueue_many` the same for a
+fan-out's rows). A sender (`app.sender.Sender`) claims due rows here (`FOR UPDATE SKIP
+LOCKED` on PostgreSQL), which reserves each row's rate slot in the database (so limits
+hold across instances), marks the row `sending` just before its request and records the
+outcome in the same commit as the next row's mark. Claims name the sender's instance
+(app.instances): after a `kill -9`,
 the rows of the instance that is gone go back to `pending` within seconds (at once
 when it restarts on the same machine), and a claim that outlives its lease (sized
 to what it guards: a welcome's ends well inside its 20 s) is freed the same way.
@@ -18,53 +19,35 @@ them counted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import TypeEngine
 
-from app.background import sleep_or_stop
-from app.clock import Clock
 from app.db import dialect_insert
 from app.instances import gone
 from app.models import OutboxMessage, OutboxStatus, RateSlot
-from app.wecom.errors import (
-    UndeliverableError,
-    WeComAPIError,
-    WeComError,
-    WeComTransportError,
-)
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-BACKOFF_BASE_S = 5.0
-BACKOFF_CAP_S = 600.0
 LEASE = timedelta(seconds=60)  # longer than any one WeCom request may take
 # Leases of channels whose sends expire: a welcome's code works 20 s after the event, so
 # a claim stuck in a live sender must be freed, and the row sent by another, well before.
 LEASES: Mapping[str, timedelta] = {"welcome": timedelta(seconds=8)}
-# How often each sender looks for claims to take back: a gone instance's rows wait
-# at most this long after its heartbeat went stale.
-RECOVER_EVERY = timedelta(seconds=1)
 # WeCom's per-target limits as the spacing between two sends; a little over the exact
 # quotient so a rolling window never sees one too many (20/min per robot, 30/min per member).
 RATE_INTERVALS: Mapping[str, timedelta] = {
     "robot": timedelta(seconds=60 / 20 * 1.02),
     "app_message": timedelta(seconds=60 / 30 * 1.02),
 }
-_ERROR_LIMIT = 2000
-
-Deliver = Callable[[OutboxMessage], Awaitable[str | None]]
+ERROR_LIMIT = 2000  # characters of an error kept on its row
 
 
 def rate_key(channel: str, target: str) -> str | None:
@@ -339,12 +322,38 @@ async def claim_due(
     )
 
 
+async def claim_row(
+    *,
+    session: AsyncSession,
+    row_id: int,
+    now: datetime,
+    worker: str,
+    intervals: Mapping[str, timedelta],
+    lease: timedelta,
+    leases: Mapping[str, timedelta],
+    instance: str | None,
+) -> list[OutboxMessage]:
+    """The row, claimed, if it is due and its rate slot is free now (else none)."""
+    due = (await session.execute(_due(now).where(OutboxMessage.id == row_id))).scalars()
+    return await _claim(
+        session,
+        due.all(),
+        now=now,
+        worker=worker,
+        intervals=intervals,
+        lease=lease,
+        leases=leases,
+        instance=instance,
+    )
+
+
 def _abandoned(now: datetime, me: str | None) -> ColumnElement[bool]:
     """Claims no one will finish: past their lease, or held by an instance that is gone."""
     return or_(OutboxMessage.lease_until < now, gone(OutboxMessage.instance_id, now=now, me=me))
 
 
-_RELEASED = {"claimed_by": None, "instance_id": None, "lease_until": None}
+# What a claim holds; cleared when the row is released.
+RELEASED = {"claimed_by": None, "instance_id": None, "lease_until": None}
 
 
 async def recover_expired(*, session: AsyncSession, now: datetime, me: str | None = None) -> int:
@@ -354,7 +363,7 @@ async def recover_expired(*, session: AsyncSession, now: datetime, me: str | Non
     untouched = await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.status == OutboxStatus.CLAIMED, abandoned)
-        .values(status=OutboxStatus.PENDING, updated_at=now, **_RELEASED)
+        .values(status=OutboxStatus.PENDING, updated_at=now, **RELEASED)
         .execution_options(synchronize_session=False)
     )
     in_flight = await session.execute(
@@ -365,7 +374,7 @@ async def recover_expired(*, session: AsyncSession, now: datetime, me: str | Non
             updated_at=now,
             in_doubt=OutboxMessage.in_doubt + 1,
             last_error="the sender stopped during this send; it may have been delivered",
-            **_RELEASED,
+            **RELEASED,
         )
         .execution_options(synchronize_session=False)
     )
@@ -373,233 +382,6 @@ async def recover_expired(*, session: AsyncSession, now: datetime, me: str | Non
     if recovered:
         logger.warning("outbox: %d rows of a stopped sender are due again", recovered)
     return recovered
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one attempt did; applied to the row in the next commit."""
-
-    row_id: int
-    msgid: str | None = None
-    error: WeComError | None = None
-
-
-def _backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_CAP_S))
-
-
-def _owned(row_id: int, worker: str) -> Any:
-    """Rows still this worker's to settle (not recovered by another sender meanwhile)."""
-    return (
-        OutboxMessage.id == row_id,
-        OutboxMessage.status == OutboxStatus.SENDING,
-        OutboxMessage.claimed_by == worker,
-    )
-
-
-async def _apply(session: AsyncSession, outcome: Outcome, *, worker: str, now: datetime) -> None:
-    if outcome.error is None:
-        # The common case in one statement; the guard keeps a recovered row untouched.
-        await session.execute(
-            update(OutboxMessage)
-            .where(*_owned(outcome.row_id, worker))
-            .values(
-                status=OutboxStatus.SENT,
-                sent_at=now,
-                wecom_msgid=outcome.msgid,
-                attempts=OutboxMessage.attempts + 1,
-                updated_at=now,
-                **_RELEASED,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return
-    row = await session.get(OutboxMessage, outcome.row_id, with_for_update=True)
-    if row is None or row.status != OutboxStatus.SENDING or row.claimed_by != worker:
-        return  # recovered by another sender meanwhile; it owns the row now
-    row.attempts += 1
-    row.updated_at, row.claimed_by, row.instance_id, row.lease_until = now, None, None, None
-    error = outcome.error
-    row.last_errcode = error.errcode if isinstance(error, WeComAPIError) else None
-    if row.in_doubt and isinstance(error, WeComAPIError) and error.confirms_earlier_send:
-        # The repeat of a send that may have arrived, refused as already done: it arrived.
-        row.status, row.sent_at = OutboxStatus.SENT, now
-        note = f"重发时企业微信答 {error.errcode}（{error.errmsg}）：上一次结果未知的发送已送达。"
-        row.last_error = note[:_ERROR_LIMIT]
-        return
-    row.last_error = f"{error} — {error.hint}"[:_ERROR_LIMIT]
-    if isinstance(error, WeComTransportError):
-        row.in_doubt += 1  # the request may have arrived; a retry may repeat it
-    if not error.retryable or row.attempts >= row.max_attempts:
-        row.status = OutboxStatus.DEAD
-        logger.warning(
-            "outbox %s dead: %s", row.key, row.last_error, extra={"outbox_key": row.key}
-        )
-        return
-    wait = timedelta(seconds=error.retry_after) if error.retry_after else _backoff(row.attempts)
-    row.status, row.not_before = OutboxStatus.PENDING, now + wait
-
-
-async def _mark_sending(
-    session: AsyncSession, row_id: int, *, worker: str, now: datetime, lease: timedelta
-) -> bool:
-    marked = await session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == row_id,
-            OutboxMessage.status == OutboxStatus.CLAIMED,
-            OutboxMessage.claimed_by == worker,
-        )
-        .values(status=OutboxStatus.SENDING, lease_until=now + lease, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(marked.rowcount)  # type: ignore[attr-defined]
-
-
-class Sender:
-    """Claims and sends due rows. Several may run, in one process or many."""
-
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        deliver: Deliver,
-        clock: Clock,
-        batch: int = 25,
-        concurrency: int = 4,
-        lease: timedelta = LEASE,
-        leases: Mapping[str, timedelta] = LEASES,
-        intervals: Mapping[str, timedelta] = RATE_INTERVALS,
-        instance: str | None = None,
-    ) -> None:
-        """`instance`: the id this process registered (app.instances), which its claims
-        carry; without one, its rows are freed only by their leases."""
-        self.sessions = sessions
-        self._deliver = deliver
-        self._clock = clock
-        self._batch = batch
-        self._concurrency = concurrency
-        self._intervals = intervals
-        self._lease = lease
-        self._leases = leases
-        self.instance = instance
-        self.worker = instance or uuid.uuid4().hex[:12]
-        self._recovered_at: datetime | None = None
-
-    def _lease_for(self, channel: str) -> timedelta:
-        return self._leases.get(channel, self._lease)
-
-    async def run_once(self) -> int:
-        """One round: recover dead senders' rows, then each worker sends a batch. Rows sent."""
-        now = self._clock.now()
-        if self._recovered_at is None or now - self._recovered_at >= RECOVER_EVERY:
-            async with self.sessions.begin() as session:
-                await recover_expired(session=session, now=now, me=self.instance)
-            self._recovered_at = now
-        counts = await asyncio.gather(
-            *(self._work(f"{self.worker}-{n}") for n in range(self._concurrency))
-        )
-        return sum(counts)
-
-    async def _work(self, worker: str) -> int:
-        async with self.sessions.begin() as session:
-            rows = await claim_due(
-                session=session,
-                now=self._clock.now(),
-                worker=worker,
-                limit=self._batch,
-                intervals=self._intervals,
-                lease=self._lease,
-                leases=self._leases,
-                instance=self.instance,
-            )
-        await self._send_claimed(rows, worker=worker)
-        return len(rows)
-
-    async def deliver_now(self, row_id: int) -> str:
-        """Send one row at once if it is due (the welcome's fast path, `campbot send`).
-
-        Answers the row's status afterwards; a row another sender holds is left to it.
-        """
-        worker = f"{self.worker}-now"
-        async with self.sessions.begin() as session:
-            now = self._clock.now()
-            due = (await session.execute(_due(now).where(OutboxMessage.id == row_id))).scalars()
-            rows = await _claim(
-                session,
-                due.all(),
-                now=now,
-                worker=worker,
-                intervals=self._intervals,
-                lease=self._lease,
-                leases=self._leases,
-                instance=self.instance,
-            )
-        await self._send_claimed(rows, worker=worker)
-        async with self.sessions() as session:
-            status = await session.scalar(
-                select(OutboxMessage.status).where(OutboxMessage.id == row_id)
-            )
-        return str(status)
-
-    async def _send_claimed(self, rows: Sequence[OutboxMessage], *, worker: str) -> None:
-        outcome: Outcome | None = None
-        # One session for the batch, one short transaction per row: the connection goes
-        # back to the pool between them, and nothing is held while WeCom answers.
-        async with self.sessions() as session:
-            for row in rows:
-                async with session.begin():
-                    now = self._clock.now()
-                    if outcome is not None:
-                        await _apply(session, outcome, worker=worker, now=now)
-                    outcome = None
-                    marked = await _mark_sending(
-                        session, row.id, worker=worker, now=now, lease=self._lease_for(row.channel)
-                    )
-                if marked:
-                    outcome = await self._attempt(row)
-            if outcome is not None:
-                async with session.begin():
-                    await _apply(session, outcome, worker=worker, now=self._clock.now())
-
-    async def _attempt(self, row: OutboxMessage) -> Outcome:
-        try:
-            return Outcome(row.id, msgid=await self._deliver(row))
-        except WeComError as exc:
-            return Outcome(row.id, error=exc)
-        except Exception as exc:
-            # A bug in building this row must not stall the sender or loop forever.
-            logger.exception("outbox %s: delivery crashed", row.key)
-            return Outcome(
-                row.id, error=UndeliverableError(f"内部错误：{type(exc).__name__}: {exc}")
-            )
-
-    async def next_due(self) -> datetime | None:
-        async with self.sessions() as session:
-            return (
-                await session.execute(
-                    select(OutboxMessage.not_before)
-                    .where(OutboxMessage.status == OutboxStatus.PENDING)
-                    .order_by(OutboxMessage.not_before)
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
-
-    async def run_forever(self, stop: asyncio.Event, *, idle_poll: float = 1.0) -> None:
-        """The sender loop started by the app's lifespan; returns once `stop` is set."""
-        while not stop.is_set():
-            try:
-                if await self.run_once():
-                    continue
-                due = await self.next_due()
-            except Exception:
-                # A database hiccup must not end the loop; the rows wait in the outbox.
-                logger.exception("outbox round failed")
-                due = None
-            wait = idle_poll
-            if due is not None:  # wake for the next slot, not a poll tick later
-                wait = min(wait, (due - self._clock.now()).total_seconds())
-            await sleep_or_stop(stop, max(wait, 0.005))
 
 
 async def statuses(*, session: AsyncSession, keys: Sequence[str]) -> dict[str, str]:

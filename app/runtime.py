@@ -15,7 +15,7 @@ from app.capability import Extensions
 from app.clock import Clock
 from app.inbox import InboxProcessor, Intake
 from app.instances import Identity
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
 from app.wecom.client import WeComClient
 from app.wecom.crypto import CallbackCrypto

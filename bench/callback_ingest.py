@@ -22,17 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
-import json
 import math
 import multiprocessing
-import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,32 +36,38 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PG_URL_ENV = "CAMPBOT_BENCH_POSTGRES_URL"
-HOST = "127.0.0.1"
+# Run as `python bench/callback_ingest.py`: the repo root is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._support import (  # after the sys.path line above
+    AES_KEY,
+    AGENT_ID,
+    CORP_ID,
+    HOST,
+    TOKEN,
+    Backend,
+    Server,
+    add_backend_option,
+    backends,
+    fresh_schema,
+    server_env,
+)
 
-# Obviously fake credentials for a benchmark corp (the AES key is 43 letters/digits).
-CORP_ID = "wwcampbotbench0001"
-TOKEN = "campbotBenchToken"
-AES_KEY = "BenchOnlyFakeKey0123456789abcdefghijklmnopq"
-AGENT_ID = "1000002"
-assert len(AES_KEY) == 43
-assert AES_KEY.isalnum()
+if TYPE_CHECKING:  # imported where used: the load generator's process stays light
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from app.wecom_sandbox.callbacks import SignedCallback
 
 TARGET_RATIO = 0.4
 TARGET_P99_SQLITE_MS = 100.0
 # WeCom takes a welcome message only within 20 s of the add event; a welcome handler
 # starts no later than any handler here (it would be served first).
 TARGET_LAG_S = 20.0
-SERVER_START_TIMEOUT_S = 30.0
-SERVER_STOP_TIMEOUT_S = 15.0
 LOAD_TIMEOUT_S = 600.0
 REQUEST_TIMEOUT_S = 30.0
 WARMUP_REQUESTS = 200
@@ -212,112 +212,99 @@ def identity(plaintext: str) -> str:
     return "unknown:" + plaintext[:80]
 
 
-def build_workload(*, requests: int, duplicates: float, seed: int, now: datetime) -> Workload:
-    """All signed callbacks, built before any timing: unique events, then retries spliced in."""
-    from app.wecom.crypto import CallbackCrypto
-    from app.wecom.sandbox.callbacks import CallbackBuilder, SignedCallback
-
-    rng = random.Random(seed)
-    n_retries = round(requests * duplicates)
-    n_unique = requests - n_retries
-    n_text = round(n_unique * SHARE_TEXT)
-    n_chat = round(n_unique * SHARE_CHAT)
-    n_contact = n_unique - n_text - n_chat
-
-    # Units of posting order: a burst of contacts (same second, same staff member,
-    # the same channel QR code), or one text message, or one group join.
+def _units(rng: random.Random, *, contacts: int, texts: int, chats: int) -> list[tuple[str, int]]:
+    """Units of posting order: a burst of contacts (same second, same staff member, the
+    same channel QR code), or one text message, or one group join; shuffled."""
     units: list[tuple[str, int]] = []
-    left = n_contact
+    left = contacts
     while left:
         size = min(left, rng.choice((1, 2, 3, 4, 5, 6)))
         units.append(("contact", size))
         left -= size
-    units += [("text", 1)] * n_text + [("chat", 1)] * n_chat
+    units += [("text", 1)] * texts + [("chat", 1)] * chats
     rng.shuffle(units)
+    return units
 
-    plaintexts: list[tuple[str, str]] = []  # (kind, xml)
-    identities: set[str] = set()
-    memberships: set[tuple[str, str]] = set()
-    versions: dict[str, str] = {}
-    contact_ids: list[str] = []
-    create_time = int(now.timestamp()) - 3 * 3600  # a launch evening, hours ago
-    serial = 0
-    for kind, size in units:
-        create_time += rng.choice((0, 0, 1, 1, 2, 3))
-        if kind == "contact":
-            staff, state = rng.choice(STAFF), rng.choice(CHANNELS)
-            for _ in range(size):
-                serial += 1
-                external = f"wmBench{serial:07d}{rng.getrandbits(40):010x}"
-                contact_ids.append(external)
-                plaintexts.append(
-                    (
-                        kind,
-                        _contact_xml(
-                            create_time=create_time,
-                            staff=staff,
-                            external=external,
-                            state=state,
-                            code=f"WELCOME{rng.getrandbits(64):016x}",
-                        ),
-                    )
-                )
-                identities.add("contact:" + external)
-        elif kind == "text":
-            serial += 1
-            msg_id = str(7_300_000_000_000_000_000 + serial * 1_000 + rng.randrange(1_000))
-            plaintexts.append(
-                (
-                    kind,
-                    _text_xml(
-                        create_time=create_time,
-                        sender=rng.choice(STAFF),
-                        content=rng.choice(TEXTS),
-                        msg_id=msg_id,
-                    ),
-                )
+
+@dataclass(slots=True)
+class _Events:
+    """The unique events' plaintexts, in posting order, drawn from one seeded generator."""
+
+    rng: random.Random
+    plaintexts: list[tuple[str, str]] = field(default_factory=list)  # (kind, xml)
+    identities: set[str] = field(default_factory=set)
+    memberships: set[tuple[str, str]] = field(default_factory=set)
+    versions: dict[str, str] = field(default_factory=dict)
+    contact_ids: list[str] = field(default_factory=list)
+    serial: int = 0
+
+    def contacts(self, size: int, create_time: int) -> None:
+        rng = self.rng
+        staff, state = rng.choice(STAFF), rng.choice(CHANNELS)
+        for _ in range(size):
+            self.serial += 1
+            external = f"wmBench{self.serial:07d}{rng.getrandbits(40):010x}"
+            self.contact_ids.append(external)
+            xml = _contact_xml(
+                create_time=create_time,
+                staff=staff,
+                external=external,
+                state=state,
+                code=f"WELCOME{rng.getrandbits(64):016x}",
             )
-            identities.add("text:" + msg_id)
-        else:
-            serial += 1
-            chat = rng.choice(GROUPS)
-            pool = contact_ids[-200:] or [f"wmNoContactYet{serial}"]
-            members = []
-            for _ in range(rng.choice((1, 1, 1, 2, 3))):
-                member = rng.choice(pool) if rng.random() < 0.7 else f"woBenchGuest{serial}x{_}"
-                if (chat, member) not in memberships and member not in members:
-                    members.append(member)
-            if not members:
-                members = [f"woBenchGuest{serial}"]
-            memberships.update((chat, m) for m in members)
-            cur = f"{rng.getrandbits(128):032x}"
-            plaintexts.append(
-                (
-                    kind,
-                    _chat_xml(
-                        create_time=create_time,
-                        chat_id=chat,
-                        members=members,
-                        scene=rng.choice((1, 3)),
-                        last_ver=versions.get(chat, ""),
-                        cur_ver=cur,
-                        new_format=rng.random() < 0.5,
-                    ),
-                )
-            )
-            versions[chat] = cur
-            identities.add(f"chat:{chat}:{cur}")
-    assert len(identities) == n_unique == len(plaintexts)
+            self.plaintexts.append(("contact", xml))
+            self.identities.add("contact:" + external)
 
-    builder = CallbackBuilder(
-        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID),
-        agent_id=AGENT_ID,
-    )
-    signed: list[SignedCallback] = [builder.post(xml, at=now) for _, xml in plaintexts]
+    def text(self, create_time: int) -> None:
+        rng = self.rng
+        self.serial += 1
+        msg_id = str(7_300_000_000_000_000_000 + self.serial * 1_000 + rng.randrange(1_000))
+        xml = _text_xml(
+            create_time=create_time,
+            sender=rng.choice(STAFF),
+            content=rng.choice(TEXTS),
+            msg_id=msg_id,
+        )
+        self.plaintexts.append(("text", xml))
+        self.identities.add("text:" + msg_id)
 
-    # Retries: the same signed request again, RETRY_MIN_GAP..MAX_GAP requests later.
-    order: list[tuple[float, int, int]] = [(float(i), i, -1) for i in range(n_unique)]
-    for original in rng.sample(range(n_unique), n_retries):
+    def _joining(self, chat: str) -> list[str]:
+        rng, serial = self.rng, self.serial
+        pool = self.contact_ids[-200:] or [f"wmNoContactYet{serial}"]
+        members: list[str] = []
+        for _ in range(rng.choice((1, 1, 1, 2, 3))):
+            member = rng.choice(pool) if rng.random() < 0.7 else f"woBenchGuest{serial}x{_}"
+            if (chat, member) not in self.memberships and member not in members:
+                members.append(member)
+        return members or [f"woBenchGuest{serial}"]
+
+    def chat(self, create_time: int) -> None:
+        rng = self.rng
+        self.serial += 1
+        chat = rng.choice(GROUPS)
+        members = self._joining(chat)
+        self.memberships.update((chat, m) for m in members)
+        cur = f"{rng.getrandbits(128):032x}"
+        xml = _chat_xml(
+            create_time=create_time,
+            chat_id=chat,
+            members=members,
+            scene=rng.choice((1, 3)),
+            last_ver=self.versions.get(chat, ""),
+            cur_ver=cur,
+            new_format=rng.random() < 0.5,
+        )
+        self.plaintexts.append(("chat", xml))
+        self.versions[chat] = cur
+        self.identities.add(f"chat:{chat}:{cur}")
+
+
+def _with_retries(signed: list[SignedCallback], rng: random.Random, retries: int) -> list[Post]:
+    """The requests: every event once, and `retries` of them again, RETRY_MIN_GAP..MAX_GAP
+    requests after their first (the same signed request)."""
+    unique = len(signed)
+    order: list[tuple[float, int, int]] = [(float(i), i, -1) for i in range(unique)]
+    for original in rng.sample(range(unique), retries):
         gap = rng.randint(RETRY_MIN_GAP, RETRY_MAX_GAP)
         order.append((original + gap + 0.5, original, original))
     order.sort()
@@ -330,12 +317,43 @@ def build_workload(*, requests: int, duplicates: float, seed: int, now: datetime
             posts.append(Post(callback.path, callback.body.encode(), -1))
         else:
             posts.append(Post(callback.path, callback.body.encode(), position[retry_of]))
+    return posts
+
+
+def build_workload(*, requests: int, duplicates: float, seed: int, now: datetime) -> Workload:
+    """All signed callbacks, built before any timing: unique events, then retries spliced in."""
+    from app.wecom.crypto import CallbackCrypto
+    from app.wecom_sandbox.callbacks import CallbackBuilder
+
+    rng = random.Random(seed)
+    n_retries = round(requests * duplicates)
+    n_unique = requests - n_retries
+    n_text = round(n_unique * SHARE_TEXT)
+    n_chat = round(n_unique * SHARE_CHAT)
+    n_contact = n_unique - n_text - n_chat
+    units = _units(rng, contacts=n_contact, texts=n_text, chats=n_chat)
+    events = _Events(rng)
+    create_time = int(now.timestamp()) - 3 * 3600  # a launch evening, hours ago
+    for kind, size in units:
+        create_time += rng.choice((0, 0, 1, 1, 2, 3))
+        if kind == "contact":
+            events.contacts(size, create_time)
+        elif kind == "text":
+            events.text(create_time)
+        else:
+            events.chat(create_time)
+    assert len(events.identities) == n_unique == len(events.plaintexts)
+    builder = CallbackBuilder(
+        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID),
+        agent_id=AGENT_ID,
+    )
+    signed = [builder.post(xml, at=now) for _, xml in events.plaintexts]
     return Workload(
-        posts=posts,
-        identities=identities,
+        posts=_with_retries(signed, rng, n_retries),
+        identities=events.identities,
         contacts=n_contact,
-        memberships=len(memberships),
-        kinds=Counter(kind for kind, _ in plaintexts),
+        memberships=len(events.memberships),
+        kinds=Counter(kind for kind, _ in events.plaintexts),
     )
 
 
@@ -366,6 +384,65 @@ class LoadResult:
         return values[max(0, math.ceil(q * len(values)) - 1)]
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What the workers saw; they share it (one event loop: no locking needed)."""
+
+    posts: list[Post]
+    rate: float | None
+    headers: dict[str, str]
+    answered: dict[int, asyncio.Event]
+    latencies: list[float] = field(default_factory=list)
+    bad: Counter[str] = field(default_factory=Counter)
+    ok: int = 0
+    waited: int = 0
+    paced_from: float = 0.0  # loop time the run started (read by paced workers)
+
+    async def worker(self, client: httpx.AsyncClient, cursor: Iterator[int]) -> None:
+        loop = asyncio.get_running_loop()
+        for index in cursor:
+            post = self.posts[index]
+            if self.rate:
+                await asyncio.sleep(self.paced_from + index / self.rate - loop.time())
+            if post.retry_of >= 0 and not self.answered[post.retry_of].is_set():
+                self.waited += 1
+                await asyncio.wait_for(self.answered[post.retry_of].wait(), REQUEST_TIMEOUT_S)
+            await self._post(client, post, index)
+
+    async def _post(self, client: httpx.AsyncClient, post: Post, index: int) -> None:
+        started = time.perf_counter()
+        try:
+            response = await client.post(post.path, content=post.body, headers=self.headers)
+            self.latencies.append((time.perf_counter() - started) * 1000)
+            if response.status_code == 200 and response.text == "success":
+                self.ok += 1
+            else:
+                self.bad[f"{response.status_code} {response.text[:60]!r}"] += 1
+        except httpx.HTTPError as exc:
+            self.bad[type(exc).__name__] += 1
+        finally:
+            if index in self.answered:
+                self.answered[index].set()
+
+
+async def _timed_run(tally: _Tally, clients: list[httpx.AsyncClient]) -> tuple[float, float]:
+    """Every post through the workers; (seconds, client CPU / wall time)."""
+    cursor = iter(range(len(tally.posts)))
+    # No garbage collection in the load generator while timing: its full collections
+    # (~80 ms here) would stall every in-flight request and be counted as server latency.
+    gc.collect()
+    gc.disable()
+    try:
+        cpu_started = time.process_time()
+        started = time.perf_counter()
+        tally.paced_from = asyncio.get_running_loop().time()
+        await asyncio.gather(*(tally.worker(client, cursor) for client in clients))
+        seconds = time.perf_counter() - started
+    finally:
+        gc.enable()
+    return seconds, (time.process_time() - cpu_started) / seconds if seconds else 0.0
+
+
 async def _load(
     port: int, posts: list[Post], concurrency: int, rate: float | None = None
 ) -> LoadResult:
@@ -382,7 +459,6 @@ async def _load(
     base = f"http://{HOST}:{port}"
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
-    headers = {"content-type": "text/xml"}
     clients = [
         httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout, trust_env=False)
         for _ in range(concurrency)
@@ -391,53 +467,12 @@ async def _load(
         # Warm-up: open every connection (not timed, writes nothing).
         for _ in range(max(1, WARMUP_REQUESTS // concurrency)):
             await asyncio.gather(*(client.get("/healthz") for client in clients))
-
         answered = {p.retry_of: asyncio.Event() for p in posts if p.retry_of >= 0}
-        latencies: list[float] = []
-        bad: Counter[str] = Counter()
-        ok = waited = 0
-        cursor = iter(range(len(posts)))
-        loop = asyncio.get_running_loop()
-
-        async def worker(client: httpx.AsyncClient) -> None:
-            nonlocal ok, waited
-            for index in cursor:
-                post = posts[index]
-                if rate:
-                    await asyncio.sleep(paced_from + index / rate - loop.time())
-                if post.retry_of >= 0 and not answered[post.retry_of].is_set():
-                    waited += 1
-                    await asyncio.wait_for(answered[post.retry_of].wait(), REQUEST_TIMEOUT_S)
-                started = time.perf_counter()
-                try:
-                    response = await client.post(post.path, content=post.body, headers=headers)
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    if response.status_code == 200 and response.text == "success":
-                        ok += 1
-                    else:
-                        bad[f"{response.status_code} {response.text[:60]!r}"] += 1
-                except httpx.HTTPError as exc:
-                    bad[type(exc).__name__] += 1
-                finally:
-                    if index in answered:
-                        answered[index].set()
-
-        # No garbage collection in the load generator while timing: its full collections
-        # (~80 ms here) would stall every in-flight request and be counted as server latency.
-        gc.collect()
-        gc.disable()
-        try:
-            cpu_started = time.process_time()
-            started = time.perf_counter()
-            paced_from = loop.time()  # read by the workers
-            await asyncio.gather(*(worker(client) for client in clients))
-            seconds = time.perf_counter() - started
-        finally:
-            gc.enable()
-        client_busy = (time.process_time() - cpu_started) / seconds if seconds else 0.0
+        tally = _Tally(posts, rate, {"content-type": "text/xml"}, answered)
+        seconds, client_busy = await _timed_run(tally, clients)
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
-    return LoadResult(seconds, latencies, ok, bad, waited, client_busy)
+    return LoadResult(seconds, tally.latencies, tally.ok, tally.bad, tally.waited, client_busy)
 
 
 def _load_child(
@@ -476,190 +511,7 @@ def run_load(
     return payload  # type: ignore[no-any-return]
 
 
-# --------------------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """`python -m uvicorn APP` on 127.0.0.1 in its own session; stopped with SIGINT."""
-
-    def __init__(
-        self,
-        app: str,
-        *,
-        env: dict[str, str],
-        workdir: Path,
-        name: str,
-        profile_to: Path | None = None,
-    ) -> None:
-        self.port = free_port()
-        self.log_path = workdir / f"{name}.log"
-        command = [sys.executable]
-        if profile_to is not None:
-            command += ["-m", "cProfile", "-o", str(profile_to)]
-        command += [
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-        ]
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            self._wait_healthy()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        url = f"http://{HOST}:{self.port}/healthz"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with {self.process.returncode}:\n" + self.log_tail()
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"server not healthy within {SERVER_START_TIMEOUT_S:.0f} s:\n" + self.log_tail()
-        )
-
-    def cpu_seconds(self) -> float:
-        """User+system CPU the server process has used so far (Linux /proc; 0 elsewhere)."""
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def log_tail(self, lines: int = 30) -> str:
-        self._log.flush()
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def log_problems(self) -> Counter[str]:
-        """Exceptions in the server log, and the project frames they went through, counted."""
-        self._log.flush()
-        found: Counter[str] = Counter()
-        for line in _log_lines(self.log_path.read_text(errors="replace")):
-            text = line.strip()
-            if text.startswith("File ") and ("/app/" in text or "/bots/" in text):
-                found["  at " + text.split("/work/main/")[-1][:120]] += 1
-            elif text.startswith(("ERROR", "Exception in ASGI")) or (
-                text.split(":", 1)[0].endswith(("Error", "Exception"))
-                and " " not in text.split(":", 1)[0]
-            ):
-                found[text[:160]] += 1
-        return found
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(SERVER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()  # our own child, by its id
-                self.process.wait(5)
-        self._log.close()
-
-
-def server_env(database_url: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("WECOM_", "DATABASE_URL", "ADMIN_TOKEN", "CAMPBOT_"))
-    }
-    pythonpath = [str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])]
-    env.update(
-        {
-            "WECOM_CORP_ID": CORP_ID,
-            "WECOM_TOKEN": TOKEN,
-            "WECOM_ENCODING_AES_KEY": AES_KEY,
-            # No WECOM_SECRET: nothing is sent to WeCom; and were it, it would stay local.
-            "WECOM_API_BASE": f"http://{HOST}:9",
-            "DATABASE_URL": database_url,
-            "PYTHONPATH": os.pathsep.join(pythonpath),
-            "PYTHONUNBUFFERED": "1",
-            "NO_PROXY": "*",
-        }
-    )
-    return env
-
-
 # --------------------------------------------------------------------------- database
-
-
-def _log_lines(text: str) -> Iterator[str]:
-    """The server log's lines, a structured (JSON) record unfolded into its message and the
-    lines of its traceback, as a plain log would have them."""
-    for line in text.splitlines():
-        try:
-            record = json.loads(line) if line.startswith("{") else None
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
-            yield line
-            continue
-        level = str(record.get("level", "")).upper()
-        if level in ("ERROR", "CRITICAL"):
-            yield f"{level}: {record.get('event', '')}"
-        yield from str(record.get("exception", "")).splitlines()
-
-
-def _check_local(url: str) -> None:
-    host = urlsplit(url.replace("+asyncpg", "")).hostname
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit(
-            f"{PG_URL_ENV} must point at 127.0.0.1 (the bench talks to nothing "
-            f"else); got host {host!r}"
-        )
-    if not url.startswith("postgresql+asyncpg://"):
-        raise SystemExit(f"{PG_URL_ENV} must be a postgresql+asyncpg:// URL")
-
-
-async def _reset_postgres(url: str) -> None:
-    from sqlalchemy import text
-
-    from app.db import create_engine
-
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
-
-
-def fresh_schema(url: str) -> None:
-    from app.migrations import upgrade
-
-    if url.startswith("postgresql"):
-        asyncio.run(_reset_postgres(url))
-    upgrade(url)
 
 
 @dataclass(slots=True)
@@ -688,54 +540,48 @@ class InboxCheck:
         return values[max(0, math.ceil(q * len(values)) - 1)]
 
 
-async def check_inbox(url: str, workload: Workload, drain_timeout: float) -> InboxCheck:
+async def _drain(engine: AsyncEngine, patience: float) -> tuple[float, bool]:
+    """Wait until no row is still `received` (or `patience` s); (seconds waited, drained)."""
+    from sqlalchemy import text
+
+    started = time.monotonic()
+    while True:
+        async with engine.connect() as conn:
+            pending = (
+                await conn.execute(text("SELECT count(*) FROM inbox WHERE status = 'received'"))
+            ).scalar_one()
+        if pending == 0 or time.monotonic() - started > patience:
+            break
+        await asyncio.sleep(0.1)
+    return time.monotonic() - started, pending == 0
+
+
+async def _read_inbox(engine: AsyncEngine, result: InboxCheck) -> tuple[list[Any], list[Any]]:
+    """The inbox rows and the handled rows' times; the member counts go into `result`."""
     from sqlalchemy import select, text
 
-    from app.db import create_engine
     from app.models import InboxEvent
 
-    result = InboxCheck()
-    engine = create_engine(url)
-    try:
-        started = time.monotonic()
-        while True:
-            async with engine.connect() as conn:
-                pending = (
-                    await conn.execute(
-                        text("SELECT count(*) FROM inbox WHERE status = 'received'")
-                    )
-                ).scalar_one()
-            if pending == 0 or time.monotonic() - started > drain_timeout:
-                break
-            await asyncio.sleep(0.1)
-        result.drain_seconds = time.monotonic() - started
-        result.drained = pending == 0
-        async with engine.connect() as conn:
-            rows = (
-                await conn.execute(text("SELECT status, attempts, body, last_error FROM inbox"))
-            ).all()
-            result.members = (
-                await conn.execute(text("SELECT count(*) FROM members"))
-            ).scalar_one()
-            result.memberships = (
-                await conn.execute(text("SELECT count(*) FROM group_memberships"))
-            ).scalar_one()
-            # Through the model, so both backends give aware datetimes.
-            times = (
-                await conn.execute(
-                    select(InboxEvent.received_at, InboxEvent.updated_at, InboxEvent.body).where(
-                        InboxEvent.status == "handled"
-                    )
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(text("SELECT status, attempts, body, last_error FROM inbox"))
+        ).all()
+        result.members = (await conn.execute(text("SELECT count(*) FROM members"))).scalar_one()
+        result.memberships = (
+            await conn.execute(text("SELECT count(*) FROM group_memberships"))
+        ).scalar_one()
+        # Through the model, so both backends give aware datetimes.
+        times = (
+            await conn.execute(
+                select(InboxEvent.received_at, InboxEvent.updated_at, InboxEvent.body).where(
+                    InboxEvent.status == "handled"
                 )
-            ).all()
-    finally:
-        await engine.dispose()
+            )
+        ).all()
+    return list(rows), list(times)
 
-    for arrived, done, body in times:
-        result.lags.append((done - arrived).total_seconds())
-        if identity(body).startswith("contact:"):
-            result.contact_lags.append(result.lags[-1])
 
+def _count_rows(result: InboxCheck, rows: list[Any], workload: Workload) -> None:
     seen: Counter[str] = Counter()
     for status, attempts, body, last_error in rows:
         seen[identity(body)] += 1
@@ -755,6 +601,23 @@ async def check_inbox(url: str, workload: Workload, drain_timeout: float) -> Inb
     unexpected = seen.keys() - workload.identities
     if unexpected:
         result.errors.append(f"{len(unexpected)} rows for events the bench never sent")
+
+
+async def check_inbox(url: str, workload: Workload, drain_timeout: float) -> InboxCheck:
+    from app.db import create_engine
+
+    result = InboxCheck()
+    engine = create_engine(url)
+    try:
+        result.drain_seconds, result.drained = await _drain(engine, drain_timeout)
+        rows, times = await _read_inbox(engine, result)
+    finally:
+        await engine.dispose()
+    for arrived, done, body in times:
+        result.lags.append((done - arrived).total_seconds())
+        if identity(body).startswith("contact:"):
+            result.contact_lags.append(result.lags[-1])
+    _count_rows(result, rows, workload)
     return result
 
 
@@ -792,9 +655,7 @@ class BackendResult:
 
 
 def bench_backend(
-    key: str,
-    name: str,
-    url: str,
+    backend: Backend,
     workload: Workload,
     *,
     concurrency: int,
@@ -803,8 +664,9 @@ def bench_backend(
     profile_dir: Path | None,
     rate: float | None = None,
 ) -> BackendResult:
+    key, name, url = backend.key, backend.name, backend.url
     print(f"\n[{name}] fresh schema …", flush=True)
-    fresh_schema(url)
+    asyncio.run(fresh_schema(url))
     env = server_env(url)
     profile_to = profile_dir / f"intake-{key}.prof" if profile_dir else None
 
@@ -851,17 +713,17 @@ def _mark(ok: bool) -> str:
     return "ok" if ok else "MISS"
 
 
-def report(result: BackendResult, *, sqlite: bool) -> None:
-    i, b, c, w = result.intake, result.bare, result.check, result.workload
-    n, unique = len(w.posts), len(w.identities)
+Row = tuple[str, str, str, str]  # label, intake, bare, target
+
+
+def _speed_rows(result: BackendResult, *, sqlite: bool) -> list[Row]:
+    i, b = result.intake, result.bare
     p99_target = (
         f"< {TARGET_P99_SQLITE_MS:.0f} ms  {_mark(i.percentile(0.99) < TARGET_P99_SQLITE_MS)}"
         if sqlite
         else "(target is SQLite's)"
     )
-    clean = c.lost == 0 and c.doubled == 0 and c.rehandled == 0
-    rows = [
-        ("", "intake", "bare", "target"),
+    return [
         ("throughput (req/s)", f"{i.throughput:8.0f}", f"{b.throughput:8.0f}", ""),
         ("p50 latency (ms)", f"{i.percentile(0.5):8.1f}", f"{b.percentile(0.5):8.1f}", ""),
         (
@@ -889,6 +751,15 @@ def report(result: BackendResult, *, sqlite: bool) -> None:
             "intake incl. its handlers",
         ),
         ("load generator busy", f"{i.client_busy:8.0%}", f"{b.client_busy:8.0%}", "of one core"),
+    ]
+
+
+def _inbox_rows(result: BackendResult) -> list[Row]:
+    i, b, c, w = result.intake, result.bare, result.check, result.workload
+    n, unique = len(w.posts), len(w.identities)
+    clean = c.lost == 0 and c.doubled == 0 and c.rehandled == 0
+    members_ok = c.members == w.contacts and c.memberships == w.memberships
+    return [
         ("200 'success'", f"{i.ok}/{n}", f"{b.ok}/{n}", f"all  {_mark(i.ok == n == b.ok)}"),
         ("unique events / rows", f"{unique}/{c.rows}", "", ""),
         ("lost / doubled", f"{c.lost} / {c.doubled}", "", f"0 / 0  {_mark(clean)}"),
@@ -903,9 +774,14 @@ def report(result: BackendResult, *, sqlite: bool) -> None:
             "members / memberships",
             f"{c.members} / {c.memberships}",
             "",
-            f"{w.contacts} / {w.memberships}  "
-            f"{_mark(c.members == w.contacts and c.memberships == w.memberships)}",
+            f"{w.contacts} / {w.memberships}  {_mark(members_ok)}",
         ),
+    ]
+
+
+def _lag_rows(check: InboxCheck) -> list[Row]:
+    c = check
+    return [
         (
             "handlers drained after",
             f"{c.drain_seconds:7.1f}s",
@@ -927,9 +803,10 @@ def report(result: BackendResult, *, sqlite: bool) -> None:
             f"{_mark(c.lag(1.0, contacts=True) < TARGET_LAG_S)}",
         ),
     ]
-    print(f"\n== {result.name} ==")
-    for label, a, bb, t in rows:
-        print(f"  {label:<24} {a:>12} {bb:>10}   {t}")
+
+
+def _report_notes(result: BackendResult) -> None:
+    i, b, c = result.intake, result.bare, result.check
     if i.bad or b.bad:
         print(f"  bad responses: intake {dict(i.bad)}  bare {dict(b.bad)}")
     if c.errors:
@@ -950,6 +827,19 @@ def report(result: BackendResult, *, sqlite: bool) -> None:
             "see the CPU-bound estimate."
         )
     print(f"  (retries that waited for their original: {i.retries_waited})")
+
+
+def report(result: BackendResult, *, sqlite: bool) -> None:
+    rows = [
+        ("", "intake", "bare", "target"),
+        *_speed_rows(result, sqlite=sqlite),
+        *_inbox_rows(result),
+        *_lag_rows(result.check),
+    ]
+    print(f"\n== {result.name} ==")
+    for label, a, bb, t in rows:
+        print(f"  {label:<24} {a:>12} {bb:>10}   {t}")
+    _report_notes(result)
 
 
 def summary(results: list[BackendResult]) -> None:
@@ -976,18 +866,7 @@ def summary(results: list[BackendResult]) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def backends(workdir: Path, only: list[str] | None) -> Iterator[tuple[str, str, str]]:
-    if not only or "sqlite" in only:
-        yield "sqlite", "SQLite (temp file)", f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    pg = os.environ.get(PG_URL_ENV)
-    if pg and (not only or "postgresql" in only):
-        _check_local(pg)
-        yield "postgresql", "PostgreSQL", pg
-    elif not pg:
-        print(f"({PG_URL_ENV} is unset: PostgreSQL skipped)")
-
-
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument(
@@ -1006,12 +885,7 @@ def main(argv: list[str] | None = None) -> int:
         "sending each as soon as a worker is free; the throughput ratio "
         "then means nothing, the latencies and handler lag are the point",
     )
-    parser.add_argument(
-        "--backend",
-        action="append",
-        choices=("sqlite", "postgresql"),
-        help="only this backend (repeatable)",
-    )
+    add_backend_option(parser)
     parser.add_argument(
         "--keep",
         action="store_true",
@@ -1023,44 +897,57 @@ def main(argv: list[str] | None = None) -> int:
         help="run the intake server under cProfile, writing .prof files here "
         "(figures are then inflated by the profiler)",
     )
+    return parser
+
+
+def _workload(args: argparse.Namespace) -> Workload:
+    started = time.perf_counter()
+    workload = build_workload(
+        requests=args.requests,
+        duplicates=args.duplicates,
+        seed=args.seed,
+        now=datetime.now(UTC),
+    )
+    print(
+        f"built {len(workload.posts)} signed callbacks in "
+        f"{time.perf_counter() - started:.1f} s: {len(workload.identities)} unique "
+        f"({dict(workload.kinds)}) + "
+        f"{len(workload.posts) - len(workload.identities)} retries",
+        flush=True,
+    )
+    return workload
+
+
+def _run(args: argparse.Namespace, workdir: Path) -> list[BackendResult]:
+    workload = _workload(args)
+    if args.profile_dir:
+        args.profile_dir.mkdir(parents=True, exist_ok=True)
+    results: list[BackendResult] = []
+    for backend in backends(workdir, args.backend, sqlite_name="bench.db"):
+        results.append(
+            bench_backend(
+                backend,
+                workload,
+                concurrency=args.concurrency,
+                workdir=workdir,
+                drain_timeout=args.drain_timeout,
+                profile_dir=args.profile_dir,
+                rate=args.rate,
+            )
+        )
+        report(results[-1], sqlite=backend.key == "sqlite")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if not 0 <= args.duplicates < 1 or args.requests < 1 or args.concurrency < 1:
         parser.error("need requests >= 1, concurrency >= 1 and 0 <= duplicates < 1")
-
     workdir = Path(tempfile.mkdtemp(prefix="campbot-bench-"))
     results: list[BackendResult] = []
     try:
-        started = time.perf_counter()
-        workload = build_workload(
-            requests=args.requests,
-            duplicates=args.duplicates,
-            seed=args.seed,
-            now=datetime.now(UTC),
-        )
-        print(
-            f"built {len(workload.posts)} signed callbacks in "
-            f"{time.perf_counter() - started:.1f} s: {len(workload.identities)} unique "
-            f"({dict(workload.kinds)}) + "
-            f"{len(workload.posts) - len(workload.identities)} retries",
-            flush=True,
-        )
-        if args.profile_dir:
-            args.profile_dir.mkdir(parents=True, exist_ok=True)
-        for key, name, url in backends(workdir, args.backend):
-            results.append(
-                bench_backend(
-                    key,
-                    name,
-                    url,
-                    workload,
-                    concurrency=args.concurrency,
-                    workdir=workdir,
-                    drain_timeout=args.drain_timeout,
-                    profile_dir=args.profile_dir,
-                    rate=args.rate,
-                )
-            )
-            report(results[-1], sqlite=key == "sqlite")
+        results = _run(args, workdir)
     finally:
         if args.keep:
             print(f"\nkept {workdir}")

@@ -23,7 +23,6 @@ import asyncio
 import cProfile
 import inspect
 import io
-import os
 import pstats
 import shutil
 import sys
@@ -35,26 +34,27 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypedDict
 
 import httpx
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app import outbox
+# Run as `python bench/fanout.py`: the repo root is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app import outbox  # the repo's modules: after the sys.path line above
 from app.channels.deliver import ChannelDeliverer
 from app.channels.messages import OutMessage
-from app.channels.routes import Channel, Route, enqueue_message, route_group
+from app.channels.reach import Channel, Destination, enqueue_message, reach_group
 from app.clock import Clock, ManualClock, SystemClock
 from app.db import create_engine, create_sessionmaker
-from app.migrations import upgrade
 from app.models import Group, OutboxMessage
+from app.sender import Sender
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
+from bench._support import add_backend_option, backends, fresh_schema
 
-PG_URL_ENV = "CAMPBOT_BENCH_POSTGRES_URL"
 # Obviously fake credentials for the benchmark corp.
 CORP_ID, AGENT_ID, SECRET = "wwcampbotbench0002", 1000002, "bench-secret"
 T0 = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
@@ -73,32 +73,11 @@ ENQUEUE_CHUNK = 1000
 # --------------------------------------------------------------------------- setup
 
 
-def _check_local(url: str) -> None:
-    host = urlsplit(url.replace("+asyncpg", "")).hostname
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit(f"{PG_URL_ENV} must point at 127.0.0.1; got host {host!r}")
-    if not url.startswith("postgresql+asyncpg://"):
-        raise SystemExit(f"{PG_URL_ENV} must be a postgresql+asyncpg:// URL")
+class Tuning(TypedDict, total=False):
+    """Sender settings the throughput part may override (`--batch`, `--concurrency`)."""
 
-
-async def _drop_schema(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
-
-
-async def fresh_schema(url: str, sqlite_file: Path | None) -> None:
-    """An empty, migrated database (the bench's PostgreSQL database is a throwaway one)."""
-    if sqlite_file is not None:
-        for suffix in ("", "-wal", "-shm"):
-            sqlite_file.with_name(sqlite_file.name + suffix).unlink(missing_ok=True)
-    else:
-        await _drop_schema(url)
-    await asyncio.to_thread(upgrade, url)
+    batch: int
+    concurrency: int
 
 
 class StatementCounter:
@@ -118,8 +97,8 @@ async def sending_through_sandbox(
     state: SandboxState,
     clock: Clock,
     intervals: dict[str, timedelta],
-    tuning: dict[str, int] | None = None,
-) -> AsyncIterator[tuple[outbox.Sender, StatementCounter]]:
+    tuning: Tuning | None = None,
+) -> AsyncIterator[tuple[Sender, StatementCounter]]:
     """The real sender, channel layer and WeCom client, with the sandbox as transport.
 
     `tuning` overrides Sender's batch and concurrency (its defaults are what `campbot
@@ -141,7 +120,7 @@ async def sending_through_sandbox(
             )
             deliver = ChannelDeliverer(client)
             yield (
-                outbox.Sender(
+                Sender(
                     sessions=sessions,
                     deliver=deliver,
                     clock=clock,
@@ -156,14 +135,14 @@ async def sending_through_sandbox(
 
 async def enqueue_all(
     sessions: async_sessionmaker[AsyncSession],
-    work: Sequence[tuple[str, Route, OutMessage]],
+    work: Sequence[tuple[str, Destination, OutMessage]],
     now: datetime,
 ) -> None:
     for start in range(0, len(work), ENQUEUE_CHUNK):
         async with sessions.begin() as session:
-            for key, route, message in work[start : start + ENQUEUE_CHUNK]:
+            for key, destination, message in work[start : start + ENQUEUE_CHUNK]:
                 await enqueue_message(
-                    session=session, key=key, route=route, message=message, now=now
+                    session=session, key=key, destination=destination, message=message, now=now
                 )
 
 
@@ -174,7 +153,7 @@ class Drain:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-async def drain(sender: outbox.Sender, clock: Clock) -> Drain:
+async def drain(sender: Sender, clock: Clock) -> Drain:
     """Run the sender until nothing is left; on a ManualClock, jump to the next due row.
 
     A failed round is counted and the loop goes on, as `Sender.run_forever` does.
@@ -208,7 +187,7 @@ async def _let_orphans_finish() -> None:
         await asyncio.wait(others)
 
 
-async def outbox_statuses(sender: outbox.Sender) -> Counter[str]:
+async def outbox_statuses(sender: Sender) -> Counter[str]:
     async with sender.sessions() as session:
         rows = await session.execute(
             select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
@@ -250,14 +229,14 @@ class FanoutResult:
         return sent and not (self.duplicates or self.losses or self.rate_limited)
 
 
-def _groups(count: int, robots: Sequence[str]) -> Iterator[tuple[str, Route, OutMessage]]:
+def _groups(count: int, robots: Sequence[str]) -> Iterator[tuple[str, Destination, OutMessage]]:
     """Group n is reached through robot n mod len(robots): each robot serves count/len."""
     for n in range(count):
         group = Group(
             id=n + 1, name=f"7期{n + 1}群", channel="robot", robot_key=robots[n % len(robots)]
         )
         message = OutMessage("text", f"{group.name}：今晚 8 点开营直播，记得准时参加")
-        yield f"fanout:{n}", route_group(group), message
+        yield f"fanout:{n}", reach_group(group), message
 
 
 def _max_in_window(times: Sequence[datetime]) -> int:
@@ -365,7 +344,7 @@ class ThroughputResult:
 
 
 async def throughput(
-    backend: str, url: str, *, rows: int, profile: bool, tuning: dict[str, int]
+    backend: str, url: str, *, rows: int, profile: bool, tuning: Tuning
 ) -> ThroughputResult:
     clock = SystemClock()
     state = SandboxState(corp_id=CORP_ID, apps={AGENT_ID: SECRET}, clock=clock)
@@ -373,7 +352,11 @@ async def throughput(
     for chatid in chats:
         state.add_appchat(chatid, ["zhangsan", "lisi"])
     work = [
-        (f"raw:{n}", Route(Channel.APPCHAT, chats[n % len(chats)]), OutMessage("text", f"第{n}条"))
+        (
+            f"raw:{n}",
+            Destination(Channel.APPCHAT, chats[n % len(chats)]),
+            OutMessage("text", f"第{n}条"),
+        )
         for n in range(rows)
     ]
     async with sending_through_sandbox(url, state, clock, {}, tuning) as (sender, counter):
@@ -407,8 +390,8 @@ async def throughput(
     )
 
 
-def _sender_settings(tuning: dict[str, int]) -> str:
-    defaults = inspect.signature(outbox.Sender).parameters
+def _sender_settings(tuning: Tuning) -> str:
+    defaults = inspect.signature(Sender).parameters
     batch = tuning.get("batch", defaults["batch"].default)
     concurrency = tuning.get("concurrency", defaults["concurrency"].default)
     return f"batch {batch}, concurrency {concurrency}"
@@ -416,9 +399,10 @@ def _sender_settings(tuning: dict[str, int]) -> str:
 
 # Where the time goes, by area: the first matching path fragment names it.
 AREAS = (
-    ("app/outbox.py", "app.outbox (claim, mark, apply)"),
+    ("app/outbox.py", "app.outbox + app.sender (claim, mark, apply)"),
+    ("app/sender.py", "app.outbox + app.sender (claim, mark, apply)"),
     ("app/channels/", "app.channels (payload, limits)"),
-    ("app/wecom/sandbox/", "sandbox (the fake WeCom)"),
+    ("app/wecom_sandbox/", "sandbox (the fake WeCom)"),
     ("app/wecom/", "app.wecom (client, tokens)"),
     ("sqlalchemy/orm/", "SQLAlchemy ORM"),
     ("sqlalchemy/", "SQLAlchemy Core/engine"),
@@ -483,25 +467,13 @@ def report_throughput(r: ThroughputResult) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def backends(workdir: Path, only: list[str] | None) -> Iterator[tuple[str, str, Path | None]]:
-    if not only or "sqlite" in only:
-        path = workdir / "fanout.db"
-        yield "SQLite (temp file)", f"sqlite+aiosqlite:///{path}", path
-    pg = os.environ.get(PG_URL_ENV)
-    if pg and (not only or "postgresql" in only):
-        _check_local(pg)
-        yield "PostgreSQL", pg, None
-    elif not pg:
-        print(f"({PG_URL_ENV} is unset: PostgreSQL skipped)")
-
-
 Row = tuple[str, FanoutResult | None, ThroughputResult | None]
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
     parts = args.part or ["fanout", "throughput"]
     results: list[Row] = []
-    for name, url, sqlite_file in backends(workdir, args.backend):
+    for _key, name, url, sqlite_file in backends(workdir, args.backend, sqlite_name="fanout.db"):
         fan = raw = None
         if "fanout" in parts:
             await fresh_schema(url, sqlite_file)
@@ -517,9 +489,13 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
     return results
 
 
-def tuning(args: argparse.Namespace) -> dict[str, int]:
-    chosen = {"batch": args.batch, "concurrency": args.concurrency}
-    return {name: value for name, value in chosen.items() if value is not None}
+def tuning(args: argparse.Namespace) -> Tuning:
+    chosen = Tuning()
+    if args.batch is not None:
+        chosen["batch"] = args.batch
+    if args.concurrency is not None:
+        chosen["concurrency"] = args.concurrency
+    return chosen
 
 
 def correct(row: Row) -> bool:
@@ -551,12 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", type=int, default=1000, help="fan-out: groups (messages)")
     parser.add_argument("--robots", type=int, default=50, help="fan-out: robots they share")
     parser.add_argument("--rows", type=int, default=10_000, help="throughput: appchat rows")
-    parser.add_argument(
-        "--backend",
-        action="append",
-        choices=("sqlite", "postgresql"),
-        help="only this backend (repeatable)",
-    )
+    add_backend_option(parser)
     parser.add_argument(
         "--batch", type=int, help="throughput: Sender(batch=...) instead of its default"
     )

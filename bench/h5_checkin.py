@@ -24,35 +24,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import random
 import shutil
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import httpx
 from PIL import Image
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 
 # Run as `python bench/h5_checkin.py`: the repo root is not on sys.path by itself.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.callback_ingest import (  # after the sys.path line above
+from bench._support import (  # after the sys.path line above
     AES_KEY,
     CORP_ID,
     HOST,
-    PG_URL_ENV,
     TOKEN,
     Server,
-    _check_local,
+    add_backend_option,
+    backends,
+    reset_postgres,
     server_env,
 )
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 STUDENTS = 1000
 CONCURRENCY = 50
@@ -130,14 +134,13 @@ async def _prepare(url: str) -> tuple[list[str], list[str]]:
     from app.db import Base, create_engine, create_sessionmaker
     from app.models import Member
 
+    if url.startswith("postgresql"):
+        await reset_postgres(url)
     engine = create_engine(url)
     now = datetime.now(UTC)
     camp_date = (now.astimezone(ZoneInfo(TZ)) - timedelta(hours=4)).date()  # 04:00 boundary
     try:
         async with engine.begin() as conn:
-            if url.startswith("postgresql"):
-                await conn.execute(text("DROP SCHEMA public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
             await conn.run_sync(Base.metadata.create_all)
         async with create_sessionmaker(engine)() as session:
             cohort = Cohort(
@@ -275,25 +278,12 @@ async def _check(url: str, uploads: Path) -> Check:
 # --------------------------------------------------------------------------- SQL probe
 
 
-async def _probe(url: str, tokens: list[str], workdir: Path) -> Probe:
-    """The same requests as the load's, through the app in this process with a statement
-    counter on its engine (the server's own figures stay free of it): per probe student
-    the page, then the check-in. Its images go to a folder of their own."""
-    from sqlalchemy import event
-
-    from app.db import create_engine
+def _probe_app(engine: AsyncEngine, url: str, workdir: Path) -> FastAPI:
+    """The app as the server runs it, but on `engine` and without its background work."""
     from app.main import create_app
     from app.settings import Settings
     from app.storage import FolderStorage
 
-    probe = Probe()
-    seen: list[str] = []
-    engine = create_engine(url)
-    event.listen(
-        engine.sync_engine,
-        "before_cursor_execute",
-        lambda _conn, _cursor, statement, *_: seen.append(" ".join(statement.split())),
-    )
     settings = Settings(
         WECOM_CORP_ID=CORP_ID,
         WECOM_TOKEN=TOKEN,
@@ -311,28 +301,55 @@ async def _probe(url: str, tokens: list[str], workdir: Path) -> Probe:
         heartbeat=False,  # counted statements are the requests' only
     )
     app.state.storage = FolderStorage(workdir / "probe-uploads")
+    return app
+
+
+async def _probe_student(
+    client: httpx.AsyncClient, probe: Probe, seen: list[str], n: int, token: str, pixels: bytes
+) -> None:
+    """One probe student's page, then check-in, each with its statements counted."""
+    seen.clear()
+    page = await client.get(f"/h5/m/{token}")
+    probe.page.append(len(seen))
+    probe.page_sql = list(seen)
+    if page.status_code != 200:
+        probe.errors[f"page {page.status_code}"] += 1
+    seen.clear()
+    posted = await client.post(
+        f"/h5/m/{token}/checkin",
+        data={"text": f"探针{n}", "kind": "checkin"},
+        files=[("images", (f"{n}.png", _image(n, pixels), "image/png"))],
+    )
+    probe.submit.append(len(seen))
+    probe.submit_sql = list(seen)
+    if posted.status_code != 303:
+        probe.errors[f"submit {posted.status_code}"] += 1
+
+
+async def _probe(url: str, tokens: list[str], workdir: Path) -> Probe:
+    """The same requests as the load's, through the app in this process with a statement
+    counter on its engine (the server's own figures stay free of it): per probe student
+    the page, then the check-in. Its images go to a folder of their own."""
+    from sqlalchemy import event
+
+    from app.db import create_engine
+
+    probe = Probe()
+    seen: list[str] = []
+    engine = create_engine(url)
+    event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _conn, _cursor, statement, *_: seen.append(" ".join(statement.split())),
+    )
+    app = _probe_app(engine, url, workdir)
     pixels = random.Random(20260302).randbytes(SIDE * SIDE * 3)
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://h5") as client:
                 for n, token in enumerate(tokens, start=STUDENTS):
-                    seen.clear()
-                    page = await client.get(f"/h5/m/{token}")
-                    probe.page.append(len(seen))
-                    probe.page_sql = list(seen)
-                    if page.status_code != 200:
-                        probe.errors[f"page {page.status_code}"] += 1
-                    seen.clear()
-                    posted = await client.post(
-                        f"/h5/m/{token}/checkin",
-                        data={"text": f"探针{n}", "kind": "checkin"},
-                        files=[("images", (f"{n}.png", _image(n, pixels), "image/png"))],
-                    )
-                    probe.submit.append(len(seen))
-                    probe.submit_sql = list(seen)
-                    if posted.status_code != 303:
-                        probe.errors[f"submit {posted.status_code}"] += 1
+                    await _probe_student(client, probe, seen, n, token, pixels)
     finally:
         await engine.dispose()
     return probe
@@ -457,25 +474,12 @@ def report(result: Result, *, show_sql: bool = False) -> None:
         print(f"  server log     {count} × {line}")
 
 
-def backends(workdir: Path, only: list[str] | None) -> Iterator[tuple[str, str]]:
-    if not only or "sqlite" in only:
-        yield "SQLite (temp file)", f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    pg = os.environ.get(PG_URL_ENV)
-    if pg and (not only or "postgresql" in only):
-        _check_local(pg)
-        yield "PostgreSQL", pg
-    elif not pg:
-        print(f"({PG_URL_ENV} is unset: PostgreSQL skipped)")
-
-
 def main(argv: list[str] | None = None) -> int:
     global STUDENTS  # a script's one knob, read by the checks
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--students", type=int, default=STUDENTS)
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
-    parser.add_argument(
-        "--backend", action="append", choices=("sqlite", "postgresql"), help="repeatable"
-    )
+    add_backend_option(parser)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and print it")
     parser.add_argument(
         "--profile-dir",
@@ -493,13 +497,16 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="campbot-h5bench-"))
     results: list[Result] = []
     try:
-        for name, url in backends(workdir, args.backend):
+        for backend in backends(workdir, args.backend, sqlite_name="bench.db"):
             profile_to = None
             if args.profile_dir:
-                key = "sqlite" if name.startswith("SQLite") else "postgresql"
-                profile_to = args.profile_dir.resolve() / f"h5-{key}.prof"
+                profile_to = args.profile_dir.resolve() / f"h5-{backend.key}.prof"
             result = bench_backend(
-                name, url, workdir=workdir, concurrency=args.concurrency, profile_to=profile_to
+                backend.name,
+                backend.url,
+                workdir=workdir,
+                concurrency=args.concurrency,
+                profile_to=profile_to,
             )
             report(result, show_sql=args.show_sql)
             results.append(result)

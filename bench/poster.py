@@ -97,7 +97,7 @@ def _report(what: str, wall: float, times: list[float], sizes: list[int]) -> Non
     print(f"  PNG size mean / max  {mean_kib:8.0f} / {max_kib:.0f} KiB  (robot limit {limit} KiB)")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posters", type=int, default=300)
     args = parser.parse_args()
@@ -110,6 +110,7 @@ def main() -> None:
     _report("喜报 posters", *_run(_poster, args.posters))
     _report("结营证书", *_run(_certificate, max(args.posters // 3, 1)))
     print(f"peak RSS: {rss_start:.0f} MiB after imports, {peak_rss_mib():.0f} MiB at the end")
+    return 0
 
 
 if __name__ == "__main__":

@@ -44,25 +44,25 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
-from app.admin.models import Cohort, CohortGroup
+# Run as `python bench/scheduler.py`: the repo root is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app.admin.models import Cohort, CohortGroup  # the repo's modules: after sys.path above
 from app.clock import ManualClock
 from app.db import create_engine
-from app.migrations import upgrade
 from app.models import Group, OutboxMessage
+from bench._support import add_backend_option, backends, fresh_schema
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import plan_all
 from schedules.runner import fire_due
 from schedules.scheduler import FIRE_EVERY_S
 from scripts_library.models import Script
 
-PG_URL_ENV = "CAMPBOT_BENCH_POSTGRES_URL"
 TZ = "Asia/Shanghai"
 START = date(2026, 3, 2)  # day 0 of every cohort
 DUE = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # day 1, 08:00 Shanghai: every firing's time
@@ -91,27 +91,6 @@ class Shape:
 # --------------------------------------------------------------------------- setup
 
 
-def _check_local(url: str) -> None:
-    host = urlsplit(url.replace("+asyncpg", "")).hostname
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit(f"{PG_URL_ENV} must point at 127.0.0.1; got host {host!r}")
-    if not url.startswith("postgresql+asyncpg://"):
-        raise SystemExit(f"{PG_URL_ENV} must be a postgresql+asyncpg:// URL")
-
-
-async def fresh_schema(url: str) -> None:
-    """An empty, migrated database (the bench's PostgreSQL database is a throwaway one)."""
-    if url.startswith("postgresql"):
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
-        finally:
-            await engine.dispose()
-    await asyncio.to_thread(upgrade, url)
-
-
 def group_name(cohort: int, group: int) -> str:
     return f"{cohort}期{group}群"
 
@@ -130,102 +109,104 @@ async def _insert(session: AsyncSession, table: Any, rows: Sequence[dict[str, An
         await session.execute(insert(table), list(rows[start : start + SEED_CHUNK]))
 
 
+def _camp_rows(shape: Shape, now: datetime) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """Each table's rows, in the order they are written: cohorts, their robot groups and
+    links, the script, the schedules (one table's rows at a time, as they are written)."""
+    stamps = {"created_at": now, "updated_at": now}
+    cohorts = range(1, shape.cohorts + 1)
+    groups = [(c, g) for c in cohorts for g in range(1, shape.groups + 1)]
+    yield (
+        Cohort,
+        [
+            {
+                "id": c,
+                "name": f"{c}期",
+                "camp": f"实战营{c}",
+                "start_date": START,
+                "days": 7,
+                "channel_state": f"bench{c}",
+                "timezone": TZ,
+                **stamps,
+            }
+            for c in cohorts
+        ],
+    )
+    yield (
+        Group,
+        [
+            {
+                "id": n,
+                "name": group_name(c, g),
+                "channel": "robot",
+                "robot_key": robot_key(c, g),
+                "status": "active",
+                "needs_sync": False,
+                **stamps,
+            }
+            for n, (c, g) in enumerate(groups, 1)
+        ],
+    )
+    yield (
+        CohortGroup,
+        [{"group_id": n, "cohort_id": c, "linked_at": now} for n, (c, _) in enumerate(groups, 1)],
+    )
+    yield Script, [_script_row(stamps)]
+    yield (
+        Schedule,
+        [
+            {
+                "script_key": SCRIPT_KEY,
+                "cohort_id": c,
+                "trigger": {"type": "cohort_day", "day": 1, "time": "08:00"},
+                "target": {"type": "cohort_groups"},
+                "enabled": True,
+                **stamps,
+            }
+            for c in cohorts
+            for _ in range(shape.schedules)
+        ],
+    )
+
+
+def _script_row(stamps: dict[str, datetime]) -> dict[str, Any]:
+    return {
+        "key": SCRIPT_KEY,
+        "title": "早安",
+        "category": "daily",
+        "msgtype": "text",
+        "body": BODY,
+        "attachments": [],
+        "schedule_hint": None,
+        "description": "",
+        "version": 1,
+        **stamps,
+    }
+
+
+async def _tune_postgres(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        # Explicit ids above leave the sequences behind, and a fresh table has no stats.
+        for table in ("cohorts", "groups"):
+            await session.execute(
+                text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
+            )
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("ANALYZE"))
+
+
 async def seed(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], shape: Shape
 ) -> None:
     """The camp, written in bulk; the firings planned by the real planner."""
     now = PLANNED_AT
-    stamps = {"created_at": now, "updated_at": now}
-    cohorts = range(1, shape.cohorts + 1)
-    groups = [(c, g) for c in cohorts for g in range(1, shape.groups + 1)]
     async with sessions.begin() as session:
-        await _insert(
-            session,
-            Cohort,
-            [
-                {
-                    "id": c,
-                    "name": f"{c}期",
-                    "camp": f"实战营{c}",
-                    "start_date": START,
-                    "days": 7,
-                    "channel_state": f"bench{c}",
-                    "timezone": TZ,
-                    **stamps,
-                }
-                for c in cohorts
-            ],
-        )
-        await _insert(
-            session,
-            Group,
-            [
-                {
-                    "id": n,
-                    "name": group_name(c, g),
-                    "channel": "robot",
-                    "robot_key": robot_key(c, g),
-                    "status": "active",
-                    "needs_sync": False,
-                    **stamps,
-                }
-                for n, (c, g) in enumerate(groups, 1)
-            ],
-        )
-        await _insert(
-            session,
-            CohortGroup,
-            [
-                {"group_id": n, "cohort_id": c, "linked_at": now}
-                for n, (c, _) in enumerate(groups, 1)
-            ],
-        )
-        await _insert(
-            session,
-            Script,
-            [
-                {
-                    "key": SCRIPT_KEY,
-                    "title": "早安",
-                    "category": "daily",
-                    "msgtype": "text",
-                    "body": BODY,
-                    "attachments": [],
-                    "schedule_hint": None,
-                    "description": "",
-                    "version": 1,
-                    **stamps,
-                }
-            ],
-        )
-        await _insert(
-            session,
-            Schedule,
-            [
-                {
-                    "script_key": SCRIPT_KEY,
-                    "cohort_id": c,
-                    "trigger": {"type": "cohort_day", "day": 1, "time": "08:00"},
-                    "target": {"type": "cohort_groups"},
-                    "enabled": True,
-                    **stamps,
-                }
-                for c in cohorts
-                for _ in range(shape.schedules)
-            ],
-        )
+        for table, rows in _camp_rows(shape, now):
+            await _insert(session, table, rows)
     async with sessions.begin() as session:
         await plan_all(session=session, now=now, default_tz=TZ)
     if engine.dialect.name == "postgresql":
-        async with sessions.begin() as session:
-            # Explicit ids above leave the sequences behind, and a fresh table has no stats.
-            for table in ("cohorts", "groups"):
-                await session.execute(
-                    text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
-                )
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text("ANALYZE"))
+        await _tune_postgres(engine, sessions)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -592,17 +573,6 @@ def summary(results: Sequence[Result]) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def backends(workdir: Path, only: list[str] | None) -> Iterator[tuple[str, str, str]]:
-    if not only or "sqlite" in only:
-        yield "sqlite", "SQLite (temp file)", f"sqlite+aiosqlite:///{workdir / 'scheduler.db'}"
-    pg = os.environ.get(PG_URL_ENV)
-    if pg and (not only or "postgresql" in only):
-        _check_local(pg)
-        yield "postgresql", "PostgreSQL", pg
-    elif not pg:
-        print(f"({PG_URL_ENV} is unset: PostgreSQL skipped)")
-
-
 def child(args: argparse.Namespace, shape: Shape) -> int:
     """One backend in this process: report, and leave the result for the parent."""
     result = asyncio.run(run_backend(args.name, args.url, shape, args.profile))
@@ -615,7 +585,9 @@ def parent(args: argparse.Namespace, shape: Shape) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="campbot-scheduler-"))
     results = []
     try:
-        for choice, name, url in backends(workdir, args.backend):
+        for choice, name, url, _file in backends(
+            workdir, args.backend, sqlite_name="scheduler.db"
+        ):
             out = workdir / f"{choice}.json"
             command = [sys.executable, __file__, "--child", name, url, str(out)]
             command += [f"--{k}={v}" for k, v in asdict(shape).items()]
@@ -636,12 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cohorts", type=int, default=100)
     parser.add_argument("--schedules", type=int, default=100, help="per cohort")
     parser.add_argument("--groups", type=int, default=10, help="robot groups per cohort")
-    parser.add_argument(
-        "--backend",
-        action="append",
-        choices=("sqlite", "postgresql"),
-        help="only this backend (repeatable)",
-    )
+    add_backend_option(parser)
     parser.add_argument(
         "--profile", action="store_true", help="run fire_due under cProfile (slower)"
     )

@@ -7,12 +7,9 @@ from typing import Any
 
 from fastapi import Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import audit
-from app.admin.common import Actor, get_or_404, snapshot
 from app.admin.errors import Conflict, InvalidInput
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import (
     PRINTABLE,
     CohortQuery,
@@ -22,13 +19,12 @@ from app.api.admin.fields import (
     Offset,
     not_null,
 )
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
 from app.wecom.errors import UndeliverableError
 from schedules import service
 from schedules.calendar import calendar
-from schedules.models import Firing, Schedule
+from schedules.models import Firing
 from scripts_library.errors import RenderError
 
 router = admin_resource_router("/schedules", "schedules")
@@ -103,12 +99,8 @@ class CalendarOut(BaseModel):
     targets: list[str]
 
 
-async def _out(schedule: Schedule, session: AsyncSession) -> ScheduleOut:
-    next_due = await session.scalar(
-        select(func.min(Firing.due_at)).where(
-            Firing.schedule_id == schedule.id, Firing.status == "planned"
-        )
-    )
+def _out(view: service.ScheduleView) -> ScheduleOut:
+    schedule = view.schedule
     return ScheduleOut(
         id=schedule.id,
         script_key=schedule.script_key,
@@ -116,31 +108,20 @@ async def _out(schedule: Schedule, session: AsyncSession) -> ScheduleOut:
         trigger=schedule.trigger,
         target=schedule.target,
         enabled=schedule.enabled,
-        next_due_at=next_due,
+        next_due_at=view.next_due_at,
         created_at=schedule.created_at,
         updated_at=schedule.updated_at,
     )
 
 
-async def _audit(
-    session: AsyncSession,
-    actor: Actor,
-    schedule: Schedule,
-    action: str,
-    *,
-    before: dict[str, object] | None,
-    after: dict[str, object] | None,
-    now: datetime,
-) -> None:
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource="schedules",
-        resource_id=schedule.id,
-        action=action,
-        before=before,
-        after=after,
-        now=now,
+def _firing_out(firing: Firing) -> FiringOut:
+    return FiringOut(
+        id=firing.id,
+        occurrence=firing.occurrence,
+        due_at=firing.due_at,
+        status=firing.status,
+        enqueued=firing.enqueued,
+        note=firing.note,
     )
 
 
@@ -158,21 +139,18 @@ def _invalid(problem: service.ScheduleProblem) -> InvalidInput:
 async def create_schedule(
     body: ScheduleIn, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
 ) -> ScheduleOut:
-    now = runtime.clock.now()
     try:
         schedule = await service.create_schedule(
             session=session,
-            now=now,
+            now=runtime.clock.now(),
             default_tz=runtime.settings.campbot_timezone,
+            actor=actor,
             extensions=runtime.extensions,
             **body.model_dump(),
         )
     except service.ScheduleProblem as problem:
         raise _invalid(problem) from None
-    await _audit(
-        session, actor, schedule, "create", before=None, after=snapshot(schedule), now=now
-    )
-    return await _out(schedule, session)
+    return _out(await service.view_of(schedule, session=session))
 
 
 @router.get(
@@ -208,41 +186,23 @@ async def get_calendar(
 async def list_schedules(
     session: AdminSessionDep, limit: Limit = 50, offset: Offset = 0, cohort_id: CohortQuery = None
 ) -> ItemsPage[ScheduleOut]:
-    query = select(Schedule).order_by(Schedule.id)
-    if cohort_id is not None:
-        query = query.where(Schedule.cohort_id == cohort_id)
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = (await session.execute(query.limit(limit).offset(offset))).scalars().all()
-    return ItemsPage(
-        items=[await _out(s, session) for s in rows], total=total, limit=limit, offset=offset
+    page = await service.list_schedules(
+        session=session, cohort_id=cohort_id, limit=limit, offset=offset
     )
+    items = [_out(view) for view in page.items]
+    return ItemsPage(items=items, total=page.total, limit=limit, offset=offset)
 
 
 @router.get("/{schedule_id}", summary="查看定时发送", responses=ERRORS_404)
 async def get_schedule(schedule_id: IdPath, session: AdminSessionDep) -> ScheduleOut:
-    schedule = await get_or_404(Schedule, schedule_id, session=session, what="定时发送")
-    return await _out(schedule, session)
+    schedule = await service.get_schedule(session=session, schedule_id=schedule_id)
+    return _out(await service.view_of(schedule, session=session))
 
 
 @router.get("/{schedule_id}/firings", summary="排期与发送记录", responses=ERRORS_404)
 async def list_firings(schedule_id: IdPath, session: AdminSessionDep) -> list[FiringOut]:
-    await get_or_404(Schedule, schedule_id, session=session, what="定时发送")
-    rows = (
-        await session.execute(
-            select(Firing).where(Firing.schedule_id == schedule_id).order_by(Firing.due_at)
-        )
-    ).scalars()
-    return [
-        FiringOut(
-            id=f.id,
-            occurrence=f.occurrence,
-            due_at=f.due_at,
-            status=f.status,
-            enqueued=f.enqueued,
-            note=f.note,
-        )
-        for f in rows
-    ]
+    firings = await service.list_firings(session=session, schedule_id=schedule_id)
+    return [_firing_out(f) for f in firings]
 
 
 @router.patch(
@@ -258,41 +218,29 @@ async def update_schedule(
     actor: ActorDep,
     runtime: RuntimeDep,
 ) -> ScheduleOut:
-    now = runtime.clock.now()
-    schedule = await get_or_404(Schedule, schedule_id, session=session, what="定时发送", lock=True)
-    before = snapshot(schedule)
+    schedule = await service.get_schedule(session=session, schedule_id=schedule_id, lock=True)
     try:
         await service.update_schedule(
             session=session,
             schedule=schedule,
             changes=body.model_dump(exclude_unset=True),
-            now=now,
+            now=runtime.clock.now(),
             default_tz=runtime.settings.campbot_timezone,
+            actor=actor,
             extensions=runtime.extensions,
         )
     except service.ScheduleProblem as problem:
         raise _invalid(problem) from None
-    await _audit(
-        session, actor, schedule, "update", before=before, after=snapshot(schedule), now=now
-    )
-    return await _out(schedule, session)
+    return _out(await service.view_of(schedule, session=session))
 
 
 @router.delete("/{schedule_id}", status_code=204, summary="删除定时发送", responses=ERRORS_404)
 async def delete_schedule(
     schedule_id: IdPath, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
 ) -> Response:
-    schedule = await get_or_404(Schedule, schedule_id, session=session, what="定时发送")
-    await _audit(
-        session,
-        actor,
-        schedule,
-        "delete",
-        before=snapshot(schedule),
-        after=None,
-        now=runtime.clock.now(),
+    await service.delete_schedule(
+        session=session, schedule_id=schedule_id, actor=actor, now=runtime.clock.now()
     )
-    await session.delete(schedule)
     return Response(status_code=204)
 
 
@@ -300,34 +248,18 @@ async def delete_schedule(
 async def run_schedule(
     schedule_id: IdPath, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
 ) -> FiringOut:
-    now = runtime.clock.now()
-    schedule = await get_or_404(Schedule, schedule_id, session=session, what="定时发送")
+    schedule = await service.get_schedule(session=session, schedule_id=schedule_id)
     try:
         firing = await service.run_now(
             session=session,
             schedule=schedule,
-            now=now,
+            now=runtime.clock.now(),
             default_tz=runtime.settings.campbot_timezone,
+            actor=actor,
             extensions=runtime.extensions,
         )
     except (RenderError, UndeliverableError) as exc:
         # The script cannot be said to these targets (a variable they lack, over a channel's
         # limit): the operator's answer, not a 500. The request rolls back: nothing enqueued.
         raise Conflict(f"无法立即发送：{exc}") from None
-    await _audit(
-        session,
-        actor,
-        schedule,
-        "run",
-        before=None,
-        after={"firing": firing.occurrence, "enqueued": firing.enqueued},
-        now=now,
-    )
-    return FiringOut(
-        id=firing.id,
-        occurrence=firing.occurrence,
-        due_at=firing.due_at,
-        status=firing.status,
-        enqueued=firing.enqueued,
-        note=firing.note,
-    )
+    return _firing_out(firing)

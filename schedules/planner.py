@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.cohorts.service import CohortChange
 from app.admin.models import Cohort, CohortMember
-from app.admin.service_cohorts import CohortChange
 from app.settings import Settings
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.triggers import At, CohortDay, Cron, MemberDay, TriggerError, parse_trigger

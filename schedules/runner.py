@@ -12,8 +12,8 @@ renders, a message over its channel's limit) is recorded in that transaction and
 others go on; a transaction the database refuses is done again one firing per
 transaction, so only the broken firing is recorded failed. Within a transaction,
 targets resolve once per distinct target and cohort, and a script renders once per
-distinct context: targets with the same variables get the same text (a template
-drawing on `random` too).
+distinct context (`schedules.sends.FiringBatch`): targets with the same variables get
+the same text (a template drawing on `random` too).
 
 What the capabilities add comes in as `extensions` (`app.capability.Extensions`): member
 filters, context providers, and script jobs — a firing whose script has a job calls it in
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,15 +37,27 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.capability import NO_EXTENSIONS, Extensions
+from app.channels.reach import enqueue_message
 from app.clock import Clock
 from app.db import backend
 from app.outbox import NewMessage, enqueue_many
-from schedules.batch import Batch, claim_many, record_missed, set_enqueued
-from schedules.firing import MISFIRE_GRACE, failure_note, fire, missed_note
-from schedules.models import Firing, FiringStatus
+from schedules.context import provided_variables
+from schedules.models import Firing, FiringStatus, Schedule
+from schedules.planner import schedule_timezone
+from schedules.sends import (
+    Claimed,
+    FiringBatch,
+    context_for,
+    outbox_key,
+    with_values,
+)
+from schedules.targets import resolve
+from scripts_library.models import Script
+from scripts_library.render import render, variables_used
 
 logger = logging.getLogger(__name__)
 
+MISFIRE_GRACE = timedelta(minutes=10)
 BATCH = 5000  # due firings read per query (ids only)
 # Firings per transaction. Fewer commit their first rows sooner but pay the per-
 # transaction work (claim, schedules, scripts, cohorts, targets, commit) more often;
@@ -54,6 +67,7 @@ FIRINGS_PER_TRANSACTION = 500
 # the server's work on another (the bench: ~30% less wall time with 2 than with 1 on two
 # cores; 3 gains nothing clear). SQLite has one writer (and one pooled connection).
 PARALLEL = {"postgresql": 2}
+_NOTE_LIMIT = 2000
 
 
 @dataclass(slots=True)
@@ -68,6 +82,84 @@ class FireReport:
         self.missed += other.missed
         self.failed += other.failed
         self.enqueued += other.enqueued
+
+
+def _missed_note(now: datetime, due_at: datetime) -> str:
+    return f"错过发送时间（晚了 {now - due_at}）"
+
+
+def _failure_note(exc: Exception) -> str:
+    return f"发送失败：{type(exc).__name__}: {exc}"[:_NOTE_LIMIT]
+
+
+# --------------------------------------------------------------------------- one firing
+
+
+async def _claim(session: AsyncSession, firing_id: int, now: datetime) -> bool:
+    claimed = await session.execute(
+        update(Firing)
+        .where(Firing.id == firing_id, Firing.status == FiringStatus.PLANNED)
+        .values(status=FiringStatus.FIRED, fired_at=now)
+    )
+    return bool(claimed.rowcount)  # type: ignore[attr-defined]
+
+
+async def fire(
+    *,
+    session: AsyncSession,
+    firing: Firing,
+    now: datetime,
+    default_tz: str,
+    grace: timedelta = MISFIRE_GRACE,
+    extensions: Extensions = NO_EXTENSIONS,
+) -> str:
+    """Fire one firing in the caller's transaction; its resulting status."""
+    if not await _claim(session, firing.id, now):
+        return "taken"  # another scheduler fired it
+    if now - firing.due_at > grace:
+        firing.status, firing.note = FiringStatus.MISSED, _missed_note(now, firing.due_at)
+        return FiringStatus.MISSED
+    schedule = await session.get(Schedule, firing.schedule_id)
+    assert schedule is not None  # the firing's foreign key
+    script = (
+        await session.execute(select(Script).where(Script.key == schedule.script_key))
+    ).scalar_one_or_none()
+    if script is None:
+        firing.status, firing.note = FiringStatus.MISSED, f"话术不存在：{schedule.script_key}"
+        return FiringStatus.MISSED
+    job = extensions.job_for(schedule.script_key, schedule.cohort_id)
+    if job is not None and schedule.cohort_id is not None:
+        firing.enqueued = await job(session, schedule.cohort_id, now)
+        return FiringStatus.FIRED
+    tz, cohort = await schedule_timezone(session=session, schedule=schedule, default_tz=default_tz)
+    targets = await resolve(
+        session=session,
+        target=schedule.target,
+        cohort_id=schedule.cohort_id,
+        member_id=firing.member_id,
+        now=now,
+        filters=extensions.member_filters,
+    )
+    extra = await provided_variables(
+        session=session,
+        cohort=cohort,
+        targets=targets,
+        names=variables_used(script),
+        now=now,
+        providers=extensions.context_providers.values(),
+    )
+    for target in targets:
+        context = context_for(cohort=cohort, target=target, local_now=now.astimezone(tz))
+        message = render(script, with_values(context, extra.get(target.label)))
+        await enqueue_message(
+            session=session,
+            key=outbox_key(schedule.id, target, firing.due_at),
+            destination=target.destination,
+            message=message,
+            now=now,
+        )
+    firing.enqueued = len(targets)
+    return FiringStatus.FIRED
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +208,55 @@ async def _record_failure(
         await session.execute(
             update(Firing)
             .where(Firing.id == firing_id, Firing.status == FiringStatus.PLANNED)
-            .values(status=FiringStatus.MISSED, fired_at=now, note=failure_note(exc))
+            .values(status=FiringStatus.MISSED, fired_at=now, note=_failure_note(exc))
+        )
+
+
+# --------------------------------------------------------------------------- many firings
+
+
+async def _claim_many(
+    session: AsyncSession, firing_ids: Sequence[int], now: datetime
+) -> list[Claimed]:
+    """Claim the firings still planned: planned → fired, in the caller's transaction."""
+    # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): a firing another scheduler
+    # holds is its to fire or record, and waiting on its locks could deadlock.
+    planned = (
+        select(Firing.id)
+        .where(Firing.id.in_(firing_ids), Firing.status == FiringStatus.PLANNED)
+        .with_for_update(skip_locked=True)
+    )
+    rows = await session.execute(
+        update(Firing)
+        .where(Firing.id.in_(planned.scalar_subquery()), Firing.status == FiringStatus.PLANNED)
+        .values(status=FiringStatus.FIRED, fired_at=now)
+        .returning(Firing.id, Firing.schedule_id, Firing.member_id, Firing.due_at)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted((Claimed(*row) for row in rows), key=lambda f: f.id)
+
+
+async def _record(session: AsyncSession, firing_id: int, note: str) -> None:
+    """A claimed firing that sent nothing: `missed`, with why."""
+    await session.execute(
+        update(Firing)
+        .where(Firing.id == firing_id)
+        .values(status=FiringStatus.MISSED, note=note)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _set_enqueued(session: AsyncSession, counts: dict[int, int]) -> None:
+    # One UPDATE per distinct count, not per firing: a batch's firings mostly share it.
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for firing_id, count in counts.items():
+        by_count[count].append(firing_id)
+    for count, firing_ids in by_count.items():
+        await session.execute(
+            update(Firing)
+            .where(Firing.id.in_(firing_ids))
+            .values(enqueued=count)
+            .execution_options(synchronize_session=False)
         )
 
 
@@ -125,14 +265,14 @@ async def _fire_many(
 ) -> FireReport:
     """Fire these firings in the caller's transaction, skipping any not planned any more."""
     report = FireReport()
-    claimed = await claim_many(session, firing_ids, now)
+    claimed = await _claim_many(session, firing_ids, now)
     on_time = [f for f in claimed if now - f.due_at <= run.grace]
     for late in (f for f in claimed if now - f.due_at > run.grace):
-        await record_missed(session, late.id, missed_note(now, late.due_at))
+        await _record(session, late.id, _missed_note(now, late.due_at))
         report.missed += 1
     if not on_time:
         return report
-    batch = Batch(session, now, run.default_tz, run.extensions)
+    batch = FiringBatch(session, now, run.default_tz, run.extensions)
     await batch.load(on_time)
     rows: list[NewMessage] = []
     counts: dict[int, int] = {}
@@ -141,7 +281,7 @@ async def _fire_many(
         plan = batch.plans[firing.schedule_id]  # the firing's foreign key
         script = batch.scripts.get(plan.script_key)
         if script is None:
-            await record_missed(session, firing.id, f"话术不存在：{plan.script_key}")
+            await _record(session, firing.id, f"话术不存在：{plan.script_key}")
             report.missed += 1
             continue
         job = run.extensions.job_for(plan.script_key, plan.cohort_id)
@@ -156,13 +296,13 @@ async def _fire_many(
         except Exception as exc:
             # A script that no longer renders, a bad target: record it on the firing.
             logger.exception("firing %s failed", firing.id)
-            await record_missed(session, firing.id, failure_note(exc))
+            await _record(session, firing.id, _failure_note(exc))
             report.failed += 1
             continue
         rows.extend(messages)
         counts[firing.id] = len(messages)
     await enqueue_many(session=session, rows=rows, now=now)
-    await set_enqueued(session, counts)
+    await _set_enqueued(session, counts)
     report.fired += len(counts)
     report.enqueued += len(rows) + by_jobs
     return report

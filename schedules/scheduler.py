@@ -21,9 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from app.background import sleep_or_stop
 from app.capability import Extensions
 from app.clock import Clock
-from schedules.firing import MISFIRE_GRACE
 from schedules.planner import plan_all
-from schedules.runner import fire_due
+from schedules.runner import MISFIRE_GRACE, fire_due
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,8 @@
-"""Schedules as operators edit them: checked, saved, planned at once.
+"""Schedules as operators edit them: checked, saved, planned at once, and audited.
 
-Keyword-only, flush-only (the request owns the transaction), like every service.
+Keyword-only, flush-only (the request owns the transaction), like every service. The admin
+API passes its `actor`: each change is written to the audit log under that name (callers
+without one, such as tests driving the planner, write no entry).
 """
 
 from __future__ import annotations
@@ -10,23 +12,64 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.audit import AuditTrail
+from app.admin.common import Actor, Page, get_or_404, page_of, snapshot
 from app.admin.models import Cohort
 from app.capability import NO_EXTENSIONS, Extensions
-from schedules.firing import fire
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import plan_schedule
+from schedules.runner import fire
 from schedules.targets import check_target
 from schedules.triggers import TriggerError, parse_trigger
 from scripts_library.models import Script
+
+AUDIT = AuditTrail("schedules")
+WHAT = "定时发送"
 
 
 @dataclass(frozen=True, slots=True)
 class ScheduleProblem(Exception):
     field: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleView:
+    schedule: Schedule
+    next_due_at: datetime | None  # the earliest firing still planned
+
+
+async def view_of(schedule: Schedule, *, session: AsyncSession) -> ScheduleView:
+    next_due = await session.scalar(
+        select(func.min(Firing.due_at)).where(
+            Firing.schedule_id == schedule.id, Firing.status == FiringStatus.PLANNED
+        )
+    )
+    return ScheduleView(schedule, next_due)
+
+
+async def get_schedule(*, session: AsyncSession, schedule_id: int, lock: bool = False) -> Schedule:
+    return await get_or_404(Schedule, schedule_id, session=session, what=WHAT, lock=lock)
+
+
+async def list_schedules(
+    *, session: AsyncSession, cohort_id: int | None, limit: int, offset: int
+) -> Page[ScheduleView]:
+    query = select(Schedule).order_by(Schedule.id)
+    if cohort_id is not None:
+        query = query.where(Schedule.cohort_id == cohort_id)
+    page = await page_of(query, session=session, limit=limit, offset=offset)
+    return Page([await view_of(s, session=session) for s in page.items], page.total)
+
+
+async def list_firings(*, session: AsyncSession, schedule_id: int) -> list[Firing]:
+    """The schedule's planned and fired occurrences, by due time (404 for an unknown one)."""
+    await get_schedule(session=session, schedule_id=schedule_id)
+    query = select(Firing).where(Firing.schedule_id == schedule_id).order_by(Firing.due_at)
+    return list((await session.execute(query)).scalars())
 
 
 async def _check(
@@ -68,6 +111,7 @@ async def create_schedule(
     now: datetime,
     default_tz: str,
     enabled: bool = True,
+    actor: Actor | None = None,
     extensions: Extensions = NO_EXTENSIONS,
 ) -> Schedule:
     """`extensions`: the capabilities' member filters a target may name."""
@@ -92,6 +136,11 @@ async def create_schedule(
     session.add(schedule)
     await session.flush()
     await plan_schedule(session=session, schedule=schedule, now=now, default_tz=default_tz)
+    if actor is not None:
+        after = snapshot(schedule)
+        await AUDIT.record(
+            "create", schedule.id, session=session, actor=actor, now=now, after=after
+        )
     return schedule
 
 
@@ -102,10 +151,12 @@ async def update_schedule(
     changes: dict[str, Any],
     now: datetime,
     default_tz: str,
+    actor: Actor | None = None,
     extensions: Extensions = NO_EXTENSIONS,
 ) -> Schedule:
     """Apply `changes` (any of script_key, cohort_id, trigger, target, enabled) and re-plan:
-    pending firings move, sent ones stay sent."""
+    pending firings move, sent ones stay sent. `schedule` is locked by the caller."""
+    before = snapshot(schedule)
     merged = {
         name: changes.get(name, getattr(schedule, name))
         for name in ("script_key", "cohort_id", "trigger", "target", "enabled")
@@ -124,7 +175,23 @@ async def update_schedule(
     schedule.updated_at = now
     await session.flush()
     await plan_schedule(session=session, schedule=schedule, now=now, default_tz=default_tz)
+    if actor is None:
+        return schedule
+    after = snapshot(schedule)
+    await AUDIT.record(
+        "update", schedule.id, session=session, actor=actor, now=now, before=before, after=after
+    )
     return schedule
+
+
+async def delete_schedule(
+    *, session: AsyncSession, schedule_id: int, actor: Actor, now: datetime
+) -> None:
+    """The schedule goes, its firings with it (ON DELETE CASCADE)."""
+    schedule = await get_schedule(session=session, schedule_id=schedule_id)
+    before = snapshot(schedule)
+    await AUDIT.record("delete", schedule.id, session=session, actor=actor, now=now, before=before)
+    await session.delete(schedule)
 
 
 async def run_now(
@@ -133,6 +200,7 @@ async def run_now(
     schedule: Schedule,
     now: datetime,
     default_tz: str,
+    actor: Actor | None = None,
     extensions: Extensions = NO_EXTENSIONS,
 ) -> Firing:
     """Fire the schedule once, now, besides its plan (an operator's 立即发送)."""
@@ -148,4 +216,7 @@ async def run_now(
     await fire(
         session=session, firing=firing, now=now, default_tz=default_tz, extensions=extensions
     )
+    if actor is not None:
+        after = {"firing": firing.occurrence, "enqueued": firing.enqueued}
+        await AUDIT.record("run", schedule.id, session=session, actor=actor, now=now, after=after)
     return firing

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import CohortGroup, CohortMember
 from app.capability import FilterRun
-from app.channels.routes import Channel, Route, route_group, route_member
+from app.channels.reach import Channel, Destination, reach_group, reach_member
 from app.models import Group, GroupStatus, Member, MemberStatus
 from app.wecom.errors import UndeliverableError
 from schedules.triggers import TriggerError
@@ -34,13 +34,13 @@ async def _all(
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    route: Route
+    destination: Destination
     group: Group | None = None
     member: Member | None = None
 
     @property
     def label(self) -> str:
-        return self.route.label
+        return self.destination.label
 
 
 def _all_ids(value: object) -> bool:
@@ -81,7 +81,7 @@ async def _groups(session: AsyncSession, query: Select[Group]) -> list[Target]:
         await session.execute(query.where(Group.status == GroupStatus.ACTIVE))
     ).scalars():
         try:
-            targets.append(Target(route_group(group), group=group))
+            targets.append(Target(reach_group(group), group=group))
         except UndeliverableError:
             continue  # a group without its channel details: shown by the calendar as missing
     return targets
@@ -91,7 +91,7 @@ async def _members(session: AsyncSession, query: Select[Member]) -> list[Target]
     targets = []
     for member in (await session.execute(query)).scalars():
         try:
-            targets.append(Target(route_member(member), member=member))
+            targets.append(Target(reach_member(member), member=member))
         except UndeliverableError:
             continue
     return targets
@@ -121,7 +121,9 @@ async def resolve(
         ids = [int(i) for i in target.get("group_ids", [])]
         return await _groups(session, select(Group).where(Group.id.in_(ids)).order_by(Group.id))
     if kind == "staff":
-        return [Target(Route(Channel.APP_MESSAGE, str(u))) for u in target.get("userids", [])]
+        return [
+            Target(Destination(Channel.APP_MESSAGE, str(u))) for u in target.get("userids", [])
+        ]
     query = (
         select(Member)
         .join(CohortMember, CohortMember.member_id == Member.id)

@@ -1,21 +1,17 @@
 """`/admin/api/scripts`: the script library (话术库) — versions, diff, rollback, preview.
 
 Scripts are addressed by their stable `key`. Every stored change is a new version authored
-by the request's actor and audited with the before/after snapshots.
+by the request's actor and audited with the before/after snapshots (by the service).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Query
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import audit
-from app.admin.common import snapshot
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import INT32_MAX, PRINTABLE, Limit, Offset
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
 from scripts_library import service
@@ -47,7 +43,6 @@ router = admin_resource_router("/scripts", "scripts")
 KeyPath = Annotated[str, Path(max_length=KEY_MAX, pattern=PRINTABLE, description="话术 key")]
 VersionPath = Annotated[int, Path(ge=1, le=INT32_MAX, description="版本号")]
 VersionQuery = Annotated[int, Query(ge=1, le=INT32_MAX, description="版本号")]
-_RESOURCE = "scripts"
 
 
 @router.post(
@@ -67,7 +62,6 @@ async def create_script(
     runtime: RuntimeDep,
     trials: TrialsDep,
 ) -> ScriptOut:
-    now = runtime.clock.now()
     images = await preload_images(body.msgtype, body.attachments)
     with script_errors():
         script = await service.create_script(
@@ -82,20 +76,11 @@ async def create_script(
             description=body.description,
             note=body.note,
             author=actor.name,
-            now=now,
+            now=runtime.clock.now(),
             images=images,
             trials=trials,
+            actor=actor,
         )
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=_RESOURCE,
-        resource_id=script.key,
-        action="create",
-        before=None,
-        after=snapshot(script),
-        now=now,
-    )
     return script_out(script)
 
 
@@ -144,10 +129,8 @@ async def update_script(
     runtime: RuntimeDep,
     trials: TrialsDep,
 ) -> ScriptOut:
-    now = runtime.clock.now()
     with script_errors():
         script = await locked_script(session, key)
-        before, version = snapshot(script), script.version
         attachments = body.attachments if body.attachments is not None else script.attachments
         images = await preload_images(body.msgtype, attachments or [])
         hint_given = "schedule_hint" in body.model_fields_set
@@ -164,36 +147,12 @@ async def update_script(
             # None keeps the hint; an explicit null clears it ({} in the service's terms).
             schedule_hint=(body.schedule_hint or {}) if hint_given else None,
             description=body.description,
-            now=now,
+            now=runtime.clock.now(),
             images=images,
             trials=trials,
-        )
-    if script.version != version:  # unchanged content stored nothing: nothing to audit
-        await _audit_edit(
-            session, actor=actor.name, script=script, action="update", before=before, now=now
+            actor=actor,
         )
     return script_out(script)
-
-
-async def _audit_edit(
-    session: AsyncSession,
-    *,
-    actor: str,
-    script: Script,
-    action: str,
-    before: dict[str, object],
-    now: datetime,
-) -> None:
-    await audit.record(
-        session=session,
-        actor=actor,
-        resource=_RESOURCE,
-        resource_id=script.key,
-        action=action,
-        before=before,
-        after=snapshot(script),
-        now=now,
-    )
 
 
 @router.get(
@@ -247,25 +206,20 @@ async def rollback_script(
     runtime: RuntimeDep,
     trials: TrialsDep,
 ) -> ScriptOut:
-    now = runtime.clock.now()
     with script_errors():
-        script = await locked_script(session, key)
-        before, version = snapshot(script), script.version
+        await locked_script(session, key)
         target = await service.get_version(session=session, key=key, version=body.version)
         images = await preload_images(target.msgtype, target.attachments or [])
-        await service.rollback(
+        script = await service.rollback(
             session=session,
             key=key,
             version=body.version,
             author=actor.name,
             note=body.note,
-            now=now,
+            now=runtime.clock.now(),
             images=images,
             trials=trials,
-        )
-    if script.version != version:
-        await _audit_edit(
-            session, actor=actor.name, script=script, action="rollback", before=before, now=now
+            actor=actor,
         )
     return script_out(script)
 

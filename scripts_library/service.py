@@ -1,6 +1,9 @@
 """Script library operations. Keyword-only, `*, session` first; they flush, never commit.
 
-Every stored change appends a `ScriptVersion`; nothing here rewrites or deletes one.
+Every stored change appends a `ScriptVersion`; nothing here rewrites or deletes one. The admin
+API passes its `actor` to the edits (create, update, rollback): each stored change is written
+to the audit log too, with the before/after snapshots (the content pack's import and tests
+pass none and write no entry).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.audit import AuditTrail
+from app.admin.common import Actor, snapshot
 from app.channels.messages import OutMessage
 from scripts_library.errors import (
     Problem,
@@ -30,6 +35,7 @@ from scripts_library.variables import RenderContext, sample_context
 from scripts_library.yamlio import dump_content
 
 ImageLoad = Callable[[str], bytes]
+AUDIT = AuditTrail("scripts")
 
 
 class SaveOutcome(StrEnum):
@@ -54,6 +60,7 @@ async def create_script(
     now: datetime | None = None,
     images: ImageLoad | None = None,
     trials: TrialPool | None = None,
+    actor: Actor | None = None,
 ) -> Script:
     """A new script at version 1 (ScriptExistsError if the key is taken)."""
     content = ScriptContent(
@@ -77,6 +84,9 @@ async def create_script(
         images=images,
         trials=trials,
     )
+    if actor is not None:
+        after, at = snapshot(script), script.created_at
+        await AUDIT.record("create", key, session=session, actor=actor, now=at, after=after)
     return script
 
 
@@ -96,10 +106,12 @@ async def update_script(
     now: datetime | None = None,
     images: ImageLoad | None = None,
     trials: TrialPool | None = None,
+    actor: Actor | None = None,
 ) -> Script:
     """A new version with the given fields changed (None keeps a field; `schedule_hint={}`
     clears it). Content equal to the current version stores nothing."""
     script = await _get(session, key, lock=True)
+    before = snapshot(script)
     changes: dict[str, Any] = {
         "title": title,
         "msgtype": msgtype,
@@ -110,9 +122,14 @@ async def update_script(
         "schedule_hint": None if schedule_hint is None else dict(schedule_hint),
     }
     content = replace(script.content, **{k: v for k, v in changes.items() if v is not None})
-    await _store(
+    changed = await _store(
         session, script, content, author=author, note=note, now=now, images=images, trials=trials
     )
+    if changed and actor is not None:
+        after, at = snapshot(script), script.updated_at  # `at`: when the version was stored
+        await AUDIT.record(
+            "update", key, session=session, actor=actor, now=at, before=before, after=after
+        )
     return script
 
 
@@ -285,14 +302,16 @@ async def rollback(
     now: datetime | None = None,
     images: ImageLoad | None = None,
     trials: TrialPool | None = None,
+    actor: Actor | None = None,
 ) -> Script:
     """A new version whose content is that of `version`; history stays as it was.
 
     Rolling back to content equal to the current version stores nothing."""
     old = await get_version(session=session, key=key, version=version)
     script = await _get(session, key, lock=True)
+    before = snapshot(script)
     note = f"回滚到第 {version} 版" if note is None else note
-    await _store(
+    changed = await _store(
         session,
         script,
         old.content,
@@ -302,6 +321,11 @@ async def rollback(
         images=images,
         trials=trials,
     )
+    if changed and actor is not None:
+        after, at = snapshot(script), script.updated_at
+        await AUDIT.record(
+            "rollback", key, session=session, actor=actor, now=at, before=before, after=after
+        )
     return script
 
 

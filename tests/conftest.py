@@ -22,9 +22,9 @@ from app.settings import Settings
 from app.storage import FolderStorage, use_storage
 from app.wecom.client import WeComClient
 from app.wecom.crypto import CallbackCrypto
-from app.wecom.sandbox.callbacks import CallbackBuilder
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.callbacks import CallbackBuilder
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from tests.support import (
     AES_KEY,
     AGENT_ID,

@@ -24,7 +24,7 @@ import httpx
 
 from app.migrations import upgrade
 from app.wecom.crypto import CallbackCrypto
-from app.wecom.sandbox.callbacks import CallbackBuilder
+from app.wecom_sandbox.callbacks import CallbackBuilder
 from tests.processes import (
     CORP_ID,
     HOST,

@@ -17,7 +17,7 @@ from app.clock import ManualClock
 from app.main import CAPABILITIES
 from app.models import InboxEvent
 from app.settings import Settings
-from app.wecom.sandbox.callbacks import SignedCallback
+from app.wecom_sandbox.callbacks import SignedCallback
 from bots.dispatch import Context, Router
 from scripts_library.trial import TrialPool
 

@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import outbox
 from app.channels.deliver import ChannelDeliverer
 from app.channels.messages import Article, OutMessage
-from app.channels.routes import Channel, Route, enqueue_message, route_group, route_member
+from app.channels.reach import Channel, Destination, enqueue_message, reach_group, reach_member
 from app.clock import ManualClock
 from app.models import Group, Member, OutboxMessage
+from app.sender import Sender
 from app.wecom.client import WeComClient
 from app.wecom.errors import UndeliverableError
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 from tests.support import T0
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -36,18 +37,18 @@ def _corp(sandbox: SandboxState) -> None:
 @pytest.fixture
 def sender(
     wecom_client: WeComClient, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
-) -> outbox.Sender:
-    return outbox.Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
+) -> Sender:
+    return Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
 
 
 def _group(channel: str, **fields: str) -> Group:
     return Group(id=1, name="7期1群", channel=channel, **fields)
 
 
-async def _send(sessions, clock, sender, key: str, route: Route, message: OutMessage) -> str:
+async def _send(sessions, clock, sender, key: str, route: Destination, message: OutMessage) -> str:
     async with sessions.begin() as session:
         row_id = await enqueue_message(
-            session=session, key=key, route=route, message=message, now=clock.now()
+            session=session, key=key, destination=route, message=message, now=clock.now()
         )
     assert row_id is not None
     return await sender.deliver_now(row_id)
@@ -56,9 +57,9 @@ async def _send(sessions, clock, sender, key: str, route: Route, message: OutMes
 async def test_each_group_kind_gets_its_api(sessions, clock, sender, sandbox) -> None:
     text = OutMessage("text", content="第1天任务：完成打卡", mentions=("zhangsan",))
     routes = {
-        "robot": route_group(_group("robot", robot_key="robot-1")),
-        "appchat": route_group(_group("appchat", chat_id="staffchat")),
-        "customer": route_group(_group("customer", chat_id="wrGroup1", owner_userid="zhangsan")),
+        "robot": reach_group(_group("robot", robot_key="robot-1")),
+        "appchat": reach_group(_group("appchat", chat_id="staffchat")),
+        "customer": reach_group(_group("customer", chat_id="wrGroup1", owner_userid="zhangsan")),
     }
     for name, route in routes.items():
         assert await _send(sessions, clock, sender, f"day1:{name}", route, text) == "sent"
@@ -80,8 +81,8 @@ async def test_members_get_app_message_or_single_mass_send(
     sessions, clock, sender, sandbox
 ) -> None:
     sandbox.add_user("lisi")
-    internal = route_member(Member(id=1, userid="lisi"))
-    external = route_member(Member(id=2, external_userid="wmStudent1", staff_userid="zhangsan"))
+    internal = reach_member(Member(id=1, userid="lisi"))
+    external = reach_member(Member(id=2, external_userid="wmStudent1", staff_userid="zhangsan"))
     assert (internal.channel, external.channel) == (Channel.APP_MESSAGE, Channel.CUSTOMER_SINGLE)
     reminder = OutMessage("text", content="今天还没打卡哦")
     assert await _send(sessions, clock, sender, "remind:lisi", internal, reminder) == "sent"
@@ -101,7 +102,7 @@ async def test_images_go_as_base64_to_robots_and_as_media_elsewhere(
         clock,
         sender,
         "xibao:1:robot",
-        route_group(_group("robot", robot_key="robot-1")),
+        reach_group(_group("robot", robot_key="robot-1")),
         poster,
     )
     await _send(
@@ -109,7 +110,7 @@ async def test_images_go_as_base64_to_robots_and_as_media_elsewhere(
         clock,
         sender,
         "xibao:1:appchat",
-        route_group(_group("appchat", chat_id="staffchat")),
+        reach_group(_group("appchat", chat_id="staffchat")),
         poster,
     )
     [robot] = sandbox.delivered("webhook")
@@ -125,34 +126,38 @@ async def test_images_go_as_base64_to_robots_and_as_media_elsewhere(
 @pytest.mark.parametrize(
     ("route", "message", "words"),
     [
-        (Route(Channel.ROBOT, "robot-1"), OutMessage("text", content="打" * 683), "2048"),
-        (Route(Channel.ROBOT, "robot-1"), OutMessage("markdown", content="a" * 4097), "4096"),
+        (Destination(Channel.ROBOT, "robot-1"), OutMessage("text", content="打" * 683), "2048"),
         (
-            Route(Channel.ROBOT, "robot-1"),
+            Destination(Channel.ROBOT, "robot-1"),
+            OutMessage("markdown", content="a" * 4097),
+            "4096",
+        ),
+        (
+            Destination(Channel.ROBOT, "robot-1"),
             OutMessage("image", image=PNG + b"0" * 2 * 1024 * 1024),
             "图片",
         ),
-        (Route(Channel.ROBOT, "robot-1"), OutMessage("image", image=b"GIF89a..."), "PNG"),
+        (Destination(Channel.ROBOT, "robot-1"), OutMessage("image", image=b"GIF89a..."), "PNG"),
         (
-            Route(Channel.CUSTOMER_GROUP, "wrGroup1", "zhangsan"),
+            Destination(Channel.CUSTOMER_GROUP, "wrGroup1", "zhangsan"),
             OutMessage("markdown", content="x"),
             "markdown",
         ),
         (
-            Route(Channel.APPCHAT, "staffchat"),
+            Destination(Channel.APPCHAT, "staffchat"),
             OutMessage("news", articles=tuple(Article(f"t{n}", "https://x") for n in range(9))),
             "8",
         ),
-        (Route(Channel.APPCHAT, "staffchat"), OutMessage("text", content="  "), "为空"),
+        (Destination(Channel.APPCHAT, "staffchat"), OutMessage("text", content="  "), "为空"),
     ],
 )
 async def test_content_over_the_limit_is_refused_before_anything_is_written(
-    sessions, clock, route: Route, message: OutMessage, words: str
+    sessions, clock, route: Destination, message: OutMessage, words: str
 ) -> None:
     async with sessions.begin() as session:
         with pytest.raises(UndeliverableError, match=words):
             await enqueue_message(
-                session=session, key="too-big", route=route, message=message, now=clock.now()
+                session=session, key="too-big", destination=route, message=message, now=clock.now()
             )
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
@@ -160,11 +165,11 @@ async def test_content_over_the_limit_is_refused_before_anything_is_written(
 
 def test_a_group_without_its_channel_details_is_refused_clearly() -> None:
     with pytest.raises(UndeliverableError, match="机器人 key"):
-        route_group(_group("robot"))
+        reach_group(_group("robot"))
     with pytest.raises(UndeliverableError, match="群主"):
-        route_group(_group("customer", chat_id="wrGroup1"))
+        reach_group(_group("customer", chat_id="wrGroup1"))
     with pytest.raises(UndeliverableError, match="跟进员工"):
-        route_member(Member(id=3, external_userid="wmNoStaff"))
+        reach_member(Member(id=3, external_userid="wmNoStaff"))
 
 
 async def _row(sessions, key: str) -> OutboxMessage:
@@ -176,7 +181,7 @@ async def _row(sessions, key: str) -> OutboxMessage:
 
 async def test_removed_robot_is_dead_with_a_hint(sessions, clock, sender, sandbox) -> None:
     sandbox.remove_robot("robot-1")
-    route = route_group(_group("robot", robot_key="robot-1"))
+    route = reach_group(_group("robot", robot_key="robot-1"))
     assert (
         await _send(sessions, clock, sender, "k", route, OutMessage("text", content="hi"))
         == "dead"
@@ -212,7 +217,7 @@ async def test_welcome_code_used_twice_is_dead_not_retried(
 
 async def test_wecom_refusing_content_is_dead_at_once(sessions, clock, sender, sandbox) -> None:
     sandbox.fail_next("/cgi-bin/webhook/send", 45002)
-    route = route_group(_group("robot", robot_key="robot-1"))
+    route = reach_group(_group("robot", robot_key="robot-1"))
     assert (
         await _send(sessions, clock, sender, "k", route, OutMessage("text", content="x")) == "dead"
     )
@@ -225,8 +230,8 @@ async def test_lost_answer_means_at_most_one_duplicate_recorded(
     sandbox.add_user("lisi")
     sandbox.accept_then_drop("/cgi-bin/webhook/send")
     sandbox.accept_then_drop("/cgi-bin/message/send")
-    robot = route_group(_group("robot", robot_key="robot-1"))
-    member = route_member(Member(id=1, userid="lisi"))
+    robot = reach_group(_group("robot", robot_key="robot-1"))
+    member = reach_member(Member(id=1, userid="lisi"))
     message = OutMessage("text", content="今晚 8 点直播")
     assert await _send(sessions, clock, sender, "robot", robot, message) == "pending"
     assert await _send(sessions, clock, sender, "member", member, message) == "pending"
@@ -242,13 +247,13 @@ async def test_lost_answer_means_at_most_one_duplicate_recorded(
 async def test_a_hundred_messages_to_one_robot_never_hit_45009(
     sessions, clock, sender, sandbox
 ) -> None:
-    route = route_group(_group("robot", robot_key="robot-1"))
+    route = reach_group(_group("robot", robot_key="robot-1"))
     for n in range(100):
         async with sessions.begin() as session:
             await enqueue_message(
                 session=session,
                 key=f"m{n}",
-                route=route,
+                destination=route,
                 message=OutMessage("text", content=f"第{n}条"),
                 now=clock.now(),
             )

@@ -9,7 +9,7 @@ from app.clock import ManualClock
 from app.first_run import SANDBOX_AES_KEY, SANDBOX_AGENT_ID, SANDBOX_MOUNT, SANDBOX_TOKEN
 from app.main import create_app
 from app.settings import Settings
-from app.wecom.sandbox.sender import CallbackSender
+from app.wecom_sandbox.sender import CallbackSender
 
 
 def bare_settings() -> Settings:

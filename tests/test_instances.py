@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import inbox, instances, outbox
+from app import inbox, inbox_recovery, instances, outbox
 from app.clock import ManualClock
 from app.instances import Identity
 from app.models import InboxEvent, Instance, OutboxMessage
@@ -251,11 +251,11 @@ async def test_events_of_a_gone_instance_are_resumed_at_once_the_urgent_first(
     await instances.register(sessions=sessions, identity=HERE, now=clock.now())
 
     async with sessions() as session:
-        found = await inbox.find_orphaned(
+        found = await inbox_recovery.find_orphaned(
             session=session, now=clock.now(), me=HERE.id, first=dispatcher.time_critical_kinds
         )
     assert [kind for _, _, kind in found] == ["event.change_external_contact", "text"]
-    resumed = await inbox.resume_orphaned(
+    resumed = await inbox_recovery.resume_orphaned(
         sessions=sessions, processor=dispatcher, clock=clock, me=HERE.id
     )
     assert resumed == 2
@@ -268,7 +268,7 @@ async def test_events_of_a_gone_instance_are_resumed_at_once_the_urgent_first(
         ("msg:7002", "msg:7003", "msg:7004"), "received"
     )
     assert (
-        await inbox.resume_orphaned(
+        await inbox_recovery.resume_orphaned(
             sessions=sessions, processor=dispatcher, clock=clock, me=HERE.id
         )
         == 0
@@ -286,7 +286,7 @@ async def test_an_event_that_keeps_killing_its_process_is_resumed_a_bounded_numb
             update(InboxEvent).where(InboxEvent.id == row_id).values(attempts=inbox.MAX_ATTEMPTS)
         )
     assert (
-        await inbox.resume_orphaned(
+        await inbox_recovery.resume_orphaned(
             sessions=sessions, processor=dispatcher, clock=clock, me=HERE.id
         )
         == 0

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import outbox
 from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import sync_mass_sends
 from app.channels.messages import OutMessage
-from app.channels.routes import Channel, Route, enqueue_message
+from app.channels.reach import Channel, Destination, enqueue_message
 from app.models import MassSendResult
-from app.wecom.sandbox.state import SandboxState
+from app.sender import Sender
+from app.wecom_sandbox.state import SandboxState
 
 REMIND = "/cgi-bin/externalcontact/remind_groupmsg_send"
 
@@ -34,13 +34,13 @@ async def _results(sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]
 async def test_results_recorded_and_the_owner_reminded_once(
     sessions, clock, wecom_client, sandbox
 ) -> None:
-    sender = outbox.Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
+    sender = Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
     for chat in ("wrA", "wrB"):
         async with sessions.begin() as session:
             await enqueue_message(
                 session=session,
                 key=f"xibao:1:{chat}",
-                route=Route(Channel.CUSTOMER_GROUP, chat, sender="zhangsan"),
+                destination=Destination(Channel.CUSTOMER_GROUP, chat, sender="zhangsan"),
                 message=OutMessage("text", content="喜报：小王上岸了！"),
                 now=clock.now(),
             )

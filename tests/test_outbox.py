@@ -13,6 +13,7 @@ from app import instances, outbox
 from app.clock import ManualClock
 from app.instances import Identity
 from app.models import OutboxMessage, OutboxStatus
+from app.sender import Sender
 from app.wecom.errors import (
     RateLimitedError,
     SystemBusyError,
@@ -48,8 +49,8 @@ def deliver(clock: ManualClock) -> ScriptedDeliver:
 @pytest.fixture
 def sender(
     sessions: async_sessionmaker[AsyncSession], deliver: ScriptedDeliver, clock: ManualClock
-) -> outbox.Sender:
-    return outbox.Sender(sessions=sessions, deliver=deliver, clock=clock)
+) -> Sender:
+    return Sender(sessions=sessions, deliver=deliver, clock=clock)
 
 
 async def _enqueue(
@@ -70,7 +71,7 @@ async def _enqueue(
         )
 
 
-async def drain(sender: outbox.Sender, clock: ManualClock, *, rounds: int = 1000) -> None:
+async def drain(sender: Sender, clock: ManualClock, *, rounds: int = 1000) -> None:
     """Run the sender, moving the clock to each next due time as its loop would sleep."""
     for _ in range(rounds):
         if await sender.run_once():
@@ -230,7 +231,7 @@ async def test_robot_limit_is_planned_not_discovered(sessions, clock, sender, de
 async def test_41051_on_the_repeat_of_a_send_cut_off_by_a_crash_means_it_was_sent(
     sessions: async_sessionmaker[AsyncSession],
     clock: ManualClock,
-    sender: outbox.Sender,
+    sender: Sender,
     deliver: ScriptedDeliver,
 ) -> None:
     # A sender died with this welcome on the wire (it had reached WeCom); its instance is
@@ -258,7 +259,7 @@ async def test_41051_on_the_repeat_of_a_send_cut_off_by_a_crash_means_it_was_sen
 async def test_a_stuck_welcome_claim_is_freed_well_inside_the_20_s_window(
     sessions: async_sessionmaker[AsyncSession],
     clock: ManualClock,
-    sender: outbox.Sender,
+    sender: Sender,
     deliver: ScriptedDeliver,
 ) -> None:
     await _enqueue(sessions, clock, "welcome:wmB:code2", target="code2", channel="welcome")

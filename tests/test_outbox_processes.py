@@ -24,14 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import outbox
 from app.channels.deliver import ChannelDeliverer
 from app.channels.messages import OutMessage
-from app.channels.routes import Channel, Route, enqueue_message
+from app.channels.reach import Channel, Destination, enqueue_message
 from app.clock import ManualClock
 from app.db import create_engine, create_sessionmaker
 from app.migrations import upgrade
 from app.models import OutboxMessage, OutboxStatus, RateSlot
+from app.sender import Deliver, Sender
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from tests.conftest import postgres_url
 from tests.processes import (
     AGENT_ID,
@@ -105,7 +106,7 @@ def content(n: int) -> str:
 
 
 async def enqueue_all(
-    sessions: async_sessionmaker[AsyncSession], routes: Sequence[Route], now: datetime
+    sessions: async_sessionmaker[AsyncSession], routes: Sequence[Destination], now: datetime
 ) -> dict[str, str]:
     """One text per route, in order; the keys and their contents."""
     contents = {}
@@ -114,7 +115,7 @@ async def enqueue_all(
             key = f"proc:{n:04d}"
             message = OutMessage("text", content(n))
             assert await enqueue_message(
-                session=session, key=key, route=route, message=message, now=now
+                session=session, key=key, destination=route, message=message, now=now
             )
             contents[key] = message.content
     return contents
@@ -183,7 +184,7 @@ async def held_at_the_fake(
     return all(row.target in reached for row in sending)
 
 
-async def send_all_due(sender: outbox.Sender, *, rounds: int = 100) -> None:
+async def send_all_due(sender: Sender, *, rounds: int = 100) -> None:
     for _ in range(rounds):
         if not await sender.run_once():
             return
@@ -202,8 +203,8 @@ async def test_a_sender_killed_mid_send_and_restarted_repeats_only_its_in_flight
     # with more rows pending than its workers can have claimed (4 x Sender batch).
     robots = [f"crash-robot-{n:03d}" for n in range(120)]
     chats = [f"crashchat{n:03d}" for n in range(200)]
-    routes = [Route(Channel.ROBOT, key) for key in robots]
-    routes += [Route(Channel.APPCHAT, chatid) for chatid in chats]
+    routes = [Destination(Channel.ROBOT, key) for key in robots]
+    routes += [Destination(Channel.APPCHAT, chatid) for chatid in chats]
     env = campbot_env(database_url=sqlite_url, api_base=sandbox.base_url)
     async with database(sqlite_url) as sessions, sandbox.client() as fake:
         await register(fake, robots=robots, chats=chats)
@@ -261,7 +262,7 @@ async def test_a_sender_killed_mid_send_and_restarted_repeats_only_its_in_flight
 class Counted:
     """A sender's deliver, remembering which rows this sender sent."""
 
-    def __init__(self, deliver: outbox.Deliver) -> None:
+    def __init__(self, deliver: Deliver) -> None:
         self._deliver = deliver
         self.keys: list[str] = []
 
@@ -274,7 +275,7 @@ class Counted:
 @asynccontextmanager
 async def sender_process_model(
     url: str, sandbox: SandboxState, clock: ManualClock
-) -> AsyncIterator[tuple[outbox.Sender, Counted]]:
+) -> AsyncIterator[tuple[Sender, Counted]]:
     """What one `campbot sender` process holds: its own engine (connection pool), HTTP
     client and token cache; only the database and WeCom are shared."""
     async with (
@@ -292,10 +293,10 @@ async def sender_process_model(
             clock=clock,
         )
         counted = Counted(ChannelDeliverer(client))
-        yield outbox.Sender(sessions=sessions, deliver=counted, clock=clock), counted
+        yield Sender(sessions=sessions, deliver=counted, clock=clock), counted
 
 
-async def drain_together(senders: Sequence[outbox.Sender], clock: ManualClock) -> None:
+async def drain_together(senders: Sequence[Sender], clock: ManualClock) -> None:
     """Run the senders side by side, moving the clock to the next due row when all idle."""
     for _ in range(10_000):
         if sum(await asyncio.gather(*(sender.run_once() for sender in senders))):
@@ -328,8 +329,10 @@ async def test_two_senders_on_postgresql_send_each_row_once_within_the_robot_lim
     # 1,000 appchat rows (no per-target limit: the race is all about claiming), and 21
     # rows per robot, one more than WeCom lets a robot send in a minute, interleaved as a
     # fan-out to groups enqueues them.
-    routes = [Route(Channel.APPCHAT, chats[n % len(chats)]) for n in range(1000)]
-    routes += [Route(Channel.ROBOT, robots[n % len(robots)]) for n in range(21 * len(robots))]
+    routes = [Destination(Channel.APPCHAT, chats[n % len(chats)]) for n in range(1000)]
+    routes += [
+        Destination(Channel.ROBOT, robots[n % len(robots)]) for n in range(21 * len(robots))
+    ]
     async with AsyncExitStack() as stack:
         sessions = await stack.enter_async_context(database(pg_url))
         contents = await enqueue_all(sessions, routes, clock.now())
@@ -421,7 +424,7 @@ async def test_two_sender_processes_on_postgresql_send_each_row_once(
     tmp_path: Path, pg_url: str, sandbox: SandboxServer
 ) -> None:
     chats = [f"procchat{n:03d}" for n in range(100)]
-    routes = [Route(Channel.APPCHAT, chats[n % len(chats)]) for n in range(1000)]
+    routes = [Destination(Channel.APPCHAT, chats[n % len(chats)]) for n in range(1000)]
     env = campbot_env(database_url=pg_url, api_base=sandbox.base_url)
     async with database(pg_url) as sessions, sandbox.client() as fake:
         await register(fake, chats=chats)

@@ -28,8 +28,8 @@ from app.db import create_engine, create_sessionmaker
 from app.migrations import upgrade
 from app.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus
 from app.wecom.crypto import CallbackCrypto
-from app.wecom.sandbox import callback_xml
-from app.wecom.sandbox.callbacks import CallbackBuilder, SignedCallback
+from app.wecom_sandbox import callback_xml
+from app.wecom_sandbox.callbacks import CallbackBuilder, SignedCallback
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from tests.conftest import backend_params, postgres_url
 from tests.processes import (

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.channels.messages import OutMessage, check, vars_of
-from app.channels.routes import LIMITS, Channel
+from app.channels.reach import LIMITS, Channel
 from app.models import OutboxMessage
 from app.wecom.client import WeComClient
 from app.wecom.errors import UndeliverableError

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import outbox
 from app.background import every
-from app.channels.routes import Channel
+from app.channels.reach import Channel
 from app.clock import Clock
 from app.models import MassSendResult, MassSendStatus, OutboxMessage, OutboxStatus
 from app.wecom.client import WeComClient

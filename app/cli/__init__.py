@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from app.channels.routes import Channel, Route
+from app.channels.reach import Channel, Destination
 from app.first_run import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET, wecom_unconfigured
 from app.logging import configure_logging
 from app.settings import Settings, describe_settings_error, get_settings
@@ -82,7 +82,7 @@ def send(
     from app.outbound_cli import NotConfigured, send_one
     from app.wecom.errors import UndeliverableError
 
-    route = _route(
+    destination = _destination(
         robot_key=robot_key, chat_id=chat_id, customer_chat=customer_chat, owner=owner, user=user
     )
     settings = _settings_or_exit()
@@ -90,7 +90,7 @@ def send(
         outcome = asyncio.run(
             send_one(
                 settings,
-                route=route,
+                destination=destination,
                 message=OutMessage("text", text),
                 wait=timedelta(seconds=timeout),
             )
@@ -114,14 +114,14 @@ def send(
     raise typer.Exit(1 if outcome.status == "dead" else 3)
 
 
-def _route(
+def _destination(
     *,
     robot_key: str | None,
     chat_id: str | None,
     customer_chat: str | None,
     owner: str | None,
     user: str | None,
-) -> Route:
+) -> Destination:
     chosen = [
         name
         for name, value in (
@@ -137,15 +137,15 @@ def _route(
             "give exactly one of --robot-key, --chat-id, --customer-chat, --user"
         )
     if robot_key:
-        return Route(Channel.ROBOT, robot_key)
+        return Destination(Channel.ROBOT, robot_key)
     if chat_id:
-        return Route(Channel.APPCHAT, chat_id)
+        return Destination(Channel.APPCHAT, chat_id)
     if customer_chat:
         if not owner:
             raise typer.BadParameter("--customer-chat needs --owner (the group owner's userid)")
-        return Route(Channel.CUSTOMER_GROUP, customer_chat, sender=owner)
+        return Destination(Channel.CUSTOMER_GROUP, customer_chat, sender=owner)
     assert user is not None
-    return Route(Channel.APP_MESSAGE, user)
+    return Destination(Channel.APP_MESSAGE, user)
 
 
 @cli.command()
@@ -182,8 +182,8 @@ def sandbox(
     """Run the WeCom sandbox: a stateful fake of qyapi.weixin.qq.com for trials and demos."""
     if ctx.invoked_subcommand is not None:
         return
-    from app.wecom.sandbox.server import serve_sandbox
-    from app.wecom.sandbox.state import SandboxState
+    from app.wecom_sandbox.server import serve_sandbox
+    from app.wecom_sandbox.state import SandboxState
 
     settings = _settings_or_exit()
     configure_logging()

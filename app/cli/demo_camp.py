@@ -32,9 +32,9 @@ from app.migrations import upgrade
 from app.runtime import Runtime
 from app.settings import Settings
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.sender import CallbackSender
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.sender import CallbackSender
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from bots.group_welcome.loop import group_welcome_round
 from schedules.runner import fire_due
 

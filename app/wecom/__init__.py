@@ -1,4 +1,4 @@
-"""The WeCom protocol: callback crypto, event parsing, and (later) the API client.
+"""The WeCom protocol: the API client, tokens, callback crypto, events, errors, passive replies.
 
-Knows nothing of camps.
+Knows nothing of camps. The stateful fake of WeCom is `app.wecom_sandbox`, not part of this.
 """

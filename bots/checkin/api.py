@@ -12,26 +12,22 @@ after, and recomputes the cohort's scores (milestone and 全勤 bonuses follow t
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import datetime, time
 from typing import Annotated
 
 from fastapi import Path, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from app.admin import audit
-from app.admin.common import get_or_404
 from app.admin.errors import NotFound
-from app.admin.models import Cohort
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import INT32_MAX, CohortQuery, IdPath, Limit, Offset
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422, ItemsPage
 from app.api.h5.deps import StorageDep
 from app.deps import RuntimeDep
 from app.storage import content_type_of
 from bots.checkin import service
-from bots.checkin.models import CheckinRule, EntryKind, EntryStatus
-from bots.checkin.rules import RuleSet, as_json, load_rules, save_rules
+from bots.checkin.models import EntryKind, EntryStatus
+from bots.checkin.rules import RuleSet, as_json
 
 router = admin_resource_router("", "checkins")
 
@@ -268,20 +264,19 @@ def _rules_out(cohort_id: int, rules: RuleSet, *, customized: bool) -> CheckinRu
     )
 
 
-def _apply(rules: RuleSet, body: CheckinRulesIn) -> RuleSet:
+def _changes(body: CheckinRulesIn) -> dict[str, object]:
+    """The RuleSet fields the body names, `day_boundary` as a time."""
     changes: dict[str, object] = body.model_dump(exclude_none=True)
     boundary = changes.pop("day_boundary", None)
     if isinstance(boundary, str):
         hour, minute = boundary.split(":")
         changes["day_boundary"] = time(int(hour), int(minute))
-    return replace(rules, **changes)  # type: ignore[arg-type]
+    return changes
 
 
 @rules_router.get("/{cohort_id}/checkin-rules", summary="查看期次的打卡规则", responses=ERRORS_404)
 async def get_rules(cohort_id: IdPath, session: AdminSessionDep) -> CheckinRulesOut:
-    await get_or_404(Cohort, cohort_id, session=session, what="训练营期次")
-    customized = await session.get(CheckinRule, cohort_id) is not None
-    rules = await load_rules(session=session, cohort_id=cohort_id)
+    rules, customized = await service.rules_in_force(session=session, cohort_id=cohort_id)
     return _rules_out(cohort_id, rules, customized=customized)
 
 
@@ -298,20 +293,11 @@ async def put_rules(
     actor: ActorDep,
     runtime: RuntimeDep,
 ) -> CheckinRulesOut:
-    now = runtime.clock.now()
-    await get_or_404(Cohort, cohort_id, session=session, what="训练营期次", lock=True)
-    before = await load_rules(session=session, cohort_id=cohort_id)
-    after = _apply(before, body)
-    await save_rules(session=session, cohort_id=cohort_id, rules=after, now=now)
-    await audit.record(
+    rules = await service.update_rules(
         session=session,
-        actor=actor.name,
-        resource="checkin-rules",
-        resource_id=cohort_id,
-        action="update",
-        before=as_json(before),
-        after=as_json(after),
-        now=now,
+        cohort_id=cohort_id,
+        changes=_changes(body),
+        actor=actor,
+        now=runtime.clock.now(),
     )
-    await service.recompute_cohort(session=session, cohort_id=cohort_id, now=now)
-    return _rules_out(cohort_id, after, customized=True)
+    return _rules_out(cohort_id, rules, customized=True)

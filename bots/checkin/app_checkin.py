@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.h5.uploads import CheckedImage, UploadRefused, check_image
 from app.channels.messages import OutMessage
-from app.channels.routes import Channel, Route, enqueue_message
+from app.channels.reach import Channel, Destination, enqueue_message
 from app.errors import RetryLater
 from app.models import Member
 from app.storage import Storage
@@ -164,7 +164,7 @@ async def reply(
     await enqueue_message(
         session=session,
         key=f"checkin-reply:{userid}:{msg_key}",
-        route=Route(Channel.APP_MESSAGE, userid),
+        destination=Destination(Channel.APP_MESSAGE, userid),
         message=OutMessage("text", content=content),
         now=now,
     )

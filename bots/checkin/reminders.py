@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.models import Cohort, CohortGroup, CohortMember
 from app.channels.messages import OutMessage
-from app.channels.routes import Channel, Route, enqueue_message, route_group, route_member
+from app.channels.reach import Channel, Destination, enqueue_message, reach_group, reach_member
 from app.clock import Clock
 from app.models import Group, GroupChannel, GroupMembership, GroupStatus, Member, MemberStatus
 from app.wecom.errors import UndeliverableError
@@ -152,7 +152,7 @@ async def send_checkin_reminders(
             if await enqueue_message(
                 session=session,
                 key=group_reminder_key(group.id, date),
-                route=route_group(group),
+                destination=reach_group(group),
                 message=message,
                 now=now,
             ):
@@ -176,10 +176,10 @@ async def _remind_personally(
     base_url: str,
     report: ReminderReport,
 ) -> None:
-    routes: dict[int, Route] = {}
+    routes: dict[int, Destination] = {}
     for member in members:
         try:
-            routes[member.id] = route_member(member)
+            routes[member.id] = reach_member(member)
         except UndeliverableError:
             report.unreachable.append(member.id)
     if not routes:
@@ -194,7 +194,7 @@ async def _remind_personally(
         if await enqueue_message(
             session=session,
             key=reminder_key(member.id, date),
-            route=route,
+            destination=route,
             message=render(script, contexts[member.id]),
             now=now,
         ):
@@ -228,7 +228,7 @@ async def post_leaderboards(*, session: AsyncSession, cohort_id: int, now: datet
     posted = 0
     for group in groups.scalars():
         try:
-            route = route_group(group)
+            route = reach_group(group)
         except UndeliverableError:
             continue  # a group without its channel details: the calendar shows it
         context = RenderContext(**variables, group_name=group.name or "")  # type: ignore[arg-type]
@@ -236,7 +236,7 @@ async def post_leaderboards(*, session: AsyncSession, cohort_id: int, now: datet
             await enqueue_message(
                 session=session,
                 key=leaderboard_key(group.id, today.date.isoformat()),
-                route=route,
+                destination=route,
                 message=render(script, context),
                 now=now,
             )

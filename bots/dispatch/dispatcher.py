@@ -13,7 +13,7 @@ from functools import partial
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import inbox
-from app.admin.service_cohorts import CohortHook
+from app.admin.cohorts.service import CohortHook
 from app.clock import Clock
 from app.db import backend, is_transient, session_scope
 from app.settings import Settings

@@ -31,7 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.service_cohorts import CohortHook
+from app.admin.cohorts.service import CohortHook
 from app.clock import Clock
 from app.settings import Settings
 from app.wecom.client import WeComClient
@@ -62,7 +62,7 @@ class PassiveFallback(Protocol):
 
 class Outbound(Protocol):
     """The outbox's fast path (`app.outbox.Sender`). Handlers enqueue rows in their own
-    transaction (`app.channels.routes.enqueue_message(session=ctx.session, …)`); a
+    transaction (`app.channels.reach.enqueue_message(session=ctx.session, …)`); a
     time-critical row can then be pushed through at once with `ctx.deliver_after_commit`."""
 
     async def deliver_now(self, row_id: int) -> str: ...

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import outbox
 from app.bounded import bounded
-from app.channels.routes import Channel, Route, enqueue_message
+from app.channels.reach import Channel, Destination, enqueue_message
 from app.clock import Clock
 from app.db import dialect_insert, session_scope
 from app.models import Group, GroupChannel, GroupStatus, Member, OutboxMessage, OutboxStatus
@@ -237,7 +237,7 @@ def _newcomer_names(
 async def _enqueue_greetings(
     session: AsyncSession, *, group: Group, key: str, names: list[str], now: datetime
 ) -> int:
-    route = Route(Channel.ROBOT, group.robot_key or "")
+    route = Destination(Channel.ROBOT, group.robot_key or "")
     try:
         script, context = await script_and_context(session, group)
         messages = split_greetings(script, context, names)
@@ -247,14 +247,14 @@ async def _enqueue_greetings(
     enqueued = 0
     for part, message in enumerate(messages):
         row_id = await enqueue_message(
-            session=session, key=f"{key}:{part}", route=route, message=message, now=now
+            session=session, key=f"{key}:{part}", destination=route, message=message, now=now
         )
         enqueued += row_id is not None
     return enqueued
 
 
 async def _record_unsent(
-    session: AsyncSession, *, key: str, route: Route, reason: str, now: datetime
+    session: AsyncSession, *, key: str, route: Destination, reason: str, now: datetime
 ) -> None:
     """A `dead` outbox row saying why (operators see it in GET /admin/api/outbox?status=dead)."""
     row_id = await outbox.enqueue(

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.h5_tokens import member_url
 from app.admin.models import Cohort, CohortMember
 from app.channels.messages import OutMessage
-from app.channels.routes import Channel, Route, enqueue_message, message_payload
+from app.channels.reach import Channel, Destination, enqueue_message, message_payload
 from app.db import dialect_insert
 from app.models import GroupMembership, Member, OutboxMessage, OutboxStatus
 from app.outbox import MAX_ATTEMPTS, rate_key
@@ -159,7 +159,7 @@ async def passive_to_app_message(
     *,
     session: AsyncSession,
     key: str,
-    route: Route,
+    route: Destination,
     payload: dict[str, object],
     now: datetime,
 ) -> int | None:
@@ -198,7 +198,7 @@ async def _send(
     now: datetime,
 ) -> int | None:
     """Reply by the rule; the outbox row to push after commit, None if there is none."""
-    key, route = f"qa:{event_key}:{rule.id}", Route(Channel.APP_MESSAGE, who.userid)
+    key, route = f"qa:{event_key}:{rule.id}", Destination(Channel.APP_MESSAGE, who.userid)
     try:
         message = await reply_message(
             session=session, rule=rule, who=who, public_base_url=base, now=now
@@ -215,7 +215,7 @@ async def _send(
             )
             return None
         return await enqueue_message(
-            session=session, key=key, route=route, message=message, now=now
+            session=session, key=key, destination=route, message=message, now=now
         )
     except (RenderError, ScriptNotFoundError, UndeliverableError) as exc:
         # Checked when saved; a script edited since may no longer render or fit.

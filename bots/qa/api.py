@@ -15,13 +15,11 @@ from pydantic import (
     field_validator,
 )
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import audit
-from app.admin.common import Actor, get_or_404, snapshot
+from app.admin.common import get_or_404
 from app.admin.errors import InvalidInput, NotFound
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import CohortQuery, CohortRef, IdPath, Limit, Offset, not_null
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422, ItemsPage
 from app.deps import RuntimeDep
 from bots.qa import service
@@ -152,32 +150,6 @@ class UnansweredOut(BaseModel):
     last_seen_at: datetime
 
 
-async def _audit(
-    session: AsyncSession,
-    actor: Actor,
-    rule_id: int,
-    action: str,
-    *,
-    before: dict[str, object] | None,
-    after: dict[str, object] | None,
-    now: datetime,
-) -> None:
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource="qa-rules",
-        resource_id=rule_id,
-        action=action,
-        before=before,
-        after=after,
-        now=now,
-    )
-
-
-def _snapshot(rule: QaRule) -> dict[str, object]:
-    return snapshot(rule, exclude=("hits",))
-
-
 @router.post(
     "/qa-rules",
     status_code=201,
@@ -191,12 +163,12 @@ def _snapshot(rule: QaRule) -> dict[str, object]:
 async def create_rule(
     body: RuleIn, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
 ) -> RuleOut:
-    now = runtime.clock.now()
     try:
-        rule = await service.create_rule(session=session, fields=body.model_dump(), now=now)
+        rule = await service.create_rule(
+            session=session, fields=body.model_dump(), now=runtime.clock.now(), actor=actor
+        )
     except service.RuleProblem as problem:
         raise InvalidInput(problem.field, problem.message) from None
-    await _audit(session, actor, rule.id, "create", before=None, after=_snapshot(rule), now=now)
     return RuleOut.of(rule)
 
 
@@ -232,16 +204,17 @@ async def update_rule(
     actor: ActorDep,
     runtime: RuntimeDep,
 ) -> RuleOut:
-    now = runtime.clock.now()
     rule = await get_or_404(QaRule, rule_id, session=session, what="问答规则", lock=True)
-    before = _snapshot(rule)
     try:
         await service.update_rule(
-            session=session, rule=rule, changes=body.model_dump(exclude_unset=True), now=now
+            session=session,
+            rule=rule,
+            changes=body.model_dump(exclude_unset=True),
+            actor=actor,
+            now=runtime.clock.now(),
         )
     except service.RuleProblem as problem:
         raise InvalidInput(problem.field, problem.message) from None
-    await _audit(session, actor, rule.id, "update", before=before, after=_snapshot(rule), now=now)
     return RuleOut.of(rule)
 
 
@@ -252,9 +225,7 @@ async def delete_rule(
     rule_id: IdPath, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
 ) -> Response:
     rule = await get_or_404(QaRule, rule_id, session=session, what="问答规则")
-    now = runtime.clock.now()
-    await _audit(session, actor, rule.id, "delete", before=_snapshot(rule), after=None, now=now)
-    await service.delete_rule(session=session, rule=rule)
+    await service.delete_rule(session=session, rule=rule, actor=actor, now=runtime.clock.now())
     return Response(status_code=204)
 
 

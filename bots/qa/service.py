@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.audit import AuditTrail
+from app.admin.common import Actor, snapshot
 from app.admin.models import Cohort
 from app.db import dialect_insert
 from app.models import Group
@@ -99,28 +101,52 @@ async def _apply(
     await bump_version(session=session)
 
 
+AUDIT = AuditTrail("qa-rules")
+
+
+def audited(rule: QaRule) -> dict[str, object]:
+    """A rule as the audit log keeps it (its hit counter is no edit)."""
+    return snapshot(rule, exclude=("hits",))
+
+
 async def create_rule(
-    *, session: AsyncSession, fields: Mapping[str, Any], now: datetime
+    *,
+    session: AsyncSession,
+    fields: Mapping[str, Any],
+    now: datetime,
+    actor: Actor | None = None,
 ) -> QaRule:
-    """Validate and add a rule (RuleProblem naming the field); the matchers see it at once."""
+    """Validate and add a rule (RuleProblem naming the field); the matchers see it at once.
+    Audited under `actor` (None: not an operator's change)."""
     rule = QaRule(created_at=now, hits=0)
     defaults = {"priority": 100, "block": True, "cooldown_s": 0, "enabled": True}
     await _apply(session, rule, {**defaults, **fields, "mode": str(fields["mode"])}, now=now)
     session.add(rule)
     await session.flush()
+    if actor is not None:
+        after = audited(rule)
+        await AUDIT.record("create", rule.id, session=session, actor=actor, now=now, after=after)
     return rule
 
 
 async def update_rule(
-    *, session: AsyncSession, rule: QaRule, changes: Mapping[str, Any], now: datetime
+    *, session: AsyncSession, rule: QaRule, changes: Mapping[str, Any], actor: Actor, now: datetime
 ) -> None:
+    """Apply `changes` (RuleProblem naming the field), audited before → after."""
+    before = audited(rule)
     if "mode" in changes:
         changes = {**changes, "mode": str(changes["mode"])}
     await _apply(session, rule, changes, now=now)
     await session.flush()
+    after = audited(rule)
+    await AUDIT.record(
+        "update", rule.id, session=session, actor=actor, now=now, before=before, after=after
+    )
 
 
-async def delete_rule(*, session: AsyncSession, rule: QaRule) -> None:
+async def delete_rule(*, session: AsyncSession, rule: QaRule, actor: Actor, now: datetime) -> None:
+    before = audited(rule)
+    await AUDIT.record("delete", rule.id, session=session, actor=actor, now=now, before=before)
     await session.delete(rule)
     await bump_version(session=session)
 

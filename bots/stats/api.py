@@ -19,8 +19,8 @@ from urllib.parse import quote
 from fastapi import Query, Response
 from pydantic import BaseModel, Field
 
+from app.api.admin.deps import AdminSessionDep, admin_resource_router
 from app.api.admin.fields import INT32_MAX, IdPath
-from app.api.admin.route import AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_422
 from app.deps import RuntimeDep
 from bots.checkin.models import EntryKind

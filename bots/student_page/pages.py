@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin import h5_tokens
 from app.admin.errors import InvalidInput
 from app.api.h5.deps import H5RuntimeDep, MemberIdDep, StorageDep
-from app.api.h5.route import PRIVATE_HEADERS, H5Route, wants_json
+from app.api.h5.route_class import PRIVATE_HEADERS, H5Route, wants_json
 from app.api.h5.uploads import UploadRefused, check_text_fields, read_submission
 from app.deps import SessionDep
 from app.runtime import Runtime

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from app.api.h5.route import PRIVATE_HEADERS
+from app.api.h5.route_class import PRIVATE_HEADERS
 from app.api.h5.uploads import MAX_IMAGE_MB, MAX_IMAGES, MAX_TEXT_CHARS
 from app.storage import is_key
 from bots.checkin.models import EntryStatus

@@ -20,12 +20,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import outbox
+from app.admin.cohorts.service import CohortHook, cohort_for_state
 from app.admin.h5_tokens import member_url
+from app.admin.members.service import assign_cohort
 from app.admin.models import Cohort, CohortMember
-from app.admin.service_cohorts import CohortHook, cohort_for_state
-from app.admin.service_members import assign_cohort
 from app.channels.messages import Article, OutMessage
-from app.channels.routes import Channel, Route, enqueue_message
+from app.channels.reach import Channel, Destination, enqueue_message
 from app.models import Member, OutboxMessage, OutboxStatus
 from bots.membership.service import ensure_external_member
 from scripts_library.errors import RenderError, ScriptNotFoundError
@@ -258,7 +258,7 @@ async def queue_lost_alert(
     return await enqueue_message(
         session=session,
         key=f"lost:{external_userid}:{create_time}",
-        route=Route(Channel.APP_MESSAGE, staff_userid),
+        destination=Destination(Channel.APP_MESSAGE, staff_userid),
         message=OutMessage("text", content=text),
         now=now,
     )

@@ -15,11 +15,10 @@ from fastapi import Query, Response
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from sqlalchemy import select
 
-from app.admin import audit
-from app.admin.common import get_or_404, page_of, snapshot
+from app.admin.common import get_or_404, page_of
 from app.admin.errors import NotFound
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import INT32_MAX, CohortQuery, IdPath, Limit, Offset
-from app.api.admin.route import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Responses
 from app.deps import RuntimeDep
 from bots.xibao import certificate, progress, service
@@ -130,21 +129,6 @@ def _out(achievement: Achievement, broadcast: Broadcast | None) -> AchievementOu
     )
 
 
-async def _audit(
-    session: AdminSessionDep, actor: ActorDep, achievement: Achievement, action: str, now: datetime
-) -> None:
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource="achievements",
-        resource_id=achievement.id,
-        action=action,
-        before=None,
-        after=snapshot(achievement),
-        now=now,
-    )
-
-
 @router.post(
     "/achievements",
     status_code=201,
@@ -157,18 +141,16 @@ async def _audit(
 async def create_achievement(
     body: AchievementIn, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
 ) -> AchievementOut:
-    now = runtime.clock.now()
     achievement, broadcast = await service.record_achievement(
         session=session,
         member_id=body.member_id,
         title=body.title,
         detail=body.detail,
         group_ids=body.group_ids,
-        actor=actor.name,
-        now=now,
+        actor=actor,
+        now=runtime.clock.now(),
         default_tz=runtime.settings.campbot_timezone,
     )
-    await _audit(session, actor, achievement, "create", now)
     return _out(achievement, broadcast)
 
 
@@ -215,16 +197,14 @@ async def approve_achievement(
     runtime: RuntimeDep,
     body: ApproveIn | None = None,
 ) -> AchievementOut:
-    now = runtime.clock.now()
     achievement, broadcast = await service.approve_achievement(
         session=session,
         achievement_id=achievement_id,
         group_ids=body.group_ids if body else None,
-        actor=actor.name,
-        now=now,
+        actor=actor,
+        now=runtime.clock.now(),
         default_tz=runtime.settings.campbot_timezone,
     )
-    await _audit(session, actor, achievement, "approve", now)
     return _out(achievement, broadcast)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.errors import NotFound
-from app.channels.routes import Channel
+from app.channels.reach import Channel
 from app.models import MassSendResult, MassSendStatus, OutboxMessage, OutboxStatus
 from bots.xibao.models import Broadcast, BroadcastTarget
 

@@ -25,10 +25,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.audit import AuditTrail
+from app.admin.common import Actor, snapshot
 from app.admin.errors import Conflict, InvalidInput, NotFound
 from app.admin.models import Cohort, CohortGroup, CohortMember
 from app.channels.messages import OutMessage
-from app.channels.routes import Channel, Route, enqueue_message, message_payload, route_group
+from app.channels.reach import Channel, Destination, enqueue_message, message_payload, reach_group
 from app.models import Group, GroupStatus, Member
 from app.wecom.errors import UndeliverableError
 from bots.xibao import poster
@@ -50,6 +52,7 @@ from scripts_library.variables import RenderContext, zh_weekday
 SCRIPT_KEY = "xibao"  # a cohort may override it with `xibao.{channel_state}`
 FALLBACK_NAME = "同学"
 H5_REPORTER = "h5"
+AUDIT = AuditTrail("achievements")
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +105,11 @@ async def record_achievement(
     title: str,
     detail: str,
     group_ids: Sequence[int] | None,
-    actor: str,
+    actor: Actor,
     now: datetime,
     default_tz: str,
 ) -> tuple[Achievement, Broadcast]:
-    """An operator's achievement, approved at once and broadcast."""
+    """An operator's achievement, approved at once and broadcast (audited)."""
     title, detail = _checked_text(title, detail)
     member = await _member(session, member_id)
     cohort = await member_cohort(session=session, member_id=member.id)
@@ -118,15 +121,19 @@ async def record_achievement(
         status=AchievementStatus.APPROVED,
         source=AchievementSource.ADMIN,
         group_ids=list(group_ids) if group_ids is not None else None,
-        created_by=actor,
+        created_by=actor.name,
         created_at=now,
-        approved_by=actor,
+        approved_by=actor.name,
         approved_at=now,
     )
     session.add(achievement)
     await session.flush()
     broadcast = await _broadcast(
         session=session, achievement=achievement, member=member, now=now, default_tz=default_tz
+    )
+    after = snapshot(achievement)
+    await AUDIT.record(
+        "create", achievement.id, session=session, actor=actor, now=now, after=after
     )
     return achievement, broadcast
 
@@ -160,11 +167,12 @@ async def approve_achievement(
     session: AsyncSession,
     achievement_id: int,
     group_ids: Sequence[int] | None,
-    actor: str,
+    actor: Actor,
     now: datetime,
     default_tz: str,
 ) -> tuple[Achievement, Broadcast]:
-    """Approve a reported achievement and broadcast it (Conflict if it already was)."""
+    """Approve a reported achievement and broadcast it (Conflict if it already was);
+    audited."""
     achievement = await session.get(Achievement, achievement_id, with_for_update=True)
     if achievement is None:
         raise NotFound(f"喜报 {achievement_id} 不存在。")
@@ -172,11 +180,15 @@ async def approve_achievement(
         raise Conflict(f"喜报 {achievement_id} 已经审核通过并发出，不会重复发送。")
     member = await _member(session, achievement.member_id)
     achievement.status = AchievementStatus.APPROVED
-    achievement.approved_by, achievement.approved_at = actor, now
+    achievement.approved_by, achievement.approved_at = actor.name, now
     if group_ids is not None:
         achievement.group_ids = list(group_ids)
     broadcast = await _broadcast(
         session=session, achievement=achievement, member=member, now=now, default_tz=default_tz
+    )
+    after = snapshot(achievement)
+    await AUDIT.record(
+        "approve", achievement.id, session=session, actor=actor, now=now, after=after
     )
     return achievement, broadcast
 
@@ -332,7 +344,7 @@ async def _target(
     try:
         if group.status != GroupStatus.ACTIVE:
             raise UndeliverableError("群已解散。")
-        route = route_group(group)
+        route = reach_group(group)
         target.channel = route.channel
         message = _message(route, text, png)
         message_payload(route, message)  # checked against the channel's limits first
@@ -342,14 +354,14 @@ async def _target(
     target.outbox_id = await enqueue_message(
         session=session,
         key=outbox_key(achievement.id, group.id),
-        route=route,
+        destination=route,
         message=message,
         now=now,
     )
     return target
 
 
-def _message(route: Route, text: OutMessage, png: bytes | None) -> OutMessage:
+def _message(route: Destination, text: OutMessage, png: bytes | None) -> OutMessage:
     """The 喜报 as its channel takes it, in one send per group: a customer group's mass-send
     task carries the script's text with the poster attached (the owner confirms once); robots
     and app chats take one msgtype per call, so they get the poster, which itself says who,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.models import OperatorToken
-from app.api.admin.route import AdminRoute
+from app.api.admin.route_class import AdminRoute
 from app.api.admin.throttle import AuthThrottle
 from app.clock import ManualClock
 from tests.admin.conftest import ADMIN_TOKEN, Admin

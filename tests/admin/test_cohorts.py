@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.cohorts.service import CohortChange, CohortHook
 from app.admin.errors import Conflict
-from app.admin.service_cohorts import CohortChange, CohortHook
 from app.clock import ManualClock
 from app.runtime import Runtime
 from tests.admin.conftest import Admin, problems

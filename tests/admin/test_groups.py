@@ -1,4 +1,4 @@
-"""Groups: channel-specific validation (route_group's rules), conflicts, cohort links."""
+"""Groups: channel-specific validation (reach_group's rules), conflicts, cohort links."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import bots.xibao.models  # noqa: F401
 import schedules.models  # noqa: F401
 import scripts_library.models  # noqa: F401
 from app.admin.models import Cohort, CohortGroup, CohortMember
-from app.api.admin.route import _as_admin_error
+from app.api.admin.route_class import _as_admin_error
 from app.clock import ManualClock
 from app.models import Group, Member
 from bots.checkin.models import CheckinEntry

@@ -177,6 +177,33 @@ async def test_run_now_enqueues_one_message_per_group(api: Api) -> None:
     assert when((await api.ok("GET", f"/schedules/{created['id']}"))["next_due_at"]) == DAY1_0800
 
 
+async def test_every_change_is_audited_with_before_and_after(api: Api) -> None:
+    cohort_id = await camp(api)
+    created = await schedule(api, cohort_id)
+    moved = {**DAY1, "time": "09:30"}
+    await api.ok("PATCH", f"/schedules/{created['id']}", {"trigger": moved})
+    fired = await api.ok("POST", f"/schedules/{created['id']}/run")
+    assert (await api.request("DELETE", f"/schedules/{created['id']}")).status_code == 204
+
+    page = await api.ok("GET", f"/audit?resource=schedules&resource_id={created['id']}")
+    entries = {e["action"]: e for e in page["items"]}
+    assert [e["action"] for e in page["items"]] == ["delete", "run", "update", "create"]
+    assert {e["actor"] for e in page["items"]} == {"admin"}
+    assert entries["create"]["before"] is None
+    assert entries["create"]["after"]["trigger"] == DAY1
+    update = entries["update"]
+    assert (update["before"]["trigger"], update["after"]["trigger"]) == (DAY1, moved)
+    run = entries["run"]
+    assert run["before"] is None
+    assert run["after"] == {"firing": fired["occurrence"], "enqueued": 2}
+    delete = entries["delete"]
+    assert (delete["before"]["id"], delete["before"]["trigger"], delete["after"]) == (
+        created["id"],
+        moved,
+        None,
+    )
+
+
 async def test_run_now_of_a_script_the_groups_cannot_fill_is_refused(api: Api) -> None:
     cohort_id = await camp(api)
     # Valid with the sample values, but a group has no student_name to fill in.

@@ -215,6 +215,23 @@ async def test_an_edit_is_audited_with_its_author_and_before_after(api: Api) -> 
     assert [v["author"] for v in history["items"]] == ["alice", "admin"]
 
 
+async def test_a_rollback_is_audited_and_a_save_that_changes_nothing_is_not(api: Api) -> None:
+    await api.created("/scripts", script_body(body="旧的正文"))
+    edit = {"title": "第1天任务", "msgtype": "text", "body": "新的正文", "category": "daily"}
+    await api.ok("PUT", "/scripts/day1_tasks", edit)
+    await api.ok("PUT", "/scripts/day1_tasks", edit)  # the same content: no version, no entry
+    rolled = await api.ok("POST", "/scripts/day1_tasks/rollback", {"version": 1})
+    assert (rolled["version"], rolled["body"]) == (3, "旧的正文")
+
+    entries = (await api.ok("GET", "/audit?resource=scripts&resource_id=day1_tasks"))["items"]
+    assert [e["action"] for e in entries] == ["rollback", "update", "create"]
+    rollback = entries[0]
+    assert (rollback["before"]["body"], rollback["before"]["version"]) == ("新的正文", 2)
+    assert (rollback["after"]["body"], rollback["after"]["version"]) == ("旧的正文", 3)
+    assert entries[2]["before"] is None
+    assert entries[2]["after"]["version"] == 1
+
+
 async def test_unknown_fields_and_nul_are_refused(api: Api) -> None:
     assert "colour" in problems(await api.post("/scripts", json=script_body(colour="red")))
     assert "body" in problems(await api.post("/scripts", json=script_body(body="a\x00b")))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.callback import MAX_CLOCK_SKEW
 from app.wecom.crypto import CallbackCrypto, callback_envelope
-from app.wecom.sandbox.callbacks import CallbackBuilder, SignedCallback
+from app.wecom_sandbox.callbacks import CallbackBuilder, SignedCallback
 from tests.support import AES_KEY, CORP_ID, T0, TOKEN, AppHarness, inbox_rows, text_message
 
 BOMB = (

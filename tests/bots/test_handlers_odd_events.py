@@ -11,8 +11,8 @@ from sqlalchemy import delete, select
 
 from app.admin.models import Cohort
 from app.models import OutboxMessage
-from app.wecom.sandbox import callback_xml
-from app.wecom.sandbox.records import MemberChange
+from app.wecom_sandbox import callback_xml
+from app.wecom_sandbox.records import MemberChange
 from bots.group_welcome.models import GroupJoinPending
 from tests.bots.checkin import test_app_checkin
 from tests.bots.checkin.test_app_checkin import STUDENT

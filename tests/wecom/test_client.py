@@ -17,7 +17,7 @@ from app.wecom.errors import (
     TokenError,
     WeComTransportError,
 )
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 from tests.support import AGENT_ID, APP_SECRET, CORP_ID
 
 SEND = "/cgi-bin/message/send"

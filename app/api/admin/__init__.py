@@ -1,14 +1,9 @@
-"""`/admin/api`: the operators' JSON API (ARCHITECTURE §4).
+"""`/admin/api`: the plumbing every operators' JSON resource shares (ARCHITECTURE §4).
 
 Every route needs `Authorization: Bearer <ADMIN_TOKEN or an operator token>`. Resource
-modules declare their routes on `admin_resource_router(...)` (an `AdminRoute` router: one
-authenticated, committed-once unit of work per request) and are included here.
+modules — the platform's (`app.admin.*.api`) and the domain packages' — declare their routes
+on `deps.admin_resource_router(...)` (an `AdminRoute` router, `route_class`: one
+authenticated, committed-once unit of work per request; the token check is `auth`). Here
+too: the error bodies (`errors`), field types (`fields`), shared models (`schemas`), the
+wrong-token throttle and the audit log's listing (`audit`).
 """
-
-from fastapi import APIRouter
-
-from app.api.admin import audit, cohorts, groups, members, outbox, tokens
-
-admin_router = APIRouter(prefix="/admin/api")
-for module in (cohorts, groups, members, outbox, tokens, audit):
-    admin_router.include_router(module.router)

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Query
 
 from app.admin import audit as service
+from app.api.admin.deps import AdminSessionDep, admin_resource_router
 from app.api.admin.fields import PRINTABLE, Limit, Offset
-from app.api.admin.route import AdminSessionDep, admin_resource_router
 from app.api.admin.schemas import ERRORS_422, AuditOut, ItemsPage
 
 router = admin_resource_router("/audit", "audit")

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.h5.route import PRIVATE_HEADERS
+from app.api.h5.route_class import PRIVATE_HEADERS
 
 PREFIX = "/h5"
 # For answers that set no policy of their own (errors, redirects): nothing may load, run or

@@ -20,7 +20,13 @@ has not checked in), `review` (homework review), over `place` (where a member st
 """
 
 from bots.checkin.service.place import camp_day, member_cohort
-from bots.checkin.service.reads import leaderboard, member_page, not_checked_in, standing
+from bots.checkin.service.reads import (
+    leaderboard,
+    member_page,
+    not_checked_in,
+    rules_in_force,
+    standing,
+)
 from bots.checkin.service.review import (
     Reviewed,
     Submission,
@@ -45,7 +51,7 @@ from bots.checkin.service.values import (
     is_checkin_text,
     makeup_window,
 )
-from bots.checkin.service.writes import recompute_cohort, submit, take_leave
+from bots.checkin.service.writes import recompute_cohort, submit, take_leave, update_rules
 
 __all__ = [
     "CHECKIN_TEXT",
@@ -74,7 +80,9 @@ __all__ = [
     "notice_text",
     "recompute_cohort",
     "review",
+    "rules_in_force",
     "standing",
     "submit",
     "take_leave",
+    "update_rules",
 ]

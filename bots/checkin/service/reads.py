@@ -1,4 +1,5 @@
-"""Reads: a member's standing and page, the leaderboard, who has not checked in today."""
+"""Reads: a member's standing and page, the leaderboard, who has not checked in today, a
+cohort's rules."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.common import get_or_404
 from app.admin.models import Cohort, CohortMember
 from app.models import GroupMembership, Member, MemberStatus
 from bots.checkin import store
-from bots.checkin.models import CheckinEntry, EntryKind, EntryStatus, MemberScore
-from bots.checkin.rules import day_index, load_rules
+from bots.checkin.models import CheckinEntry, CheckinRule, EntryKind, EntryStatus, MemberScore
+from bots.checkin.rules import RuleSet, day_index, load_rules
 from bots.checkin.scoring import current_streak
 from bots.checkin.service.place import Where, camp_day_of, locate, standing_of
 from bots.checkin.service.values import (
@@ -155,3 +157,11 @@ async def not_checked_in(*, session: AsyncSession, cohort_id: int, now: datetime
         .order_by(CohortMember.member_id)
     )
     return list((await session.execute(statement)).scalars())
+
+
+async def rules_in_force(*, session: AsyncSession, cohort_id: int) -> tuple[RuleSet, bool]:
+    """A cohort's check-in rules, and whether they are its own (False: the defaults apply).
+    404 for an unknown cohort."""
+    await get_or_404(Cohort, cohort_id, session=session, what="训练营期次")
+    customized = await session.get(CheckinRule, cohort_id) is not None
+    return await load_rules(session=session, cohort_id=cohort_id), customized

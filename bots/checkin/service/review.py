@@ -18,18 +18,19 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin import audit
+from app.admin.audit import AuditTrail
 from app.admin.common import Actor, Page, get_or_404
 from app.admin.errors import InvalidInput
 from app.admin.h5_tokens import member_url
 from app.admin.models import AuditEntry
 from app.channels.messages import OutMessage
-from app.channels.routes import enqueue_message, route_member
+from app.channels.reach import enqueue_message, reach_member
 from app.models import Member
 from app.wecom.errors import UndeliverableError
 from bots.checkin.models import CheckinEntry, EntryKind
 
 RESOURCE = "checkins"
+AUDIT = AuditTrail(RESOURCE)
 ACTION = "review"
 FALLBACK_NAME = "同学"
 NAME_CHARS = 20  # a long name must not push the comment over the channel's byte limit
@@ -133,22 +134,16 @@ async def review(
     before = _snapshot(entry)
     entry.score, entry.comment = score, comment or None
     entry.reviewed_by, entry.reviewed_at = actor.name, now
-    await audit.record(
-        session=session,
-        actor=actor.name,
-        resource=RESOURCE,
-        resource_id=entry.id,
-        action=ACTION,
-        before=before,
-        after=_snapshot(entry),
-        now=now,
+    after = _snapshot(entry)
+    await AUDIT.record(
+        ACTION, entry.id, session=session, actor=actor, now=now, before=before, after=after
     )
     member = await session.get(Member, entry.member_id)
     assert member is not None  # the entry's foreign key
     name = member.name or FALLBACK_NAME
     submission = Submission(entry, name)
     try:
-        route = route_member(member)
+        route = reach_member(member)
     except UndeliverableError:
         return Reviewed(submission, None)  # the page still shows the comment
     key = f"review:{entry.id}:{await _review_count(session, entry.id)}"
@@ -158,7 +153,9 @@ async def review(
     text = notice_text(name=name, day=entry.day, score=score, comment=entry.comment, url=url)
     try:
         message = OutMessage("text", content=text)
-        await enqueue_message(session=session, key=key, route=route, message=message, now=now)
+        await enqueue_message(
+            session=session, key=key, destination=route, message=message, now=now
+        )
     except UndeliverableError as exc:  # e.g. a comment of 4-byte emoji over the byte limit
         raise InvalidInput("comment", f"点评无法发给学员：{exc}") from exc
     return Reviewed(submission, key)

@@ -1,19 +1,21 @@
 """Writes: check-ins and homework (same day again edits), 补卡, 请假, and the scores
-recomputed with every change (a cohort's all at once after its rules changed)."""
+recomputed with every change; a cohort's rules (audited), its scores all recomputed."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.audit import AuditTrail
+from app.admin.common import Actor, get_or_404
 from app.admin.models import Cohort
 from bots.checkin import store
 from bots.checkin.models import CheckinEntry, EntryKind, EntryStatus, MemberScore
-from bots.checkin.rules import RuleSet, date_of, day_index, load_rules
+from bots.checkin.rules import RuleSet, as_json, date_of, day_index, load_rules, save_rules
 from bots.checkin.scoring import milestone_bonus
 from bots.checkin.service.place import Where, locate, standing_of
 from bots.checkin.service.values import (
@@ -260,3 +262,29 @@ async def recompute_cohort(*, session: AsyncSession, cohort_id: int, now: dateti
         )
         count += 1
     return count
+
+
+RULES_AUDIT = AuditTrail("checkin-rules")
+
+
+async def update_rules(
+    *,
+    session: AsyncSession,
+    cohort_id: int,
+    changes: Mapping[str, object],
+    actor: Actor,
+    now: datetime,
+) -> RuleSet:
+    """Set the rules `changes` names (RuleSet fields, already checked) and keep the others;
+    audited before → after; the cohort's scores recomputed (milestone and 全勤 bonuses follow
+    the new rules). 404 for an unknown cohort."""
+    await get_or_404(Cohort, cohort_id, session=session, what="训练营期次", lock=True)
+    before = await load_rules(session=session, cohort_id=cohort_id)
+    after = replace(before, **changes)  # type: ignore[arg-type]
+    await save_rules(session=session, cohort_id=cohort_id, rules=after, now=now)
+    old, new = as_json(before), as_json(after)
+    await RULES_AUDIT.record(
+        "update", cohort_id, session=session, actor=actor, now=now, before=old, after=new
+    )
+    await recompute_cohort(session=session, cohort_id=cohort_id, now=now)
+    return after

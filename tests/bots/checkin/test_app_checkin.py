@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import schedules.models  # noqa: F401 - cohort hooks re-plan schedules: their tables
 from app.clock import ManualClock
 from app.models import InboxEvent
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
-from app.wecom.sandbox.sender import CallbackSender
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.sender import CallbackSender
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from bots.checkin.models import CheckinEntry, MemberScore
 from tests.bots.checkin.camp import make_cohort, make_member
 from tests.support import AES_KEY, AGENT_ID, APP_SECRET, CORP_ID, TOKEN, AppHarness, running_app

@@ -18,18 +18,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import schedules.models  # noqa: F401 - cohort hooks re-plan schedules: their tables
-from app import inbox
+from app import inbox, inbox_recovery
 from app.admin import h5_tokens
 from app.clock import ManualClock
 from app.models import InboxEvent
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
 from app.storage import FolderStorage
 from app.wecom.client import WeComClient
 from app.wecom.errors import WeComAPIError, WeComTransportError
-from app.wecom.sandbox.sender import CallbackSender
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.sender import CallbackSender
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from bots.checkin import service
 from bots.checkin.models import CheckinEntry, EntryKind
 from tests.bots.checkin.camp import make_cohort, make_member
@@ -197,7 +197,7 @@ async def test_wecom_down_leaves_the_event_to_the_sweeper(camp: Camp) -> None:
     assert await camp.replies() == []
     camp.clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
     runtime = camp.harness.app.state.runtime
-    swept = await inbox.sweep_once(
+    swept = await inbox_recovery.sweep_once(
         sessions=runtime.sessions, processor=runtime.processor, clock=camp.clock
     )
 

@@ -16,10 +16,10 @@ from app.admin.models import Cohort, CohortGroup
 from app.channels.deliver import ChannelDeliverer
 from app.clock import ManualClock
 from app.models import Group, GroupMembership, Member, MemberStatus, OutboxMessage
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 from bots.checkin import reminders, service
 from bots.checkin.models import EntryKind
 from schedules.models import Schedule

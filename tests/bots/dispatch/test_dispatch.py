@@ -11,12 +11,12 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app import inbox
+from app import inbox, inbox_recovery
 from app.clock import ManualClock
 from app.models import InboxEvent
 from app.settings import Settings
 from app.wecom.events import WeComEvent, parse_event
-from app.wecom.sandbox.callbacks import CallbackBuilder
+from app.wecom_sandbox.callbacks import CallbackBuilder
 from bots.dispatch import Context, Dispatcher, Router, SkipHandler, run_handlers
 from bots.dispatch.rules import ChangeType, FromUser, Keyword, Regex
 from tests.support import T0, Recorder, contact_added, inbox_rows, running_app, text_message
@@ -186,10 +186,16 @@ async def test_sweeper_runs_orphaned_rows_once(
     await _claim_orphan(sessions, clock, "8001", attempts=1)
 
     # Too fresh: the original worker may still be running it.
-    assert await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
+    assert (
+        await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
+    )
     clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
-    assert await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 1
-    assert await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
+    assert (
+        await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 1
+    )
+    assert (
+        await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
+    )
     assert recorder.seen == ["msg:8001"]
     [row] = await inbox_rows(sessions)
     assert (row.status, row.attempts) == ("handled", 2)
@@ -206,7 +212,9 @@ async def test_sweeper_gives_up_after_max_attempts(
     )
     await _claim_orphan(sessions, clock, "8002", attempts=inbox.MAX_ATTEMPTS)
     clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
-    assert await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
+    assert (
+        await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
+    )
     [row] = await inbox_rows(sessions)
     assert row.status == "failed"
     assert row.last_error is not None
@@ -249,7 +257,7 @@ async def test_purge_forgets_only_old_handled_rows(
             now=clock.now(),
         )
     clock.advance(inbox.KEY_RETENTION + timedelta(hours=1))
-    await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock)
+    await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock)
     assert [r.dedupe_key for r in await inbox_rows(sessions)] == ["msg:8005"]
 
 
@@ -299,7 +307,9 @@ async def test_transient_error_in_a_handler_leaves_the_row_for_the_sweeper(
 
     flaky.fail_with = None  # the lock is gone by the time the sweeper comes
     clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
-    assert await inbox.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 1
+    assert (
+        await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 1
+    )
     [row] = await inbox_rows(sessions)
     assert (row.status, row.attempts) == ("handled", 2)
     assert flaky.seen == ["msg:9002", "msg:9002"]

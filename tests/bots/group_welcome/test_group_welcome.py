@@ -17,12 +17,12 @@ import schedules.models  # noqa: F401 - a member joining re-plans schedules: the
 from app.admin.models import Cohort, CohortGroup
 from app.clock import ManualClock
 from app.models import Group, GroupMembership, Member, OutboxMessage
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.sender import CallbackSender
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.sender import CallbackSender
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from bots.group_welcome.models import GroupJoinPending, GroupWelcomeTemplate
 from bots.group_welcome.service import flush_due, sync_flagged_groups
 from bots.group_welcome.template_sync import sync_templates

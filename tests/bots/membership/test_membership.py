@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import ManualClock
 from app.models import Group, GroupMembership, Member, MemberStatus
-from app.wecom.sandbox.callbacks import CallbackBuilder
+from app.wecom_sandbox.callbacks import CallbackBuilder
 from tests.support import T0, AppHarness, chat_members_changed, contact_added, inbox_rows
 
 CHAT = "wrCampGroup0001"

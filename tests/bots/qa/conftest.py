@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import schedules.models  # noqa: F401 - a member joining a cohort re-plans schedules
 from app.clock import ManualClock
 from app.models import OutboxMessage
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
-from app.wecom.sandbox.records import Delivery
-from app.wecom.sandbox.sender import CallbackSender, SentCallback
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.records import Delivery
+from app.wecom_sandbox.sender import CallbackSender, SentCallback
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from tests.admin.conftest import ADMIN_TOKEN, Admin
 from tests.support import AES_KEY, AGENT_ID, APP_SECRET, CORP_ID, TOKEN, AppHarness, running_app
 

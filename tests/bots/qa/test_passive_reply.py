@@ -19,16 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.api import callback
 from app.capability import event_routers
 from app.clock import ManualClock
-from app.inbox import STUCK_AFTER, sweep_once
+from app.inbox import STUCK_AFTER
+from app.inbox_recovery import sweep_once
 from app.main import CAPABILITIES
 from app.models import InboxEvent
 from app.settings import Settings
 from app.wecom.events import parse_event
 from app.wecom.passive import PassiveReply
-from app.wecom.sandbox import callback_xml
-from app.wecom.sandbox.sender import CallbackSender
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox import callback_xml
+from app.wecom_sandbox.sender import CallbackSender
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from bots.dispatch import Context, Dispatcher, Router
 from bots.qa.models import QaUnanswered
 from tests.admin.conftest import Admin

@@ -19,14 +19,14 @@ from app.admin.h5_tokens import member_url
 from app.admin.models import Cohort, CohortMember
 from app.clock import ManualClock
 from app.models import Member, OutboxMessage
-from app.outbox import Sender
+from app.sender import Sender
 from app.settings import Settings
 from app.wecom.crypto import CallbackCrypto
-from app.wecom.sandbox import callback_xml
-from app.wecom.sandbox.callbacks import CallbackBuilder
-from app.wecom.sandbox.sender import CallbackSender, SentCallback
-from app.wecom.sandbox.server import sandbox_transport
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox import callback_xml
+from app.wecom_sandbox.callbacks import CallbackBuilder
+from app.wecom_sandbox.sender import CallbackSender, SentCallback
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
 from bots.welcome import lookups as welcome_lookups
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from tests.support import AES_KEY, AGENT_ID, CORP_ID, TOKEN, AppHarness, inbox_rows, running_app

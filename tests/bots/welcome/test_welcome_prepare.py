@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import ManualClock
 from app.settings import Settings
-from app.wecom.sandbox.callbacks import CallbackBuilder
+from app.wecom_sandbox.callbacks import CallbackBuilder
 from bots.dispatch import Context, Router
 from bots.dispatch.rules import ChangeType
 from tests.support import T0, contact_added, inbox_rows, running_app

@@ -14,14 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import app.admin.models  # noqa: F401 - registers the admin tables before the engine creates them
 import bots.xibao.models  # noqa: F401 - the same for the 喜报 tables
-from app import outbox
 from app.admin.models import Cohort, CohortGroup, CohortMember
 from app.channels.deliver import ChannelDeliverer
 from app.clock import ManualClock
 from app.models import Group, Member
+from app.sender import Sender
 from app.settings import Settings
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 from bots.xibao import poster
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from tests.support import AppHarness, running_app
@@ -74,8 +74,8 @@ def no_cjk_font() -> Iterator[None]:
 @pytest.fixture
 def sender(
     wecom_client: WeComClient, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
-) -> outbox.Sender:
-    return outbox.Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
+) -> Sender:
+    return Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
 
 
 @dataclass
@@ -155,7 +155,7 @@ async def seed_camp(
     return CampIds(cohort.id, member.id, groups)
 
 
-async def drain(sender: outbox.Sender, clock: ManualClock, *, rounds: int = 1000) -> None:
+async def drain(sender: Sender, clock: ManualClock, *, rounds: int = 1000) -> None:
     """Run the sender, moving the clock to each next due time as its loop would sleep."""
     for _ in range(rounds):
         if await sender.run_once():

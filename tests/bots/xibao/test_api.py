@@ -16,7 +16,7 @@ from app.admin.errors import InvalidInput
 from app.admin.models import AuditEntry
 from app.clock import ManualClock
 from app.models import OutboxMessage
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 from bots.checkin.models import MemberScore
 from bots.xibao import service as xibao_service
 from bots.xibao.models import Achievement, Broadcast

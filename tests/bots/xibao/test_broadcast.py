@@ -22,8 +22,9 @@ from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import sync_mass_sends
 from app.clock import ManualClock
 from app.models import Group, OutboxMessage, OutboxStatus
+from app.sender import Sender
 from app.wecom.client import WeComClient
-from app.wecom.sandbox.state import SandboxState
+from app.wecom_sandbox.state import SandboxState
 from tests.bots.xibao.conftest import (
     OWNER,
     STUDENT_NAME,
@@ -96,7 +97,7 @@ async def test_thirty_groups_get_one_xibao_each_by_their_own_api(
     sessions: async_sessionmaker[AsyncSession],
     sandbox: SandboxState,
     clock: ManualClock,
-    sender: outbox.Sender,
+    sender: Sender,
 ) -> None:
     camp = await seed_camp(sessions, sandbox, clock)
     created = await _achieve(admin, camp.member_id)
@@ -139,7 +140,7 @@ async def test_owner_confirmations_turn_awaiting_into_sent(
     sessions: async_sessionmaker[AsyncSession],
     sandbox: SandboxState,
     clock: ManualClock,
-    sender: outbox.Sender,
+    sender: Sender,
     wecom_client: WeComClient,
 ) -> None:
     camp = await seed_camp(sessions, sandbox, clock, per_channel=3)
@@ -160,7 +161,7 @@ async def test_failures_are_counted_with_their_reason(
     sessions: async_sessionmaker[AsyncSession],
     sandbox: SandboxState,
     clock: ManualClock,
-    sender: outbox.Sender,
+    sender: Sender,
 ) -> None:
     camp = await seed_camp(sessions, sandbox, clock, per_channel=2)
     # One robot was removed from its group; another group lost its robot key.
@@ -206,7 +207,7 @@ async def test_a_sender_killed_mid_broadcast_and_restarted_sends_once_per_group(
 ) -> None:
     camp = await seed_camp(sessions, sandbox, clock)
     created = await _achieve(admin, camp.member_id)
-    doomed = outbox.Sender(
+    doomed = Sender(
         sessions=sessions,
         deliver=KilledAfter(ChannelDeliverer(wecom_client), limit=17),
         clock=clock,
@@ -232,7 +233,7 @@ async def test_a_sender_killed_mid_broadcast_and_restarted_sends_once_per_group(
 
     # A new sender takes over once the dead one's lease has run out.
     clock.advance(outbox.LEASE + timedelta(seconds=1))
-    fresh = outbox.Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
+    fresh = Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock)
     await drain(fresh, clock)
 
     _assert_one_xibao_per_group(sandbox)
@@ -244,7 +245,7 @@ async def test_chosen_groups_only(
     sessions: async_sessionmaker[AsyncSession],
     sandbox: SandboxState,
     clock: ManualClock,
-    sender: outbox.Sender,
+    sender: Sender,
 ) -> None:
     camp = await seed_camp(sessions, sandbox, clock, per_channel=2)
     chosen = [camp.groups["robot"][1], camp.groups["customer"][0]]
@@ -268,7 +269,7 @@ async def test_without_a_cjk_font_the_xibao_goes_out_as_text_and_operators_see_w
     sessions: async_sessionmaker[AsyncSession],
     sandbox: SandboxState,
     clock: ManualClock,
-    sender: outbox.Sender,
+    sender: Sender,
     no_cjk_font: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -1,0 +1,177 @@
+"""`/admin/api/groups`: chat groups, the channel that reaches each, and their cohort."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Query, Response
+from pydantic import Field, field_validator
+
+from app.admin.groups import service
+from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
+from app.api.admin.fields import (
+    CohortQuery,
+    CohortRef,
+    Ident,
+    IdPath,
+    Limit,
+    Name,
+    Offset,
+    RobotKey,
+    not_null,
+)
+from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Output
+from app.deps import RuntimeDep
+from app.models import GroupChannel, GroupStatus
+
+router = admin_resource_router("/groups", "groups")
+
+
+class GroupCreate(Input):
+    cohort_id: CohortRef | None = Field(default=None, description="所属期次")
+    name: Name
+    channel: GroupChannel = Field(
+        description="robot 群机器人 | appchat 应用群聊 | customer 客户群"
+    )
+    robot_key: RobotKey | None = Field(
+        default=None, description="群机器人 webhook 的 key（robot 必填；可直接粘贴 webhook 地址）"
+    )
+    chat_id: Ident | None = Field(default=None, description="群 ID（appchat、customer 必填）")
+    owner_userid: Ident | None = Field(default=None, description="群主 userid（customer 必填）")
+
+
+class GroupUpdate(Input):
+    cohort_id: CohortRef | None = None
+    name: Name | None = None
+    channel: GroupChannel | None = None
+    robot_key: RobotKey | None = None
+    chat_id: Ident | None = None
+    owner_userid: Ident | None = None
+    status: GroupStatus | None = None
+
+    _present_means_set = field_validator("name", "channel", "status", mode="before")(not_null)
+
+
+class GroupOut(Output):
+    id: int
+    cohort_id: int | None
+    name: str | None
+    channel: GroupChannel
+    robot_key: str | None
+    chat_id: str | None
+    owner_userid: str | None
+    status: GroupStatus
+    member_count: int = Field(description="当前在群成员数（据回调事件统计）")
+    created_at: datetime
+    updated_at: datetime
+
+
+def _out(view: service.GroupView) -> GroupOut:
+    group = view.group
+    return GroupOut(
+        id=group.id,
+        cohort_id=view.cohort_id,
+        name=group.name,
+        channel=GroupChannel(group.channel),
+        robot_key=group.robot_key,
+        chat_id=group.chat_id,
+        owner_userid=group.owner_userid,
+        status=GroupStatus(group.status),
+        member_count=view.member_count,
+        created_at=group.created_at,
+        updated_at=group.updated_at,
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="登记群",
+    description=(
+        "按渠道校验：`robot` 需要 `robot_key`；`appchat`、`customer` 需要 `chat_id`；"
+        "`customer` 还需要群主 `owner_userid`（客户群群发由群主确认）。`chat_id` 不能重复。"
+    ),
+    responses=ERRORS_409 | ERRORS_422,
+)
+async def create_group(
+    body: GroupCreate, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
+) -> GroupOut:
+    view = await service.create_group(
+        session=session,
+        actor=actor,
+        now=runtime.clock.now(),
+        cohort_id=body.cohort_id,
+        name=body.name,
+        channel=body.channel,
+        robot_key=body.robot_key,
+        chat_id=body.chat_id,
+        owner_userid=body.owner_userid,
+    )
+    return _out(view)
+
+
+@router.get("", summary="群列表", description="可按期次、渠道、状态过滤。", responses=ERRORS_422)
+async def list_groups(
+    session: AdminSessionDep,
+    cohort_id: CohortQuery = None,
+    channel: Annotated[GroupChannel | None, Query(description="渠道")] = None,
+    status: Annotated[GroupStatus | None, Query(description="状态")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> ItemsPage[GroupOut]:
+    page = await service.list_groups(
+        session=session,
+        cohort_id=cohort_id,
+        channel=channel,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
+    return ItemsPage(
+        items=[_out(v) for v in page.items], total=page.total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{group_id}", summary="查看群", responses=ERRORS_404 | ERRORS_422)
+async def get_group(group_id: IdPath, session: AdminSessionDep) -> GroupOut:
+    return _out(await service.get_group(session=session, group_id=group_id))
+
+
+@router.patch(
+    "/{group_id}",
+    summary="修改群",
+    description="只改请求里给出的字段；改完后按渠道重新校验。`cohort_id: null` 表示移出期次。",
+    responses=ERRORS_404 | ERRORS_409 | ERRORS_422,
+)
+async def update_group(
+    group_id: IdPath,
+    body: GroupUpdate,
+    session: AdminSessionDep,
+    actor: ActorDep,
+    runtime: RuntimeDep,
+) -> GroupOut:
+    view = await service.update_group(
+        session=session,
+        actor=actor,
+        now=runtime.clock.now(),
+        group_id=group_id,
+        changes=body.model_dump(exclude_unset=True),
+    )
+    return _out(view)
+
+
+@router.delete(
+    "/{group_id}",
+    status_code=204,
+    summary="删除群",
+    description="删除群记录及其成员记录；之后不再向该群推送。",
+    responses=ERRORS_404 | ERRORS_409 | ERRORS_422,
+)
+async def delete_group(
+    group_id: IdPath, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
+) -> Response:
+    await service.delete_group(
+        session=session, actor=actor, now=runtime.clock.now(), group_id=group_id
+    )
+    return Response(status_code=204)

@@ -1,0 +1,262 @@
+"""What the benchmarks share: which databases to run on, a fresh schema, and a real server.
+
+- `backends(...)` (chosen with `--backend`, `add_backend_option`): SQLite (a temp file)
+  and, when CAMPBOT_BENCH_POSTGRES_URL is set, PostgreSQL — which must be a local,
+  throwaway database (`check_local`): the schema is dropped before each run.
+- `fresh_schema(url)`: an empty, migrated database; `reset_postgres(url)` only empties it.
+- `Server`: `python -m uvicorn APP` on 127.0.0.1 with fake WeCom credentials
+  (`server_env`), healthy before it is used, stopped with SIGINT.
+
+Not a benchmark itself (`./run bench` skips files starting with `_`).
+"""
+
+# A helper of scripts that report by printing.
+# ruff: noqa: T201
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PG_URL_ENV = "CAMPBOT_BENCH_POSTGRES_URL"
+HOST = "127.0.0.1"
+
+# Obviously fake credentials for a benchmark corp (the AES key is 43 letters/digits).
+CORP_ID = "wwcampbotbench0001"
+TOKEN = "campbotBenchToken"
+AES_KEY = "BenchOnlyFakeKey0123456789abcdefghijklmnopq"
+AGENT_ID = "1000002"
+assert len(AES_KEY) == 43
+assert AES_KEY.isalnum()
+
+SERVER_START_TIMEOUT_S = 30.0
+SERVER_STOP_TIMEOUT_S = 15.0
+
+
+# --------------------------------------------------------------------------- databases
+
+
+class Backend(NamedTuple):
+    key: str  # "sqlite" | "postgresql"
+    name: str  # as printed
+    url: str
+    sqlite_file: Path | None  # the SQLite database's file; None on PostgreSQL
+
+
+def check_local(url: str) -> None:
+    """Refuse a PostgreSQL URL that is not a local asyncpg one: the bench drops its schema."""
+    host = urlsplit(url.replace("+asyncpg", "")).hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit(
+            f"{PG_URL_ENV} must point at 127.0.0.1 (the bench talks to nothing "
+            f"else); got host {host!r}"
+        )
+    if not url.startswith("postgresql+asyncpg://"):
+        raise SystemExit(f"{PG_URL_ENV} must be a postgresql+asyncpg:// URL")
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """`--backend sqlite|postgresql`, repeatable: what `backends(..., only=args.backend)` runs."""
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=("sqlite", "postgresql"),
+        help="only this backend (repeatable)",
+    )
+
+
+def backends(workdir: Path, only: list[str] | None, *, sqlite_name: str) -> Iterator[Backend]:
+    """SQLite in `workdir`, then PostgreSQL when its URL is set; `only` picks by key."""
+    if not only or "sqlite" in only:
+        path = workdir / sqlite_name
+        yield Backend("sqlite", "SQLite (temp file)", f"sqlite+aiosqlite:///{path}", path)
+    pg = os.environ.get(PG_URL_ENV)
+    if pg and (not only or "postgresql" in only):
+        check_local(pg)
+        yield Backend("postgresql", "PostgreSQL", pg, None)
+    elif not pg:
+        print(f"({PG_URL_ENV} is unset: PostgreSQL skipped)")
+
+
+async def reset_postgres(url: str) -> None:
+    """An empty `public` schema (the bench's PostgreSQL database is a throwaway one)."""
+    from sqlalchemy import text
+
+    from app.db import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
+
+
+async def fresh_schema(url: str, sqlite_file: Path | None = None) -> None:
+    """An empty, migrated database: `sqlite_file` (and its WAL) deleted first, if given."""
+    from app.migrations import upgrade
+
+    if sqlite_file is not None:
+        for suffix in ("", "-wal", "-shm"):
+            sqlite_file.with_name(sqlite_file.name + suffix).unlink(missing_ok=True)
+    if url.startswith("postgresql"):
+        await reset_postgres(url)
+    await asyncio.to_thread(upgrade, url)
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    """The environment of a bench server: fake callback credentials, no WeCom secret (so
+    nothing is sent; were it, it would stay local), no setting of the caller's."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WECOM_", "DATABASE_URL", "ADMIN_TOKEN", "CAMPBOT_"))
+    }
+    pythonpath = [str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])]
+    env.update(
+        {
+            "WECOM_CORP_ID": CORP_ID,
+            "WECOM_TOKEN": TOKEN,
+            "WECOM_ENCODING_AES_KEY": AES_KEY,
+            "WECOM_API_BASE": f"http://{HOST}:9",
+            "DATABASE_URL": database_url,
+            "PYTHONPATH": os.pathsep.join(pythonpath),
+            "PYTHONUNBUFFERED": "1",
+            "NO_PROXY": "*",
+        }
+    )
+    return env
+
+
+def _uvicorn(app: str, port: int, profile_to: Path | None) -> list[str]:
+    profiled = ["-m", "cProfile", "-o", str(profile_to)] if profile_to is not None else []
+    serve = ["-m", "uvicorn", app, "--host", HOST, "--port", str(port), "--workers", "1"]
+    return [sys.executable, *profiled, *serve, "--log-level", "warning"]
+
+
+class Server:
+    """`python -m uvicorn APP` on 127.0.0.1 in its own session; stopped with SIGINT."""
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        env: dict[str, str],
+        workdir: Path,
+        name: str,
+        profile_to: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.log_path = workdir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            _uvicorn(app, self.port, profile_to),
+            cwd=workdir,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        url = f"http://{HOST}:{self.port}/healthz"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}:\n" + self.log_tail()
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"server not healthy within {SERVER_START_TIMEOUT_S:.0f} s:\n" + self.log_tail()
+        )
+
+    def cpu_seconds(self) -> float:
+        """User+system CPU the server process has used so far (Linux /proc; 0 elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def log_tail(self, lines: int = 30) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def log_problems(self) -> Counter[str]:
+        """Exceptions in the server log, and the project frames they went through, counted."""
+        self._log.flush()
+        found: Counter[str] = Counter()
+        for line in _log_lines(self.log_path.read_text(errors="replace")):
+            text = line.strip()
+            if text.startswith("File ") and ("/app/" in text or "/bots/" in text):
+                found["  at " + text.split("/work/main/")[-1][:120]] += 1
+            elif text.startswith(("ERROR", "Exception in ASGI")) or (
+                text.split(":", 1)[0].endswith(("Error", "Exception"))
+                and " " not in text.split(":", 1)[0]
+            ):
+                found[text[:160]] += 1
+        return found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(SERVER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()  # our own child, by its id
+                self.process.wait(5)
+        self._log.close()
+
+
+def _log_lines(text: str) -> Iterator[str]:
+    """The server log's lines, a structured (JSON) record unfolded into its message and the
+    lines of its traceback, as a plain log would have them."""
+    for line in text.splitlines():
+        try:
+            record = json.loads(line) if line.startswith("{") else None
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            yield line
+            continue
+        level = str(record.get("level", "")).upper()
+        if level in ("ERROR", "CRITICAL"):
+            yield f"{level}: {record.get('event', '')}"
+        yield from str(record.get("exception", "")).splitlines()
