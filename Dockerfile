@@ -11,7 +11,7 @@ RUN groupadd --system --gid 10001 campbot \
  && useradd --system --uid 10001 --gid campbot --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin campbot
 
-# A CJK font: 喜报 posters and certificates print Chinese (bots/poster.py finds it).
+# A CJK font: 喜报 posters and certificates print Chinese (bots/xibao/poster.py finds it).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends fonts-wqy-microhei \
  && rm -rf /var/lib/apt/lists/*

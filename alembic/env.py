@@ -15,9 +15,9 @@ from sqlalchemy.engine import Connection
 import app.admin.models
 import app.models  # noqa: F401
 import bots.checkin.models
-import bots.group_welcome_models
-import bots.qa_models
-import bots.xibao_models  # noqa: F401
+import bots.group_welcome.models
+import bots.qa.models
+import bots.xibao.models  # noqa: F401
 import schedules.models  # noqa: F401
 import scripts_library.models  # noqa: F401
 from app.db import Base, create_engine

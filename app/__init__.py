@@ -1,1 +1,2 @@
-"""CampBot platform: settings, storage, HTTP and the WeCom protocol. Never imports `bots`."""
+"""CampBot platform: settings, storage, HTTP and the WeCom protocol. Imports no capability,
+`schedules` or `scripts_library`, except in the composition root (`app.main`, `app.cli`)."""

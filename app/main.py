@@ -1,8 +1,12 @@
-"""The ASGI app: `uvicorn app.main:app`.
+"""The ASGI app: `uvicorn app.main:app`, and the composition root.
 
-`create_app()` wires the platform to the bots (the one place `app` imports
-`bots`) and starts the inbox sweeper in the lifespan. Tests call it with their
-own settings, clock and engine.
+`CAPABILITIES` lists what the domain packages contribute (`app.capability.Capability`), in
+precedence order; `create_app()` hands each part to its consumer: routers to the app, event
+routers and cohort hooks to the dispatcher, script jobs, member filters and context providers
+to the scheduler (`Extensions`, kept on the Runtime), loops to the lifespan, which also
+starts the inbox sweeper and the sender. With `app.cli`, the only modules of `app` that
+import `bots`, `schedules` or `scripts_library`. Tests call `create_app` with their own
+settings, clock and engine.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from functools import partial
 
 import httpx
@@ -27,9 +31,15 @@ from app.api.admin.throttle import AuthThrottle
 from app.api.callback import callback_error_response
 from app.api.h5.headers import H5Headers
 from app.background import Loops
+from app.capability import (
+    NO_EXTENSIONS,
+    Capability,
+    CohortListener,
+    Extensions,
+    event_routers,
+)
 from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import run_mass_send_sync
-from app.channels.outbound import HandlerOutbound
 from app.clock import Clock, SystemClock
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
@@ -41,12 +51,10 @@ from app.logging import configure_logging
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
 from app.sender import Sender
 from app.settings import Settings, describe_settings_error, get_settings
-from bots import ROUTERS
-from bots.checkin.jobs import install_jobs
+from bots import checkin, group_welcome, membership, qa, stats, student_page, welcome, xibao
 from bots.dispatch import Dispatcher, Router
-from bots.group_welcome_loop import run_group_welcome
-from bots.web import ADMIN_ROUTERS, PUBLIC_ROUTERS
 from schedules import api as schedules_api
+from schedules.planner import replan_on_change
 from schedules.scheduler import run_scheduler
 from scripts_library import api as scripts_api
 from scripts_library.loader import seed_default_pack
@@ -55,6 +63,29 @@ from scripts_library.trial import TrialPool
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 5.0
+
+# The script library's and the timetable's parts, registered as a capability's are.
+SCRIPTS: Capability[Router] = Capability(
+    name="scripts_library", admin_routers=(scripts_api.router,)
+)
+SCHEDULES: Capability[Router] = Capability(
+    name="schedules",
+    admin_routers=(schedules_api.router,),
+    cohort_hooks=(CohortListener("replan", replan_on_change),),
+)
+# Order = precedence: event handlers of one priority run in this order, routes match in it.
+CAPABILITIES: tuple[Capability[Router], ...] = (
+    SCHEDULES,
+    SCRIPTS,
+    membership.capability,
+    welcome.capability,
+    group_welcome.capability,
+    checkin.capability,
+    student_page.capability,
+    qa.capability,
+    xibao.capability,
+    stats.capability,
+)
 
 
 class StartupRefused(RuntimeError):
@@ -76,6 +107,7 @@ def build_runtime(
     routers: Iterable[Router],
     http: httpx.AsyncClient,
     identity: Identity | None = None,
+    extensions: Extensions = NO_EXTENSIONS,
 ) -> Runtime:
     sessions = create_sessionmaker(engine)
     wecom = wecom_client(settings, http=http, sessions=sessions, clock=clock)
@@ -85,14 +117,14 @@ def build_runtime(
         if wecom
         else None
     )
-    outbound = HandlerOutbound(sender) if sender else None
     dispatcher = Dispatcher(
         routers=routers,
         sessions=sessions,
         settings=settings,
         clock=clock,
-        outbound=outbound,
+        outbound=sender,
         wecom=wecom,
+        cohort_hooks=tuple(extensions.cohort_hooks.values()),
         instance=instance,
     )
     return Runtime(
@@ -105,6 +137,7 @@ def build_runtime(
         wecom=wecom,
         sender=sender,
         identity=identity,
+        extensions=extensions,
     )
 
 
@@ -119,6 +152,7 @@ def _start_loops(
                 sessions=runtime.sessions,
                 clock=runtime.clock,
                 default_tz=runtime.settings.campbot_timezone,
+                extensions=runtime.extensions,
             )
         )
     if sweeper:
@@ -141,14 +175,10 @@ def _start_loops(
         )
     if sender and runtime.sender is not None and runtime.wecom is not None:
         loops.start(runtime.sender.run_forever)
-        loops.start(
-            partial(
-                run_group_welcome,
-                sessions=runtime.sessions,
-                wecom=runtime.wecom,
-                clock=runtime.clock,
+        for loop in runtime.extensions.loops.values():  # the capabilities' own
+            loops.start(
+                partial(loop, sessions=runtime.sessions, wecom=runtime.wecom, clock=runtime.clock)
             )
-        )
         loops.start(
             partial(
                 run_mass_send_sync,
@@ -164,7 +194,8 @@ def create_app(
     settings: Settings | None = None,
     clock: Clock | None = None,
     engine: AsyncEngine | None = None,
-    routers: Iterable[Router] = ROUTERS,
+    capabilities: Sequence[Capability[Router]] = CAPABILITIES,
+    routers: Iterable[Router] | None = None,
     wecom_transport: httpx.AsyncBaseTransport | None = None,
     sweeper: bool = True,
     scheduler: bool = True,
@@ -173,7 +204,8 @@ def create_app(
     sandbox_when_unconfigured: bool = False,
     script_trials: TrialPool | None = None,
 ) -> FastAPI:
-    """The app; tests inject the clock, the engine and the transport that reaches WeCom.
+    """The app; tests inject the clock, the engine and the transport that reaches WeCom,
+    and may give the event routers instead of the capabilities' (`routers`).
     `heartbeat=False` registers the instance without beating (`app.instances`).
     `sandbox_when_unconfigured`: with no WECOM_* setting at all, run against the built-in
     sandbox (`app.first_run`), as a newcomer's first `./run serve` does. Logging is set up
@@ -208,9 +240,10 @@ def create_app(
                 settings=resolved,
                 clock=clock or SystemClock(),
                 engine=engine or own_engine,
-                routers=routers,
+                routers=event_routers(capabilities) if routers is None else routers,
                 http=http,
                 identity=identity,
+                extensions=Extensions.of(capabilities, settings=resolved),
             )
             app.state.runtime = runtime
             app.state.script_trials = script_trials or _own_trials(stack)
@@ -230,8 +263,6 @@ def create_app(
             _warn_unconfigured(runtime)
             loops = Loops()
             stack.push_async_callback(loops.close)
-            schedules_api.install_hooks(default_tz=resolved.campbot_timezone)
-            install_jobs(public_base_url=resolved.public_base_url)
             _start_loops(runtime, loops, sweeper=sweeper, sender=sender, scheduler=scheduler)
             _log_started(runtime, sandboxed=sandboxed)
             yield
@@ -240,13 +271,12 @@ def create_app(
     app.state.admin_throttle = AuthThrottle()
     app.include_router(api_router)
     app.include_router(admin_api.router, prefix="/admin/api")
-    # Domain packages' admin resources; their routes authenticate like every /admin/api one.
-    app.include_router(schedules_api.router, prefix="/admin/api")
-    app.include_router(scripts_api.router, prefix="/admin/api")
-    for router in ADMIN_ROUTERS:
-        app.include_router(router, prefix="/admin/api")
-    for router in PUBLIC_ROUTERS:
-        app.include_router(router)
+    # The capabilities' admin resources authenticate like every /admin/api one; their public
+    # routes (the students' H5 pages) are included as they are.
+    for admin in (r for capability in capabilities for r in capability.admin_routers):
+        app.include_router(admin, prefix="/admin/api")
+    for public in (r for capability in capabilities for r in capability.public_routers):
+        app.include_router(public)
     app.add_exception_handler(CallbackError, callback_error_response)
     app.add_middleware(H5Headers)  # every /h5/ answer, the framework's own included
     return app

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.capability import Extensions
 from app.clock import Clock
 from app.inbox import InboxProcessor, Intake
 from app.instances import Identity
@@ -34,6 +35,8 @@ class Runtime:
     sender: Sender | None = None
     # This process in the instances table: what its claims carry (app.instances).
     identity: Identity | None = None
+    # The capabilities' jobs, filters, providers, loops and cohort hooks (app.capability).
+    extensions: Extensions = field(default_factory=Extensions)
     # Built from `sessions`: the group-commit writer every callback is recorded through.
     intake: Intake = field(init=False)
 

@@ -4,7 +4,7 @@ the memory it needs doing so.
     python bench/poster.py                 # 300 posters
     python bench/poster.py --posters 1000
 
-Draws each poster as a broadcast does (`bots.poster.xibao_poster`): a different student name,
+Draws each poster as a broadcast does (`bots.xibao.poster.xibao_poster`): a different student name,
 title and detail every time (short to the longest that wraps and is cut with …), timing each
 one, then a batch of completion certificates. Prints throughput, per-poster latency, PNG sizes
 against the robots' 2 MB limit and the process's peak RSS (before drawing, and at the end).
@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from bots import poster
+from bots.xibao import poster
 
 SURNAMES = "张王李赵刘陈杨黄周吴"
 GIVEN = ("小明", "思远", "一帆", "Amy", "雨桐", "子轩", "晓雯", "阿杰 Jay", "木子", "大橙子")

@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bots.qa_matcher import Matcher, Mode, NaiveMatcher, RuleSpec
-from bots.qa_regex import compile_regex
+from bots.qa.matcher import Matcher, Mode, NaiveMatcher, RuleSpec
+from bots.qa.regex import compile_regex
 
 POOL = (
     "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说"

@@ -1,15 +1,2 @@
-"""What CampBot does: one router per capability, in precedence order."""
-
-from bots import group_welcome, membership, qa, welcome, xibao
-from bots.checkin import handlers as checkin
-from bots.checkin import reminders  # noqa: F401 - registers the not_checked_in_today filter
-from bots.dispatch import Router
-
-ROUTERS: tuple[Router, ...] = (
-    membership.router,
-    welcome.router,
-    group_welcome.router,
-    checkin.router,
-    qa.router,
-    xibao.router,
-)
+"""What CampBot does: one package per capability (see README, "Where things live"), each
+exporting its registration (`capability`), and `dispatch`, what their handlers use."""

@@ -7,9 +7,7 @@ from typing import Any
 
 from fastapi import Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.cohorts.service import CohortChange, on_cohort_changed
 from app.admin.errors import Conflict, InvalidInput
 from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import (
@@ -27,7 +25,6 @@ from app.wecom.errors import UndeliverableError
 from schedules import service
 from schedules.calendar import calendar
 from schedules.models import Firing
-from schedules.planner import plan_cohort
 from scripts_library.errors import RenderError
 
 router = admin_resource_router("/schedules", "schedules")
@@ -148,6 +145,7 @@ async def create_schedule(
             now=runtime.clock.now(),
             default_tz=runtime.settings.campbot_timezone,
             actor=actor,
+            extensions=runtime.extensions,
             **body.model_dump(),
         )
     except service.ScheduleProblem as problem:
@@ -168,6 +166,7 @@ async def get_calendar(
         now=runtime.clock.now(),
         hours=hours,
         default_tz=runtime.settings.campbot_timezone,
+        extensions=runtime.extensions,
     )
     return [
         CalendarOut(
@@ -228,6 +227,7 @@ async def update_schedule(
             now=runtime.clock.now(),
             default_tz=runtime.settings.campbot_timezone,
             actor=actor,
+            extensions=runtime.extensions,
         )
     except service.ScheduleProblem as problem:
         raise _invalid(problem) from None
@@ -256,23 +256,10 @@ async def run_schedule(
             now=runtime.clock.now(),
             default_tz=runtime.settings.campbot_timezone,
             actor=actor,
+            extensions=runtime.extensions,
         )
     except (RenderError, UndeliverableError) as exc:
         # The script cannot be said to these targets (a variable they lack, over a channel's
         # limit): the operator's answer, not a 500. The request rolls back: nothing enqueued.
         raise Conflict(f"无法立即发送：{exc}") from None
     return _firing_out(firing)
-
-
-def install_hooks(*, default_tz: str) -> None:
-    """Re-plan a cohort's schedules when its start date moves or a member joins (member_day
-    firings). Called once by main.py when it wires the schedules in."""
-
-    async def replan(change: CohortChange, *, session: AsyncSession) -> None:
-        if change.action in ("update", "member_joined"):
-            await plan_cohort(
-                session=session, cohort_id=change.cohort_id, now=change.at, default_tz=default_tz
-            )
-
-    on_cohort_changed[:] = [h for h in on_cohort_changed if getattr(h, "__name__", "") != "replan"]
-    on_cohort_changed.append(replan)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.capability import NO_EXTENSIONS, Extensions
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import schedule_timezone
 from schedules.targets import resolve
@@ -25,8 +26,15 @@ class CalendarEntry:
 
 
 async def calendar(
-    *, session: AsyncSession, now: datetime, hours: float, default_tz: str
+    *,
+    session: AsyncSession,
+    now: datetime,
+    hours: float,
+    default_tz: str,
+    extensions: Extensions = NO_EXTENSIONS,
 ) -> list[CalendarEntry]:
+    """What is planned within `hours`, to whom; `extensions`: the capabilities' member
+    filters a target may name."""
     rows = (
         await session.execute(
             select(Firing, Schedule)
@@ -50,6 +58,7 @@ async def calendar(
             cohort_id=schedule.cohort_id,
             member_id=firing.member_id,
             now=now,
+            filters=extensions.member_filters,
         )
         local = firing.due_at.astimezone(tz)
         entries.append(

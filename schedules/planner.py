@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.cohorts.service import CohortChange
 from app.admin.models import Cohort, CohortMember
+from app.settings import Settings
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.triggers import At, CohortDay, Cron, MemberDay, TriggerError, parse_trigger
 
@@ -130,6 +132,20 @@ async def plan_cohort(
     for schedule in schedules:
         await plan_schedule(session=session, schedule=schedule, now=now, default_tz=default_tz)
     return len(schedules)
+
+
+async def replan_on_change(
+    change: CohortChange, *, session: AsyncSession, settings: Settings
+) -> None:
+    """The cohort hook (`app.capability.CohortListener`): a cohort edited (its start date may
+    have moved) or a member joined (member-day firings count from the join) re-plans."""
+    if change.action in ("update", "member_joined"):
+        await plan_cohort(
+            session=session,
+            cohort_id=change.cohort_id,
+            now=change.at,
+            default_tz=settings.campbot_timezone,
+        )
 
 
 async def plan_all(*, session: AsyncSession, now: datetime, default_tz: str) -> int:

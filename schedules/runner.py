@@ -14,6 +14,13 @@ transaction, so only the broken firing is recorded failed. Within a transaction,
 targets resolve once per distinct target and cohort, and a script renders once per
 distinct context (`schedules.sends.FiringBatch`): targets with the same variables get
 the same text (a template drawing on `random` too).
+
+What the capabilities add comes in as `extensions` (`app.capability.Extensions`): member
+filters, context providers, and script jobs — a firing whose script has a job calls it in
+the firing's transaction instead of rendering the script per target; the job writes its
+own outbox rows under keys of its own (one per person or group per day), so a double
+firing sends nothing twice. Schedules stay where operators set them: the job only
+replaces how the firing's messages are made.
 """
 
 from __future__ import annotations
@@ -29,12 +36,12 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.capability import NO_EXTENSIONS, Extensions
 from app.channels.reach import enqueue_message
 from app.clock import Clock
 from app.db import backend
 from app.outbox import NewMessage, enqueue_many
 from schedules.context import provided_variables
-from schedules.jobs import job_for
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import schedule_timezone
 from schedules.sends import (
@@ -104,6 +111,7 @@ async def fire(
     now: datetime,
     default_tz: str,
     grace: timedelta = MISFIRE_GRACE,
+    extensions: Extensions = NO_EXTENSIONS,
 ) -> str:
     """Fire one firing in the caller's transaction; its resulting status."""
     if not await _claim(session, firing.id, now):
@@ -119,7 +127,7 @@ async def fire(
     if script is None:
         firing.status, firing.note = FiringStatus.MISSED, f"话术不存在：{schedule.script_key}"
         return FiringStatus.MISSED
-    job = job_for(schedule.script_key, schedule.cohort_id)
+    job = extensions.job_for(schedule.script_key, schedule.cohort_id)
     if job is not None and schedule.cohort_id is not None:
         firing.enqueued = await job(session, schedule.cohort_id, now)
         return FiringStatus.FIRED
@@ -130,9 +138,15 @@ async def fire(
         cohort_id=schedule.cohort_id,
         member_id=firing.member_id,
         now=now,
+        filters=extensions.member_filters,
     )
     extra = await provided_variables(
-        session=session, cohort=cohort, targets=targets, names=variables_used(script), now=now
+        session=session,
+        cohort=cohort,
+        targets=targets,
+        names=variables_used(script),
+        now=now,
+        providers=extensions.context_providers.values(),
     )
     for target in targets:
         context = context_for(cohort=cohort, target=target, local_now=now.astimezone(tz))
@@ -148,12 +162,18 @@ async def fire(
     return FiringStatus.FIRED
 
 
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What every firing of one `fire_due` call shares."""
+
+    clock: Clock
+    default_tz: str
+    grace: timedelta
+    extensions: Extensions
+
+
 async def _fire_alone(
-    sessions: async_sessionmaker[AsyncSession],
-    firing_id: int,
-    clock: Clock,
-    default_tz: str,
-    grace: timedelta,
+    sessions: async_sessionmaker[AsyncSession], firing_id: int, run: _Run
 ) -> FireReport:
     """One firing in its own transaction, its failure recorded: the careful path."""
     report = FireReport()
@@ -162,13 +182,18 @@ async def _fire_alone(
             firing = await session.get(Firing, firing_id)
             assert firing is not None
             status = await fire(
-                session=session, firing=firing, now=clock.now(), default_tz=default_tz, grace=grace
+                session=session,
+                firing=firing,
+                now=run.clock.now(),
+                default_tz=run.default_tz,
+                grace=run.grace,
+                extensions=run.extensions,
             )
             report.enqueued += firing.enqueued if status == FiringStatus.FIRED else 0
     except Exception as exc:
         # A script that no longer renders, a bad target: record it on the firing.
         logger.exception("firing %s failed", firing_id)
-        await _record_failure(sessions, firing_id, exc, clock.now())
+        await _record_failure(sessions, firing_id, exc, run.clock.now())
         report.failed += 1
         return report
     report.fired += status == FiringStatus.FIRED
@@ -236,23 +261,18 @@ async def _set_enqueued(session: AsyncSession, counts: dict[int, int]) -> None:
 
 
 async def _fire_many(
-    session: AsyncSession,
-    firing_ids: Sequence[int],
-    *,
-    now: datetime,
-    default_tz: str,
-    grace: timedelta,
+    session: AsyncSession, firing_ids: Sequence[int], *, now: datetime, run: _Run
 ) -> FireReport:
     """Fire these firings in the caller's transaction, skipping any not planned any more."""
     report = FireReport()
     claimed = await _claim_many(session, firing_ids, now)
-    on_time = [f for f in claimed if now - f.due_at <= grace]
-    for late in (f for f in claimed if now - f.due_at > grace):
+    on_time = [f for f in claimed if now - f.due_at <= run.grace]
+    for late in (f for f in claimed if now - f.due_at > run.grace):
         await _record(session, late.id, _missed_note(now, late.due_at))
         report.missed += 1
     if not on_time:
         return report
-    batch = FiringBatch(session, now, default_tz)
+    batch = FiringBatch(session, now, run.default_tz, run.extensions)
     await batch.load(on_time)
     rows: list[NewMessage] = []
     counts: dict[int, int] = {}
@@ -264,7 +284,7 @@ async def _fire_many(
             await _record(session, firing.id, f"话术不存在：{plan.script_key}")
             report.missed += 1
             continue
-        job = job_for(plan.script_key, plan.cohort_id)
+        job = run.extensions.job_for(plan.script_key, plan.cohort_id)
         if job is not None and plan.cohort_id is not None:
             counts[firing.id] = await job(session, plan.cohort_id, now)
             by_jobs += counts[firing.id]
@@ -289,17 +309,11 @@ async def _fire_many(
 
 
 async def _fire_batch(
-    sessions: async_sessionmaker[AsyncSession],
-    firing_ids: Sequence[int],
-    clock: Clock,
-    default_tz: str,
-    grace: timedelta,
+    sessions: async_sessionmaker[AsyncSession], firing_ids: Sequence[int], run: _Run
 ) -> FireReport:
     try:
         async with sessions.begin() as session:
-            return await _fire_many(
-                session, firing_ids, now=clock.now(), default_tz=default_tz, grace=grace
-            )
+            return await _fire_many(session, firing_ids, now=run.clock.now(), run=run)
     except Exception:
         # Nothing of the batch was written: fire each alone, so one firing the database
         # refuses is recorded failed and the others go out.
@@ -308,7 +322,7 @@ async def _fire_batch(
         )
     report = FireReport()
     for firing_id in firing_ids:
-        report.add(await _fire_alone(sessions, firing_id, clock, default_tz, grace))
+        report.add(await _fire_alone(sessions, firing_id, run))
     return report
 
 
@@ -341,11 +355,7 @@ def _chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 
 
 async def _fire_page(
-    sessions: async_sessionmaker[AsyncSession],
-    firing_ids: Sequence[int],
-    clock: Clock,
-    default_tz: str,
-    grace: timedelta,
+    sessions: async_sessionmaker[AsyncSession], firing_ids: Sequence[int], run: _Run
 ) -> FireReport:
     """Fire these, FIRINGS_PER_TRANSACTION to a transaction, PARALLEL transactions at once."""
     report = FireReport()
@@ -353,7 +363,7 @@ async def _fire_page(
 
     async def work() -> None:
         for chunk in chunks:  # shared by the workers: each takes the next one left
-            report.add(await _fire_batch(sessions, chunk, clock, default_tz, grace))
+            report.add(await _fire_batch(sessions, chunk, run))
 
     async with asyncio.TaskGroup() as workers:
         for _ in range(PARALLEL.get(backend(sessions), 1)):
@@ -367,8 +377,11 @@ async def fire_due(
     clock: Clock,
     default_tz: str,
     grace: timedelta = MISFIRE_GRACE,
+    extensions: Extensions = NO_EXTENSIONS,
 ) -> FireReport:
-    """Fire everything due now (see the module docstring)."""
+    """Fire everything due now (see the module docstring); `extensions`: the capabilities'
+    jobs, filters and providers (none by default: the scheduler on its own)."""
+    run = _Run(clock, default_tz, grace, extensions)
     report = FireReport()
     now = clock.now()  # what falls due meanwhile is the next tick's
     after: tuple[datetime, int] | None = None
@@ -378,7 +391,7 @@ async def fire_due(
         async with sessions() as session:
             page = await due_firings(session=session, now=now, after=after)
         ids = [firing_id for _, firing_id in page]
-        report.add(await _fire_page(sessions, ids, clock, default_tz, grace))
+        report.add(await _fire_page(sessions, ids, run))
         if len(page) < BATCH:
             return report
         after = page[-1]

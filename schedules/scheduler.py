@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.background import sleep_or_stop
+from app.capability import Extensions
 from app.clock import Clock
 from schedules.planner import plan_all
 from schedules.runner import MISFIRE_GRACE, fire_due
@@ -65,12 +66,21 @@ def build_scheduler(
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
     default_tz: str,
+    extensions: Extensions,
     grace: timedelta = MISFIRE_GRACE,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     jobs = {"coalesce": True, "max_instances": 1, "replace_existing": True}
+    fire = partial(
+        fire_due,
+        sessions=sessions,
+        clock=clock,
+        default_tz=default_tz,
+        grace=grace,
+        extensions=extensions,
+    )
     scheduler.add_job(
-        partial(fire_due, sessions=sessions, clock=clock, default_tz=default_tz, grace=grace),
+        fire,
         "interval",
         seconds=FIRE_EVERY_S,
         id="fire-due",
@@ -93,14 +103,18 @@ async def run_scheduler(
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
     default_tz: str,
+    extensions: Extensions,
 ) -> None:
-    """Lead when possible and run the scheduler until `stop`; started by the lifespan."""
+    """Lead when possible and run the scheduler until `stop`; started by the lifespan, with
+    the capabilities' `extensions` (script jobs, member filters, context providers)."""
     while not stop.is_set():
         leader = await try_lead(engine)
         if leader is None:
             await sleep_or_stop(stop, LEADERSHIP_RETRY_S)
             continue
-        scheduler = build_scheduler(sessions=sessions, clock=clock, default_tz=default_tz)
+        scheduler = build_scheduler(
+            sessions=sessions, clock=clock, default_tz=default_tz, extensions=extensions
+        )
         logger.info("this instance leads the scheduler")
         try:
             await _replan(sessions, clock, default_tz)

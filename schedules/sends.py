@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Cohort
+from app.capability import Extensions
 from app.channels.messages import OutMessage
 from app.channels.reach import message_payload
 from app.outbox import NewMessage
@@ -105,6 +106,7 @@ class FiringBatch:
     session: AsyncSession
     now: datetime
     default_tz: str
+    extensions: Extensions  # the capabilities' member filters and context providers
     plans: dict[int, _Plan] = field(default_factory=dict)
     scripts: dict[str, Script] = field(default_factory=dict)
     cohorts: dict[int, Cohort] = field(default_factory=dict)
@@ -141,6 +143,7 @@ class FiringBatch:
             cohort_id=plan.cohort_id,
             member_id=member_id,
             now=self.now,
+            filters=self.extensions.member_filters,
         )
         extra = await provided_variables(
             session=self.session,
@@ -148,6 +151,7 @@ class FiringBatch:
             targets=targets,
             names=variables_used(script),
             now=self.now,
+            providers=self.extensions.context_providers.values(),
         )
         sends = []
         for target in targets:

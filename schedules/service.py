@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.audit import AuditTrail
 from app.admin.common import Actor, Page, get_or_404, page_of, snapshot
 from app.admin.models import Cohort
+from app.capability import NO_EXTENSIONS, Extensions
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import plan_schedule
 from schedules.runner import fire
@@ -79,6 +80,7 @@ async def _check(
     trigger: dict[str, Any],
     target: dict[str, Any],
     default_tz: str,
+    extensions: Extensions,
 ) -> None:
     if (await session.execute(select(Script.id).where(Script.key == script_key))).first() is None:
         raise ScheduleProblem("script_key", f"话术不存在：{script_key}")
@@ -92,7 +94,7 @@ async def _check(
     if trigger.get("type") in ("cohort_day", "member_day") and cohort is None:
         raise ScheduleProblem("cohort_id", f"{trigger['type']} 触发需要指定期次（cohort_id）")
     try:
-        check_target(target)
+        check_target(target, filters=extensions.member_filters)
     except TriggerError as exc:
         raise ScheduleProblem("target", str(exc)) from exc
     if target.get("type") in ("cohort_groups", "members") and cohort is None:
@@ -110,7 +112,9 @@ async def create_schedule(
     default_tz: str,
     enabled: bool = True,
     actor: Actor | None = None,
+    extensions: Extensions = NO_EXTENSIONS,
 ) -> Schedule:
+    """`extensions`: the capabilities' member filters a target may name."""
     await _check(
         session,
         script_key=script_key,
@@ -118,6 +122,7 @@ async def create_schedule(
         trigger=trigger,
         target=target,
         default_tz=default_tz,
+        extensions=extensions,
     )
     schedule = Schedule(
         script_key=script_key,
@@ -147,6 +152,7 @@ async def update_schedule(
     now: datetime,
     default_tz: str,
     actor: Actor | None = None,
+    extensions: Extensions = NO_EXTENSIONS,
 ) -> Schedule:
     """Apply `changes` (any of script_key, cohort_id, trigger, target, enabled) and re-plan:
     pending firings move, sent ones stay sent. `schedule` is locked by the caller."""
@@ -162,6 +168,7 @@ async def update_schedule(
         trigger=merged["trigger"],
         target=merged["target"],
         default_tz=default_tz,
+        extensions=extensions,
     )
     for name, value in merged.items():
         setattr(schedule, name, value)
@@ -194,6 +201,7 @@ async def run_now(
     now: datetime,
     default_tz: str,
     actor: Actor | None = None,
+    extensions: Extensions = NO_EXTENSIONS,
 ) -> Firing:
     """Fire the schedule once, now, besides its plan (an operator's 立即发送)."""
     firing = Firing(
@@ -205,7 +213,9 @@ async def run_now(
     )
     session.add(firing)
     await session.flush()
-    await fire(session=session, firing=firing, now=now, default_tz=default_tz)
+    await fire(
+        session=session, firing=firing, now=now, default_tz=default_tz, extensions=extensions
+    )
     if actor is not None:
         after = {"firing": firing.occurrence, "enqueued": firing.enqueued}
         await AUDIT.record("run", schedule.id, session=session, actor=actor, now=now, after=after)

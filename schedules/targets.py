@@ -1,12 +1,13 @@
 """Who a firing goes to: a cohort's groups, chosen groups, filtered members, staff.
 
-Member filters are a registry so capabilities can add theirs (the check-in issue
-adds `not_checked_in_today`) without touching the scheduler.
+Member filters other than `all` come from the capabilities (the check-in capability's
+`not_checked_in_today`), handed in by the caller (`app.capability.Extensions`): the
+scheduler never imports bots.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,29 +16,16 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import CohortGroup, CohortMember
+from app.capability import FilterRun
 from app.channels.reach import Channel, Destination, reach_group, reach_member
 from app.models import Group, GroupStatus, Member, MemberStatus
 from app.wecom.errors import UndeliverableError
 from schedules.triggers import TriggerError
 
 GROUP_ID_MAX = 2**31 - 1  # groups.id is a 32-bit integer column
-# (session, query, cohort_id, now): the session lets a filter read what its SQL needs first
-# (the check-in filter: the cohort's current camp day, which depends on its time zone).
-MemberFilter = Callable[[AsyncSession, Select[Member], int, datetime], Awaitable[Select[Member]]]
-MEMBER_FILTERS: dict[str, MemberFilter] = {}
+ALL = "all"
 
 
-def member_filter(name: str) -> Callable[[MemberFilter], MemberFilter]:
-    """Register a filter for `{"type": "members", "filter": name}` targets."""
-
-    def register(fn: MemberFilter) -> MemberFilter:
-        MEMBER_FILTERS[name] = fn
-        return fn
-
-    return register
-
-
-@member_filter("all")
 async def _all(
     session: AsyncSession, query: Select[Member], cohort_id: int, now: datetime
 ) -> Select[Member]:
@@ -65,18 +53,19 @@ def _all_userids(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(u, str) and u.strip() for u in value)
 
 
-def check_target(target: dict[str, Any]) -> None:
-    """Refuse a target the scheduler could not resolve (Chinese, for the 422)."""
+def check_target(target: dict[str, Any], *, filters: Collection[str]) -> None:
+    """Refuse a target the scheduler could not resolve (Chinese, for the 422); `filters`:
+    the capabilities' member filters."""
     if not isinstance(target, dict):  # a PATCH may send null
         raise TriggerError(f"目标须为 JSON 对象，收到 {target!r}")
     kind = target.get("type")
     # resolve() turns these into SQL parameters and routes: anything else fails at firing time.
     if kind == "groups" and not _all_ids(target.get("group_ids")):
         raise TriggerError("groups 目标需要 group_ids 列表（群 id，正整数）")
-    if kind == "members" and str(target.get("filter", "all")) not in MEMBER_FILTERS:
+    known = {ALL, *filters}
+    if kind == "members" and str(target.get("filter", ALL)) not in known:
         raise TriggerError(
-            f"未知的成员筛选：{target.get('filter')!r}（可用："
-            f"{', '.join(sorted(MEMBER_FILTERS))}）"
+            f"未知的成员筛选：{target.get('filter')!r}（可用：{', '.join(sorted(known))}）"
         )
     if kind == "staff" and not _all_userids(target.get("userids")):
         raise TriggerError("staff 目标需要 userids 列表（员工 userid 字符串）")
@@ -115,8 +104,10 @@ async def resolve(
     cohort_id: int | None,
     member_id: int | None,
     now: datetime,
+    filters: Mapping[str, FilterRun],
 ) -> list[Target]:
-    """The reachable targets of a firing (member_day firings: just their member)."""
+    """The reachable targets of a firing (member_day firings: just their member);
+    `filters`: the capabilities' member filters."""
     kind = target.get("type")
     if kind == "cohort_groups":
         return await _groups(
@@ -141,5 +132,6 @@ async def resolve(
     )
     if member_id is not None:
         query = query.where(Member.id == member_id)
-    chosen = MEMBER_FILTERS[str(target.get("filter", "all"))]
+    name = str(target.get("filter", ALL))
+    chosen = _all if name == ALL else filters[name]
     return await _members(session, await chosen(session, query, cohort_id or 0, now))

@@ -12,11 +12,12 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.capability import Extensions
 from app.clock import ManualClock
+from app.main import CAPABILITIES
 from app.models import InboxEvent
 from app.settings import Settings
 from app.wecom_sandbox.callbacks import SignedCallback
-from bots import ROUTERS
 from bots.dispatch import Context, Router
 from scripts_library.trial import TrialPool
 
@@ -54,7 +55,7 @@ async def running_app(
     settings: Settings,
     clock: ManualClock,
     engine: AsyncEngine,
-    routers: Iterable[Router] = ROUTERS,
+    routers: Iterable[Router] | None = None,
     wecom_transport: httpx.AsyncBaseTransport | None = None,
     sender: bool = True,
 ) -> AsyncIterator[AppHarness]:
@@ -80,6 +81,12 @@ async def running_app(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://campbot") as client:
             yield AppHarness(app, client)
+
+
+def wired(settings: Settings) -> Extensions:
+    """The capabilities' jobs, filters, providers, loops and hooks, as `app.main` wires them
+    (for tests that drive the scheduler or a service without the app)."""
+    return Extensions.of(CAPABILITIES, settings=settings)
 
 
 class Recorder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bots.demo import CAMP_DAYS, INTERNAL_STUDENT, LATE_NOTICE, STUDENTS, run_demo
+from app.cli.demo import CAMP_DAYS, INTERNAL_STUDENT, LATE_NOTICE, STUDENTS, run_demo
 
 
 def expected_checked_in(day: int) -> int:

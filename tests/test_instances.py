@@ -22,7 +22,7 @@ from app.models import InboxEvent, Instance, OutboxMessage
 from app.settings import Settings
 from app.wecom.events import parse_event
 from bots.dispatch import Context, Dispatcher, Router
-from bots.rules import ChangeType
+from bots.dispatch.rules import ChangeType
 from tests.support import Recorder, contact_added, inbox_rows, text_message
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -207,6 +207,32 @@ class UnknownEvent(WeComEvent):
     """Anything we do not model (other MsgTypes, third-party suite payloads)."""
 
 
+# The kind each modelled class is parsed from (what `Router.on(EventClass)` registers for).
+KINDS: dict[type[WeComEvent], str] = {
+    TextMessage: "text",
+    ImageMessage: "image",
+    VoiceMessage: "voice",
+    VideoMessage: "video",
+    LocationMessage: "location",
+    LinkMessage: "link",
+    EnterAgentEvent: "event.enter_agent",
+    ChangeContactEvent: "event.change_contact",
+    ExternalContactEvent: "event.change_external_contact",
+    ExternalChatEvent: "event.change_external_chat",
+    ExternalTagEvent: "event.change_external_tag",
+    UnknownEvent: "unknown",
+}
+
+
+def kind_of(event_class: type[WeComEvent]) -> str:
+    """The one kind `event_class` is parsed from; a class that stands for several kinds
+    (`Message`, `Event`) has none: register for the kind itself."""
+    try:
+        return KINDS[event_class]
+    except KeyError:
+        raise ValueError(f"{event_class.__name__} is parsed from several kinds") from None
+
+
 def _common(data: XmlData, kind: str) -> dict[str, Any]:
     return {
         "kind": kind,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,8 +34,6 @@ from bots.checkin import service, store
 from bots.checkin.models import EntryKind
 from bots.checkin.service import SubmitResult
 
-# `打卡` first, then the end or a separator: "打卡 今天读完第三章", "打卡：…"; not "打卡率多少".
-CHECKIN_TEXT = re.compile(r"^\s*打卡(?:$|[\s:：,，。.!！]+)(?P<text>.*)", re.DOTALL)
 NOT_A_MEMBER = "你还不在任何一期训练营里，暂时不能打卡。如有疑问请联系助教老师。"
 SOURCE = "app"
 # The download's own bound (the client has its HTTP timeouts; this caps token refresh and

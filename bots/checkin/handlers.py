@@ -8,38 +8,38 @@ through `app.storage.app_storage()`, the storage the H5 page serves from."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from app.storage import app_storage
-from app.wecom.events import ImageMessage, Message
+from app.wecom.events import ImageMessage, Message, TextMessage
 from bots.checkin import app_checkin as checkin
-from bots.checkin.service import CheckinError
+from bots.checkin.service import CHECKIN_TEXT, CheckinError
 from bots.dispatch import Context, Router, SkipHandler
-from bots.rules import Regex
+from bots.dispatch.rules import Regex
 
 router = Router("checkin")
 # Ahead of keyword Q&A (priority 50): a `打卡 …` message is a check-in, not a question.
-BEFORE_QA = {"priority": 30, "block": True}
+BEFORE_QA = 30
 
 
-@router.on_message("text", Regex(checkin.CHECKIN_TEXT), **BEFORE_QA)
-async def on_checkin_text(ctx: Context) -> None:
+@router.on(TextMessage, Regex(CHECKIN_TEXT), priority=BEFORE_QA)
+async def on_checkin_text(ctx: Context[TextMessage]) -> None:
     """成员在应用里发「打卡 今天的内容」：记为今天的打卡，回复连续天数和积分。"""
     text = ctx.matched["match"].group("text").strip()
     await _check_in(ctx, checkin.AppCheckin(text=text or None, image=None), hint=True)
 
 
-async def _download(ctx: Context) -> Mapping[str, Any]:
+async def _download(ctx: Context[ImageMessage]) -> Mapping[str, Any]:
     """The image, fetched and checked before the transaction (for any sender: who is a
     student is a database question, answered only in the handler)."""
-    media_id = cast(ImageMessage, ctx.event).media_id.strip()
+    media_id = ctx.event.media_id.strip()
     if not media_id:
         return {}
     return {"image": await checkin.fetch_image(ctx.wecom, media_id=media_id)}
 
 
-@router.on_message("image", prepare=_download, **BEFORE_QA)
-async def on_checkin_image(ctx: Context) -> None:
+@router.on(ImageMessage, prepare=_download, priority=BEFORE_QA)
+async def on_checkin_image(ctx: Context[ImageMessage]) -> None:
     """成员在应用里发图片：存为今天打卡的配图。不是学员的成员发图片，交给后面的处理。"""
     fetched = ctx.matched.get("image")
     if fetched is None:
@@ -52,13 +52,13 @@ async def on_checkin_image(ctx: Context) -> None:
 
 
 async def _check_in(
-    ctx: Context,
+    ctx: Context[TextMessage] | Context[ImageMessage],
     sent: checkin.AppCheckin,
     *,
     hint: bool = False,
     unsaved: checkin.UnsavedImage | None = None,
 ) -> None:
-    event = cast(Message, ctx.event)
+    event: Message = ctx.event
     found = await checkin.student(session=ctx.session, userid=event.from_user)
     if found is None:
         if not hint:

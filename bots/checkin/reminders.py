@@ -1,12 +1,13 @@
 """Check-in reminders and the daily leaderboard: who has not checked in today, and telling
 them through the channel that really reaches them (ARCHITECTURE §2).
 
-- `not_checked_in_today` is a schedules member filter (registered here: schedules never
-  import bots): active members of the cohort with no check-in entry — on time, 补卡 or 请假
-  — for the cohort's current camp day (its CheckinRule's day boundary, 04:00 by default,
-  in its time zone). One correlated NOT EXISTS on the (cohort, day, kind) index, so it
-  resolves in one query however many members the cohort has. Outside the camp (before
-  day 0, after the last day) nobody is "not checked in": there is nothing to remind of.
+- `not_checked_in_today` is a schedules member filter (contributed by the capability,
+  `bots.checkin.jobs`: schedules never import bots): active members of the cohort with
+  no check-in entry — on time, 补卡 or 请假 — for the cohort's current camp day (its
+  CheckinRule's day boundary, 04:00 by default, in its time zone). One correlated NOT
+  EXISTS on the (cohort, day, kind) index, so it resolves in one query however many
+  members the cohort has. Outside the camp (before day 0, after the last day) nobody is
+  "not checked in": there is nothing to remind of.
 - `send_checkin_reminders`: internal members (a WeCom userid) who are in one of the
   cohort's robot groups are @-mentioned there, one message per group naming only those not
   checked in (`checkin_reminder_group`); everyone else gets the personal `checkin_reminder`
@@ -29,16 +30,14 @@ day's date, so running a reminder twice the same evening sends nothing twice.
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, exists, false, func, select
+from sqlalchemy import Select, false, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin.h5_tokens import h5_url, tokens_for
 from app.admin.models import Cohort, CohortGroup, CohortMember
 from app.channels.messages import OutMessage
 from app.channels.reach import Channel, Destination, enqueue_message, reach_group, reach_member
@@ -46,37 +45,17 @@ from app.clock import Clock
 from app.models import Group, GroupChannel, GroupMembership, GroupStatus, Member, MemberStatus
 from app.wecom.errors import UndeliverableError
 from bots.checkin import service
-from bots.checkin.models import CheckinEntry, EntryKind, EntryStatus, MemberScore
-from bots.checkin.scoring import current_streak
-from schedules.targets import member_filter
+from bots.checkin.variables import base_context, checked_in, group_context, member_contexts
 from scripts_library.render import render
 from scripts_library.service import get_script
-from scripts_library.variables import LeaderboardEntry, RenderContext, zh_date, zh_weekday
+from scripts_library.variables import RenderContext
 
 NOT_CHECKED_IN_TODAY = "not_checked_in_today"
 REMINDER_SCRIPT = "checkin_reminder"
 GROUP_REMINDER_SCRIPT = "checkin_reminder_group"
 LEADERBOARD_SCRIPT = "leaderboard"
-LEADERBOARD_SIZE = 10
-FALLBACK_NAME = "同学"
-FALLBACK_ASSISTANT = "助教老师"
-# 请假 counts: a student on leave is not to be nagged.
-DONE = (EntryStatus.ON_TIME, EntryStatus.MAKEUP, EntryStatus.LEAVE)
-CHECKED = (EntryStatus.ON_TIME, EntryStatus.MAKEUP)
 
 
-def checked_in(cohort_id: int, day: int) -> ColumnElement[bool]:
-    """EXISTS a check-in (or leave) of the outer query's Member for that camp day."""
-    return exists().where(
-        CheckinEntry.cohort_id == cohort_id,
-        CheckinEntry.day == day,
-        CheckinEntry.kind == EntryKind.CHECKIN,
-        CheckinEntry.member_id == Member.id,
-        CheckinEntry.status.in_(DONE),
-    )
-
-
-@member_filter(NOT_CHECKED_IN_TODAY)
 async def not_checked_in_today(
     session: AsyncSession, query: Select[Member], cohort_id: int, now: datetime
 ) -> Select[Member]:
@@ -94,145 +73,6 @@ def cohort_members(cohort_id: int) -> Select[Member]:
         .where(CohortMember.cohort_id == cohort_id, Member.status == MemberStatus.ACTIVE)
         .order_by(Member.id)
     )
-
-
-# --------------------------------------------------------------------------- variables
-
-
-def _base_context(cohort: Cohort, today: service.CampDay) -> dict[str, object]:
-    assert today.day is not None
-    assert today.date is not None
-    return {
-        "cohort_name": cohort.name,
-        "camp_name": cohort.camp,
-        "total_days": cohort.days,
-        "day": today.day,
-        "date": zh_date(today.date),
-        "weekday": zh_weekday(today.date),
-    }
-
-
-async def member_ranks(
-    session: AsyncSession, cohort_id: int, member_ids: Sequence[int], today: int
-) -> dict[int, tuple[int, int, int]]:
-    """(points, current streak, rank) per member; ties share a rank (1 + how many have more)."""
-    rows = (
-        await session.execute(
-            select(
-                MemberScore.member_id,
-                MemberScore.points,
-                MemberScore.streak,
-                MemberScore.streak_day,
-            ).where(MemberScore.cohort_id == cohort_id)
-        )
-    ).all()
-    # One read of the cohort's scores (hundreds of rows) serves every member's rank.
-    ascending = sorted(row.points for row in rows)
-    scores = {row.member_id: row for row in rows}
-    found: dict[int, tuple[int, int, int]] = {}
-    for member_id in member_ids:
-        row = scores.get(member_id)
-        points = row.points if row is not None else 0
-        streak = (
-            current_streak(streak=row.streak, streak_day=row.streak_day, today=today)
-            if row is not None
-            else 0
-        )
-        rank = 1 + len(ascending) - bisect.bisect_right(ascending, points)
-        found[member_id] = (points, streak, rank)
-    return found
-
-
-async def assistant_names(session: AsyncSession, members: Sequence[Member]) -> dict[str, str]:
-    staff = {m.staff_userid for m in members if m.staff_userid}
-    if not staff:
-        return {}
-    rows = await session.execute(
-        select(Member.userid, Member.name).where(
-            Member.userid.in_(staff), Member.name.is_not(None)
-        )
-    )
-    return {str(userid): str(name) for userid, name in rows.all()}
-
-
-async def member_contexts(
-    *,
-    session: AsyncSession,
-    cohort: Cohort,
-    members: Sequence[Member],
-    now: datetime,
-    public_base_url: str,
-) -> dict[int, RenderContext]:
-    """What the personal reminder says to each member: name, streak, points, rank, link.
-
-    A handful of queries for any number of members (the schedule runner's per-member hook
-    can call it with a firing's members)."""
-    today = await service.camp_day(session=session, cohort_id=cohort.id, now=now)
-    if today.day is None:
-        return {}
-    ids = [m.id for m in members]
-    ranks = await member_ranks(session, cohort.id, ids, today.day)
-    tokens = await tokens_for(session=session, member_ids=ids, now=now)
-    assistants = await assistant_names(session, members)
-    base = _base_context(cohort, today)
-    contexts = {}
-    for member in members:
-        points, streak, rank = ranks[member.id]
-        contexts[member.id] = RenderContext(
-            **base,  # type: ignore[arg-type]
-            student_name=member.name or FALLBACK_NAME,
-            streak=streak,
-            points=points,
-            rank=rank,
-            h5_url=h5_url(public_base_url, tokens[member.id]),
-            assistant_name=assistants.get(member.staff_userid or "", FALLBACK_ASSISTANT),
-        )
-    return contexts
-
-
-@dataclass(frozen=True, slots=True)
-class DayCounts:
-    checkin_count: int
-    unchecked_count: int
-
-
-async def day_counts(*, session: AsyncSession, cohort_id: int, day: int) -> DayCounts:
-    """Today's checked-in (on time or 补卡) and not-yet (no entry, no leave) active members."""
-    base = (
-        select(func.count())
-        .select_from(Member)
-        .join(CohortMember, CohortMember.member_id == Member.id)
-        .where(CohortMember.cohort_id == cohort_id, Member.status == MemberStatus.ACTIVE)
-    )
-    checked = exists().where(
-        CheckinEntry.cohort_id == cohort_id,
-        CheckinEntry.day == day,
-        CheckinEntry.kind == EntryKind.CHECKIN,
-        CheckinEntry.member_id == Member.id,
-        CheckinEntry.status.in_(CHECKED),
-    )
-    done = await session.scalar(base.where(checked))
-    missing = await session.scalar(base.where(~checked_in(cohort_id, day)))
-    return DayCounts(int(done or 0), int(missing or 0))
-
-
-async def group_context(
-    *, session: AsyncSession, cohort: Cohort, now: datetime
-) -> dict[str, object] | None:
-    """The leaderboard variables of a cohort now (`leaderboard`, `checkin_count`,
-    `unchecked_count` and the day's), or None outside the camp."""
-    today = await service.camp_day(session=session, cohort_id=cohort.id, now=now)
-    if today.day is None:
-        return None
-    board = await service.leaderboard(
-        session=session, cohort_id=cohort.id, limit=LEADERBOARD_SIZE, now=now
-    )
-    counts = await day_counts(session=session, cohort_id=cohort.id, day=today.day)
-    return _base_context(cohort, today) | {
-        "leaderboard": tuple(LeaderboardEntry(row.name, row.points) for row in board),
-        "checkin_count": counts.checkin_count,
-        "unchecked_count": counts.unchecked_count,
-    }
 
 
 # --------------------------------------------------------------------------- reminders
@@ -303,7 +143,7 @@ async def send_checkin_reminders(
         for group, in_group in groups.items():
             userids = [str(m.userid) for m in in_group]
             context = RenderContext(
-                **_base_context(cohort, today),  # type: ignore[arg-type]
+                **base_context(cohort, today),  # type: ignore[arg-type]
                 group_name=group.name or "",
                 unchecked_count=len(userids),
             )

@@ -19,7 +19,7 @@ from bots.checkin.models import CheckinEntry, EntryKind, EntryStatus, MemberScor
 from bots.checkin.rules import RuleSet
 from bots.checkin.scoring import EntryFact, Tally, tally
 
-# Built once: the statements of every page view and submission (see `service._WHERE`).
+# Built once: the statements of every page view and submission (see `service.place.WHERE`).
 _ENTRIES_OF = (
     select(CheckinEntry)
     .where(

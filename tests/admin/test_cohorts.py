@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.cohorts import service as service_cohorts
-from app.admin.cohorts.service import CohortChange
+from app.admin.cohorts.service import CohortChange, CohortHook
 from app.admin.errors import Conflict
 from app.clock import ManualClock
+from app.runtime import Runtime
 from tests.admin.conftest import Admin, problems
 
 
+def add_hook(admin: Admin, name: str, hook: CohortHook) -> None:
+    """One more cohort hook after the capabilities' (app.capability.Extensions)."""
+    runtime: Runtime = admin.harness.app.state.runtime
+    hooks = {**runtime.extensions.cohort_hooks, name: hook}
+    runtime.extensions = replace(runtime.extensions, cohort_hooks=hooks)
+
+
 @pytest.fixture
-def changes() -> Iterator[list[CohortChange]]:
+def changes(admin: Admin) -> list[CohortChange]:
     seen: list[CohortChange] = []
 
     async def record(change: CohortChange, *, session: AsyncSession) -> None:
         seen.append(change)
 
-    service_cohorts.on_cohort_changed.append(record)
-    yield seen
-    service_cohorts.on_cohort_changed.remove(record)
+    add_hook(admin, "record", record)
+    return seen
 
 
 async def test_create_answers_the_stored_cohort(admin: Admin) -> None:
@@ -162,11 +168,8 @@ async def test_a_failing_hook_rolls_the_whole_edit_back(admin: Admin) -> None:
     async def refuse(change: CohortChange, *, session: AsyncSession) -> None:
         raise Conflict("该期次的推送正在执行，请稍后再改期。")
 
-    service_cohorts.on_cohort_changed.append(refuse)
-    try:
-        response = await admin.patch(f"/cohorts/{cohort['id']}", json={"start_date": "2026-05-01"})
-    finally:
-        service_cohorts.on_cohort_changed.remove(refuse)
+    add_hook(admin, "refuse", refuse)
+    response = await admin.patch(f"/cohorts/{cohort['id']}", json={"start_date": "2026-05-01"})
     assert response.status_code == 409
     assert (await admin.get(f"/cohorts/{cohort['id']}")).json()["start_date"] == "2026-03-02"
     assert (await admin.get("/audit")).json()["total"] == 1  # the create only

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 # Register every table before the `engine` fixture creates the schema.
 import app.admin.models  # noqa: F401
-import bots.qa_models
-import bots.xibao_models  # noqa: F401
+import bots.qa.models
+import bots.xibao.models  # noqa: F401
 import schedules.models  # noqa: F401
 import scripts_library.models  # noqa: F401
 from app.admin.models import Cohort, CohortGroup, CohortMember

@@ -13,10 +13,11 @@ from app.admin.models import Cohort
 from app.models import OutboxMessage
 from app.wecom_sandbox import callback_xml
 from app.wecom_sandbox.records import MemberChange
-from bots.group_welcome_models import GroupJoinPending
-from tests.bots import test_group_welcome, test_welcome
+from bots.group_welcome.models import GroupJoinPending
 from tests.bots.checkin import test_app_checkin
 from tests.bots.checkin.test_app_checkin import STUDENT
+from tests.bots.group_welcome import test_group_welcome
+from tests.bots.welcome import test_welcome
 from tests.support import inbox_rows
 
 welcome_camp = test_welcome.camp

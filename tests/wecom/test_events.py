@@ -37,6 +37,7 @@ from app.wecom.events import (
     VideoMessage,
     VoiceMessage,
     WeComEvent,
+    kind_of,
     parse_event,
 )
 from app.wecom.xml_fields import MAX_DEPTH, MAX_ELEMENTS
@@ -577,6 +578,18 @@ def test_own_sample_parses_as_expected(name: str) -> None:
     assert event.kind == spec["kind"]
     assert_fields(event, spec["fields"])
     assert_key_shape(event)
+
+
+@pytest.mark.parametrize("name", OWN_FILES)
+def test_a_sample_has_the_kind_its_class_registers_for(name: str) -> None:
+    # `Router.on(EventClass)` registers for `kind_of(EventClass)`: a wrong entry would
+    # silently route that class's events to no handler.
+    event = parse_file(OWN_CALLBACKS / name)
+    if type(event) is Event:  # an event no class models: registered for by its kind
+        with pytest.raises(ValueError, match="several kinds"):
+            kind_of(Event)
+    else:
+        assert kind_of(type(event)) == event.kind
 
 
 @pytest.mark.parametrize("name", OWN_FILES)

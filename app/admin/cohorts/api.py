@@ -105,6 +105,7 @@ async def create_cohort(
         days=body.days,
         channel_state=body.channel_state,
         timezone=body.timezone or runtime.settings.campbot_timezone,
+        hooks=runtime.extensions.cohort_hooks.values(),
     )
     return _out(view)
 
@@ -153,6 +154,7 @@ async def update_cohort(
         now=runtime.clock.now(),
         cohort_id=cohort_id,
         changes=body.model_dump(exclude_unset=True),
+        hooks=runtime.extensions.cohort_hooks.values(),
     )
     return _out(view)
 
@@ -168,6 +170,10 @@ async def delete_cohort(
     cohort_id: IdPath, session: AdminSessionDep, actor: ActorDep, runtime: RuntimeDep
 ) -> Response:
     await service.delete_cohort(
-        session=session, actor=actor, now=runtime.clock.now(), cohort_id=cohort_id
+        session=session,
+        actor=actor,
+        now=runtime.clock.now(),
+        cohort_id=cohort_id,
+        hooks=runtime.extensions.cohort_hooks.values(),
     )
     return Response(status_code=204)

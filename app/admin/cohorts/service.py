@@ -1,26 +1,20 @@
 """Cohorts (期次): create, read, edit, delete-when-empty, and the change hooks.
 
-`on_cohort_changed` is how other packages react to a cohort edit without `app` importing
-them: `main.py` (or the package's wiring function) appends an async callable once at
-start-up, e.g. the schedules package re-plans a cohort's pushes when `start_date` moved or
-a member joined (member-day schedules count from the member's join)::
+The change hooks are how other packages react to a cohort edit without `app` importing
+them: the capabilities contribute them (`app.capability.CohortListener`, e.g. the schedules
+package re-plans a cohort's pushes when `start_date` moved or a member joined: member-day
+schedules count from the member's join), `app.main` binds them once
+(`app.capability.Extensions.cohort_hooks`), and the callers hand them to each change
+(`hooks=`).
 
-    from app.admin.cohorts.service import CohortChange, on_cohort_changed
-
-    async def replan(change: CohortChange, *, session: AsyncSession) -> None:
-        if change.start_date_moved or change.action == "member_joined":
-            await plan_cohort(session=session, cohort_id=change.cohort_id, now=change.at, ...)
-
-    on_cohort_changed.append(replan)
-
-Hooks run in registration order, after the change is flushed and audited, inside the same
+Hooks run in their order, after the change is flushed and audited, inside the same
 transaction: what a hook writes commits with the change, and a hook that raises rolls the
 whole change back (the operator sees the error instead of a half-applied edit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -61,9 +55,6 @@ class CohortHook(Protocol):
     async def __call__(self, change: CohortChange, *, session: AsyncSession) -> None: ...
 
 
-on_cohort_changed: list[CohortHook] = []
-
-
 @dataclass(frozen=True, slots=True)
 class CohortView:
     cohort: Cohort
@@ -71,9 +62,11 @@ class CohortView:
     member_count: int
 
 
-async def notify(change: CohortChange, *, session: AsyncSession) -> None:
+async def notify(
+    change: CohortChange, *, session: AsyncSession, hooks: Collection[CohortHook]
+) -> None:
     """Run the hooks (see the module docstring)."""
-    for hook in list(on_cohort_changed):
+    for hook in hooks:
         await hook(change, session=session)
 
 
@@ -135,6 +128,7 @@ async def create_cohort(
     days: int,
     channel_state: str,
     timezone: str,
+    hooks: Collection[CohortHook],
 ) -> CohortView:
     await _check_state_free(session=session, channel_state=channel_state)
     cohort = Cohort(
@@ -151,7 +145,7 @@ async def create_cohort(
     await flush_or_conflict(session, _state_taken(channel_state))
     after = snapshot(cohort)
     await AUDIT.record("create", cohort.id, session=session, actor=actor, now=now, after=after)
-    await notify(CohortChange("create", cohort.id, now, None, after), session=session)
+    await notify(CohortChange("create", cohort.id, now, None, after), session=session, hooks=hooks)
     return CohortView(cohort, 0, 0)
 
 
@@ -181,6 +175,7 @@ async def update_cohort(
     now: datetime,
     cohort_id: int,
     changes: Mapping[str, Any],
+    hooks: Collection[CohortHook],
 ) -> CohortView:
     """Apply the given fields (already validated); unknown keys are a programming error."""
     unknown = set(changes) - EDITABLE
@@ -204,12 +199,18 @@ async def update_cohort(
     await AUDIT.record(
         "update", cohort.id, session=session, actor=actor, now=now, before=before, after=after
     )
-    await notify(CohortChange("update", cohort.id, now, before, after), session=session)
+    change = CohortChange("update", cohort.id, now, before, after)
+    await notify(change, session=session, hooks=hooks)
     return await _view(cohort, session=session)
 
 
 async def delete_cohort(
-    *, session: AsyncSession, actor: Actor, now: datetime, cohort_id: int
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    now: datetime,
+    cohort_id: int,
+    hooks: Collection[CohortHook],
 ) -> None:
     cohort = await get_or_404(Cohort, cohort_id, session=session, what=WHAT, lock=True)
     view = await _view(cohort, session=session)
@@ -224,7 +225,9 @@ async def delete_cohort(
         session, f"期次「{cohort.name}」仍被其他数据（如推送计划）引用，不能删除。"
     )
     await AUDIT.record("delete", cohort_id, session=session, actor=actor, now=now, before=before)
-    await notify(CohortChange("delete", cohort_id, now, before, None), session=session)
+    await notify(
+        CohortChange("delete", cohort_id, now, before, None), session=session, hooks=hooks
+    )
 
 
 async def require_cohort(

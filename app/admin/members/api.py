@@ -111,6 +111,7 @@ async def create_member(
         name=body.name,
         cohort_id=body.cohort_id,
         staff_userid=body.staff_userid,
+        hooks=runtime.extensions.cohort_hooks.values(),
     )
     return _out(view, runtime)
 
@@ -174,6 +175,7 @@ async def update_member(
         now=runtime.clock.now(),
         member_id=member_id,
         changes=body.model_dump(exclude_unset=True),
+        hooks=runtime.extensions.cohort_hooks.values(),
     )
     return _out(view, runtime)
 

@@ -8,7 +8,7 @@ Beyond its fields, an operator changes a member's tags and revokes its personal 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin import h5_tokens
 from app.admin.audit import AuditTrail
-from app.admin.cohorts.service import CohortChange, require_cohort
+from app.admin.cohorts.service import CohortChange, CohortHook, require_cohort
 from app.admin.cohorts.service import notify as notify_cohort_changed
 from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, snapshot
 from app.admin.errors import Conflict
@@ -73,7 +73,12 @@ def audit_shape(view: MemberView) -> dict[str, object]:
 
 
 async def assign_cohort(
-    *, session: AsyncSession, member_id: int, cohort_id: int | None, now: datetime
+    *,
+    session: AsyncSession,
+    member_id: int,
+    cohort_id: int | None,
+    now: datetime,
+    hooks: Collection[CohortHook],
 ) -> None:
     """Make `cohort_id` the member's one cohort (None: none); keeps the join time if unchanged.
 
@@ -99,10 +104,10 @@ async def assign_cohort(
     await session.flush()
     for old in left:
         change = CohortChange("member_left", old, now, member_id=member_id)
-        await notify_cohort_changed(change, session=session)
+        await notify_cohort_changed(change, session=session, hooks=hooks)
     if cohort_id is not None and joined:
         change = CohortChange("member_joined", cohort_id, now, member_id=member_id)
-        await notify_cohort_changed(change, session=session)
+        await notify_cohort_changed(change, session=session, hooks=hooks)
 
 
 async def get_member(*, session: AsyncSession, member_id: int, now: datetime) -> MemberView:
@@ -165,6 +170,7 @@ async def create_member(
     userid: str | None,
     name: str | None,
     cohort_id: int | None,
+    hooks: Collection[CohortHook],
     staff_userid: str | None = None,
 ) -> MemberView:
     if cohort_id is not None:
@@ -188,7 +194,9 @@ async def create_member(
     )
     session.add(member)
     await flush_or_conflict(session, "该学员已存在（external_userid 或 userid 重复）。")
-    await assign_cohort(session=session, member_id=member.id, cohort_id=cohort_id, now=now)
+    await assign_cohort(
+        session=session, member_id=member.id, cohort_id=cohort_id, now=now, hooks=hooks
+    )
     view = await view_of(member, session=session, now=now)
     after = audit_shape(view)
     await AUDIT.record("create", member.id, session=session, actor=actor, now=now, after=after)
@@ -202,6 +210,7 @@ async def update_member(
     now: datetime,
     member_id: int,
     changes: Mapping[str, Any],
+    hooks: Collection[CohortHook],
 ) -> MemberView:
     unknown = set(changes) - EDITABLE
     if unknown:
@@ -216,7 +225,11 @@ async def update_member(
             setattr(member, key, value)
     if "cohort_id" in changes and changes["cohort_id"] != current.cohort_id:
         await assign_cohort(
-            session=session, member_id=member.id, cohort_id=changes["cohort_id"], now=now
+            session=session,
+            member_id=member.id,
+            cohort_id=changes["cohort_id"],
+            now=now,
+            hooks=hooks,
         )
     view = await view_of(member, session=session, now=now)
     if audit_shape(view) == before:

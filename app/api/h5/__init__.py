@@ -1,3 +1,3 @@
 """Platform parts of the students' H5 pages: the signed-token credential, upload limits and
 content checks, the storage the pages use. The pages themselves live with their capability
-(`bots/checkin/h5.py`)."""
+(`bots/student_page/pages.py`)."""

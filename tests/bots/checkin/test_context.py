@@ -1,5 +1,5 @@
 """Scheduled pack scripts see what check-ins know: a member's assistant, streak, points and
-personal link; a group's counts and leaderboard (bots.checkin.context via schedules.context)."""
+personal link; a group's counts and leaderboard (bots.checkin.jobs via schedules.context)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import ManualClock
-from bots.checkin.jobs import install_jobs
 from schedules.runner import fire_due
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from tests.bots.checkin.camp import T_START
 from tests.bots.checkin.test_jobs import _schedule
-from tests.bots.checkin.test_reminders import BASE_URL, DAY1_2100, TZ, _rows, _seed
+from tests.bots.checkin.test_reminders import DAY1_2100, EXTENSIONS, TZ, _rows, _seed
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -21,7 +20,6 @@ Sessions = async_sessionmaker[AsyncSession]
 async def test_pack_scripts_render_with_check_in_variables(
     sessions: Sessions, clock: ManualClock
 ) -> None:
-    install_jobs(public_base_url=BASE_URL)
     camp = await _seed(sessions)
     async with sessions.begin() as session:
         await import_pack(session=session, paths=[DEFAULT_PACK], author="test", now=T_START)
@@ -30,7 +28,7 @@ async def test_pack_scripts_render_with_check_in_variables(
     await _schedule(sessions, camp.cohort_id, "closing_ceremony", {"type": "cohort_groups"})
     clock.set(DAY1_2100 + timedelta(seconds=5))
 
-    report = await fire_due(sessions=sessions, clock=clock, default_tz=TZ)
+    report = await fire_due(sessions=sessions, clock=clock, default_tz=TZ, extensions=EXTENSIONS)
 
     assert (report.fired, report.failed, report.missed) == (2, 0, 0)
     rows = await _rows(sessions)

@@ -9,12 +9,11 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import ManualClock
-from bots.checkin.jobs import install_jobs
 from schedules.models import Schedule
 from schedules.planner import plan_schedule
 from schedules.runner import fire_due
 from tests.bots.checkin.camp import T_START
-from tests.bots.checkin.test_reminders import BASE_URL, DAY1_2100, TZ, _rows, _seed
+from tests.bots.checkin.test_reminders import BASE_URL, DAY1_2100, EXTENSIONS, TZ, _rows, _seed
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -38,14 +37,13 @@ async def _schedule(sessions: Sessions, cohort_id: int, script_key: str, target:
 async def test_the_pack_reminder_and_leaderboard_fire_as_jobs(
     sessions: Sessions, clock: ManualClock
 ) -> None:
-    install_jobs(public_base_url=BASE_URL)
     camp = await _seed(sessions)
     unchecked = {"type": "members", "filter": "not_checked_in_today"}
     await _schedule(sessions, camp.cohort_id, "checkin_reminder", unchecked)
     await _schedule(sessions, camp.cohort_id, "leaderboard", {"type": "cohort_groups"})
     clock.set(DAY1_2100 + timedelta(seconds=5))
 
-    report = await fire_due(sessions=sessions, clock=clock, default_tz=TZ)
+    report = await fire_due(sessions=sessions, clock=clock, default_tz=TZ, extensions=EXTENSIONS)
 
     assert (report.fired, report.failed) == (2, 0)
     rows = await _rows(sessions)
@@ -64,6 +62,6 @@ async def test_the_pack_reminder_and_leaderboard_fire_as_jobs(
     assert report.enqueued == len(rows)
 
     # The double firing two schedulers could cause adds nothing.
-    again = await fire_due(sessions=sessions, clock=clock, default_tz=TZ)
+    again = await fire_due(sessions=sessions, clock=clock, default_tz=TZ, extensions=EXTENSIONS)
     assert again.enqueued == 0
     assert len(await _rows(sessions)) == len(rows)

@@ -17,6 +17,7 @@ from app.channels.deliver import ChannelDeliverer
 from app.clock import ManualClock
 from app.models import Group, GroupMembership, Member, MemberStatus, OutboxMessage
 from app.sender import Sender
+from app.settings import Settings
 from app.wecom.client import WeComClient
 from app.wecom_sandbox.state import SandboxState
 from bots.checkin import reminders, service
@@ -24,15 +25,18 @@ from bots.checkin.models import EntryKind
 from schedules.models import Schedule
 from schedules.planner import plan_schedule
 from schedules.runner import fire_due
-from schedules.targets import MEMBER_FILTERS, check_target
+from schedules.targets import check_target
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from scripts_library.models import Script
 from tests.bots.checkin.camp import T_START, local, make_cohort, make_member
+from tests.support import wired
 
 Sessions = async_sessionmaker[AsyncSession]
 BASE_URL = "https://camp.example.com"
 DAY1_2100 = local(1, 21)  # 2026-03-03 21:00 Shanghai
 TZ = "Asia/Shanghai"
+# What app.main hands the scheduler: the check-in jobs, filter and providers among them.
+EXTENSIONS = wired(Settings(PUBLIC_BASE_URL=BASE_URL, _env_file=None))  # type: ignore[call-arg]
 
 
 @dataclass
@@ -228,7 +232,7 @@ async def test_nobody_is_reminded_outside_the_camp(sessions: Sessions) -> None:
 
 async def _not_checked_in_names(sessions: Sessions, camp: Camp, now: datetime) -> set[str]:
     async with sessions() as session:
-        query = await MEMBER_FILTERS["not_checked_in_today"](
+        query = await EXTENSIONS.member_filters["not_checked_in_today"](
             session, reminders.cohort_members(camp.cohort_id), camp.cohort_id, now
         )
         return {str(m.name) for m in (await session.execute(query)).scalars()}
@@ -237,7 +241,8 @@ async def _not_checked_in_names(sessions: Sessions, camp: Camp, now: datetime) -
 async def test_the_filter_is_registered_for_schedules_and_matches_the_service(
     sessions: Sessions,
 ) -> None:
-    check_target({"type": "members", "filter": "not_checked_in_today"})  # no TriggerError
+    target = {"type": "members", "filter": "not_checked_in_today"}
+    check_target(target, filters=EXTENSIONS.member_filters)  # no TriggerError
     camp = await _seed(sessions)
     names = await _not_checked_in_names(sessions, camp, DAY1_2100)
     assert names == {"阿杰", "Amy", "王五", "孙七", "无人跟进"}
@@ -282,7 +287,7 @@ async def test_a_schedule_with_the_filter_fires_to_exactly_the_unchecked(
         await session.flush()
         await plan_schedule(session=session, schedule=schedule, now=T_START, default_tz=TZ)
     clock.set(due + timedelta(seconds=3))
-    report = await fire_due(sessions=sessions, clock=clock, default_tz=TZ)
+    report = await fire_due(sessions=sessions, clock=clock, default_tz=TZ, extensions=EXTENSIONS)
     assert (report.fired, report.failed) == (1, 0)
     targets = {(row.channel, row.target) for row in await _rows(sessions)}
     assert targets == {

@@ -8,13 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import schedules.models  # noqa: F401 - cohort hooks re-plan schedules: their tables
 from app.clock import ManualClock
 from app.settings import Settings
-from bots.checkin import rules_api, service
+from bots.checkin import service
 from bots.checkin.models import EntryKind, MemberScore
 from tests.bots.checkin.camp import local, make_cohort, make_member
 from tests.support import running_app
@@ -34,9 +33,6 @@ async def client(
     settings: Settings, clock: ManualClock, engine: AsyncEngine
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with running_app(settings=settings, clock=clock, engine=engine) as harness:
-        paths = {r.path for r in harness.app.routes if isinstance(r, APIRoute)}
-        if RULES.replace("{id}", "{cohort_id}") not in paths:  # until bots/web.py lists it
-            harness.app.include_router(rules_api.router, prefix="/admin/api")
         harness.client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         yield harness.client
 

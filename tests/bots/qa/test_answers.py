@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.admin.models import AuditEntry
-from bots.qa_models import QaUnanswered
+from bots.qa.models import QaUnanswered
 from tests.bots.qa.conftest import ASKER, OTHER, Desk
 
 

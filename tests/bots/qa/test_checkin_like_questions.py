@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bots.qa_models import QaUnanswered
+from bots.qa.models import QaUnanswered
 from tests.bots.qa.conftest import Desk
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bots.qa_service import search_faq
+from bots.qa.service import search_faq
 from tests.bots.qa.conftest import Desk
 
 

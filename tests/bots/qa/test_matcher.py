@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 
-from bots.qa_matcher import Matcher, Mode, NaiveMatcher, RuleSpec, normalize, question_text
-from bots.qa_regex import MAX_TEXT
+from bots.qa.matcher import Matcher, Mode, NaiveMatcher, RuleSpec, normalize, question_text
+from bots.qa.regex import MAX_TEXT
 
 RULES = [
     RuleSpec(1, Mode.EXACT, ("你好",)),

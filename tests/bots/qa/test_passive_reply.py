@@ -17,9 +17,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import callback
+from app.capability import event_routers
 from app.clock import ManualClock
 from app.inbox import STUCK_AFTER
 from app.inbox_recovery import sweep_once
+from app.main import CAPABILITIES
 from app.models import InboxEvent
 from app.settings import Settings
 from app.wecom.events import parse_event
@@ -28,9 +30,8 @@ from app.wecom_sandbox import callback_xml
 from app.wecom_sandbox.sender import CallbackSender
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
-from bots import ROUTERS
 from bots.dispatch import Context, Dispatcher, Router
-from bots.qa_models import QaUnanswered
+from bots.qa.models import QaUnanswered
 from tests.admin.conftest import Admin
 from tests.bots.qa.conftest import ASKER, Desk, Sessions
 from tests.support import AES_KEY, AGENT_ID, APP_SECRET, CORP_ID, T0, TOKEN, running_app
@@ -125,7 +126,7 @@ async def desk_with(
         settings=settings,
         clock=clock,
         engine=engine,
-        routers=[*extra_routers(), *ROUTERS],
+        routers=[*extra_routers(), *event_routers(CAPABILITIES)],
         wecom_transport=sandbox_transport(sandbox),
         sender=False,
     ) as harness:

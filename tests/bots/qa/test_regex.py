@@ -9,8 +9,8 @@ import unicodedata
 
 import pytest
 
-from bots.qa_matcher import normalize, question_text
-from bots.qa_regex import (
+from bots.qa.matcher import normalize, question_text
+from bots.qa.regex import (
     MAX_TEXT,
     OPTIONS,
     UnsafeRegex,

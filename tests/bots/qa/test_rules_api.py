@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from app.admin.models import AuditEntry
-from bots.qa_models import QaRule
-from bots.qa_service import bump_version
+from bots.qa.models import QaRule
+from bots.qa.service import bump_version
 from tests.admin.conftest import problems
 from tests.bots.qa.conftest import Desk
 

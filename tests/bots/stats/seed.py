@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.admin.models import Cohort, CohortGroup, CohortMember, MemberTag
 from app.models import Group, GroupMembership, Member
 from bots.checkin.models import CheckinEntry, MemberScore
-from bots.xibao_models import Achievement
+from bots.xibao.models import Achievement
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 START = date(2026, 3, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import bots.xibao_models  # noqa: F401 - the stats join the 喜报 tables
+import bots.xibao.models  # noqa: F401 - the stats join the 喜报 tables
 from app.clock import ManualClock
 from tests.admin.conftest import Admin, problems
 from tests.support import T0

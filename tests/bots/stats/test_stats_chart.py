@@ -9,7 +9,7 @@ from defusedxml import ElementTree
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clock import ManualClock
-from bots.stats_chart import LEFT, PLOT_H, PLOT_W, TOP, ChartPoint, checkin_rate_svg
+from bots.stats.chart import LEFT, PLOT_H, PLOT_W, TOP, ChartPoint, checkin_rate_svg
 from tests.admin.conftest import Admin
 from tests.bots.stats.seed import NOW, local, seed_camp
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import app.admin.models  # noqa: F401 - registers the admin tables before the engine creates them
-import bots.xibao_models  # noqa: F401 - the same for the 喜报 tables
+import bots.xibao.models  # noqa: F401 - the same for the 喜报 tables
 from app.admin.models import Cohort, CohortGroup, CohortMember
 from app.channels.deliver import ChannelDeliverer
 from app.clock import ManualClock
@@ -22,7 +22,7 @@ from app.sender import Sender
 from app.settings import Settings
 from app.wecom.client import WeComClient
 from app.wecom_sandbox.state import SandboxState
-from bots import poster
+from bots.xibao import poster
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from tests.support import AppHarness, running_app
 

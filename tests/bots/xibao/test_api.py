@@ -17,9 +17,9 @@ from app.admin.models import AuditEntry
 from app.clock import ManualClock
 from app.models import OutboxMessage
 from app.wecom_sandbox.state import SandboxState
-from bots import xibao_service
 from bots.checkin.models import MemberScore
-from bots.xibao_models import Achievement, Broadcast
+from bots.xibao import service as xibao_service
+from bots.xibao.models import Achievement, Broadcast
 from scripts_library.models import Script
 from tests.bots.xibao.conftest import Admin, CampIds, seed_camp
 from tests.support import count_rows

@@ -275,13 +275,13 @@ async def test_without_a_cjk_font_the_xibao_goes_out_as_text_and_operators_see_w
 ) -> None:
     camp = await seed_camp(sessions, sandbox, clock)
 
-    with caplog.at_level(logging.WARNING, logger="bots.xibao_service"):
+    with caplog.at_level(logging.WARNING, logger="bots.xibao.service"):
         created = await _achieve(admin, camp.member_id)
 
     missing = created["poster_missing"]
     assert missing.startswith("未安装中文字体（fonts-wqy-microhei）")
     assert "apt-get install -y fonts-wqy-microhei" in missing
-    [warning] = [r for r in caplog.records if r.name == "bots.xibao_service"]
+    [warning] = [r for r in caplog.records if r.name == "bots.xibao.service"]
     assert warning.levelno == logging.WARNING
     assert "text only" in warning.getMessage()
     assert "fonts-wqy-microhei" in warning.getMessage()

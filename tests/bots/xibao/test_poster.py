@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image, ImageChops
 
-from bots import poster
+from bots.xibao import poster
 
 FIELDS = {
     "title": "出单啦",

@@ -1,0 +1,314 @@
+"""The dispatcher: runs inbox rows through the routers (`app.inbox.InboxProcessor`), one
+transaction per event, through the run queue; and passive replies, carried by the waiting
+callback or, when it stopped waiting, sent as a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Iterable
+from functools import partial
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import inbox
+from app.admin.cohorts.service import CohortHook
+from app.clock import Clock
+from app.db import backend, is_transient, session_scope
+from app.settings import Settings
+from app.wecom.client import WeComClient
+from app.wecom.events import WeComEvent, parse_event
+from app.wecom.passive import PassiveReply
+from bots.dispatch.queue import RunQueue
+from bots.dispatch.router import (
+    Context,
+    Outbound,
+    PassiveFallback,
+    Router,
+    prepare_handlers,
+    run_handlers,
+)
+
+logger = logging.getLogger(__name__)
+
+# Handler runs at once (see default_concurrency).
+SQLITE_CONCURRENCY = 2
+SERVER_DB_CONCURRENCY = 4
+# Queue order under a backlog (seconds of slack, earliest deadline first): events a
+# time-critical handler (`max_age`) may take go first (resumed after a crash too), other
+# events may wait up to 10 s longer, other re-runs after a crash a minute longer.
+SLACK_URGENT_S, SLACK_NORMAL_S, SLACK_LATE_S = 0.0, 10.0, 60.0
+# Beyond this many queued runs, intake's background tasks stop following theirs.
+FOLLOW_BACKLOG = 64
+# A committed passive reply: how long the callback (woken at once) has to take it.
+PASSIVE_PICKUP_S = 1.0
+# Tries at turning a passive reply the callback did not carry into an app message (a
+# transient database error would otherwise lose it), and the pauses between them.
+PASSIVE_FALLBACK_PAUSES_S = (0.2, 1.0)
+
+
+def default_concurrency(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Handler runs at once: SQLite has one connection and one write lock, so more would
+    only queue in the pool in front of intake's commits; PostgreSQL runs them in parallel."""
+    return SQLITE_CONCURRENCY if backend(sessions) == "sqlite" else SERVER_DB_CONCURRENCY
+
+
+class Dispatcher:
+    """Runs inbox rows through the routers; implements `app.inbox.InboxProcessor`.
+
+    Runs go through an in-memory queue served by `concurrency` workers, so a burst
+    cannot take the database (and SQLite's one connection) away from intake. Under a
+    backlog, events a time-critical registration (`max_age`) may take go first, others
+    within SLACK_NORMAL_S, sweeper re-runs last. The inbox stays the durable queue: a run
+    lost with the process is a `received` row the sweeper finds.
+
+    Each run is one transaction: the row's `handled` mark (only while the row is still
+    this attempt's: the sweeper may have taken it over) and the handlers' writes commit
+    together. A transient database error leaves the row `received` for the sweeper; any
+    other exception marks it `failed` with the error.
+    """
+
+    def __init__(
+        self,
+        *,
+        routers: Iterable[Router],
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        clock: Clock,
+        outbound: Outbound | None = None,
+        wecom: WeComClient | None = None,
+        cohort_hooks: Collection[CohortHook] = (),
+        concurrency: int | None = None,
+        instance: str | None = None,
+    ) -> None:
+        self.routers = tuple(routers)
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        self.outbound = outbound
+        self.wecom = wecom
+        self.cohort_hooks = cohort_hooks
+        self._queue = RunQueue(concurrency or default_concurrency(sessions))
+        self.instance = instance  # what re-runs record as the row's runner (app.instances)
+        self.time_critical_kinds = frozenset(
+            r.kind
+            for router in self.routers
+            for r in router.registrations
+            if r.max_age is not None
+        )
+
+    @property
+    def waiting(self) -> int:
+        """Runs queued and not started yet (a measure of handler lag)."""
+        return len(self._queue)
+
+    def _slack(self, kind: str) -> float:
+        return SLACK_URGENT_S if kind in self.time_critical_kinds else SLACK_NORMAL_S
+
+    async def process_claimed(
+        self, attempt: inbox.Attempt, event: WeComEvent | None = None
+    ) -> None:
+        """Run a row whose attempt intake already counted (`inbox.Intake.claim`).
+
+        Follows the run to its end (so the caller, e.g. the request's background task,
+        finishes after it), unless FOLLOW_BACKLOG runs are already waiting: then the run
+        stays queued and the caller returns at once. Under overload this lets each request
+        go instead of keeping its state (hundreds of objects) alive in the backlog, which
+        would make every full garbage collection of the process slower.
+        """
+        event = event or parse_event(attempt.body)
+        following = len(self._queue) < FOLLOW_BACKLOG
+        run = partial(self._run, attempt, event, late=False)
+        done = self._queue.submit(self._slack(event.kind), run)
+        if following:
+            await done
+
+    def submit_replying(
+        self, attempt: inbox.Attempt, event: WeComEvent, passive: PassiveReply
+    ) -> asyncio.Future[None] | None:
+        """Queue a fresh row whose callback waits to carry a passive reply (see
+        `app.wecom.passive`); it goes first, as a request is waiting. The future is done
+        when the run ended; None (and the slot closed) behind a backlog, where the run
+        could not answer in time: it stays queued and replies another way."""
+        if len(self._queue) >= FOLLOW_BACKLOG:
+            passive.close()
+            self._queue.submit(self._slack(event.kind), partial(self._run, attempt, event))
+            return None
+        run = partial(self._run, attempt, event, late=False, passive=passive)
+        return self._queue.submit(SLACK_URGENT_S, run)
+
+    async def process(
+        self, row_id: int, *, expected_attempts: int, late: bool, kind: str | None = None
+    ) -> None:
+        """Count one more attempt on the row, unless another worker took it, then run it
+        (the sweeper's path, and rows claimed with `inbox.claim`). Returns once it ran.
+        An event of a time-critical `kind` goes first even when `late` (resumed after a
+        crash, its window may still be open)."""
+        if kind in self.time_critical_kinds:
+            slack = SLACK_URGENT_S
+        else:
+            slack = SLACK_LATE_S if late else SLACK_NORMAL_S
+        await self._queue.submit(slack, partial(self._attempt, row_id, expected_attempts, late))
+
+    async def drain(self) -> None:
+        """Wait until every queued run has finished (a clean shutdown; bound it with
+        `asyncio.timeout`: runs still queued then are `received` rows for the sweeper)."""
+        await self._queue.drain()
+
+    async def _attempt(self, row_id: int, expected_attempts: int, late: bool) -> None:
+        try:
+            attempt = await self._begin(row_id, expected_attempts)
+        except Exception as exc:
+            # Nothing ran and nothing changed: the sweeper will find the row again.
+            self._log_error(f"inbox row {row_id}", exc, "could not start an attempt")
+            return
+        if attempt is not None:
+            await self._run(attempt, parse_event(attempt.body), late=late)
+
+    async def _begin(self, row_id: int, expected_attempts: int) -> inbox.Attempt | None:
+        async with session_scope(self.sessions) as session:
+            return await inbox.begin_attempt(
+                session=session,
+                row_id=row_id,
+                expected_attempts=expected_attempts,
+                now=self.clock.now(),
+                instance_id=self.instance,
+            )
+
+    async def _run(
+        self,
+        attempt: inbox.Attempt,
+        event: WeComEvent,
+        *,
+        late: bool = False,
+        passive: PassiveReply | None = None,
+    ) -> None:
+        try:
+            await self._handle(attempt, event, late=late, passive=passive)
+        except Exception as exc:
+            # The edge of handler land: record, never propagate into the server.
+            if is_transient(exc):
+                self._log_error(attempt.dedupe_key, exc, "left received for the sweeper")
+            else:
+                logger.exception("inbox %s failed", attempt.dedupe_key)
+                await self._mark_failed(attempt, f"{type(exc).__name__}: {exc}")
+
+    async def _handle(
+        self,
+        attempt: inbox.Attempt,
+        event: WeComEvent,
+        *,
+        late: bool,
+        passive: PassiveReply | None,
+    ) -> None:
+        committed = False
+        try:
+            ctx = await self._handle_in_transaction(attempt, event, late=late, passive=passive)
+            committed = ctx is not None
+        finally:
+            # Whatever happened, the waiting callback gets its answer now: a claimed reply
+            # only once committed (else the event runs again later and replies otherwise).
+            if passive is not None:
+                passive.settle(committed=committed)
+        if ctx is None:
+            return
+        if passive is not None and ctx.passive_fallback is not None:
+            if not await passive.carried(PASSIVE_PICKUP_S):
+                await self._send_passive_otherwise(ctx, ctx.passive_fallback, attempt)
+        for action in ctx.after_commit:
+            try:
+                await action()
+            except Exception:
+                # The event is handled and the row durable; the sender loop will retry it.
+                logger.exception("after-commit action failed for %s", attempt.dedupe_key)
+
+    async def _send_passive_otherwise(
+        self, ctx: Context[WeComEvent], fallback: PassiveFallback, attempt: inbox.Attempt
+    ) -> None:
+        """The callback stopped waiting after a handler claimed the passive reply: the reply
+        becomes an outbox row (a new short transaction), pushed before the event's other
+        after-commit sends, as it is the event's first reply."""
+        for pause in (*PASSIVE_FALLBACK_PAUSES_S, None):
+            try:
+                async with session_scope(self.sessions) as session:
+                    row_id = await fallback(session=session, now=self.clock.now())
+                break
+            except Exception as exc:
+                if pause is None or not is_transient(exc):
+                    logger.error("inbox %s: passive reply lost", attempt.dedupe_key, exc_info=exc)
+                    return
+                await asyncio.sleep(pause)
+        logger.warning(
+            "inbox %s: the callback stopped waiting, the passive reply goes as a message",
+            attempt.dedupe_key,
+            extra={"dedupe_key": attempt.dedupe_key, "outbox_id": row_id},
+        )
+        if row_id is not None and self.outbound is not None:
+            outbound = self.outbound
+            ctx.after_commit.insert(0, lambda: outbound.deliver_now(row_id))
+
+    async def _handle_in_transaction(
+        self,
+        attempt: inbox.Attempt,
+        event: WeComEvent,
+        *,
+        late: bool,
+        passive: PassiveReply | None,
+    ) -> Context[WeComEvent] | None:
+        """Run the handlers and commit; the context, or None when another worker had
+        taken the row over."""
+        async with self.sessions() as session:
+            ctx = Context(
+                event=event,
+                session=session,
+                settings=self.settings,
+                clock=self.clock,
+                inbox_id=attempt.id,
+                late=late,
+                outbound=self.outbound,
+                wecom=self.wecom,
+                cohort_hooks=self.cohort_hooks,
+                passive=passive,
+            )
+            # WeCom reads first, with no statement run yet: the session holds no connection.
+            await prepare_handlers(ctx, self.routers)
+            # The mark comes first: it proves the row is still this attempt's (the sweeper
+            # may have presumed this run dead and taken it over) before any handler runs,
+            # and from here the transaction holds the row (SQLite's write lock, PostgreSQL's
+            # row lock) until it commits together with the handlers' writes.
+            marked = await inbox.mark_handled(
+                session=session, row_id=attempt.id, attempts=attempt.attempts, now=self.clock.now()
+            )
+            if not marked:
+                logger.warning("inbox %s: taken over by another worker", attempt.dedupe_key)
+                return None
+            ran = await run_handlers(ctx, self.routers)
+            await session.commit()
+        logger.info(
+            "inbox %s handled by %s",
+            attempt.dedupe_key,
+            ran or "no handler",
+            extra={"dedupe_key": attempt.dedupe_key},
+        )
+        return ctx
+
+    async def _mark_failed(self, attempt: inbox.Attempt, error: str) -> None:
+        try:
+            async with session_scope(self.sessions) as session:
+                await inbox.mark_failed(
+                    session=session,
+                    row_id=attempt.id,
+                    attempts=attempt.attempts,
+                    error=error,
+                    now=self.clock.now(),
+                )
+        except Exception as exc:
+            self._log_error(attempt.dedupe_key, exc, "could not be marked failed")
+
+    @staticmethod
+    def _log_error(what: str, exc: Exception, outcome: str) -> None:
+        if is_transient(exc):
+            logger.warning("%s: %s (transient: %s)", what, outcome, exc)
+        else:
+            logger.error("%s: %s", what, outcome, exc_info=exc)

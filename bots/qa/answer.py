@@ -1,0 +1,274 @@
+"""Answering one question: who asks (their cohorts and groups decide which rules apply),
+which rules match, cooldowns, and the reply: passive (in the callback's answer) when the
+callback still waits, else an app message in the outbox.
+
+A passive reply is recorded as a `sent` outbox row of channel `passive_reply` under the key
+the app message would have had (`qa:{event}:{rule}`), in the same transaction: operators
+see every answer at `/admin/api/outbox`, and the unique key makes "both" impossible in the
+database too. If the callback stops waiting before that transaction commits, the dispatcher
+turns the row into that app message (`passive_to_app_message`) and sends it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.h5_tokens import member_url
+from app.admin.models import Cohort, CohortMember
+from app.channels.messages import OutMessage
+from app.channels.reach import Channel, Destination, enqueue_message, message_payload
+from app.db import dialect_insert
+from app.models import GroupMembership, Member, OutboxMessage, OutboxStatus
+from app.outbox import MAX_ATTEMPTS, rate_key
+from app.wecom.errors import UndeliverableError
+from bots.dispatch import PassiveFallback
+from bots.qa.matcher import RuleSpec
+from bots.qa.models import QaCooldown, QaRule
+from bots.qa.regex import MAX_TEXT
+from bots.qa.service import count_hit, match, record_unanswered
+from scripts_library.errors import RenderError, ScriptNotFoundError
+from scripts_library.render import render
+from scripts_library.service import get_script
+from scripts_library.variables import RenderContext
+
+logger = logging.getLogger(__name__)
+PASSIVE_CHANNEL = "passive_reply"
+
+
+class PassiveOffer(Protocol):
+    """Offers a reply text to the waiting callback (`Context.passive_reply`); True if it is
+    the callback's to carry, or `fallback`'s to send should the callback stop waiting."""
+
+    def __call__(self, text: str, *, fallback: PassiveFallback) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """A member writing to the app, and the scopes their question is answered in."""
+
+    userid: str
+    member: Member | None
+    cohort_ids: frozenset[int]
+    group_ids: frozenset[int]
+
+    def allows(self, rule: RuleSpec) -> bool:
+        if rule.cohort_id is not None:
+            return rule.cohort_id in self.cohort_ids
+        if rule.group_id is not None:
+            return rule.group_id in self.group_ids
+        return True
+
+
+async def asker(*, session: AsyncSession, userid: str) -> Asker:
+    member = await session.scalar(select(Member).where(Member.userid == userid))
+    if member is None:
+        return Asker(userid, None, frozenset(), frozenset())
+    cohorts = await session.scalars(
+        select(CohortMember.cohort_id).where(CohortMember.member_id == member.id)
+    )
+    groups = await session.scalars(
+        select(GroupMembership.group_id).where(
+            GroupMembership.member_id == member.id, GroupMembership.left_at.is_(None)
+        )
+    )
+    return Asker(userid, member, frozenset(cohorts), frozenset(groups))
+
+
+async def claim_cooldown(
+    *, session: AsyncSession, rule_id: int, chat: str, cooldown_s: int, now: datetime
+) -> bool:
+    """True if the rule may answer this chat now, and records that it does. One statement
+    (upsert whose update only happens when the last answer is old enough): two instances
+    answering the same chat at once cannot both win."""
+    insert = dialect_insert(session)
+    statement = (
+        insert(QaCooldown)
+        .values(rule_id=rule_id, chat=chat, answered_at=now)
+        .on_conflict_do_update(
+            index_elements=["rule_id", "chat"],
+            set_={"answered_at": now},
+            where=QaCooldown.answered_at <= now - timedelta(seconds=cooldown_s),
+        )
+        .returning(QaCooldown.rule_id)
+    )
+    return (await session.execute(statement)).first() is not None
+
+
+async def _cohort_for(session: AsyncSession, rule: QaRule, who: Asker) -> Cohort | None:
+    cohort_id = rule.cohort_id or (min(who.cohort_ids) if who.cohort_ids else None)
+    return await session.get(Cohort, cohort_id) if cohort_id is not None else None
+
+
+async def reply_message(
+    *, session: AsyncSession, rule: QaRule, who: Asker, public_base_url: str, now: datetime
+) -> OutMessage:
+    """The rule's reply text, or its script rendered for the asker (RenderError,
+    ScriptNotFoundError if it cannot be)."""
+    if rule.reply is not None:
+        return OutMessage("text", content=rule.reply)
+    script = await get_script(session=session, key=rule.script_key or "")
+    cohort = await _cohort_for(session, rule, who)
+    h5 = None
+    if who.member is not None and who.cohort_ids:
+        h5 = await member_url(
+            session=session, member_id=who.member.id, public_base_url=public_base_url, now=now
+        )
+    context = RenderContext(
+        student_name=who.member.name if who.member else None,
+        cohort_name=cohort.name if cohort else None,
+        camp_name=cohort.camp if cohort else None,
+        total_days=cohort.days if cohort else None,
+        h5_url=h5,
+    )
+    return render(script, context)
+
+
+async def record_passive(
+    *, session: AsyncSession, key: str, target: str, payload: dict[str, object], now: datetime
+) -> None:
+    """The outbox row that shows a reply went out passively; never picked up by a sender."""
+    insert = dialect_insert(session)
+    await session.execute(
+        insert(OutboxMessage)
+        .values(
+            key=key,
+            channel=PASSIVE_CHANNEL,
+            target=target,
+            payload=payload,
+            rate_key=None,
+            status=OutboxStatus.SENT,
+            attempts=1,
+            max_attempts=1,
+            not_before=now,
+            in_doubt=0,
+            created_at=now,
+            updated_at=now,
+            sent_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+
+
+async def passive_to_app_message(
+    *,
+    session: AsyncSession,
+    key: str,
+    route: Destination,
+    payload: dict[str, object],
+    now: datetime,
+) -> int | None:
+    """The passive reply under `key` that no callback carried, made the pending app message
+    `enqueue_message` would have written under that key instead; its id (None if the row
+    is not a passive reply, e.g. already converted)."""
+    statement = (
+        update(OutboxMessage)
+        .where(OutboxMessage.key == key, OutboxMessage.channel == PASSIVE_CHANNEL)
+        .values(
+            channel=route.channel,
+            target=route.target,
+            payload=payload,
+            rate_key=rate_key(route.channel, route.target),
+            status=OutboxStatus.PENDING,
+            attempts=0,
+            max_attempts=MAX_ATTEMPTS,
+            not_before=now,
+            in_doubt=0,
+            updated_at=now,
+            sent_at=None,
+        )
+        .returning(OutboxMessage.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def _send(
+    session: AsyncSession,
+    rule: QaRule,
+    who: Asker,
+    *,
+    event_key: str,
+    base: str,
+    passive: PassiveOffer | None,
+    now: datetime,
+) -> int | None:
+    """Reply by the rule; the outbox row to push after commit, None if there is none."""
+    key, route = f"qa:{event_key}:{rule.id}", Destination(Channel.APP_MESSAGE, who.userid)
+    try:
+        message = await reply_message(
+            session=session, rule=rule, who=who, public_base_url=base, now=now
+        )
+        payload = message_payload(route, message)  # within the app message's limits
+        fallback = partial(passive_to_app_message, key=key, route=route, payload=payload)
+        if (
+            message.msgtype == "text"
+            and passive is not None
+            and passive(message.content, fallback=fallback)
+        ):
+            await record_passive(
+                session=session, key=key, target=who.userid, payload=payload, now=now
+            )
+            return None
+        return await enqueue_message(
+            session=session, key=key, destination=route, message=message, now=now
+        )
+    except (RenderError, ScriptNotFoundError, UndeliverableError) as exc:
+        # Checked when saved; a script edited since may no longer render or fit.
+        logger.warning("Q&A rule %s cannot answer: %s", rule.id, exc)
+        return None
+
+
+async def answer(
+    *,
+    session: AsyncSession,
+    userid: str,
+    question: str,
+    event_key: str,
+    public_base_url: str,
+    now: datetime,
+    passive: PassiveOffer | None = None,
+) -> list[int]:
+    """Reply to `question`: the first reply through `passive` if it takes it, the others
+    queued (outbox row ids, to send right after commit).
+
+    Matching rules answer lowest priority first (ties by id) until one with `block` has
+    answered. A rule in its cooldown for this chat stays silent but still counts as having
+    answered, so a lower rule never stands in for it. A question no rule matches is
+    counted in the unanswered list. Only its first MAX_TEXT characters count: WeCom's texts
+    are at most 2,048 bytes, and nothing longer should cost more to handle.
+    """
+    question = question[:MAX_TEXT]
+    who = await asker(session=session, userid=userid)
+    matched = await match(session=session, question=question, allow=who.allows)
+    if not matched:
+        await record_unanswered(session=session, question=question, now=now)
+        return []
+    rows = await session.scalars(select(QaRule).where(QaRule.id.in_([r.id for r in matched])))
+    by_id = {r.id: r for r in rows}
+    sent: list[int] = []
+    for spec in matched:
+        rule = by_id.get(spec.id)
+        if rule is None or not rule.enabled:
+            continue  # changed since the matcher was built
+        if rule.cooldown_s <= 0 or await claim_cooldown(
+            session=session, rule_id=rule.id, chat=userid, cooldown_s=rule.cooldown_s, now=now
+        ):
+            await count_hit(session=session, rule_id=rule.id)
+            row_id = await _send(
+                session,
+                rule,
+                who,
+                event_key=event_key,
+                base=public_base_url,
+                passive=passive,
+                now=now,
+            )
+            sent += [row_id] if row_id is not None else []
+        if rule.block:
+            break
+    return sent

@@ -1,0 +1,5 @@
+from app.capability import Capability
+from bots.dispatch import Router
+from bots.xibao import api
+
+capability: Capability[Router] = Capability(name="xibao", admin_routers=(api.router,))
