@@ -5,8 +5,7 @@ A token is `{member_id}.{version}.{mac}`, where `mac` is the first 22 base64url 
 (an id, nothing personal) and can only be made by the server. `member_h5.token_version` is the
 version a valid token must carry: bumping it (`revoke`) kills every link the member had.
 
-The key is 32 random bytes the server makes on first use and keeps in `server_secrets`
-(insert-or-ignore, so instances starting together agree on one key). It is deliberately not
+The key is the server key `h5_link_key` (`app.server_secrets`). It is deliberately not
 derived from WECOM_SECRET or ADMIN_TOKEN: those get rotated for reasons that have nothing to
 do with students (an operator leaves, the app secret is reset), and each rotation would
 silently break every link already sent in welcome messages and reminders. To revoke every
@@ -19,15 +18,15 @@ import base64
 import hashlib
 import hmac
 import re
-import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.models import MemberH5, ServerSecret
+from app.admin.models import MemberH5
 from app.db import dialect_insert
+from app.server_secrets import existing_key, server_key
 
 KEY_NAME = "h5_link_key"
 _LABEL = "campbot/h5/m/v1"
@@ -62,23 +61,7 @@ def parse(key: bytes, token: str) -> tuple[int, int] | None:
 
 async def link_key(*, session: AsyncSession, now: datetime) -> bytes:
     """The signing key, made (once, for every instance) if there is none yet."""
-    existing = await _existing_key(session)
-    if existing is not None:
-        return existing
-    insert = dialect_insert(session)
-    await session.execute(
-        insert(ServerSecret)
-        .values(name=KEY_NAME, value=secrets.token_hex(32), created_at=now)
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
-    value = await session.scalar(select(ServerSecret.value).where(ServerSecret.name == KEY_NAME))
-    assert value is not None  # just inserted or already there
-    return bytes.fromhex(value)
-
-
-async def _existing_key(session: AsyncSession) -> bytes | None:
-    value = await session.scalar(select(ServerSecret.value).where(ServerSecret.name == KEY_NAME))
-    return bytes.fromhex(value) if value is not None else None
+    return await server_key(session=session, name=KEY_NAME, now=now)
 
 
 async def versions(*, session: AsyncSession, member_ids: Sequence[int]) -> dict[int, int]:
@@ -109,7 +92,7 @@ async def verify(*, session: AsyncSession, token: str) -> int | None:
     """The member id a valid, unrevoked token names; None otherwise (never raises on input)."""
     if len(token) > 64:
         return None
-    key = await _existing_key(session)
+    key = await existing_key(session=session, name=KEY_NAME)
     if key is None:
         return None  # no link was ever made
     parsed = parse(key, token)
