@@ -58,15 +58,18 @@ def sandbox_settings(settings: Settings) -> Settings:
     )
 
 
-def new_sandbox_state() -> SandboxState:
+def new_sandbox_state(settings: Settings | None = None) -> SandboxState:
+    """The sandbox corp; its 群发 receive rule is the one CampBot is told WeCom applies."""
     state = SandboxState(corp_id=SANDBOX_CORP_ID, apps={SANDBOX_AGENT_ID: SANDBOX_SECRET})
+    if settings is not None:
+        state.msg_template_quota_mode = settings.wecom_mass_send_quota.value
     for userid, name in STAFF.items():
         state.add_user(userid, name)
     return state
 
 
 def first_run(settings: Settings) -> FirstRun:
-    state = new_sandbox_state()
+    state = new_sandbox_state(settings)
     return FirstRun(
         state=state, settings=sandbox_settings(settings), app=create_sandbox_app(state)
     )

@@ -6,13 +6,14 @@ constraints, so a bad value fails at write time on both backends.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -157,6 +158,27 @@ class MassSendResult(Base):
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MassSendQuotaSlot(Base):
+    """One spent 群发 slot of a target's quota window (`app.quota`): unique per slot, and
+    per task and target, so no two instances spend one slot and no task spends two."""
+
+    __tablename__ = "mass_send_quota"
+    __table_args__ = (
+        UniqueConstraint("target", "mode", "window_start", "n"),
+        UniqueConstraint("outbox_key", "target", name="uq_mass_send_quota_outbox_key_target"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    target: Mapped[str] = mapped_column(String(200))  # a customer chat id or external userid
+    mode: Mapped[str] = mapped_column(String(16))
+    window_start: Mapped[date] = mapped_column(Date)  # on the camp's calendar
+    n: Mapped[int] = mapped_column(Integer)
+    # The task that spent it; None for a slot WeCom said was spent (status 3).
+    outbox_key: Mapped[str | None] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(String(16))
+    spent_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class MemberStatus(StrEnum):

@@ -8,6 +8,7 @@ tests can change it without touching the environment.
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from functools import lru_cache
 from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +20,14 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./campbot.db"
 # Shorter bearer tokens can be guessed; the sandbox trial (no WECOM_* setting) is exempt.
 ADMIN_TOKEN_MIN_CHARS = 16
 _AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
+
+
+class QuotaMode(StrEnum):
+    """How many 群发 a customer group or contact may receive (群发助手's rule; `app.quota`)."""
+
+    MONTH_DAYS = "month_days"  # as many a month as the month has days (WeCom's default)
+    WEEK_7 = "week_7"  # 7 a week
+    DAY_1 = "day_1"  # 1 a day
 
 
 class SettingsError(ValueError):
@@ -44,6 +53,9 @@ class Settings(BaseSettings):
         default="http://localhost:8000", validation_alias="PUBLIC_BASE_URL"
     )
     campbot_timezone: str = Field(default="Asia/Shanghai", validation_alias="CAMPBOT_TIMEZONE")
+    wecom_mass_send_quota: QuotaMode = Field(
+        default=QuotaMode.MONTH_DAYS, validation_alias="WECOM_MASS_SEND_QUOTA"
+    )
 
     @field_validator(
         "wecom_corp_id",

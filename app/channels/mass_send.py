@@ -4,6 +4,11 @@
 owner taps 发送. This job records, per target, whether that happened
 (`get_groupmsg_send_result`), and nudges the owner once (`remind_groupmsg_send`,
 through the outbox) when a task is still unsent after `remind_after`.
+
+It also corrects the quota (`app.quota`): a target WeCom says never got the task (status 2:
+not a friend, not in the group any more) gets its slot back, as do the targets of a task
+WeCom refused (a dead row); a target over quota (status 3) keeps it and its window is marked
+full, and the row says so to operators in Chinese (`OVER_QUOTA_NOTE`).
 """
 
 from __future__ import annotations
@@ -11,17 +16,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import outbox
+from app import outbox, quota
 from app.background import every
 from app.channels.reach import Channel
 from app.clock import Clock
-from app.models import MassSendResult, MassSendStatus, OutboxMessage, OutboxStatus
+from app.models import (
+    MassSendQuotaSlot,
+    MassSendResult,
+    MassSendStatus,
+    OutboxMessage,
+    OutboxStatus,
+)
+from app.settings import QuotaMode
 from app.wecom.client import WeComClient
 from app.wecom.errors import WeComError
 from app.wecom.types import GroupMsgSendItem
@@ -31,7 +44,13 @@ logger = logging.getLogger(__name__)
 REMIND_AFTER = timedelta(hours=2)
 MASS_CHANNELS = (Channel.CUSTOMER_GROUP, Channel.CUSTOMER_SINGLE)
 # get_groupmsg_send_result: 0 unsent, 1 sent, 2 not a friend / left the group, 3 over quota.
-_UNSENT, _SENT = 0, 1
+_UNSENT, _SENT, _GONE, _OVER_QUOTA = 0, 1, 2, 3
+OVER_QUOTA_NOTE = "群发未送达：企业微信答复该{what}本周期的群发次数已用完（状态 3）。"
+OVER_QUOTA_HINT = (
+    "客户群和客户每月（或按群发助手的设置每周、每天）能收到的群发有上限，"
+    "员工自己发的群发也算在内。CampBot 已把这个周期记为用完，之后的推送改为群SOP，"
+    "由员工在聊天工具栏一键发送。"
+)
 
 
 async def track_new(*, session: AsyncSession, now: datetime) -> int:
@@ -77,16 +96,68 @@ async def _fetch(client: WeComClient, msgid: str, sender: str) -> dict[str, Grou
         cursor = page.next_cursor
 
 
-def _apply(result: MassSendResult, item: GroupMsgSendItem | None, now: datetime) -> None:
+def _apply(result: MassSendResult, item: GroupMsgSendItem | None, now: datetime) -> bool:
+    """Record one target's result; True when it settled just now."""
     result.checked_at = now
     if item is None or item.status == _UNSENT:
-        return
+        return False
+    settled = result.status == MassSendStatus.AWAITING
     result.wecom_status = item.status
     if item.status == _SENT:
         result.status = MassSendStatus.SENT
         result.sent_at = datetime.fromtimestamp(item.send_time, UTC) if item.send_time else now
     else:
         result.status = MassSendStatus.FAILED
+    return settled
+
+
+def over_quota(last_error: str | None) -> bool:
+    """The row's note says WeCom refused a target over quota (status 3)."""
+    return bool(last_error) and str(last_error).startswith(OVER_QUOTA_NOTE[:6])
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRule:
+    """What the quota corrections need: the corp's 群发 rule and the default calendar."""
+
+    mode: QuotaMode = QuotaMode.MONTH_DAYS
+    default_tz: str = "Asia/Shanghai"
+
+
+async def _correct_quota(
+    session: AsyncSession,
+    result: MassSendResult,
+    row: OutboxMessage,
+    rule: QuotaRule,
+    now: datetime,
+) -> None:
+    """Settle the quota of one target whose result just came in (see the module docstring)."""
+    if result.wecom_status == _GONE:
+        await quota.release(session=session, outbox_key=row.key, target=result.target)
+    elif result.wecom_status == _OVER_QUOTA:
+        tz = await quota.camp_timezone(
+            session=session, target=result.target, default_tz=rule.default_tz
+        )
+        await quota.mark_full(
+            session=session, target=result.target, mode=rule.mode, tz=tz, now=now
+        )
+        what = "客户群" if row.channel == Channel.CUSTOMER_GROUP else "客户"
+        row.last_error = OVER_QUOTA_NOTE.format(what=what)
+
+
+async def release_refused(*, session: AsyncSession) -> int:
+    """Give back the slots of mass sends that never became a task (dead or cancelled)."""
+    refused = await session.scalars(
+        select(OutboxMessage.key).where(
+            OutboxMessage.channel.in_(MASS_CHANNELS),
+            OutboxMessage.status.in_((OutboxStatus.DEAD, OutboxStatus.CANCELLED)),
+            exists().where(MassSendQuotaSlot.outbox_key == OutboxMessage.key),
+        )
+    )
+    released = 0
+    for key in refused.all():
+        released += await quota.release(session=session, outbox_key=key)
+    return released
 
 
 async def _remind_overdue(
@@ -124,10 +195,13 @@ async def sync_mass_sends(
     client: WeComClient,
     clock: Clock,
     remind_after: timedelta = REMIND_AFTER,
+    rule: QuotaRule = QuotaRule(),
 ) -> None:
-    """One pass: track new tasks, record results, remind owners of overdue ones."""
+    """One pass: track new tasks, record results (correcting the quota), remind owners of
+    overdue ones."""
     async with sessions.begin() as session:
         await track_new(session=session, now=clock.now())
+        await release_refused(session=session)
         awaiting = (
             (
                 await session.execute(
@@ -150,7 +224,10 @@ async def sync_mass_sends(
             now = clock.now()
             for result in results:
                 merged = await session.merge(result)
-                _apply(merged, found.get(result.target), now)
+                if _apply(merged, found.get(result.target), now):
+                    row = await session.get(OutboxMessage, merged.outbox_id)
+                    if row is not None:
+                        await _correct_quota(session, merged, row, rule, now)
             fresh = (
                 await session.execute(
                     select(MassSendResult).where(
@@ -171,11 +248,12 @@ async def run_mass_send_sync(
     client: WeComClient,
     clock: Clock,
     interval: float = SYNC_EVERY_S,
+    rule: QuotaRule = QuotaRule(),
 ) -> None:
     """Follow mass sends until `stop` is set; started by the app's lifespan."""
     await every(
         stop,
         interval,
-        partial(sync_mass_sends, sessions=sessions, client=client, clock=clock),
+        partial(sync_mass_sends, sessions=sessions, client=client, clock=clock, rule=rule),
         name="mass-send sync",
     )

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from app.clock import Clock, SystemClock
+from app.wecom_sandbox import quota
 from app.wecom_sandbox.errcodes import WeComError
 from app.wecom_sandbox.faults import Faults, cgi_path
 from app.wecom_sandbox.records import (
@@ -94,7 +95,9 @@ class SandboxState:
         self.member_hour = SlidingWindow(1000, timedelta(hours=1))
         # path/91770: 20 messages a minute per robot.
         self.robot_minute = SlidingWindow(20, timedelta(minutes=1))
-        # None: the current rule, as many per customer or group per month as the month has days.
+        # 群发助手's receive rule: month_days (WeCom's default), week_7 or day_1.
+        self.msg_template_quota_mode = "month_days"
+        # A test's own limit per window instead of the mode's (None: the mode's).
         self.msg_template_monthly_quota: int | None = None
         # enable_duplicate_check: when each (app, content, recipients) was last delivered.
         self.delivered_at: dict[str, datetime] = {}
@@ -321,7 +324,7 @@ class SandboxState:
         if target.kind == "external_userid" and not self.is_friend(target.target, target.sender):
             target.status = 2
             return
-        if self._monthly_received(target.target) >= self.monthly_msg_template_quota():
+        if self._received_in_window(target.target) >= self.msg_template_quota():
             target.status = 3
             return
         target.status, target.send_time = 1, now
@@ -337,20 +340,21 @@ class SandboxState:
             )
         )
 
-    def monthly_msg_template_quota(self) -> int:
+    def msg_template_quota(self) -> int:
+        """How many 群发 a target may receive in the current window."""
         if self.msg_template_monthly_quota is not None:
             return self.msg_template_monthly_quota
-        now = self.clock.now()
-        next_month = (now.replace(day=28) + timedelta(days=4)).replace(day=1)
-        return (next_month - timedelta(days=1)).day
+        day = self.clock.now().astimezone(quota.WECOM_TZ).date()
+        return quota.window(self.msg_template_quota_mode, day)[2]
 
-    def _monthly_received(self, target: str) -> int:
-        now = self.clock.now()
-        return sum(
-            1
-            for d in self.delivered("msg_template")
-            if d.target == target and (d.at.year, d.at.month) == (now.year, now.month)
-        )
+    def monthly_msg_template_quota(self) -> int:
+        """The default rule's quota: the days of the current month."""
+        day = self.clock.now().astimezone(quota.WECOM_TZ).date()
+        return quota.window("month_days", day)[2]
+
+    def _received_in_window(self, target: str) -> int:
+        received = (d.at for d in self.delivered("msg_template") if d.target == target)
+        return quota.received_in_window(self.msg_template_quota_mode, self.clock.now(), received)
 
     # --- fault injection ----------------------------------------------------------------
 

@@ -37,6 +37,10 @@ class Progress:
 
 
 _FAILED = (OutboxStatus.DEAD, OutboxStatus.CANCELLED)
+_FAILED_REASONS = {
+    2: "群发未送达：该群已解散或群主已不在群里（企业微信状态 2）。",
+    3: "群发未送达：该客户群本周期的群发次数已用完（企业微信状态 3），已改为群SOP。",
+}
 
 
 def _group_status(
@@ -60,7 +64,9 @@ def _group_status(
     if result is None or result.status == MassSendStatus.AWAITING:
         return "awaiting_confirmation", None
     if result.status == MassSendStatus.FAILED:
-        return "failed", f"群发未送达（企业微信状态 {result.wecom_status}）。"
+        return "failed", _FAILED_REASONS.get(
+            result.wecom_status, f"群发未送达（企业微信状态 {result.wecom_status}）。"
+        )
     return "sent", None
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.audit import AuditTrail
 from app.admin.common import Actor, Page, get_or_404, json_value, page_of
 from app.admin.errors import Conflict
+from app.channels.mass_send import MASS_CHANNELS, OVER_QUOTA_HINT, over_quota
 from app.models import OutboxMessage, OutboxStatus
 from app.wecom.errors import HINTS
 
@@ -39,6 +40,8 @@ class OutboxView:
 
 
 def hint_for(row: OutboxMessage) -> str | None:
+    if row.channel in MASS_CHANNELS and over_quota(row.last_error):
+        return OVER_QUOTA_HINT
     if row.last_errcode is not None:
         return HINTS.get(
             row.last_errcode, f"企业微信返回错误码 {row.last_errcode}，详见 last_error。"

@@ -1,0 +1,234 @@
+"""The 群发 (mass send) quota: WeCom lets each customer group and each external contact
+receive at most "days in the month" 群发 a month — or 7 a week, or 1 a day, as the corp
+chose in 群发助手 (`WECOM_MASS_SEND_QUOTA`). A task over the quota is created but never
+reaches its target (`get_groupmsg_send_result` status 3), so CampBot counts what it spends
+and routes a push past the quota to 群SOP instead (`app.channels.routing`).
+
+Accounting is a row per spent slot, `(target, mode, window_start, n)` unique, n in
+1..limit: spending inserts the first free n with INSERT … ON CONFLICT DO NOTHING, so two
+instances racing for the last slot of a window both try to insert it and exactly one row
+lands — the other moves on to the next n, or finds none left. A slot is spent when the task
+is created (the row is enqueued) under the task's outbox key (spending again under the same
+key is a no-op), given back when WeCom says the target never got it (status 2, or a task
+WeCom refused), and kept when WeCom says it was over quota (status 3): then the window is
+marked full, because something CampBot does not see (a staff member's own 群发) spent it.
+
+Windows are the camp's calendar (the cohort's time zone): a month from its first day, a
+week from Monday, a day.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.models import Cohort, CohortGroup, CohortMember
+from app.db import dialect_insert
+from app.models import Group, MassSendQuotaSlot, Member
+from app.settings import QuotaMode
+
+__all__ = ["QuotaMode"]
+
+MODE_NAMES = {
+    QuotaMode.MONTH_DAYS: "每月（当月天数）",
+    QuotaMode.WEEK_7: "每周 7 条",
+    QuotaMode.DAY_1: "每天 1 条",
+}
+FULL = "wecom_full"  # a slot WeCom said was spent (status 3), not a task of ours
+TASK = "task"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One quota window on the camp's calendar: [start, end) and how many fit in it."""
+
+    start: date
+    end: date
+    limit: int
+
+
+def window_of(mode: QuotaMode, day: date) -> Window:
+    if mode == QuotaMode.DAY_1:
+        return Window(day, day + timedelta(days=1), 1)
+    if mode == QuotaMode.WEEK_7:
+        monday = day - timedelta(days=day.weekday())
+        return Window(monday, monday + timedelta(days=7), 7)
+    days = calendar.monthrange(day.year, day.month)[1]
+    first = day.replace(day=1)
+    return Window(first, first + timedelta(days=days), days)
+
+
+def local_day(now: datetime, tz: str) -> date:
+    return now.astimezone(ZoneInfo(tz)).date()
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaLeft:
+    target: str
+    window: Window
+    used: int
+    full: bool  # WeCom said over quota in this window (status 3)
+
+    @property
+    def left(self) -> int:
+        return max(self.window.limit - self.used, 0)
+
+
+async def _taken(session: AsyncSession, target: str, mode: QuotaMode, window: Window) -> set[int]:
+    rows = await session.scalars(
+        select(MassSendQuotaSlot.n).where(
+            MassSendQuotaSlot.target == target,
+            MassSendQuotaSlot.mode == mode,
+            MassSendQuotaSlot.window_start == window.start,
+        )
+    )
+    return set(rows)
+
+
+async def _holds(session: AsyncSession, target: str, outbox_key: str) -> bool:
+    found = await session.scalar(
+        select(MassSendQuotaSlot.id).where(
+            MassSendQuotaSlot.outbox_key == outbox_key, MassSendQuotaSlot.target == target
+        )
+    )
+    return found is not None
+
+
+async def _insert(
+    session: AsyncSession,
+    *,
+    target: str,
+    mode: QuotaMode,
+    window: Window,
+    n: int,
+    outbox_key: str | None,
+    source: str,
+    now: datetime,
+) -> bool:
+    insert = dialect_insert(session)
+    inserted = await session.execute(
+        insert(MassSendQuotaSlot)
+        .values(
+            target=target,
+            mode=mode,
+            window_start=window.start,
+            n=n,
+            outbox_key=outbox_key,
+            source=source,
+            spent_at=now,
+        )
+        .on_conflict_do_nothing()  # either unique key: the slot, or this task's slot
+        .returning(MassSendQuotaSlot.id)
+    )
+    return inserted.first() is not None
+
+
+async def spend(
+    *,
+    session: AsyncSession,
+    target: str,
+    mode: QuotaMode,
+    tz: str,
+    now: datetime,
+    outbox_key: str,
+) -> bool:
+    """Take a slot of `target`'s current window for the task `outbox_key`; False when the
+    window is full. Spending again under the same key answers True and takes nothing."""
+    if await _holds(session, target, outbox_key):
+        return True
+    window = window_of(mode, local_day(now, tz))
+    taken = await _taken(session, target, mode, window)
+    for n in range(1, window.limit + 1):
+        if n in taken:
+            continue
+        values = {"target": target, "mode": mode, "window": window, "now": now}
+        if await _insert(session, **values, n=n, outbox_key=outbox_key, source=TASK):
+            return True
+        if await _holds(session, target, outbox_key):
+            return True  # another transaction spent it for this very task meanwhile
+    return False
+
+
+async def quota_left(
+    *,
+    session: AsyncSession,
+    targets: Iterable[str],
+    mode: QuotaMode,
+    tz: str,
+    now: datetime,
+) -> dict[str, QuotaLeft]:
+    """Each target's current window: used slots and what is left."""
+    wanted = list(dict.fromkeys(targets))
+    window = window_of(mode, local_day(now, tz))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(
+            MassSendQuotaSlot.target,
+            func.count(),
+            func.max(case((MassSendQuotaSlot.source == FULL, 1), else_=0)),
+        )
+        .where(
+            MassSendQuotaSlot.target.in_(wanted),
+            MassSendQuotaSlot.mode == mode,
+            MassSendQuotaSlot.window_start == window.start,
+        )
+        .group_by(MassSendQuotaSlot.target)
+    )
+    found = {target: (int(used), bool(full)) for target, used, full in rows}
+    return {target: QuotaLeft(target, window, *found.get(target, (0, False))) for target in wanted}
+
+
+async def release(*, session: AsyncSession, outbox_key: str, target: str | None = None) -> int:
+    """Give back what the task `outbox_key` spent (for `target`, or all its targets): WeCom
+    says it never reached them. Slots WeCom marked full stay."""
+    statement = delete(MassSendQuotaSlot).where(
+        MassSendQuotaSlot.outbox_key == outbox_key, MassSendQuotaSlot.source == TASK
+    )
+    if target is not None:
+        statement = statement.where(MassSendQuotaSlot.target == target)
+    result = await session.execute(statement.execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def mark_full(
+    *, session: AsyncSession, target: str, mode: QuotaMode, tz: str, now: datetime
+) -> int:
+    """WeCom answered over quota (status 3) for `target`: its window is full, whatever
+    CampBot counted. How many slots that took."""
+    window = window_of(mode, local_day(now, tz))
+    taken = await _taken(session, target, mode, window)
+    marked = 0
+    for n in range(1, window.limit + 1):
+        if n not in taken:
+            values = {"target": target, "mode": mode, "window": window, "now": now}
+            marked += await _insert(session, **values, n=n, outbox_key=None, source=FULL)
+    return marked
+
+
+async def camp_timezone(*, session: AsyncSession, target: str, default_tz: str) -> str:
+    """The calendar a target's quota windows follow: its cohort's time zone (a customer
+    group's cohort, or an external student's latest), else the default."""
+    group_tz = await session.scalar(
+        select(Cohort.timezone)
+        .join(CohortGroup, CohortGroup.cohort_id == Cohort.id)
+        .join(Group, Group.id == CohortGroup.group_id)
+        .where(Group.chat_id == target)
+    )
+    if group_tz:
+        return str(group_tz)
+    member_tz = await session.scalar(
+        select(Cohort.timezone)
+        .join(CohortMember, CohortMember.cohort_id == Cohort.id)
+        .join(Member, Member.id == CohortMember.member_id)
+        .where(Member.external_userid == target)
+        .order_by(CohortMember.joined_at.desc())
+        .limit(1)
+    )
+    return str(member_tz) if member_tz else default_tz
