@@ -17,6 +17,7 @@ import app.models  # noqa: F401
 import bots.checkin.models
 import bots.group_welcome.models
 import bots.qa.models
+import bots.sop.models
 import bots.xibao.models  # noqa: F401
 import schedules.models  # noqa: F401
 import scripts_library.models  # noqa: F401

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.cohorts.service import CohortChange, CohortHook
 from app.admin.models import Cohort
+from app.channels.routing import Routing
 from app.clock import Clock
 from app.models import Group, Member
 from app.settings import Settings
@@ -197,6 +198,8 @@ class Extensions:
     context_providers: Mapping[str, BoundProvider] = field(default_factory=dict)
     loops: Mapping[str, LoopRun] = field(default_factory=dict)
     cohort_hooks: Mapping[str, CohortHook] = field(default_factory=dict)
+    # How pushes to customer groups and external students are routed (the 群发 quota rule).
+    routing: Routing = field(default_factory=Routing)
 
     @classmethod
     def of(cls, capabilities: Sequence[Capability[Any]], *, settings: Settings) -> Extensions:
@@ -221,6 +224,7 @@ class Extensions:
             ),
             loops=_unique("loop", ((loop.name, loop.run) for loop in loops)),
             cohort_hooks=_unique("cohort hook", ((h.name, _hook(h.run, settings)) for h in hooks)),
+            routing=Routing.of(settings),
         )
 
     def job_for(self, script_key: str, cohort_id: int | None) -> BoundJob | None:

@@ -51,7 +51,7 @@ from app.logging import configure_logging
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
 from app.sender import Sender
 from app.settings import Settings, describe_settings_error, get_settings
-from bots import checkin, group_welcome, membership, qa, stats, student_page, welcome, xibao
+from bots import checkin, group_welcome, membership, qa, sop, stats, student_page, welcome, xibao
 from bots.dispatch import Dispatcher, Router
 from schedules import api as schedules_api
 from schedules.planner import replan_on_change
@@ -84,6 +84,7 @@ CAPABILITIES: tuple[Capability[Router], ...] = (
     student_page.capability,
     qa.capability,
     xibao.capability,
+    sop.capability,
     stats.capability,
 )
 

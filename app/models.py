@@ -67,6 +67,10 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     DEAD = "dead"  # a permanent error, or attempts exhausted: shown to operators
     CANCELLED = "cancelled"
+    # A 群SOP item (channel `staff`) past its time: its staff member was told, and it waits
+    # for them to post it from the chat toolbar (then `sent`), or to skip it.
+    AWAITING_STAFF = "awaiting_staff"
+    SKIPPED = "skipped"
 
 
 class OutboxMessage(Base):
@@ -136,7 +140,7 @@ class MassSendStatus(StrEnum):
 
 
 class MassSendResult(Base):
-    """What became of one target of a mass send (群发) after its outbox row created the task."""
+    """What became of each target of a mass send (群发) after its outbox row created the task."""
 
     __tablename__ = "mass_send_results"
     __table_args__ = (
@@ -151,7 +155,8 @@ class MassSendResult(Base):
     )
     msgid: Mapped[str] = mapped_column(String(200))
     sender: Mapped[str] = mapped_column(String(128))
-    target: Mapped[str] = mapped_column(String(200))
+    # One row per target: a merged task to many students has one per student.
+    target: Mapped[str] = mapped_column(String(200), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default=MassSendStatus.AWAITING)
     wecom_status: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -230,6 +235,8 @@ class Group(Base):
     channel: Mapped[str] = mapped_column(String(16))
     robot_key: Mapped[str | None] = mapped_column(String(128))
     owner_userid: Mapped[str | None] = mapped_column(String(128))
+    # The staff member who runs a customer group's 群SOP (else its owner does).
+    assistant_userid: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default=GroupStatus.ACTIVE)
     # WeCom's member-list version after the last change we applied; a callback whose
     # LastMemVer differs means one was lost, so the list must be re-read from WeCom.

@@ -48,6 +48,9 @@ RATE_INTERVALS: Mapping[str, timedelta] = {
     "app_message": timedelta(seconds=60 / 30 * 1.02),
 }
 ERROR_LIMIT = 2000  # characters of an error kept on its row
+# Rows a person sends, not the sender: 群SOP items wait for their staff member to post them
+# from the chat toolbar (`app.channels.staff`); the sender never claims them.
+STAFF_CHANNEL = "staff"
 
 
 def rate_key(channel: str, target: str) -> str | None:
@@ -256,7 +259,11 @@ async def _reserve_slot(
 def _due(now: datetime) -> Select[OutboxMessage]:
     return (
         select(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.not_before <= now)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.not_before <= now,
+            OutboxMessage.channel != STAFF_CHANNEL,
+        )
         .order_by(OutboxMessage.not_before, OutboxMessage.id)
         .with_for_update(skip_locked=True)
     )

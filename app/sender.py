@@ -30,6 +30,7 @@ from app.outbox import (
     LEASES,
     RATE_INTERVALS,
     RELEASED,
+    STAFF_CHANNEL,
     claim_due,
     claim_row,
     recover_expired,
@@ -255,7 +256,10 @@ class Sender:
             return (
                 await session.execute(
                     select(OutboxMessage.not_before)
-                    .where(OutboxMessage.status == OutboxStatus.PENDING)
+                    .where(
+                        OutboxMessage.status == OutboxStatus.PENDING,
+                        OutboxMessage.channel != STAFF_CHANNEL,
+                    )
                     .order_by(OutboxMessage.not_before)
                     .limit(1)
                 )

@@ -37,23 +37,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.capability import NO_EXTENSIONS, Extensions
-from app.channels.reach import enqueue_message
 from app.clock import Clock
 from app.db import backend
 from app.outbox import NewMessage, enqueue_many
-from schedules.context import provided_variables
 from schedules.models import Firing, FiringStatus, Schedule
-from schedules.planner import schedule_timezone
 from schedules.sends import (
     Claimed,
     FiringBatch,
-    context_for,
-    outbox_key,
-    with_values,
 )
-from schedules.targets import resolve
 from scripts_library.models import Script
-from scripts_library.render import render, variables_used
 
 logger = logging.getLogger(__name__)
 
@@ -131,34 +123,13 @@ async def fire(
     if job is not None and schedule.cohort_id is not None:
         firing.enqueued = await job(session, schedule.cohort_id, now)
         return FiringStatus.FIRED
-    tz, cohort = await schedule_timezone(session=session, schedule=schedule, default_tz=default_tz)
-    targets = await resolve(
-        session=session,
-        target=schedule.target,
-        cohort_id=schedule.cohort_id,
-        member_id=firing.member_id,
-        now=now,
-        filters=extensions.member_filters,
-    )
-    extra = await provided_variables(
-        session=session,
-        cohort=cohort,
-        targets=targets,
-        names=variables_used(script),
-        now=now,
-        providers=extensions.context_providers.values(),
-    )
-    for target in targets:
-        context = context_for(cohort=cohort, target=target, local_now=now.astimezone(tz))
-        message = render(script, with_values(context, extra.get(target.label)))
-        await enqueue_message(
-            session=session,
-            key=outbox_key(schedule.id, target, firing.due_at),
-            destination=target.destination,
-            message=message,
-            now=now,
-        )
-    firing.enqueued = len(targets)
+    # The one firing through the batch path: rendered, checked and routed the same way.
+    batch = FiringBatch(session, now, default_tz, extensions)
+    claimed = Claimed(firing.id, firing.schedule_id, firing.member_id, firing.due_at)
+    await batch.load([claimed])
+    rows = await batch.messages(claimed, batch.plans[firing.schedule_id], script)
+    await enqueue_many(session=session, rows=rows, now=now)
+    firing.enqueued = len(rows)
     return FiringStatus.FIRED
 
 

@@ -6,7 +6,7 @@ distinct target and cohort; a script rendered once per distinct context).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.models import Cohort
 from app.capability import Extensions
 from app.channels.messages import OutMessage
-from app.channels.reach import message_payload
+from app.channels.reach import Channel, Destination, message_payload
+from app.channels.routing import (
+    Routing,
+    StudentPush,
+    is_personal,
+    route_group,
+    route_students,
+)
 from app.outbox import NewMessage
 from schedules.context import provided_variables
 from schedules.models import Schedule
@@ -77,12 +84,13 @@ class Claimed(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class _Send:
     """One target's message, checked against its channel's limits: the same for every
-    firing in the transaction with the same script, target and cohort."""
+    firing in the transaction with the same script, target and cohort. Routing (a customer
+    group's 群发 or 群SOP, merged 群发 to students) happens per firing (`FiringBatch.messages`):
+    it spends quota."""
 
     label: str
-    channel: str
-    target: str
-    payload: dict[str, object]
+    target: Target
+    message: OutMessage
 
 
 class _Plan(NamedTuple):
@@ -156,20 +164,79 @@ class FiringBatch:
         sends = []
         for target in targets:
             context = context_for(cohort=cohort, target=target, local_now=local_now)
-            context = with_values(context, extra.get(target.label))
-            payload = message_payload(target.destination, self._render(script, context))
-            sends.append(
-                _Send(target.label, target.destination.channel, target.destination.target, payload)
-            )
+            message = self._render(script, with_values(context, extra.get(target.label)))
+            message_payload(target.destination, message)  # refused here if over the limits
+            sends.append(_Send(target.label, target, message))
         return sends
 
     async def messages(self, firing: Claimed, plan: _Plan, script: Script) -> list[NewMessage]:
-        """The firing's outbox rows."""
+        """The firing's outbox rows, routed (`app.channels.routing`)."""
         key = (script.key, repr(plan.target), plan.cohort_id, firing.member_id)
         if key not in self._sends:
             self._sends[key] = await self._prepare(plan, script, firing.member_id)
         due = due_label(firing.due_at)
-        return [
-            NewMessage(row_key(plan.id, send.label, due), send.channel, send.target, send.payload)
-            for send in self._sends[key]
-        ]
+        cohort = self.cohorts.get(plan.cohort_id) if plan.cohort_id else None
+        route = RoutePush(
+            session=self.session,
+            routing=self.extensions.routing,
+            script=script,
+            now=self.now,
+            tz=cohort.timezone if cohort else None,
+            key_of=lambda label: row_key(plan.id, label, due),
+        )
+        return await route.rows(self._sends[key])
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePush:
+    """Routing one firing's sends into rows (`app.channels.routing`)."""
+
+    session: AsyncSession
+    routing: Routing
+    script: Script
+    now: datetime
+    tz: str | None
+    key_of: Callable[[str], str]
+
+    def _row(
+        self, label: str, destination: Destination, message: OutMessage, **extra: object
+    ) -> NewMessage:
+        payload = message_payload(destination, message, title=self.script.title)
+        return NewMessage(
+            self.key_of(label), destination.channel, destination.target, {**payload, **extra}
+        )
+
+    async def rows(self, sends: list[_Send]) -> list[NewMessage]:
+        rows: list[NewMessage] = []
+        students: list[StudentPush] = []
+        for send in sends:
+            destination = send.target.destination
+            if destination.channel == Channel.CUSTOMER_SINGLE and send.target.member:
+                students.append(StudentPush(send.target.member, send.message))
+                continue
+            if destination.channel == Channel.CUSTOMER_GROUP and send.target.group:
+                destination = await route_group(
+                    session=self.session,
+                    group=send.target.group,
+                    destination=destination,
+                    delivery=self.script.group_delivery,
+                    routing=self.routing,
+                    key=self.key_of(send.label),
+                    now=self.now,
+                    tz=self.tz,
+                )
+            rows.append(self._row(send.label, destination, send.message))
+        if students:
+            routed = await route_students(
+                session=self.session,
+                pushes=students,
+                delivery=self.script.group_delivery,
+                personal=is_personal(variables_used(self.script)),
+                routing=self.routing,
+                key_of=self.key_of,
+                now=self.now,
+            )
+            rows += [
+                self._row(r.label, r.destination, r.message, **r.payload_extra()) for r in routed
+            ]
+        return rows

@@ -74,6 +74,7 @@ async def create_script(
             attachments=body.attachments,
             schedule_hint=body.schedule_hint,
             description=body.description,
+            group_delivery=body.group_delivery or "auto",
             note=body.note,
             author=actor.name,
             now=runtime.clock.now(),
@@ -147,6 +148,7 @@ async def update_script(
             # None keeps the hint; an explicit null clears it ({} in the service's terms).
             schedule_hint=(body.schedule_hint or {}) if hint_given else None,
             description=body.description,
+            group_delivery=body.group_delivery,
             now=runtime.clock.now(),
             images=images,
             trials=trials,

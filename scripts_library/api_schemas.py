@@ -56,6 +56,11 @@ class ScriptUpdate(_Input):
         default=None, description="建议的定时（内容包用）；传 null 清除"
     )
     description: Text | None = Field(default=None, description="备注说明")
+    group_delivery: Line | None = Field(
+        default=None,
+        description="客户群与微信学员的发送方式：mass_send 值得占用群发次数（开营、喜报、结营）"
+        " | sop 群SOP，由员工在聊天工具栏发送 | auto 自动（默认）；省略表示保持不变",
+    )
     note: Note = Field(default="", description="这次修改的说明，记入版本历史")
 
 
@@ -92,6 +97,7 @@ class ScriptOut(BaseModel):
     attachments: list[dict[str, Any]]
     schedule_hint: dict[str, Any] | None
     description: str
+    group_delivery: str = Field(description="mass_send | sop | auto")
     created_at: datetime
     updated_at: datetime
 
@@ -111,6 +117,7 @@ class VersionOut(VersionSummaryOut):
     attachments: list[dict[str, Any]]
     schedule_hint: dict[str, Any] | None
     description: str
+    group_delivery: str
 
 
 class VersionsPage(BaseModel):

@@ -27,6 +27,7 @@ def script_out(script: Script) -> ScriptOut:
         attachments=list(script.attachments or []),
         schedule_hint=script.schedule_hint,
         description=script.description,
+        group_delivery=script.group_delivery,
         created_at=script.created_at,
         updated_at=script.updated_at,
     )
@@ -48,6 +49,7 @@ def version_out(row: ScriptVersion) -> VersionOut:
         attachments=list(row.attachments or []),
         schedule_hint=row.schedule_hint,
         description=row.description,
+        group_delivery=row.group_delivery,
     )
 
 

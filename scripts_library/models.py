@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.channels.routing import GroupDelivery
 from app.db import Base, UTCDateTime
 
 KEY_MAX, TITLE_MAX, CATEGORY_MAX, AUTHOR_MAX, NOTE_MAX = 100, 200, 50, 100, 500
@@ -38,6 +39,7 @@ class MsgType(StrEnum):
 
 
 _MSGTYPE_CHECK = f"msgtype IN ({', '.join(repr(m.value) for m in MsgType)})"
+_DELIVERY_CHECK = f"group_delivery IN ({', '.join(repr(d.value) for d in GroupDelivery)})"
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
 
@@ -52,6 +54,7 @@ class ScriptContent:
     attachments: tuple[dict[str, Any], ...] = ()
     schedule_hint: dict[str, Any] | None = None
     description: str = ""
+    group_delivery: str = GroupDelivery.AUTO
 
     def normalized(self) -> ScriptContent:
         # Trailing whitespace is invisible to operators; ignoring it keeps "unchanged" honest.
@@ -63,6 +66,7 @@ class ScriptContent:
             attachments=tuple(_copy(a) for a in self.attachments),
             schedule_hint=_copy(self.schedule_hint) if self.schedule_hint else None,
             description=self.description.strip(),
+            group_delivery=self.group_delivery.strip(),
         )
 
     def columns(self) -> dict[str, Any]:
@@ -75,6 +79,7 @@ class ScriptContent:
             "attachments": [dict(a) for a in self.attachments],
             "schedule_hint": self.schedule_hint,
             "description": self.description,
+            "group_delivery": self.group_delivery,
         }
 
 
@@ -94,6 +99,9 @@ class _ContentColumns:
     # "time": "08:00", "target": {"type": "cohort_groups"}}; None: sent on demand.
     schedule_hint: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     description: Mapped[str] = mapped_column(Text, default="")
+    group_delivery: Mapped[str] = mapped_column(
+        String(16), default=GroupDelivery.AUTO, server_default=GroupDelivery.AUTO.value
+    )
 
     @property
     def content(self) -> ScriptContent:
@@ -105,6 +113,7 @@ class _ContentColumns:
             attachments=tuple(self.attachments or ()),
             schedule_hint=self.schedule_hint,
             description=self.description,
+            group_delivery=self.group_delivery,
         )
 
 
@@ -114,6 +123,7 @@ class Script(_ContentColumns, Base):
     __tablename__ = "scripts"
     __table_args__ = (
         CheckConstraint(_MSGTYPE_CHECK, name="msgtype"),
+        CheckConstraint(_DELIVERY_CHECK, name="group_delivery"),
         Index("ix_scripts_category", "category"),
     )
 
@@ -131,6 +141,7 @@ class ScriptVersion(_ContentColumns, Base):
     __table_args__ = (
         UniqueConstraint("script_id", "version"),
         CheckConstraint(_MSGTYPE_CHECK, name="msgtype"),
+        CheckConstraint(_DELIVERY_CHECK, name="group_delivery"),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True)

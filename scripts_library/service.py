@@ -56,6 +56,7 @@ async def create_script(
     attachments: Sequence[Mapping[str, Any]] = (),
     schedule_hint: Mapping[str, Any] | None = None,
     description: str = "",
+    group_delivery: str = "auto",
     note: str = "",
     now: datetime | None = None,
     images: ImageLoad | None = None,
@@ -71,6 +72,7 @@ async def create_script(
         attachments=tuple(dict(a) for a in attachments),
         schedule_hint=dict(schedule_hint) if schedule_hint else None,
         description=description,
+        group_delivery=group_delivery,
     )
     if await _find(session, key) is not None:
         raise ScriptExistsError(key)
@@ -103,6 +105,7 @@ async def update_script(
     attachments: Sequence[Mapping[str, Any]] | None = None,
     schedule_hint: Mapping[str, Any] | None = None,
     description: str | None = None,
+    group_delivery: str | None = None,
     now: datetime | None = None,
     images: ImageLoad | None = None,
     trials: TrialPool | None = None,
@@ -118,6 +121,7 @@ async def update_script(
         "body": body,
         "category": category,
         "description": description,
+        "group_delivery": group_delivery,
         "attachments": None if attachments is None else tuple(dict(a) for a in attachments),
         "schedule_hint": None if schedule_hint is None else dict(schedule_hint),
     }

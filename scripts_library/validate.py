@@ -17,7 +17,14 @@ from app.wecom.errors import UndeliverableError
 from scripts_library.bounds import MAX_NODES
 from scripts_library.errors import Problem, RenderError, ScriptValidationError, TemplateLimitError
 from scripts_library.hints import schedule_problems
-from scripts_library.models import CATEGORY_MAX, KEY_MAX, TITLE_MAX, MsgType, ScriptContent
+from scripts_library.models import (
+    CATEGORY_MAX,
+    KEY_MAX,
+    TITLE_MAX,
+    GroupDelivery,
+    MsgType,
+    ScriptContent,
+)
 from scripts_library.render import (
     ARTICLE_FIELDS,
     GLOBALS,
@@ -86,6 +93,14 @@ def _field_problems(content: ScriptContent) -> list[Problem]:
         )
     elif content.msgtype in (MsgType.TEXT, MsgType.MARKDOWN) and not content.body.strip():
         problems.append(Problem("body", "正文不能为空。"))
+    if content.group_delivery not in set(GroupDelivery):
+        problems.append(
+            Problem(
+                "group_delivery",
+                f"不支持的客户群发送方式：{content.group_delivery}"
+                "（可选：mass_send 值得占用群发次数、sop 群SOP由员工发送、auto 自动）。",
+            )
+        )
     return problems
 
 

@@ -23,7 +23,7 @@ from scripts_library.errors import Problem, ScriptValidationError
 from scripts_library.models import ScriptContent
 
 REQUIRED = ("key", "title", "category", "msgtype")
-TEXT_FIELDS = ("key", "title", "category", "msgtype", "description", "body")
+TEXT_FIELDS = ("key", "title", "category", "msgtype", "description", "group_delivery", "body")
 FIELDS = (*TEXT_FIELDS, "schedule", "attachments")
 
 
@@ -58,6 +58,8 @@ def to_entry(key: str, content: ScriptContent) -> dict[str, Any]:
     }
     if content.description:
         entry["description"] = content.description
+    if content.group_delivery != "auto":
+        entry["group_delivery"] = content.group_delivery
     entry["schedule"] = _flow_copy(content.schedule_hint) if content.schedule_hint else None
     entry["body"] = content.body
     if content.attachments:
@@ -137,5 +139,6 @@ def from_entry(raw: Any) -> tuple[str, ScriptContent]:
         attachments=tuple(attachments),
         schedule_hint=raw.get("schedule"),
         description=raw.get("description", ""),
+        group_delivery=raw.get("group_delivery", "auto"),
     )
     return raw["key"], content.normalized()

@@ -16,6 +16,12 @@ from app.wecom.errors import UndeliverableError
 JSON = dict[str, Any]
 
 
+def recipients(row: OutboxMessage) -> list[str]:
+    """Who a mass-send row reaches: its target, or a merged task's students."""
+    merged = row.payload.get("external_userids")
+    return [str(t) for t in merged] if isinstance(merged, list) and merged else [row.target]
+
+
 class ChannelDeliverer:
     """`await deliverer(row)` sends the row and returns WeCom's msgid when it gives one."""
 
@@ -142,16 +148,19 @@ class ChannelDeliverer:
     async def _mass_send(self, row: OutboxMessage) -> str:
         message = self._message(row)
         group = row.channel == Channel.CUSTOMER_GROUP
+        targets = recipients(row)
         result = await self.client.add_msg_template(
             chat_type="group" if group else "single",
             sender=str(row.payload["sender"]),
-            chat_ids=[row.target] if group else (),
-            external_userids=() if group else [row.target],
+            chat_ids=targets if group else (),
+            external_userids=() if group else targets,
             text=message.content if message.msgtype == "text" else None,
             attachments=await self._attachments(message),
         )
-        if row.target in result.fail_list:
-            raise UndeliverableError(f"群发无法送达 {row.target}（不是该员工的客户或客户群）。")
+        if set(targets) <= set(result.fail_list):
+            raise UndeliverableError(
+                f"群发无法送达 {'、'.join(targets)}（不是该员工的客户或客户群）。"
+            )
         return result.msgid
 
     async def _welcome(self, row: OutboxMessage) -> None:

@@ -25,18 +25,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import outbox, quota
 from app.background import every
-from app.channels.reach import Channel
+from app.channels.deliver import recipients
+from app.channels.messages import OutMessage
+from app.channels.reach import Channel, enqueue_message, staff_of_group, staff_of_member
 from app.clock import Clock
 from app.models import (
+    Group,
     MassSendQuotaSlot,
     MassSendResult,
     MassSendStatus,
+    Member,
     OutboxMessage,
     OutboxStatus,
 )
 from app.settings import QuotaMode
 from app.wecom.client import WeComClient
-from app.wecom.errors import WeComError
+from app.wecom.errors import UndeliverableError, WeComError
 from app.wecom.types import GroupMsgSendItem
 
 logger = logging.getLogger(__name__)
@@ -70,16 +74,17 @@ async def track_new(*, session: AsyncSession, now: datetime) -> int:
         .all()
     )
     for row in untracked:
-        session.add(
-            MassSendResult(
-                outbox_id=row.id,
-                msgid=row.wecom_msgid,
-                sender=str(row.payload.get("sender", "")),
-                target=row.target,
-                status=MassSendStatus.AWAITING,
-                created_at=row.sent_at or now,
+        for target in recipients(row):
+            session.add(
+                MassSendResult(
+                    outbox_id=row.id,
+                    msgid=row.wecom_msgid,
+                    sender=str(row.payload.get("sender", "")),
+                    target=target,
+                    status=MassSendStatus.AWAITING,
+                    created_at=row.sent_at or now,
+                )
             )
-        )
     return len(untracked)
 
 
@@ -143,6 +148,32 @@ async def _correct_quota(
         )
         what = "客户群" if row.channel == Channel.CUSTOMER_GROUP else "客户"
         row.last_error = OVER_QUOTA_NOTE.format(what=what)
+        await _post_by_staff(session, row, result.target, now)
+
+
+async def _post_by_staff(
+    session: AsyncSession, row: OutboxMessage, target: str, now: datetime
+) -> None:
+    """What WeCom refused over quota still reaches its chat: as a 群SOP item."""
+    try:
+        if row.channel == Channel.CUSTOMER_GROUP:
+            group = await session.scalar(select(Group).where(Group.chat_id == target))
+            destination = staff_of_group(group) if group else None
+        else:
+            member = await session.scalar(select(Member).where(Member.external_userid == target))
+            destination = staff_of_member(member) if member else None
+        if destination is None:
+            return
+        await enqueue_message(
+            session=session,
+            key=f"sop_fallback:{row.id}:{target}",
+            destination=destination,
+            message=OutMessage.from_json(row.payload["message"]),  # type: ignore[arg-type]
+            now=now,
+            title=str(row.payload.get("title") or "群发未送达的内容"),
+        )
+    except UndeliverableError:
+        logger.warning("mass send %s over quota for %s: no staff to post it", row.key, target)
 
 
 async def release_refused(*, session: AsyncSession) -> int:

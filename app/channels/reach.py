@@ -23,6 +23,9 @@ class Channel(StrEnum):
     WELCOME = "welcome"  # send_welcome_msg, within 20 s of the add event
     MARK_TAG = "mark_tag"
     REMIND = "remind_mass_send"  # nudge a mass-send's sender to confirm
+    # 群SOP: a staff member posts it from the chat toolbar (`app.channels.staff`); the
+    # target is the chat (a customer group's chat id, or an external userid for a 1:1 chat).
+    STAFF = "staff"
 
 
 LIMITS: dict[Channel, Limits] = {
@@ -31,6 +34,7 @@ LIMITS: dict[Channel, Limits] = {
     Channel.APP_MESSAGE: APP,
     Channel.CUSTOMER_GROUP: MASS_SEND,
     Channel.CUSTOMER_SINGLE: MASS_SEND,
+    Channel.STAFF: MASS_SEND,  # posted into a customer chat: what a 群发 could carry
 }
 
 
@@ -40,7 +44,9 @@ class Destination:
 
     channel: Channel
     target: str
-    sender: str = ""  # the member who must confirm a mass send
+    sender: str = ""  # the member who must confirm a mass send, or post a 群SOP item
+    # A 群SOP item's chat: "group" (a customer group) or "single" (a 1:1 chat).
+    chat: str = ""
 
     @property
     def label(self) -> str:
@@ -76,13 +82,39 @@ def reach_member(member: Member) -> Destination:
     )
 
 
-def message_payload(destination: Destination, message: OutMessage) -> dict[str, object]:
-    """The outbox payload for `message` on `destination`, after the channel's limits accept it."""
+def staff_of_group(group: Group) -> Destination:
+    """The group's 群SOP: its assistant posts it, or its owner when none is assigned."""
+    name = group.name or group.chat_id or f"#{group.id}"
+    staff = group.assistant_userid or group.owner_userid
+    if not (group.chat_id and staff):
+        raise UndeliverableError(f"客户群「{name}」没有群主或助教，无法安排群SOP。")
+    return Destination(Channel.STAFF, group.chat_id, sender=staff, chat="group")
+
+
+def staff_of_member(member: Member) -> Destination:
+    """An external student's 1:1 群SOP: the staff member they follow posts it."""
+    if not (member.external_userid and member.staff_userid):
+        raise UndeliverableError(
+            f"学员「{member.name or member.id}」没有跟进员工，无法安排群SOP。"
+        )
+    return Destination(
+        Channel.STAFF, member.external_userid, sender=member.staff_userid, chat="single"
+    )
+
+
+def message_payload(
+    destination: Destination, message: OutMessage, *, title: str = ""
+) -> dict[str, object]:
+    """The outbox payload for `message` on `destination`, after the channel's limits accept it;
+    a 群SOP item also says which chat kind it goes to and what it is (`title`)."""
     limits = LIMITS.get(destination.channel)
     if limits is None:
         raise UndeliverableError(f"{destination.channel} 不是消息渠道。")
     check(message, limits)
-    return {"message": message.to_json(), "sender": destination.sender}
+    payload: dict[str, object] = {"message": message.to_json(), "sender": destination.sender}
+    if destination.channel == Channel.STAFF:
+        payload.update(chat=destination.chat, title=title)
+    return payload
 
 
 async def enqueue_message(
@@ -93,6 +125,7 @@ async def enqueue_message(
     message: OutMessage,
     now: datetime,
     not_before: datetime | None = None,
+    title: str = "",
 ) -> int | None:
     """Check and enqueue; None when `key` was already enqueued (nothing is sent twice)."""
     return await outbox.enqueue(
@@ -100,7 +133,7 @@ async def enqueue_message(
         key=key,
         channel=destination.channel,
         target=destination.target,
-        payload=message_payload(destination, message),
+        payload=message_payload(destination, message, title=title),
         now=now,
         not_before=not_before,
     )

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.h5_tokens import h5_url, tokens_for
 from app.capability import ContextProvider, MemberFilter, ScriptJob, Wanted
+from app.channels.routing import Routing
 from app.models import Member
 from app.settings import Settings
 from bots.checkin import service, variables
@@ -38,7 +39,11 @@ async def remind(
     *, session: AsyncSession, cohort_id: int, now: datetime, settings: Settings
 ) -> int:
     report = await send_checkin_reminders(
-        session=session, cohort_id=cohort_id, now=now, public_base_url=settings.public_base_url
+        session=session,
+        cohort_id=cohort_id,
+        now=now,
+        public_base_url=settings.public_base_url,
+        routing=Routing.of(settings),
     )
     return len(report.mentioned) + len(report.personal)
 
@@ -46,7 +51,9 @@ async def remind(
 async def leaderboard(
     *, session: AsyncSession, cohort_id: int, now: datetime, settings: Settings
 ) -> int:
-    return await post_leaderboards(session=session, cohort_id=cohort_id, now=now)
+    return await post_leaderboards(
+        session=session, cohort_id=cohort_id, now=now, routing=Routing.of(settings)
+    )
 
 
 async def member_values(wanted: Wanted, *, settings: Settings) -> dict[str, dict[str, object]]:

@@ -10,17 +10,14 @@ them through the channel that really reaches them (ARCHITECTURE §2).
   "not checked in": there is nothing to remind of.
 - `send_checkin_reminders`: internal members (a WeCom userid) who are in one of the
   cohort's robot groups are @-mentioned there, one message per group naming only those not
-  checked in (`checkin_reminder_group`); everyone else gets the personal `checkin_reminder`
-  with their own link: an app message for an internal member, a single mass send
-  (`customer_single`, their staff member as sender) for an external student.
-
-  Why one mass-send task per student and not one per staff member: `add_msg_template`
-  carries one text for all its recipients, and the reminder's point is the student's
-  personal link — the H5 page has no login (a WeChat user cannot be identified by WeCom
-  OAuth), so a generic link would land on nothing and the student would have to dig the
-  welcome message out of the chat. One task per student costs the staff member one
-  confirmation per student, which is what a reminder with a one-tap link is worth; WeCom's
-  quota (one mass send per customer per day) is spent by either design.
+  checked in (`checkin_reminder_group`); other internal members get the personal
+  `checkin_reminder` with their own link as an app message. External students are reached
+  through their staff member without one task per student (`app.channels.routing`): the
+  cohort's `checkin_reminder_mass` — the same text for everyone, their links being in the
+  welcome and on their page — becomes **one** 群发 per staff member and evening, naming
+  every student of theirs not checked in who has 群发 quota left; the others (and everyone,
+  when the library has no such script) get the personal reminder as a 群SOP item in their
+  1:1 chat, which the staff member sends from the chat toolbar.
 - `post_daily_leaderboards`: the cohort's top 10 to each of its groups, once per group and
   day (`leaderboard:{group_id}:{date}`), rendered from the `leaderboard` script.
 
@@ -38,20 +35,39 @@ from datetime import datetime
 from sqlalchemy import Select, false, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import outbox
 from app.admin.models import Cohort, CohortGroup, CohortMember
 from app.channels.messages import OutMessage
-from app.channels.reach import Channel, Destination, enqueue_message, reach_group, reach_member
+from app.channels.reach import (
+    Channel,
+    Destination,
+    enqueue_message,
+    message_payload,
+    reach_group,
+    reach_member,
+)
+from app.channels.routing import (
+    DEFAULT_ROUTING,
+    Routing,
+    StudentPush,
+    is_personal,
+    route_group,
+    route_students,
+)
 from app.clock import Clock
 from app.models import Group, GroupChannel, GroupMembership, GroupStatus, Member, MemberStatus
 from app.wecom.errors import UndeliverableError
 from bots.checkin import service
 from bots.checkin.variables import base_context, checked_in, group_context, member_contexts
-from scripts_library.render import render
+from scripts_library.errors import ScriptNotFoundError
+from scripts_library.models import Script
+from scripts_library.render import render, variables_used
 from scripts_library.service import get_script
 from scripts_library.variables import RenderContext
 
 NOT_CHECKED_IN_TODAY = "not_checked_in_today"
 REMINDER_SCRIPT = "checkin_reminder"
+MASS_REMINDER_SCRIPT = "checkin_reminder_mass"
 GROUP_REMINDER_SCRIPT = "checkin_reminder_group"
 LEADERBOARD_SCRIPT = "leaderboard"
 
@@ -125,7 +141,12 @@ def group_reminder_key(group_id: int, day: str) -> str:
 
 
 async def send_checkin_reminders(
-    *, session: AsyncSession, cohort_id: int, now: datetime, public_base_url: str
+    *,
+    session: AsyncSession,
+    cohort_id: int,
+    now: datetime,
+    public_base_url: str,
+    routing: Routing = DEFAULT_ROUTING,
 ) -> ReminderReport:
     """Remind the cohort's members not checked in today (see the module docstring); flushes,
     never commits. Raises ScriptNotFoundError when a reminder script is missing."""
@@ -161,7 +182,14 @@ async def send_checkin_reminders(
     personal = [m for m in members if m.id not in mentioned]
     if personal:
         await _remind_personally(
-            session, cohort, personal, now=now, date=date, base_url=public_base_url, report=report
+            session,
+            cohort,
+            personal,
+            now=now,
+            date=date,
+            base_url=public_base_url,
+            report=report,
+            routing=routing,
         )
     return report
 
@@ -175,6 +203,7 @@ async def _remind_personally(
     date: str,
     base_url: str,
     report: ReminderReport,
+    routing: Routing,
 ) -> None:
     routes: dict[int, Destination] = {}
     for member in members:
@@ -189,16 +218,80 @@ async def _remind_personally(
     contexts = await member_contexts(
         session=session, cohort=cohort, members=reachable, now=now, public_base_url=base_url
     )
-    for member in reachable:
-        route = routes[member.id]
+    students = [m for m in reachable if routes[m.id].channel == Channel.CUSTOMER_SINGLE]
+    for member in (m for m in reachable if m not in students):
         if await enqueue_message(
             session=session,
             key=reminder_key(member.id, date),
-            destination=route,
+            destination=routes[member.id],
             message=render(script, contexts[member.id]),
             now=now,
+            title=script.title,
         ):
-            report.personal[member.id] = route.channel
+            report.personal[member.id] = routes[member.id].channel
+    if students:
+        await _remind_students(
+            session, students, script, contexts, now=now, date=date, report=report, routing=routing
+        )
+
+
+async def _mass_script(session: AsyncSession, personal: Script) -> Script:
+    """The same-for-everyone reminder, else the personal one (then: 1:1 群SOP items)."""
+    try:
+        return await get_script(session=session, key=MASS_REMINDER_SCRIPT)
+    except ScriptNotFoundError:
+        return personal
+
+
+async def _remind_students(
+    session: AsyncSession,
+    students: Sequence[Member],
+    personal: Script,
+    contexts: dict[int, RenderContext],
+    *,
+    now: datetime,
+    date: str,
+    report: ReminderReport,
+    routing: Routing,
+) -> None:
+    """External students: one merged 群发 per staff member, 1:1 群SOP items for the rest."""
+    script = await _mass_script(session, personal)
+    pushes = [StudentPush(m, render(script, contexts[m.id])) for m in students]
+    by_external = {str(m.external_userid): m for m in students}
+    routed = await route_students(
+        session=session,
+        pushes=pushes,
+        delivery=script.group_delivery,
+        personal=is_personal(variables_used(script)),
+        routing=routing,
+        key_of=lambda label: reminder_route_key(label, date),
+        now=now,
+    )
+    for route in routed:
+        if route.destination.channel == Channel.STAFF:
+            member = by_external[route.destination.target]
+            message = render(personal, contexts[member.id])  # the personal one, 1:1
+            key, whom = reminder_key(member.id, date), [member]
+        else:
+            message, key = route.message, reminder_route_key(route.label, date)
+            whom = [by_external[e] for e in route.recipients]
+        payload = message_payload(route.destination, message, title=personal.title)
+        payload.update(route.payload_extra())
+        created = await outbox.enqueue(
+            session=session,
+            key=key,
+            channel=route.destination.channel,
+            target=route.destination.target,
+            payload=payload,
+            now=now,
+        )
+        for member in whom if created else ():
+            report.personal[member.id] = Channel(route.destination.channel)
+
+
+def reminder_route_key(label: str, day: str) -> str:
+    """A merged reminder's key: one per staff member, text and evening."""
+    return f"checkin_reminder:{label}:{day}"
 
 
 # --------------------------------------------------------------------------- leaderboard
@@ -208,7 +301,9 @@ def leaderboard_key(group_id: int, day: str) -> str:
     return f"leaderboard:{group_id}:{day}"
 
 
-async def post_leaderboards(*, session: AsyncSession, cohort_id: int, now: datetime) -> int:
+async def post_leaderboards(
+    *, session: AsyncSession, cohort_id: int, now: datetime, routing: Routing = DEFAULT_ROUTING
+) -> int:
     """Enqueue today's leaderboard to each reachable active group of the cohort; how many
     rows were new (0 outside the camp, or when already posted today). Flushes, never commits."""
     cohort = await session.get(Cohort, cohort_id)
@@ -232,13 +327,25 @@ async def post_leaderboards(*, session: AsyncSession, cohort_id: int, now: datet
         except UndeliverableError:
             continue  # a group without its channel details: the calendar shows it
         context = RenderContext(**variables, group_name=group.name or "")  # type: ignore[arg-type]
+        key = leaderboard_key(group.id, today.date.isoformat())
+        route = await route_group(
+            session=session,
+            group=group,
+            destination=route,
+            delivery=script.group_delivery,
+            routing=routing,
+            key=key,
+            now=now,
+            tz=cohort.timezone,
+        )
         posted += (
             await enqueue_message(
                 session=session,
-                key=leaderboard_key(group.id, today.date.isoformat()),
+                key=key,
                 destination=route,
                 message=render(script, context),
                 now=now,
+                title=script.title,
             )
             is not None
         )

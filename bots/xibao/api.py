@@ -150,6 +150,7 @@ async def create_achievement(
         actor=actor,
         now=runtime.clock.now(),
         default_tz=runtime.settings.campbot_timezone,
+        routing=runtime.extensions.routing,
     )
     return _out(achievement, broadcast)
 
@@ -204,6 +205,7 @@ async def approve_achievement(
         actor=actor,
         now=runtime.clock.now(),
         default_tz=runtime.settings.campbot_timezone,
+        routing=runtime.extensions.routing,
     )
     return _out(achievement, broadcast)
 

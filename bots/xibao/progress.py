@@ -55,6 +55,10 @@ def _group_status(
         return "failed", "发送记录已被删除。"
     if row.status in _FAILED:
         return "failed", row.last_error or "发送失败。"
+    if target.channel == Channel.STAFF and row.status == OutboxStatus.SKIPPED:
+        return "failed", "群SOP 已被跳过，未在群里发出。"
+    if target.channel == Channel.STAFF and row.status != OutboxStatus.SENT:
+        return "awaiting_confirmation", None  # waits for its staff member to post it
     if row.status != OutboxStatus.SENT:
         return "pending", None
     if target.channel != Channel.CUSTOMER_GROUP:

@@ -29,11 +29,10 @@ from app.admin.audit import AuditTrail
 from app.admin.common import Actor, snapshot
 from app.admin.errors import Conflict, InvalidInput, NotFound
 from app.admin.models import Cohort, CohortGroup, CohortMember
-from app.channels.messages import OutMessage
-from app.channels.reach import Channel, Destination, enqueue_message, message_payload, reach_group
+from app.channels.routing import DEFAULT_ROUTING, Routing
 from app.models import Group, GroupStatus, Member
-from app.wecom.errors import UndeliverableError
-from bots.xibao import poster
+from bots.xibao import fanout, poster
+from bots.xibao.fanout import outbox_key as outbox_key
 from bots.xibao.models import DETAIL_MAX as DETAIL_MAX
 from bots.xibao.models import TITLE_MAX as TITLE_MAX
 from bots.xibao.models import (
@@ -41,7 +40,6 @@ from bots.xibao.models import (
     AchievementSource,
     AchievementStatus,
     Broadcast,
-    BroadcastTarget,
 )
 from scripts_library.errors import RenderError, ScriptNotFoundError
 from scripts_library.models import MsgType, Script
@@ -55,10 +53,6 @@ H5_REPORTER = "h5"
 AUDIT = AuditTrail("achievements")
 
 logger = logging.getLogger(__name__)
-
-
-def outbox_key(achievement_id: int, group_id: int) -> str:
-    return f"xibao:{achievement_id}:{group_id}"
 
 
 def zh_full_date(day: date) -> str:
@@ -108,6 +102,7 @@ async def record_achievement(
     actor: Actor,
     now: datetime,
     default_tz: str,
+    routing: Routing = DEFAULT_ROUTING,
 ) -> tuple[Achievement, Broadcast]:
     """An operator's achievement, approved at once and broadcast (audited)."""
     title, detail = _checked_text(title, detail)
@@ -129,7 +124,12 @@ async def record_achievement(
     session.add(achievement)
     await session.flush()
     broadcast = await _broadcast(
-        session=session, achievement=achievement, member=member, now=now, default_tz=default_tz
+        session=session,
+        achievement=achievement,
+        member=member,
+        now=now,
+        default_tz=default_tz,
+        routing=routing,
     )
     after = snapshot(achievement)
     await AUDIT.record(
@@ -170,6 +170,7 @@ async def approve_achievement(
     actor: Actor,
     now: datetime,
     default_tz: str,
+    routing: Routing = DEFAULT_ROUTING,
 ) -> tuple[Achievement, Broadcast]:
     """Approve a reported achievement and broadcast it (Conflict if it already was);
     audited."""
@@ -184,7 +185,12 @@ async def approve_achievement(
     if group_ids is not None:
         achievement.group_ids = list(group_ids)
     broadcast = await _broadcast(
-        session=session, achievement=achievement, member=member, now=now, default_tz=default_tz
+        session=session,
+        achievement=achievement,
+        member=member,
+        now=now,
+        default_tz=default_tz,
+        routing=routing,
     )
     after = snapshot(achievement)
     await AUDIT.record(
@@ -293,6 +299,7 @@ async def _broadcast(
     member: Member,
     now: datetime,
     default_tz: str,
+    routing: Routing,
 ) -> Broadcast:
     cohort = await session.get(Cohort, achievement.cohort_id) if achievement.cohort_id else None
     groups = await _groups(session, achievement)
@@ -322,52 +329,17 @@ async def _broadcast(
         except RenderError as exc:
             raise Conflict(f"喜报话术「{script.key}」无法渲染：{exc}") from exc
         session.add(
-            await _target(session, broadcast, achievement, group, text=text, png=png, now=now)
+            await fanout.target(
+                session,
+                broadcast,
+                achievement,
+                group,
+                text=text,
+                png=png,
+                now=now,
+                routing=routing,
+                delivery=script.group_delivery,
+            )
         )
     await session.flush()
     return broadcast
-
-
-async def _target(
-    session: AsyncSession,
-    broadcast: Broadcast,
-    achievement: Achievement,
-    group: Group,
-    *,
-    text: OutMessage,
-    png: bytes | None,
-    now: datetime,
-) -> BroadcastTarget:
-    target = BroadcastTarget(
-        broadcast_id=broadcast.id, group_id=group.id, group_name=group.name or f"#{group.id}"
-    )
-    try:
-        if group.status != GroupStatus.ACTIVE:
-            raise UndeliverableError("群已解散。")
-        route = reach_group(group)
-        target.channel = route.channel
-        message = _message(route, text, png)
-        message_payload(route, message)  # checked against the channel's limits first
-    except UndeliverableError as exc:
-        target.error = str(exc)
-        return target
-    target.outbox_id = await enqueue_message(
-        session=session,
-        key=outbox_key(achievement.id, group.id),
-        destination=route,
-        message=message,
-        now=now,
-    )
-    return target
-
-
-def _message(route: Destination, text: OutMessage, png: bytes | None) -> OutMessage:
-    """The 喜报 as its channel takes it, in one send per group: a customer group's mass-send
-    task carries the script's text with the poster attached (the owner confirms once); robots
-    and app chats take one msgtype per call, so they get the poster, which itself says who,
-    what, which camp and when. Without a poster every group gets the script's text."""
-    if route.channel == Channel.CUSTOMER_GROUP:
-        return OutMessage("text", content=text.content, image=png or b"")
-    if png is None:
-        return text
-    return OutMessage("image", image=png)

@@ -241,7 +241,8 @@ async def test_members_and_staff_each_get_their_own_text(sessions, clock: Manual
     assert (report.fired, report.failed, report.enqueued) == (5, 0, 7)
     rows = await outbox_rows(sessions)
     for schedule_id in (everyone, each):
-        assert rows[f"schedule:{schedule_id}:customer_single:wm-1:{DUE}"] == "小林，第 1 天加油"
+        # A personal text to an external student: a 1:1 群SOP item for their staff member.
+        assert rows[f"schedule:{schedule_id}:staff:wm-1:{DUE}"] == "小林，第 1 天加油"
         assert rows[f"schedule:{schedule_id}:app_message:u2:{DUE}"] == "同学，第 1 天加油"
     assert rows[f"schedule:{staff}:app_message:boss:{DUE}"] == "跨境电商实战营第 1 天"
     assert len(rows) == 7

@@ -39,6 +39,9 @@ class GroupCreate(Input):
     )
     chat_id: Ident | None = Field(default=None, description="群 ID（appchat、customer 必填）")
     owner_userid: Ident | None = Field(default=None, description="群主 userid（customer 必填）")
+    assistant_userid: Ident | None = Field(
+        default=None, description="负责这个群的助教 userid：群SOP 由 ta 发送（不填则由群主发送）"
+    )
 
 
 class GroupUpdate(Input):
@@ -48,6 +51,7 @@ class GroupUpdate(Input):
     robot_key: RobotKey | None = None
     chat_id: Ident | None = None
     owner_userid: Ident | None = None
+    assistant_userid: Ident | None = None
     status: GroupStatus | None = None
 
     _present_means_set = field_validator("name", "channel", "status", mode="before")(not_null)
@@ -61,6 +65,7 @@ class GroupOut(Output):
     robot_key: str | None
     chat_id: str | None
     owner_userid: str | None
+    assistant_userid: str | None = Field(description="负责群SOP的助教（空则为群主）")
     status: GroupStatus
     member_count: int = Field(description="当前在群成员数（据回调事件统计）")
     created_at: datetime
@@ -77,6 +82,7 @@ def _out(view: service.GroupView) -> GroupOut:
         robot_key=group.robot_key,
         chat_id=group.chat_id,
         owner_userid=group.owner_userid,
+        assistant_userid=group.assistant_userid,
         status=GroupStatus(group.status),
         member_count=view.member_count,
         created_at=group.created_at,
@@ -107,6 +113,7 @@ async def create_group(
         robot_key=body.robot_key,
         chat_id=body.chat_id,
         owner_userid=body.owner_userid,
+        assistant_userid=body.assistant_userid,
     )
     return _out(view)
 

@@ -27,7 +27,16 @@ from app.wecom.errors import UndeliverableError
 AUDIT = AuditTrail("groups")
 WHAT = "群"
 EDITABLE = frozenset(
-    {"cohort_id", "name", "channel", "robot_key", "chat_id", "owner_userid", "status"}
+    {
+        "cohort_id",
+        "name",
+        "channel",
+        "robot_key",
+        "chat_id",
+        "owner_userid",
+        "assistant_userid",
+        "status",
+    }
 )
 
 
@@ -157,6 +166,7 @@ async def create_group(
     robot_key: str | None,
     chat_id: str | None,
     owner_userid: str | None,
+    assistant_userid: str | None = None,
 ) -> GroupView:
     if cohort_id is not None:
         await require_cohort(session=session, cohort_id=cohort_id)
@@ -166,6 +176,7 @@ async def create_group(
         robot_key=robot_key,
         chat_id=chat_id,
         owner_userid=owner_userid,
+        assistant_userid=assistant_userid,
         status=GroupStatus.ACTIVE,
         needs_sync=False,
         created_at=now,

@@ -1,8 +1,10 @@
 """Homework review: assistants list submissions and score/comment them (admin API).
 
 A review is audited (who, before → after) and then told to the student through the channel
-that can reach them: an app message for an internal member, a single mass send by their
-staff member for an external student — under `review:{entry_id}:{n}`, n counting the
+that can reach them: an app message for an internal member, and for an external student a
+群SOP item in their 1:1 chat (the text is theirs alone: a 群发 task per review would cost
+their staff member a confirmation and the student a 群发 slot) — under
+`review:{entry_id}:{n}`, n counting the
 entry's reviews, so a re-review (a corrected score) is told again but a retried request is
 not. The comment also shows on the student's page (EntryView.comment).
 
@@ -24,7 +26,7 @@ from app.admin.errors import InvalidInput
 from app.admin.h5_tokens import member_url
 from app.admin.models import AuditEntry
 from app.channels.messages import OutMessage
-from app.channels.reach import enqueue_message, reach_member
+from app.channels.reach import Channel, enqueue_message, reach_member, staff_of_member
 from app.models import Member
 from app.wecom.errors import UndeliverableError
 from bots.checkin.models import CheckinEntry, EntryKind
@@ -144,6 +146,8 @@ async def review(
     submission = Submission(entry, name)
     try:
         route = reach_member(member)
+        if route.channel == Channel.CUSTOMER_SINGLE:
+            route = staff_of_member(member)
     except UndeliverableError:
         return Reviewed(submission, None)  # the page still shows the comment
     key = f"review:{entry.id}:{await _review_count(session, entry.id)}"
@@ -154,7 +158,7 @@ async def review(
     try:
         message = OutMessage("text", content=text)
         await enqueue_message(
-            session=session, key=key, destination=route, message=message, now=now
+            session=session, key=key, destination=route, message=message, now=now, title="作业点评"
         )
     except UndeliverableError as exc:  # e.g. a comment of 4-byte emoji over the byte limit
         raise InvalidInput("comment", f"点评无法发给学员：{exc}") from exc

@@ -32,7 +32,9 @@ async def test_pack_scripts_render_with_check_in_variables(
 
     assert (report.fired, report.failed, report.missed) == (2, 0, 0)
     rows = await _rows(sessions)
-    touches = {r.target: str(r.payload) for r in rows if ":customer_single:" in r.key}
+    # A personal touch is a 1:1 群SOP item for the student's staff member, not a 群发 task.
+    touches = {r.target: str(r.payload) for r in rows if r.channel == "staff"}
+    assert not [r for r in rows if r.channel == "customer_single"]
     # 小林 and 阿杰 are followed by 张老师 (zhangsan has a member row with that name).
     assert "我是张老师" in touches["wm小林1"]
     assert "我是助教老师" in touches["wmAmy1"]  # lisi has no name on record

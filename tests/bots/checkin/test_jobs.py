@@ -48,15 +48,21 @@ async def test_the_pack_reminder_and_leaderboard_fire_as_jobs(
     assert (report.fired, report.failed) == (2, 0)
     rows = await _rows(sessions)
     reminders = {r.target: r for r in rows if r.key.startswith("checkin_reminder:")}
-    # 阿杰 and Amy (external) by mass send, 孙七 by app message, the robot group @ 王五.
+    # 阿杰 and Amy (external) by one merged mass send per staff member (their links are in
+    # the welcome), 孙七 by app message with his link, the robot group @ 王五.
     assert {r.channel for r in reminders.values()} == {
         "customer_single",
         "app_message",
         "robot",
     }
-    personal = [r for r in reminders.values() if r.channel != "robot"]
-    assert len(personal) == 3
-    assert all(f"{BASE_URL}/h5/m/" in str(r.payload) for r in personal)
+    merged = [r for r in reminders.values() if r.channel == "customer_single"]
+    assert sorted(r.target for r in merged) == ["lisi", "zhangsan"]  # the staff members
+    assert sorted(str(e) for r in merged for e in r.payload["external_userids"]) == [
+        "wmAmy1",
+        "wm阿杰1",
+    ]
+    [app] = [r for r in reminders.values() if r.channel == "app_message"]
+    assert f"{BASE_URL}/h5/m/" in str(app.payload)
     boards = [r for r in rows if r.key.startswith("leaderboard:")]
     assert len(boards) == 2  # the robot group and the customer group
     assert report.enqueued == len(rows)

@@ -176,8 +176,8 @@ async def test_only_those_not_checked_in_are_reminded_through_their_channel(
     assert (robot.target, robot.mentioned) == ("rk-1", ("wangwu",))
     assert "第 1 天的打卡还差 1 位同学" in robot.body["text"]["content"]
 
-    # External students: one single mass send each, from their own staff member, with their
-    # personal link; the student who checked in gets nothing.
+    # External students: one merged mass send per staff member (here one student each), the
+    # same text for all — their personal links are in the welcome and on their page.
     tasks = {
         tuple(call.json["external_userid"]): call.json
         for call in sandbox.calls_to("externalcontact/add_msg_template")
@@ -185,11 +185,8 @@ async def test_only_those_not_checked_in_are_reminded_through_their_channel(
     assert set(tasks) == {("wm阿杰1",), ("wmAmy1",)}
     jie, amy = tasks[("wm阿杰1",)], tasks[("wmAmy1",)]
     assert (jie["chat_type"], jie["sender"], amy["sender"]) == ("single", "zhangsan", "lisi")
-    assert await _url(sessions, ids["阿杰"]) in jie["text"]["content"]
-    assert await _url(sessions, ids["Amy"]) in amy["text"]["content"]
-    # 阿杰 checked in yesterday: a live streak of 1; his assistant is named.
-    assert "阿杰，今天的打卡还差一步" in jie["text"]["content"]
-    assert "连续打卡 1 天" in jie["text"]["content"]
+    assert await _url(sessions, ids["阿杰"]) not in jie["text"]["content"]
+    assert "专属学习页" in jie["text"]["content"]
     assert "—— 张老师" in jie["text"]["content"]
     assert "—— 助教老师" in amy["text"]["content"]  # lisi is no member CampBot knows
 
@@ -207,7 +204,7 @@ async def test_reminding_twice_the_same_day_sends_nothing_twice(sessions: Sessio
     assert (again.mentioned, again.personal) == ({}, {})
     assert [row.key for row in await _rows(sessions)] == first
     assert f"checkin_reminder:group:{camp.robot_group_id}:2026-03-03" in first
-    assert f"checkin_reminder:{camp.ids['阿杰']}:2026-03-03" in first
+    assert any(k.startswith("checkin_reminder:customer_single:zhangsan:") for k in first)
 
 
 async def test_a_check_in_after_midnight_still_counts_for_the_evening_before(
@@ -290,9 +287,10 @@ async def test_a_schedule_with_the_filter_fires_to_exactly_the_unchecked(
     report = await fire_due(sessions=sessions, clock=clock, default_tz=TZ, extensions=EXTENSIONS)
     assert (report.fired, report.failed) == (1, 0)
     targets = {(row.channel, row.target) for row in await _rows(sessions)}
+    # A personal text to external students: a 1:1 群SOP item each, no 群发 task.
     assert targets == {
-        ("customer_single", "wm阿杰1"),
-        ("customer_single", "wmAmy1"),
+        ("staff", "wm阿杰1"),
+        ("staff", "wmAmy1"),
         ("app_message", "wangwu"),
         ("app_message", "sunqi"),
     }
@@ -321,7 +319,8 @@ async def test_the_daily_leaderboard_goes_to_each_group_once_a_day(
     robot = rows[f"leaderboard:{camp.robot_group_id}:2026-03-03"]
     customer = rows[f"leaderboard:{camp.customer_group_id}:2026-03-03"]
     assert (robot.channel, robot.target) == ("robot", "rk-1")
-    assert (customer.channel, customer.target) == ("customer_group", "wrChat1")
+    # The daily leaderboard is worth no 群发 slot: the customer group gets it as 群SOP.
+    assert (customer.channel, customer.target) == ("staff", "wrChat1")
     text = str(robot.payload["message"]["content"])  # type: ignore[index]
     assert "第 1 天积分榜" in text
     lines = [line for line in text.splitlines() if " 分" in line]

@@ -124,7 +124,7 @@ async def test_unreviewed_homework_is_listed_with_names_and_images(desk: Desk) -
     assert [i["id"] for i in checkins.json()["items"]] == [desk.ids["lin_checkin"]]
 
 
-async def test_a_review_is_audited_and_reaches_an_external_student_by_mass_send(
+async def test_a_review_is_audited_and_reaches_an_external_student_by_sop(
     desk: Desk,
 ) -> None:
     entry_id = desk.ids["lin_homework"]
@@ -140,13 +140,16 @@ async def test_a_review_is_audited_and_reaches_an_external_student_by_mass_send(
     )
     assert body["notice_key"] == f"review:{entry_id}:1"
 
+    # The notice is the student's alone: a 群SOP item in their 1:1 chat, which their staff
+    # member posts from the chat toolbar (no 群发 task, no 群发 slot spent).
     [row] = await _rows(desk.sessions)
     assert (row.key, row.channel, row.target, row.payload["sender"]) == (
         f"review:{entry_id}:1",
-        "customer_single",
+        "staff",
         "wm小林1",
         "zhangsan",
     )
+    assert (row.payload["chat"], row.payload["title"]) == ("single", "作业点评")
     text = str(row.payload["message"]["content"])  # type: ignore[index]
     assert "92 分" in text
     assert "思路清晰，第二题再细一点" in text

@@ -1,0 +1,220 @@
+"""群SOP: items staff post from the chat toolbar, their outcome, and the figures.
+
+Public functions (keyword-only; they flush, the caller commits) for the sidebar, the admin
+API and other capabilities (the stats read `completion_by_staff`). An item is an outbox row
+on the `staff` channel (`app.channels.staff`); its bookkeeping is a `SopTask`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.admin.errors import Conflict, NotFound
+from app.channels import staff
+from app.channels.messages import OutMessage
+from app.channels.reach import Channel
+from app.clock import Clock
+from app.models import OutboxMessage, OutboxStatus
+from bots.sop import notices
+from bots.sop.models import SopOutcome, SopSettings, SopTask
+from bots.sop.settings import Timing, timing_of
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One 群SOP item as staff see it."""
+
+    id: int
+    chat: str
+    chat_kind: str
+    title: str
+    due_at: datetime
+    status: str
+    message: OutMessage
+    done_at: datetime | None = None
+    done_by: str | None = None
+
+    @property
+    def overdue(self) -> bool:
+        return self.status in staff.OPEN and self.done_at is None
+
+
+def item_of(row: OutboxMessage, task: SopTask | None = None) -> Item:
+    return Item(
+        id=row.id,
+        chat=row.target,
+        chat_kind=str(row.payload.get("chat") or "group"),
+        title=str(row.payload.get("title") or "群SOP"),
+        due_at=row.not_before,
+        status=row.status,
+        message=OutMessage.from_json(row.payload["message"]),  # type: ignore[arg-type]
+        done_at=task.done_at if task else None,
+        done_by=task.done_by if task else None,
+    )
+
+
+async def due_items(*, session: AsyncSession, chats: Sequence[str], now: datetime) -> list[Item]:
+    """The open items whose time has come in these chats (due and overdue), oldest first."""
+    rows = await staff.due_in_chats(session=session, chats=chats, now=now)
+    return [item_of(row) for row in rows]
+
+
+async def get_item(*, session: AsyncSession, item_id: int) -> tuple[OutboxMessage, SopTask | None]:
+    row = await session.get(OutboxMessage, item_id)
+    if row is None or row.channel != Channel.STAFF:
+        raise NotFound(f"群SOP 任务 {item_id} 不存在。")
+    return row, await session.get(SopTask, item_id)
+
+
+async def timing_for(*, session: AsyncSession, cohort_id: int | None) -> Timing:
+    return timing_of(await session.get(SopSettings, cohort_id) if cohort_id else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    item: Item
+    recorded: bool  # False: it was already closed (a double tap records once)
+
+
+async def _close(
+    session: AsyncSession, item_id: int, *, by: str, now: datetime, status: OutboxStatus
+) -> Closed:
+    row, _ = await get_item(session=session, item_id=item_id)
+    if row.status == OutboxStatus.PENDING and row.not_before > now:
+        raise Conflict("这条群SOP还没到发送时间。")
+    recorded = await staff.close(session=session, row_id=item_id, now=now, status=status)
+    await session.refresh(row)
+    task = await notices.task_for(session, row, now)
+    if recorded:
+        task.done_at, task.done_by = now, by
+        if status == OutboxStatus.SKIPPED:
+            task.outcome = SopOutcome.SKIPPED
+        else:
+            timing = await timing_for(session=session, cohort_id=task.cohort_id)
+            on_time = now <= task.due_at + timedelta(minutes=timing.escalate)
+            task.outcome = SopOutcome.ON_TIME if on_time else SopOutcome.LATE
+    elif row.status not in (status,):
+        raise Conflict(f"这条群SOP已是「{_STATUS_NAMES.get(row.status, row.status)}」。")
+    await session.flush()
+    return Closed(item_of(row, task), recorded)
+
+
+_STATUS_NAMES = {OutboxStatus.SENT: "已发送", OutboxStatus.SKIPPED: "已跳过"}
+
+
+async def record_sent(*, session: AsyncSession, item_id: int, by: str, now: datetime) -> Closed:
+    """`by` posted the item from the chat toolbar: recorded once, on time or late."""
+    return await _close(session, item_id, by=by, now=now, status=OutboxStatus.SENT)
+
+
+async def skip(*, session: AsyncSession, item_id: int, by: str, now: datetime) -> Closed:
+    """The item will not be posted (the group does not need it today)."""
+    return await _close(session, item_id, by=by, now=now, status=OutboxStatus.SKIPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffCompletion:
+    staff_userid: str
+    on_time: int
+    late: int
+    skipped: int
+    open: int  # told, not yet posted
+
+
+async def completion_by_staff(*, session: AsyncSession, cohort_id: int) -> list[StaffCompletion]:
+    """SOP completion per staff member (assistant or owner) in one cohort."""
+    rows = await session.execute(
+        select(SopTask.staff_userid, SopTask.outcome, func.count())
+        .where(SopTask.cohort_id == cohort_id)
+        .group_by(SopTask.staff_userid, SopTask.outcome)
+    )
+    counts: dict[str, dict[str | None, int]] = {}
+    for userid, outcome, count in rows:
+        counts.setdefault(userid, {})[outcome] = int(count)
+    return [
+        StaffCompletion(
+            staff_userid=userid,
+            on_time=by.get(SopOutcome.ON_TIME, 0),
+            late=by.get(SopOutcome.LATE, 0),
+            skipped=by.get(SopOutcome.SKIPPED, 0),
+            open=by.get(None, 0),
+        )
+        for userid, by in sorted(counts.items())
+    ]
+
+
+async def list_tasks(
+    *,
+    session: AsyncSession,
+    cohort_id: int | None,
+    staff_userid: str | None,
+    overdue: bool | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[SopTask], int]:
+    """Told items, newest first; `overdue=True`: the escalated ones still open."""
+    statement = select(SopTask)
+    if cohort_id is not None:
+        statement = statement.where(SopTask.cohort_id == cohort_id)
+    if staff_userid is not None:
+        statement = statement.where(SopTask.staff_userid == staff_userid)
+    if overdue is not None:
+        escalated_open = SopTask.escalated_at.is_not(None) & SopTask.outcome.is_(None)
+        statement = statement.where(escalated_open if overdue else ~escalated_open)
+    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
+    rows = await session.scalars(
+        statement.order_by(SopTask.due_at.desc(), SopTask.outbox_id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def get_settings(*, session: AsyncSession, cohort_id: int) -> Timing:
+    return await timing_for(session=session, cohort_id=cohort_id)
+
+
+async def put_settings(
+    *,
+    session: AsyncSession,
+    cohort_id: int,
+    now: datetime,
+    remind_after_minutes: int | None,
+    escalate_after_minutes: int | None,
+    operator_userids: Sequence[str] | None,
+) -> Timing:
+    row = await session.get(SopSettings, cohort_id, with_for_update=True)
+    if row is None:
+        current = Timing()
+        row = SopSettings(
+            cohort_id=cohort_id,
+            remind_after_minutes=current.remind,
+            escalate_after_minutes=current.escalate,
+            operator_userids=[],
+            updated_at=now,
+        )
+        session.add(row)
+    if remind_after_minutes is not None:
+        row.remind_after_minutes = remind_after_minutes
+    if escalate_after_minutes is not None:
+        row.escalate_after_minutes = escalate_after_minutes
+    if operator_userids is not None:
+        row.operator_userids = list(dict.fromkeys(operator_userids))
+    row.updated_at = now
+    await session.flush()
+    return timing_of(row)
+
+
+async def sop_round(*, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> int:
+    """Tell, remind, escalate: one pass (the loop's, and the demo's at each moment)."""
+    async with sessions.begin() as session:
+        told = await notices.notify_due(session=session, now=clock.now())
+    async with sessions.begin() as session:
+        reminded = await notices.remind_late(session=session, now=clock.now())
+        escalated = await notices.escalate_overdue(session=session, now=clock.now())
+    return told + reminded + escalated

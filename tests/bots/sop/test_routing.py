@@ -1,0 +1,148 @@
+"""Routing at firing time: the pack's rhythm in a customer group spends at most the quota in
+群发 and goes out as 群SOP otherwise, each push exactly once; reminders to external students
+are one merged 群发 per staff member and evening, never one per student."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from app.clock import ManualClock
+from app.models import OutboxMessage
+from app.settings import QuotaMode, Settings
+from bots.checkin import service as checkin
+from bots.checkin.models import EntryKind
+from schedules.models import Firing, Schedule
+from schedules.runner import fire_due
+from tests.bots.checkin.camp import local
+from tests.bots.sop.camp import (
+    CHAT,
+    END,
+    TZ,
+    customer_camp,
+    extensions,
+    pack_timetable,
+    planned_until,
+)
+
+MASS = "customer_group"
+SHANGHAI = ZoneInfo(TZ)
+
+
+async def _play_camp(sessions, clock: ManualClock, settings: Settings, mode: QuotaMode):
+    camp = await customer_camp(sessions)
+    await pack_timetable(sessions, camp.cohort_id)
+    wired = extensions(settings, mode)
+    for due in await planned_until(sessions, END):
+        clock.set(due + timedelta(seconds=1))
+        report = await fire_due(sessions=sessions, clock=clock, default_tz=TZ, extensions=wired)
+        assert (report.failed, report.missed) == (0, 0)
+    async with sessions() as session:
+        rows = list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        firings = list(await session.scalars(select(Firing).where(Firing.due_at <= END)))
+    return camp, rows, firings
+
+
+WORTHY = {"opening_ceremony", "closing_ceremony", "weekly_summary"}  # the pack's mass_send
+
+
+async def _scripts_of(sessions) -> dict[int, str]:
+    async with sessions() as session:
+        return dict((await session.execute(select(Schedule.id, Schedule.script_key))).all())
+
+
+@pytest.mark.parametrize("mode", [QuotaMode.MONTH_DAYS, QuotaMode.WEEK_7, QuotaMode.DAY_1])
+async def test_the_packs_seven_day_rhythm_in_a_customer_group(
+    sessions, clock: ManualClock, settings: Settings, mode: QuotaMode
+) -> None:
+    _, rows, firings = await _play_camp(sessions, clock, settings, mode)
+    scripts = await _scripts_of(sessions)
+    # Every firing reached the group exactly once: one row each, as a 群发 or as 群SOP.
+    assert all(f.status == "fired" for f in firings)
+    assert len(rows) == len({r.key for r in rows}) == sum(f.enqueued for f in firings)
+    assert {(r.channel, r.target) for r in rows} <= {(MASS, CHAT), ("staff", CHAT)}
+    mass = [r for r in rows if r.channel == MASS]
+    sop = [r for r in rows if r.channel == "staff"]
+    # Only what the pack marks worth a slot is a 群发 (开营, 结营, the weekly summary)…
+    assert {scripts[int(r.key.split(":")[1])] for r in mass} <= WORTHY
+    # …and never more than the quota: per window on the camp's calendar.
+    days = Counter(r.created_at.astimezone(SHANGHAI).date() for r in mass)
+    weeks = Counter(d.isocalendar()[:2] for d in days.elements())
+    limit = {QuotaMode.DAY_1: max(days.values()), QuotaMode.WEEK_7: max(weeks.values())}
+    assert limit.get(mode, 1) <= (1 if mode == QuotaMode.DAY_1 else 7)
+    assert len(mass) <= 31
+    # Everything else — the daily rhythm — is 群SOP for the group's assistant.
+    assert len(sop) == len(rows) - len(mass) >= 30
+    assert {r.payload["sender"] for r in sop} == {"lisi"}
+    assert {r.payload["chat"] for r in sop} == {"group"}
+    assert {r.payload["sender"] for r in mass} == {"zhangsan"}  # the owner confirms a 群发
+    worthy = sum(f.enqueued for f in firings if scripts[f.schedule_id] in WORTHY)
+    if mode == QuotaMode.MONTH_DAYS:
+        assert len(mass) == worthy  # the month has room for all of them
+    titles = Counter(str(r.payload["title"]) for r in sop)
+    tips = sum(f.enqueued for f in firings if scripts[f.schedule_id] == "daily_tip")
+    assert (titles["第 1 天 今日任务"], titles["每日干货"]) == (1, tips)
+    assert tips >= 8  # 12:30 every day of the camp
+
+
+async def test_one_a_day_sends_the_second_worthy_push_of_a_day_to_sop(
+    sessions, clock: ManualClock, settings: Settings
+) -> None:
+    # 开营 day: 开营仪式 at 20:00 spends the day's one slot; with a weekly summary on the same
+    # day it would be SOP. Day 7: 结营仪式 at 21:00 is the day's first worthy push: a 群发.
+    _, rows, _ = await _play_camp(sessions, clock, settings, QuotaMode.DAY_1)
+    scripts = await _scripts_of(sessions)
+    by_script = {
+        scripts[int(r.key.split(":")[1])]: r.channel for r in rows if r.key.startswith("schedule:")
+    }
+    assert by_script["closing_ceremony"] == MASS
+    assert by_script["opening_ceremony"] == MASS
+    mass_days = Counter(
+        r.created_at.astimezone(SHANGHAI).date() for r in rows if r.channel == MASS
+    )
+    assert set(mass_days.values()) == {1}
+
+
+async def test_reminders_to_students_are_one_task_per_staff_member_per_round(
+    sessions, clock: ManualClock, settings: Settings
+) -> None:
+    camp = await customer_camp(sessions, students=("小林", "Amy", "阿杰", "木子"))
+    async with sessions.begin() as session:
+        await checkin.submit(
+            session=session,
+            member_id=camp.students["小林"],
+            kind=EntryKind.CHECKIN,
+            text="打卡",
+            images=(),
+            now=local(1, 12),
+        )
+        for other in (camp.students["Amy"], camp.students["木子"]):
+            (
+                await session.get(__import__("app.models").models.Member, other)
+            ).staff_userid = "lisi"
+    wired = extensions(settings, QuotaMode.MONTH_DAYS)
+    job = wired.job_for("checkin_reminder", camp.cohort_id)
+    assert job is not None
+    for day in (1, 2):
+        async with sessions.begin() as session:
+            await job(session, camp.cohort_id, local(day, 21))
+    async with sessions() as session:
+        rows = list(
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.key.like("checkin_reminder:%"))
+            )
+        )
+    tasks = [r for r in rows if r.channel == "customer_single"]
+    # Two staff members × two evenings: four tasks for seven reminders, none per student.
+    assert sorted((r.target, len(r.payload["external_userids"])) for r in tasks) == [
+        ("lisi", 2),
+        ("lisi", 2),
+        ("zhangsan", 1),  # day 1: 小林 checked in, 阿杰 did not
+        ("zhangsan", 2),
+    ]
+    assert len({str(r.payload["message"]) for r in tasks}) == 1  # the same text for all
+    assert [r for r in rows if r.channel == "staff"] == []
