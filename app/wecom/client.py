@@ -12,6 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 from app.wecom import media_cache
+from app.wecom.jsapi import Tickets
+from app.wecom.tokens import IssuedToken, TokenStore
 from app.wecom.transport import JSON, WeComTransport
 from app.wecom.types import (
     CorpTagGroup,
@@ -31,6 +33,49 @@ INVALID_MEDIA_ID = 40007
 
 class WeComClient(WeComTransport):
     """The endpoints CampBot uses; each answers a typed result or raises a WeComError."""
+
+    _tickets: Tickets | None = None
+
+    # -- JS-SDK tickets and web sign-in (the staff sidebar) ----------------------------------
+
+    async def get_jsapi_ticket(self) -> IssuedToken:
+        """The corp's jsapi ticket (signs `config`); 400 fetches an hour per corp."""
+        data = await self.call("GET", "/cgi-bin/get_jsapi_ticket")
+        return IssuedToken(str(data["ticket"]), int(data.get("expires_in") or 7200))
+
+    async def get_agent_config_ticket(self) -> IssuedToken:
+        """The app's ticket (signs `agentConfig`); 100 fetches an hour per app."""
+        data = await self.call("GET", "/cgi-bin/ticket/get", params={"type": "agent_config"})
+        return IssuedToken(str(data["ticket"]), int(data.get("expires_in") or 7200))
+
+    @property
+    def tickets(self) -> Tickets:
+        """Both tickets, cached in SQL and shared by every instance (`app.wecom.jsapi`)."""
+        if self._tickets is None:
+            app = f"{self.corp_id}:{self.agent_id}"
+            self._tickets = Tickets(
+                corp=TokenStore(
+                    app_key=f"jsapi:{app}",
+                    sessions=self._sessions,
+                    clock=self._clock,
+                    fetch=self.get_jsapi_ticket,
+                ),
+                agent=TokenStore(
+                    app_key=f"agent_ticket:{app}",
+                    sessions=self._sessions,
+                    clock=self._clock,
+                    fetch=self.get_agent_config_ticket,
+                ),
+            )
+        return self._tickets
+
+    async def user_of_code(self, *, code: str) -> str | None:
+        """The corp member an OAuth `code` names (`auth/getuserinfo`; the legacy endpoint's
+        `UserId` spelling read too); None for someone outside the corp. A code works once:
+        a reused or expired one raises WeComAPIError 40029."""
+        data = await self.call("GET", "/cgi-bin/auth/getuserinfo", params={"code": code})
+        userid = data.get("userid") or data.get("UserId")
+        return str(userid) if userid else None
 
     # -- messages --------------------------------------------------------------------------
 

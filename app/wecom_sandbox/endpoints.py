@@ -11,6 +11,7 @@ from app.wecom_sandbox import (
     endpoints_contact,
     endpoints_groupchat,
     endpoints_groupmsg,
+    endpoints_jsapi,
     endpoints_media,
     endpoints_message,
     endpoints_webhook,
@@ -39,6 +40,9 @@ _TEMPLATE = _CONTACT + "group_welcome_template/"
 
 ENDPOINTS: dict[str, Endpoint] = {
     "/cgi-bin/gettoken": Endpoint(endpoints_auth.gettoken, "none"),
+    "/cgi-bin/get_jsapi_ticket": Endpoint(endpoints_jsapi.get_jsapi_ticket),
+    "/cgi-bin/ticket/get": Endpoint(endpoints_jsapi.ticket_get),
+    "/cgi-bin/auth/getuserinfo": Endpoint(endpoints_jsapi.getuserinfo),
     "/cgi-bin/message/send": Endpoint(endpoints_message.message_send),
     "/cgi-bin/appchat/send": Endpoint(endpoints_message.appchat_send),
     "/cgi-bin/webhook/send": Endpoint(endpoints_webhook.webhook_send, "key"),

@@ -34,6 +34,7 @@ ERRCODES: dict[int, ErrText] = {
     40013: ErrText("invalid corpid", True),
     40014: ErrText("invalid access_token", True),
     40056: ErrText("invalid agentid", True),
+    40029: ErrText("invalid code", True),
     40058: ErrText("invalid Request Parameter", True),
     40068: ErrText("invalid tagid", True),
     40096: ErrText("invalid external userid", True),
@@ -66,6 +67,7 @@ ERRCODES: dict[int, ErrText] = {
     45009: ErrText("api freq out of limit", True),
     45033: ErrText("api concurrent out of limit", False),  # 接口并发调用超过限制
     48002: ErrText("api forbidden", False),  # API接口无权限调用
+    50001: ErrText("redirect_url not authorized", False),  # redirect_url未登记可信域名
     50100: ErrText("invalid cursor", False),  # 分页查询的游标无效
     60020: ErrText("not allow to access from your ip", False),  # 不安全的访问IP
     81013: ErrText("user & party & tag all invalid", True),

@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from app.wecom_sandbox.core import Answer, handle
+from app.wecom_sandbox.endpoints_jsapi import authorize
 from app.wecom_sandbox.introspection import BadInput, Introspection, bad_input, not_found
 from app.wecom_sandbox.request import ApiRequest
 from app.wecom_sandbox.state import SandboxState
@@ -92,7 +93,13 @@ def create_sandbox_app(state: SandboxState) -> Starlette:
         routes=Introspection(state).routes(),
         exception_handlers={BadInput: bad_input, KeyError: not_found},
     )
-    app = Starlette(routes=[Mount("/sandbox", app=control), Route("/{path:path}", CgiApp(state))])
+    app = Starlette(
+        routes=[
+            Mount("/sandbox", app=control),
+            Route("/connect/oauth2/authorize", authorize),  # what WeCom's client opens
+            Route("/{path:path}", CgiApp(state)),
+        ]
+    )
     app.state.sandbox = state
     return app
 

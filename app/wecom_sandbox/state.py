@@ -14,6 +14,7 @@ from app.clock import Clock, SystemClock
 from app.wecom_sandbox import quota
 from app.wecom_sandbox.errcodes import WeComError
 from app.wecom_sandbox.faults import Faults, cgi_path
+from app.wecom_sandbox.jsapi_state import JsapiState
 from app.wecom_sandbox.records import (
     CorpTag,
     CustomerGroup,
@@ -101,6 +102,7 @@ class SandboxState:
         self.msg_template_monthly_quota: int | None = None
         # enable_duplicate_check: when each (app, content, recipients) was last delivered.
         self.delivered_at: dict[str, datetime] = {}
+        self.jsapi = JsapiState()  # JS-SDK tickets and web OAuth (the staff sidebar)
 
     # --- tokens -------------------------------------------------------------------------
 
