@@ -207,6 +207,7 @@ def create_app(
     heartbeat: bool = True,
     sandbox_when_unconfigured: bool = False,
     script_trials: TrialPool | None = None,
+    sidebar_harness: bool = False,
 ) -> FastAPI:
     """The app; tests inject the clock, the engine and the transport that reaches WeCom,
     and may give the event routers instead of the capabilities' (`routers`).
@@ -216,7 +217,8 @@ def create_app(
     here (once; `app.logging`), so `uvicorn app.main:app` logs as `campbot serve` does.
     `script_trials`: the worker processes scripts are tried in when saved or previewed (the
     app starts and stops its own without; tests share one, as its workers take a while to
-    start)."""
+    start). `sidebar_harness`: serve the staff sidebar's fake `ww` (tests; honoured only with
+    a `wecom_transport`, never against the real WeCom — the sandbox first run has it anyway)."""
     configure_logging()
 
     @contextlib.asynccontextmanager
@@ -273,6 +275,7 @@ def create_app(
 
     app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
     app.state.admin_throttle = AuthThrottle()
+    app.state.sidebar_harness = sidebar_harness and wecom_transport is not None
     app.include_router(api_router)
     app.include_router(admin_api.router, prefix="/admin/api")
     # The capabilities' admin resources authenticate like every /admin/api one; their public

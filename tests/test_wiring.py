@@ -40,7 +40,7 @@ async def test_each_admin_and_public_router_is_in_the_app_once(harness: AppHarne
     # FastAPI (0.165) keeps an included router as one entry that remembers it.
     included = Counter(id(getattr(r, "original_router", None)) for r in harness.app.routes)
     contributed = [r for c in CAPABILITIES for r in (*c.admin_routers, *c.public_routers)]
-    assert len(contributed) == len({id(r) for r in contributed}) == 10
+    assert len(contributed) == len({id(r) for r in contributed}) == 12
     assert [included[id(r)] for r in contributed] == [1] * len(contributed)
     # ...and serves its routes where they belong.
     paths = harness.app.openapi()["paths"]

@@ -64,6 +64,16 @@ async def due_items(*, session: AsyncSession, chats: Sequence[str], now: datetim
     return [item_of(row) for row in rows]
 
 
+async def my_items(*, session: AsyncSession, staff_userid: str, now: datetime) -> list[Item]:
+    """A staff member's due and overdue items in every chat (the sidebar outside a chat)."""
+    rows = await session.scalars(
+        select(OutboxMessage)
+        .where(*staff.is_due(now))  # type: ignore[arg-type]
+        .order_by(OutboxMessage.not_before, OutboxMessage.id)
+    )
+    return [item_of(row) for row in rows if row.payload.get("sender") == staff_userid]
+
+
 async def get_item(*, session: AsyncSession, item_id: int) -> tuple[OutboxMessage, SopTask | None]:
     row = await session.get(OutboxMessage, item_id)
     if row is None or row.channel != Channel.STAFF:

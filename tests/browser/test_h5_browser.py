@@ -90,7 +90,7 @@ async def _seed(database_url: str, *, today: datetime) -> str:
         await engine.dispose()
 
 
-def _server_env(database_url: str) -> dict[str, str]:
+def _server_env(database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -101,13 +101,16 @@ def _server_env(database_url: str) -> dict[str, str]:
             "DATABASE_URL": database_url,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
             "NO_PROXY": "*",
+            **(extra or {}),
         }
     )
     return env
 
 
 @contextlib.contextmanager
-def _served(workdir: Path, database_url: str) -> Iterator[str]:
+def _served(
+    workdir: Path, database_url: str, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     """`uvicorn app.main:app` on a free loopback port, its working directory `workdir` (so
     uploads land in `workdir/uploads`); answers the base URL once /healthz is 200."""
     port = _free_port()
@@ -116,7 +119,7 @@ def _served(workdir: Path, database_url: str) -> Iterator[str]:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port", str(port)],
             cwd=workdir,
-            env=_server_env(database_url),
+            env=_server_env(database_url, extra_env),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
