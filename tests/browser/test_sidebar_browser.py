@@ -41,12 +41,20 @@ def _png() -> bytes:
     return buffer.getvalue()
 
 
+def _admin(base: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{base}/admin/api", headers={"Authorization": f"Bearer {ADMIN}"}, trust_env=False
+    )
+
+
 def _camp(base: str) -> int:
     """A cohort on its day 1, a customer group the assistant runs, a student who handed in
     homework, and a push due now that routes to 群SOP: the item's id."""
-    admin = httpx.Client(
-        base_url=f"{base}/admin/api", headers={"Authorization": f"Bearer {ADMIN}"}, trust_env=False
-    )
+    with _admin(base) as admin:
+        return _seed(base, admin)
+
+
+def _seed(base: str, admin: httpx.Client) -> int:
     today = (datetime.now(UTC).astimezone(ZoneInfo(TZ)) - timedelta(hours=4)).date()
     cohort = admin.post(
         "/cohorts",
@@ -171,12 +179,8 @@ def test_staff_post_from_the_sidebar_in_a_group_and_see_a_student(tmp_path: Path
             page.screenshot(path=str(shots[1]), full_page=True)
         finally:
             browser.close()
-        admin = httpx.Client(
-            base_url=f"{base}/admin/api",
-            headers={"Authorization": f"Bearer {ADMIN}"},
-            trust_env=False,
-        )
-        row = admin.get(f"/outbox/{item}").json()
+        with _admin(base) as admin:
+            row = admin.get(f"/outbox/{item}").json()
         assert (row["status"], row["sent_at"] is not None) == ("sent", True)
     for shot in shots:
         assert shot.read_bytes()[:8] == PNG_SIGNATURE
