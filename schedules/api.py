@@ -97,6 +97,13 @@ class CalendarOut(BaseModel):
     due_at: datetime
     local_time: str
     targets: list[str]
+    channels: list[str] = Field(
+        description="每个目标的发送方式：群发 | 群SOP | 群SOP（私聊）| 群发（合并）"
+        " | 群机器人 | 应用消息…"
+    )
+    quota_left: dict[str, int] | None = Field(
+        description="客户群（chat_id）在这次发送之后本周期还剩的群发次数（预估）"
+    )
 
 
 def _out(view: service.ScheduleView) -> ScheduleOut:
@@ -177,6 +184,8 @@ async def get_calendar(
             due_at=e.due_at,
             local_time=e.local_time,
             targets=list(e.targets),
+            channels=list(e.channels),
+            quota_left=e.quota_left,
         )
         for e in entries
     ]

@@ -1,4 +1,7 @@
-"""The calendar: what will be sent, to whom, when — the dry run before a camp."""
+"""The calendar: what will be sent, to whom, when, and by which channel — the dry run
+before a camp. A customer group's push shows the decision routing would take at its time
+(群发 while the script is worth a slot and the group's quota has one left, else 群SOP),
+spending the projected quota in order, and what is left of it after."""
 
 from __future__ import annotations
 
@@ -8,10 +11,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import quota
 from app.capability import NO_EXTENSIONS, Extensions
+from app.channels.reach import Channel
+from app.channels.routing import CHANNEL_NAMES, GroupDelivery, Routing, delivery_of, is_personal
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import schedule_timezone
-from schedules.targets import resolve
+from schedules.targets import Target, resolve
+from scripts_library.models import Script
+from scripts_library.render import variables_used
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +31,51 @@ class CalendarEntry:
     due_at: datetime  # UTC
     local_time: str  # on the camp's clock, e.g. "2026-03-03 08:00 (Asia/Shanghai)"
     targets: tuple[str, ...]  # channel:target labels
+    channels: tuple[str, ...] = ()  # per target: 群发 | 群SOP | 群机器人 | 应用消息 …
+    quota_left: dict[str, int] | None = None  # customer groups: 群发 left after this firing
+
+
+class QuotaPreview:
+    """The customer groups' quota as the calendar spends it, window by window."""
+
+    def __init__(self, session: AsyncSession, routing: Routing) -> None:
+        self.session = session
+        self.routing = routing
+        self.used: dict[tuple[str, object], int] = {}
+
+    async def take(self, target: str, tz: str, at: datetime, *, spend: bool) -> tuple[bool, int]:
+        window = quota.window_of(self.routing.mode, quota.local_day(at, tz))
+        key = (target, window.start)
+        if key not in self.used:
+            found = await quota.quota_left(
+                session=self.session, targets=[target], mode=self.routing.mode, tz=tz, now=at
+            )
+            self.used[key] = found[target].used
+        taken = spend and self.used[key] < window.limit
+        self.used[key] += taken
+        return taken, window.limit - self.used[key]
+
+
+async def _decide(
+    preview: QuotaPreview, script: Script | None, targets: list[Target], tz: str, at: datetime
+) -> tuple[tuple[str, ...], dict[str, int]]:
+    delivery = delivery_of(script.group_delivery if script else None)
+    personal = script is not None and is_personal(variables_used(script))
+    channels, left = [], {}
+    for target in targets:
+        channel = target.destination.channel
+        if channel == Channel.CUSTOMER_GROUP:
+            worth = delivery == GroupDelivery.MASS_SEND
+            sent, left[target.destination.target] = await preview.take(
+                target.destination.target, tz, at, spend=worth
+            )
+            channels.append("群发" if sent else "群SOP")
+        elif channel == Channel.CUSTOMER_SINGLE:
+            alone = personal or delivery == GroupDelivery.SOP
+            channels.append("群SOP（私聊）" if alone else "群发（合并）")
+        else:
+            channels.append(CHANNEL_NAMES.get(channel, str(channel)))
+    return tuple(channels), left
 
 
 async def calendar(
@@ -48,6 +101,8 @@ async def calendar(
         )
     ).all()
     entries = []
+    preview = QuotaPreview(session, extensions.routing)
+    scripts = {s.key: s for s in (await session.execute(select(Script))).scalars()}
     for firing, schedule in rows:
         tz, _cohort = await schedule_timezone(
             session=session, schedule=schedule, default_tz=default_tz
@@ -61,6 +116,9 @@ async def calendar(
             filters=extensions.member_filters,
         )
         local = firing.due_at.astimezone(tz)
+        channels, left = await _decide(
+            preview, scripts.get(schedule.script_key), targets, tz.key, firing.due_at
+        )
         entries.append(
             CalendarEntry(
                 firing_id=firing.id,
@@ -70,6 +128,8 @@ async def calendar(
                 due_at=firing.due_at,
                 local_time=f"{local:%Y-%m-%d %H:%M} ({tz.key})",
                 targets=tuple(t.label for t in targets),
+                channels=channels,
+                quota_left=left or None,
             )
         )
     return entries

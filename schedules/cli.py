@@ -35,5 +35,8 @@ def calendar(hours: float = typer.Option(24.0, help="how far ahead to look")) ->
         typer.echo(f"未来 {hours:g} 小时没有待发送的内容。")
         return
     for entry in entries:
-        targets = ", ".join(entry.targets) or "（没有可达的目标）"
+        targets = (
+            ", ".join(f"{t}（{c}）" for t, c in zip(entry.targets, entry.channels, strict=True))
+            or "（没有可达的目标）"
+        )
         typer.echo(f"{entry.local_time}  {entry.script_key}  → {targets}")

@@ -24,8 +24,10 @@ from app.api.admin.fields import INT32_MAX, IdPath
 from app.api.admin.schemas import ERRORS_404, ERRORS_422
 from app.deps import RuntimeDep
 from bots.checkin.models import EntryKind
+from bots.sop import service as sop_service
 from bots.stats import service
 from bots.stats.chart import ChartPoint, checkin_rate_svg
+from bots.stats.sop_figures import SopCompletionOut, sop_out
 
 router = admin_resource_router("/stats", "stats")
 MAX_DAY = 366
@@ -127,6 +129,10 @@ class CohortStatsOut(BaseModel):
     streaks: list[StreakBucketOut]
     groups: list[GroupOut]
     assistants: list[AssistantOut]
+    sop: list[SopCompletionOut] = Field(
+        default_factory=list,
+        description="群SOP 完成情况：每位负责发送的员工按时、迟发、跳过的条数",
+    )
 
 
 class ParticipationOut(BaseModel):
@@ -368,4 +374,6 @@ async def cohort_stats(
     stats = await _stats(session, runtime, cohort_id, base_day)
     if format == "csv":
         return _csv_response(stats)
-    return _out(stats, runtime.clock.now())
+    out = _out(stats, runtime.clock.now())
+    out.sop = sop_out(await sop_service.completion_by_staff(session=session, cohort_id=cohort_id))
+    return out

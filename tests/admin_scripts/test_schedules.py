@@ -149,6 +149,8 @@ async def test_the_calendar_lists_what_goes_to_whom_and_when(api: Api) -> None:
             "due_at": listed[0]["due_at"],
             "local_time": "2026-03-03 08:00 (Asia/Shanghai)",
             "targets": ["robot:robot-1", "robot:robot-2"],
+            "channels": ["群机器人", "群机器人"],
+            "quota_left": None,
         }
     ]
     assert when(listed[0]["due_at"]) == DAY1_0800

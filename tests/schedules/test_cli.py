@@ -44,7 +44,8 @@ def test_calendar_command_lists_due_sends(
     local = soon.astimezone(ZoneInfo("Asia/Shanghai"))
     assert near.exit_code == 0, near.output
     expected = (
-        f"{local:%Y-%m-%d %H:%M} (Asia/Shanghai)  day1_tasks  → robot:robot-1, robot:robot-2"
+        f"{local:%Y-%m-%d %H:%M} (Asia/Shanghai)  day1_tasks  "
+        "→ robot:robot-1（群机器人）, robot:robot-2（群机器人）"
     )
     assert expected in near.output
     assert "没有待发送的内容" in far.output

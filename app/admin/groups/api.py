@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import Query, Response
 from pydantic import Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import quota
 from app.admin.groups import service
 from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import (
@@ -24,6 +26,7 @@ from app.api.admin.fields import (
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Output
 from app.deps import RuntimeDep
 from app.models import GroupChannel, GroupStatus
+from app.runtime import Runtime
 
 router = admin_resource_router("/groups", "groups")
 
@@ -57,6 +60,16 @@ class GroupUpdate(Input):
     _present_means_set = field_validator("name", "channel", "status", mode="before")(not_null)
 
 
+class QuotaOut(Output):
+    mode: str = Field(description="month_days | week_7 | day_1（WECOM_MASS_SEND_QUOTA）")
+    window_start: date
+    window_end: date = Field(description="不含这一天")
+    limit: int
+    used: int
+    left: int
+    full: bool = Field(description="企业微信答复过次数已用完（状态 3）")
+
+
 class GroupOut(Output):
     id: int
     cohort_id: int | None
@@ -68,8 +81,38 @@ class GroupOut(Output):
     assistant_userid: str | None = Field(description="负责群SOP的助教（空则为群主）")
     status: GroupStatus
     member_count: int = Field(description="当前在群成员数（据回调事件统计）")
+    mass_send_quota: QuotaOut | None = Field(
+        default=None, description="客户群本周期的群发次数（按群发助手的规则，营地时区）"
+    )
     created_at: datetime
     updated_at: datetime
+
+
+async def _with_quota(
+    outs: list[GroupOut], *, session: AsyncSession, runtime: Runtime
+) -> list[GroupOut]:
+    """Each customer group's 群发 quota in its current window."""
+    routing, now = runtime.extensions.routing, runtime.clock.now()
+    for out in outs:
+        if out.channel != GroupChannel.CUSTOMER or not out.chat_id:
+            continue
+        tz = await quota.camp_timezone(
+            session=session, target=out.chat_id, default_tz=routing.default_tz
+        )
+        found = await quota.quota_left(
+            session=session, targets=[out.chat_id], mode=routing.mode, tz=tz, now=now
+        )
+        left = found[out.chat_id]
+        out.mass_send_quota = QuotaOut(
+            mode=routing.mode,
+            window_start=left.window.start,
+            window_end=left.window.end,
+            limit=left.window.limit,
+            used=left.used,
+            left=left.left,
+            full=left.full,
+        )
+    return outs
 
 
 def _out(view: service.GroupView) -> GroupOut:
@@ -115,12 +158,13 @@ async def create_group(
         owner_userid=body.owner_userid,
         assistant_userid=body.assistant_userid,
     )
-    return _out(view)
+    return (await _with_quota([_out(view)], session=session, runtime=runtime))[0]
 
 
 @router.get("", summary="群列表", description="可按期次、渠道、状态过滤。", responses=ERRORS_422)
 async def list_groups(
     session: AdminSessionDep,
+    runtime: RuntimeDep,
     cohort_id: CohortQuery = None,
     channel: Annotated[GroupChannel | None, Query(description="渠道")] = None,
     status: Annotated[GroupStatus | None, Query(description="状态")] = None,
@@ -135,14 +179,14 @@ async def list_groups(
         limit=limit,
         offset=offset,
     )
-    return ItemsPage(
-        items=[_out(v) for v in page.items], total=page.total, limit=limit, offset=offset
-    )
+    items = await _with_quota([_out(v) for v in page.items], session=session, runtime=runtime)
+    return ItemsPage(items=items, total=page.total, limit=limit, offset=offset)
 
 
 @router.get("/{group_id}", summary="查看群", responses=ERRORS_404 | ERRORS_422)
-async def get_group(group_id: IdPath, session: AdminSessionDep) -> GroupOut:
-    return _out(await service.get_group(session=session, group_id=group_id))
+async def get_group(group_id: IdPath, session: AdminSessionDep, runtime: RuntimeDep) -> GroupOut:
+    out = _out(await service.get_group(session=session, group_id=group_id))
+    return (await _with_quota([out], session=session, runtime=runtime))[0]
 
 
 @router.patch(
@@ -165,7 +209,7 @@ async def update_group(
         group_id=group_id,
         changes=body.model_dump(exclude_unset=True),
     )
-    return _out(view)
+    return (await _with_quota([_out(view)], session=session, runtime=runtime))[0]
 
 
 @router.delete(

@@ -12,6 +12,7 @@ from app.admin.outbox import service
 from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import PRINTABLE, BigIdPath, Limit, Offset
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, ItemsPage, Output
+from app.channels.routing import CHANNEL_NAMES
 from app.deps import RuntimeDep
 from app.models import OutboxStatus
 
@@ -22,6 +23,9 @@ class OutboxOut(Output):
     id: int
     key: str
     channel: str
+    delivery: str = Field(
+        description="发送方式：群发、群SOP（员工在聊天工具栏发送）、群机器人、应用消息…"
+    )
     target: str
     payload: dict[str, Any]
     status: str
@@ -44,6 +48,7 @@ def _out(view: service.OutboxView) -> OutboxOut:
         id=row.id,
         key=row.key,
         channel=row.channel,
+        delivery=CHANNEL_NAMES.get(row.channel, row.channel),
         target=row.target,
         payload=dict(row.payload),
         status=row.status,
@@ -65,7 +70,8 @@ def _out(view: service.OutboxView) -> OutboxOut:
     "",
     summary="待发消息列表",
     description=(
-        "从新到旧；可按 `status`（pending/claimed/sending/sent/dead/cancelled）、"
+        "从新到旧；可按 `status`（pending/claimed/sending/sent/dead/cancelled/"
+        "awaiting_staff 等员工发送/skipped）、"
         "渠道 `channel`、目标 `target` 过滤。"
     ),
     responses=ERRORS_422,

@@ -30,6 +30,8 @@ _STATUS_NAMES: dict[str, str] = {
     OutboxStatus.SENT: "已发送",
     OutboxStatus.DEAD: "发送失败（dead）",
     OutboxStatus.CANCELLED: "已取消",
+    OutboxStatus.AWAITING_STAFF: "等员工在聊天工具栏发送",
+    OutboxStatus.SKIPPED: "已跳过",
 }
 
 

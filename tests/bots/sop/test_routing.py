@@ -16,6 +16,10 @@ from app.models import OutboxMessage
 from app.settings import QuotaMode, Settings
 from bots.checkin import service as checkin
 from bots.checkin.models import EntryKind
+from bots.sop import service
+from bots.sop.notices import notify_due
+from bots.stats.sop_figures import sop_out
+from schedules.calendar import calendar
 from schedules.models import Firing, Schedule
 from schedules.runner import fire_due
 from tests.bots.checkin.camp import local
@@ -146,3 +150,40 @@ async def test_reminders_to_students_are_one_task_per_staff_member_per_round(
     ]
     assert len({str(r.payload["message"]) for r in tasks}) == 1  # the same text for all
     assert [r for r in rows if r.channel == "staff"] == []
+
+
+async def test_the_calendar_shows_each_decision_and_the_quota_left(
+    sessions, clock: ManualClock, settings: Settings
+) -> None:
+    camp = await customer_camp(sessions)
+    await pack_timetable(sessions, camp.cohort_id)
+    wired = extensions(settings, QuotaMode.DAY_1)
+    clock.set(local(0, 0))
+    async with sessions() as session:
+        entries = await calendar(
+            session=session, now=clock.now(), hours=24, default_tz=TZ, extensions=wired
+        )
+    by_key = {e.script_key: e for e in entries}
+    rules, opening = by_key["group_rules"], by_key["opening_ceremony"]
+    assert (rules.channels, rules.quota_left) == (("群SOP",), {CHAT: 1})
+    assert (opening.channels, opening.quota_left) == (("群发",), {CHAT: 0})
+    assert by_key["leaderboard"].channels == ("群SOP",)
+
+
+async def test_the_stats_show_sop_completion_per_staff_member(
+    sessions, clock: ManualClock, settings: Settings
+) -> None:
+    camp, rows, _ = await _play_camp(sessions, clock, settings, QuotaMode.MONTH_DAYS)
+    sop = [r for r in rows if r.channel == "staff"]
+    async with sessions.begin() as session:
+        await notify_due(session=session, now=clock.now())
+        for row in sop[:3]:
+            await service.record_sent(session=session, item_id=row.id, by="lisi", now=clock.now())
+        await service.skip(session=session, item_id=sop[3].id, by="lisi", now=clock.now())
+        figures = sop_out(
+            await service.completion_by_staff(session=session, cohort_id=camp.cohort_id)
+        )
+    [lisi] = figures
+    assert (lisi.staff_userid, lisi.late, lisi.skipped, lisi.on_time) == ("lisi", 3, 1, 0)
+    assert lisi.open == len(sop) - 4
+    assert lisi.on_time_rate == 0
