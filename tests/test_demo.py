@@ -35,8 +35,23 @@ async def test_the_demo_camp_runs_to_the_end(tmp_path: Path) -> None:
         checked = {name for name, days in STUDENTS.values() if day in days}
         checked |= {INTERNAL_STUDENT[1]} if day != 4 else set()
         assert report.reminded[day] == everyone - checked, day
-    # The sandbox recorded what WeCom received: welcomes, robot posts, the 喜报 poster.
+    # The customer group's rhythm went through 群SOP: a handful of 群发 tasks for the whole
+    # camp (开营, 喜报, 每周小结, 结营; one merged reminder per staff member and evening),
+    # where one task per push and per student used to be 77.
+    tasks = sum(report.mass_tasks.values())
+    assert 4 <= tasks <= 14, report.mass_tasks
+    assert report.mass_tasks["customer_single"] <= CAMP_DAYS + 1  # one per evening at most
+    assert report.xibao_channel == "customer_group"  # the 喜报 still spent as a 群发
+    assert report.sop_items >= 40
+    assert report.posted["lisi"] >= 25  # the assistant posted the group's items…
+    assert report.posted["zhangsan"] >= 20  # …the owner the students' 1:1 ones
+    assert sum(report.posted.values()) + report.skipped == report.sop_items
+    [lisi] = [f for f in report.sop_figures if f["staff_userid"] == "lisi"]
+    assert (lisi["skipped"], lisi["on_time"]) == (1, report.posted["lisi"])
+    # The sandbox recorded what WeCom received: welcomes, robot posts, the 喜报 poster, and
+    # what staff posted from the chat toolbar.
     assert report.deliveries["welcome"] == len(STUDENTS)
+    assert report.deliveries["chat_tool"] == sum(report.posted.values())
     assert report.deliveries["webhook"] > CAMP_DAYS
     sent = json.loads(record.read_text("utf-8"))
     assert len(sent) == sum(report.deliveries.values())
@@ -57,3 +72,7 @@ async def test_the_demo_camp_runs_to_the_end(tmp_path: Path) -> None:
     assert any(INTERNAL_STUDENT[1] in line and "自动回复 1 条" in line for line in printed)
     assert any("喜报" in line for line in printed)
     assert any("入群欢迎语" in line and "共 1 条" in line for line in printed)
+    taps = [line for line in printed if "聊天工具栏，点「发送」" in line]
+    assert len(taps) == 2
+    assert "第 3 天 今日任务" in taps[0]
+    assert any(line.startswith("群发任务") and f"共 {tasks} 个" in line for line in printed)

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.cli.demo_camp import (
     ADMIN_TOKEN,
+    ASSISTANT,
     CAMP_DAYS,
     CHANNEL_STATE,
     CUSTOMER_CHAT,
@@ -41,6 +42,7 @@ from app.cli.demo_camp import (
     running,
     token_of,
 )
+from app.cli.demo_sop import routing_summary, staff_at_work
 from app.models import Member, OutboxMessage
 from bots.group_welcome.template_sync import sync_templates
 from scripts_library.loader import seed_default_pack
@@ -68,6 +70,7 @@ async def _set_up(demo: Demo) -> None:
             "channel": "customer",
             "chat_id": CUSTOMER_CHAT,
             "owner_userid": STAFF,
+            "assistant_userid": ASSISTANT,
         },
     ):
         await demo.admin("POST", "/groups", json={"cohort_id": demo.cohort_id, **group})
@@ -85,7 +88,10 @@ async def _set_up(demo: Demo) -> None:
     )
     demo.say(
         f"开营前一晚：建好「跨境电商 7 天实战营·1 期」（{demo.start} 开营，{CAMP_DAYS} 天），"
-        f"两个群（机器人群、客户群），按内容包排好 {planned} 条定时推送，一条问答规则。"
+        f"两个群（机器人群；客户群，群主{STAFF}、助教{ASSISTANT}），"
+        f"按内容包排好 {planned} 条定时推送，"
+        "一条问答规则。客户群每月能收的群发有限：只有开营、喜报、每周小结、结营用群发，"
+        "日常节奏走群SOP——到点提醒助教，助教在聊天工具栏一键发送。"
     )
 
 
@@ -238,6 +244,8 @@ async def _xibao(demo: Demo) -> None:
     demo.report.xibao_broadcast = created["broadcast_id"]
     await demo.settle()
     progress = await demo.admin("GET", f"/broadcasts/{created['broadcast_id']}")
+    customer = [g for g in progress["groups"] if g["group_name"] == "1 期 学员群"]
+    demo.report.xibao_channel = customer[0]["channel"] if customer else None
     demo.say(
         f"  小林出单了！运营录入喜报 → 发往本期每个群：共 {progress['total']}，"
         f"已发 {progress['sent']}，待群主确认 {progress['awaiting_confirmation']}，"
@@ -262,6 +270,7 @@ async def _play_day(demo: Demo, day: int) -> None:
         if local == "20:00" and day == 2:
             await _operator_evening(demo)
         await demo.fire()
+        await staff_at_work(demo, day)
         demo.clock.advance(STEP)
     sent = Counter(d.channel for d in demo.state.deliveries) - before
     checked = [name for name, days in STUDENTS.values() if day in days] if day >= 1 else []
@@ -276,21 +285,38 @@ async def _play_day(demo: Demo, day: int) -> None:
 
 
 async def _reminded(demo: Demo, day: int) -> set[str]:
-    """Who the day's check-in reminder reached personally (`checkin_reminder:{member}:{date}`)."""
+    """Who the day's check-in reminder reached: personally (`checkin_reminder:{member}:…`) or
+    in their staff member's one merged 群发 (its `external_userids`)."""
     date = (demo.start + timedelta(days=day)).isoformat()
     async with demo.runtime.sessions() as session:
-        keys = await session.scalars(
-            select(OutboxMessage.key).where(OutboxMessage.key.like(f"checkin_reminder:%:{date}"))
+        rows = (
+            await session.execute(
+                select(OutboxMessage.key, OutboxMessage.payload).where(
+                    OutboxMessage.key.like(f"checkin_reminder:%:{date}")
+                )
+            )
+        ).all()
+        ids = {int(part) for key, _ in rows if (part := key.split(":")[1]).isdigit()}
+        merged = {str(e) for _, p in rows for e in p.get("external_userids") or []}
+        names = await session.scalars(
+            select(Member.name).where(or_(Member.id.in_(ids), Member.external_userid.in_(merged)))
         )
-        ids = {int(part) for key in keys if (part := key.split(":")[1]).isdigit()}
-        names = await session.scalars(select(Member.name).where(Member.id.in_(ids)))
         return {name or "同学" for name in names}
 
 
 async def _wrap_up(demo: Demo) -> None:
     for msgid in list(demo.state.group_msgs):
         demo.state.confirm_msg_template(msgid)  # the owner taps 发送 in 群发助手
+    await routing_summary(demo)
     stats = await demo.admin("GET", f"/stats/cohorts/{demo.cohort_id}")
+    demo.report.sop_figures = stats.get("sop", [])
+    demo.say(
+        "群SOP 完成情况（统计接口）："
+        + "；".join(
+            f"{f['staff_userid']} 按时 {f['on_time']}、迟发 {f['late']}、跳过 {f['skipped']}"
+            for f in demo.report.sop_figures
+        )
+    )
     demo.report.stats_days = stats["days"]
     demo.report.deliveries = Counter(d.channel for d in demo.state.deliveries)
     demo.say("每日打卡率（统计接口）：")

@@ -19,6 +19,7 @@ import httpx
 from fastapi import FastAPI
 from PIL import Image
 
+from app.cli.demo_sidebar import Desk, sign_in
 from app.clock import ManualClock
 from app.db import create_engine
 from app.first_run import (
@@ -36,6 +37,7 @@ from app.wecom_sandbox.sender import CallbackSender
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
 from bots.group_welcome.loop import group_welcome_round
+from bots.sop.service import sop_round
 from schedules.runner import fire_due
 
 ADMIN_TOKEN = "demo-admin-token"
@@ -69,6 +71,13 @@ class DemoReport:
     stats_days: list[dict[str, Any]] = field(default_factory=list)
     h5_urls: dict[str, str] = field(default_factory=dict)
     reminded: dict[int, set[str]] = field(default_factory=dict)  # camp day → names
+    posted: Counter[str] = field(default_factory=Counter)  # staff → 群SOP items posted
+    skipped: int = 0
+    shown_posts: int = 0  # 群SOP taps the story tells in detail
+    mass_tasks: dict[str, int] = field(default_factory=dict)  # channel → 群发 tasks created
+    sop_items: int = 0
+    xibao_channel: str | None = None  # how the 喜报 reached the customer group
+    sop_figures: list[dict[str, Any]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
 
 
@@ -83,6 +92,17 @@ class Demo:
     out: Callable[[str], None]
     report: DemoReport = field(default_factory=DemoReport)
     cohort_id: int = 0
+    desks: dict[str, Desk] = field(default_factory=dict)  # staff signed in to the sidebar
+
+    async def desk(self, userid: str) -> Desk:
+        """The staff member's sidebar; opened again when its 12-hour session is near its end."""
+        desk = self.desks.get(userid)
+        if desk is not None and self.clock.now() - desk.signed_at > timedelta(hours=11):
+            await desk.client.aclose()
+            desk = None
+        if desk is None:
+            desk = self.desks[userid] = await sign_in(self.app, self.state, userid)
+        return desk
 
     @property
     def runtime(self) -> Runtime:
@@ -141,6 +161,7 @@ class Demo:
             default_tz="Asia/Shanghai",
             extensions=self.runtime.extensions,
         )
+        await sop_round(sessions=self.runtime.sessions, clock=self.clock)  # the 群SOP loop's
         await self.settle()
 
 
@@ -196,7 +217,12 @@ async def running(database_url: str, out: Callable[[str], None]) -> AsyncIterato
                     encoding_aes_key=SANDBOX_AES_KEY,
                     agent_id=SANDBOX_AGENT_ID,
                 )
-                yield Demo(app, client, wecom, state, clock, start, out)
+                demo = Demo(app, client, wecom, state, clock, start, out)
+                try:
+                    yield demo
+                finally:
+                    for desk in demo.desks.values():
+                        await desk.client.aclose()
     finally:
         await engine.dispose()
 

@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 Json = dict[str, Any]
 CallOutcome = Literal["answered", "injected", "dropped", "server_error", "unknown_path"]
-Channel = Literal["message", "appchat", "webhook", "welcome", "msg_template"]
+# chat_tool: what a member posted from the chat toolbar (sendChatMessage in their client).
+Channel = Literal["message", "appchat", "webhook", "welcome", "msg_template", "chat_tool"]
 DeliveryStatus = Literal["delivered", "duplicate", "dropped"]
 
 

@@ -358,6 +358,15 @@ class SandboxState:
         received = (d.at for d in self.delivered("msg_template") if d.target == target)
         return quota.received_in_window(self.msg_template_quota_mode, self.clock.now(), received)
 
+    def post_from_toolbar(self, sender: str, chat: str, message: Json) -> None:
+        """A member posted `message` into `chat` from the chat toolbar (client-side
+        `sendChatMessage`: no API call reaches WeCom's server, the client sends it)."""
+        self.deliveries.append(
+            Delivery(
+                "chat_tool", chat, message, self.clock.now(), recipients=(chat,), sender=sender
+            )
+        )
+
     # --- fault injection ----------------------------------------------------------------
 
     def fail_next(
