@@ -147,8 +147,16 @@ async def spend(
     for n in range(1, window.limit + 1):
         if n in taken:
             continue
-        values = {"target": target, "mode": mode, "window": window, "now": now}
-        if await _insert(session, **values, n=n, outbox_key=outbox_key, source=TASK):
+        if await _insert(
+            session,
+            target=target,
+            mode=mode,
+            window=window,
+            now=now,
+            n=n,
+            outbox_key=outbox_key,
+            source=TASK,
+        ):
             return True
         if await _holds(session, target, outbox_key):
             return True  # another transaction spent it for this very task meanwhile
@@ -207,8 +215,16 @@ async def mark_full(
     marked = 0
     for n in range(1, window.limit + 1):
         if n not in taken:
-            values = {"target": target, "mode": mode, "window": window, "now": now}
-            marked += await _insert(session, **values, n=n, outbox_key=None, source=FULL)
+            marked += await _insert(
+                session,
+                target=target,
+                mode=mode,
+                window=window,
+                now=now,
+                n=n,
+                outbox_key=None,
+                source=FULL,
+            )
     return marked
 
 

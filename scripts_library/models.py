@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.channels.routing import GroupDelivery
+from app.channels.routing import GroupDelivery as GroupDelivery
 from app.db import Base, UTCDateTime
 
 KEY_MAX, TITLE_MAX, CATEGORY_MAX, AUTHOR_MAX, NOTE_MAX = 100, 200, 50, 100, 500

@@ -184,6 +184,27 @@ def _page_cases(page: str, member_id: int) -> list[Hostile]:
     ]
 
 
+def _sidebar_cases() -> list[Hostile]:
+    """The staff sidebar's inputs, unsigned: a page URL to sign of 1 MiB, a code and state of
+    the longest kind, a chat id at its limit; each refused at once (401, 403, 422)."""
+    huge = {"url": "https://camp.example.com/sidebar/?" + "x" * (1 << 20)}
+
+    async def sign(client: httpx.AsyncClient) -> Any:
+        return await client.post("/sidebar/api/jsapi/config", json=huge)
+
+    async def callback(client: httpx.AsyncClient) -> Any:
+        return await client.get("/sidebar/auth", params={"code": "c" * 512, "state": "s" * 128})
+
+    async def group(client: httpx.AsyncClient) -> Any:
+        return await client.get("/sidebar/api/groups/" + "w" * 128)
+
+    return [
+        Hostile("sidebar: a 1 MiB URL to sign", sign),
+        Hostile("sidebar: an OAuth callback with a forged state", callback),
+        Hostile("sidebar: a group card without a session", group),
+    ]
+
+
 async def test_no_hostile_request_stalls_the_service(served: ServedApp) -> None:
     _import_pack(served)
     member = await _camp(served)
@@ -200,6 +221,7 @@ async def test_no_hostile_request_stalls_the_service(served: ServedApp) -> None:
         _question("why? " * 140_000, 2),
         *_template_cases(),
         *_page_cases(page, member["id"]),
+        *_sidebar_cases(),
     ]
 
     report = await worst_healthz_latency(served, hostile)
@@ -213,3 +235,4 @@ async def test_no_hostile_request_stalls_the_service(served: ServedApp) -> None:
         report.describe()
     )
     assert statuses["nine 1400 px photos"] == 200, report.describe()
+    assert [statuses[c.name] for c in _sidebar_cases()] == [401, 403, 401], report.describe()

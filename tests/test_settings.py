@@ -20,6 +20,7 @@ VARIABLES = (
     "ADMIN_TOKEN",
     "PUBLIC_BASE_URL",
     "CAMPBOT_TIMEZONE",
+    "WECOM_MASS_SEND_QUOTA",
 )
 
 
@@ -58,11 +59,13 @@ def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch)
         "ADMIN_TOKEN": "adm-0123456789abcdef",
         "PUBLIC_BASE_URL": "https://camp.example/",
         "CAMPBOT_TIMEZONE": "UTC",
+        "WECOM_MASS_SEND_QUOTA": "week_7",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert settings.wecom_agent_id == 1000002
+    assert settings.wecom_mass_send_quota == "week_7"
     assert settings.wecom_api_base == "http://127.0.0.1:9"
     assert settings.public_base_url == "https://camp.example"
     assert settings.callback_enabled
@@ -171,3 +174,13 @@ async def test_the_app_refuses_to_start_with_a_short_admin_token(
                 pass
     finally:
         settings_module.get_settings.cache_clear()
+
+
+def test_the_mass_send_quota_mode_defaults_to_the_days_of_the_month_and_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().wecom_mass_send_quota == "month_days"
+    monkeypatch.setenv("WECOM_MASS_SEND_QUOTA", "monthly")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert "WECOM_MASS_SEND_QUOTA" in describe_settings_error(refused.value)

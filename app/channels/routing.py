@@ -42,7 +42,7 @@ class GroupDelivery(StrEnum):
 
 # Variables that make a text one student's own: it cannot be one 群发 to many.
 PERSONAL_VARIABLES = frozenset({"student_name", "streak", "points", "rank", "h5_url"})
-CHANNEL_NAMES = {
+CHANNEL_NAMES: dict[str, str] = {
     Channel.CUSTOMER_GROUP: "群发",
     Channel.CUSTOMER_SINGLE: "群发（单聊）",
     Channel.STAFF: "群SOP",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.reach import Channel
@@ -55,7 +55,7 @@ async def take_due(
     return list(due)
 
 
-def is_due(now: datetime) -> object:
+def is_due(now: datetime) -> tuple[ColumnElement[bool], ...]:
     """Open items whose time has come (told or not yet)."""
     return (
         OutboxMessage.channel == Channel.STAFF,
@@ -74,7 +74,7 @@ async def due_in_chats(
         return []
     rows = await session.scalars(
         select(OutboxMessage)
-        .where(*is_due(now), OutboxMessage.target.in_(list(chats)))  # type: ignore[arg-type]
+        .where(*is_due(now), OutboxMessage.target.in_(list(chats)))
         .order_by(OutboxMessage.not_before, OutboxMessage.id)
     )
     return list(rows)

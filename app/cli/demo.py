@@ -297,7 +297,7 @@ async def _reminded(demo: Demo, day: int) -> set[str]:
             )
         ).all()
         ids = {int(part) for key, _ in rows if (part := key.split(":")[1]).isdigit()}
-        merged = {str(e) for _, p in rows for e in p.get("external_userids") or []}
+        merged = {str(e) for _, p in rows for e in p.get("external_userids") or []}  # type: ignore[attr-defined]
         names = await session.scalars(
             select(Member.name).where(or_(Member.id.in_(ids), Member.external_userid.in_(merged)))
         )

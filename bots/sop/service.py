@@ -68,7 +68,7 @@ async def my_items(*, session: AsyncSession, staff_userid: str, now: datetime) -
     """A staff member's due and overdue items in every chat (the sidebar outside a chat)."""
     rows = await session.scalars(
         select(OutboxMessage)
-        .where(*staff.is_due(now))  # type: ignore[arg-type]
+        .where(*staff.is_due(now))
         .order_by(OutboxMessage.not_before, OutboxMessage.id)
     )
     return [item_of(row) for row in rows if row.payload.get("sender") == staff_userid]
@@ -114,7 +114,7 @@ async def _close(
     return Closed(item_of(row, task), recorded)
 
 
-_STATUS_NAMES = {OutboxStatus.SENT: "已发送", OutboxStatus.SKIPPED: "已跳过"}
+_STATUS_NAMES: dict[str, str] = {OutboxStatus.SENT: "已发送", OutboxStatus.SKIPPED: "已跳过"}
 
 
 async def record_sent(*, session: AsyncSession, item_id: int, by: str, now: datetime) -> Closed:

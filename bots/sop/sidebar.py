@@ -46,7 +46,18 @@ STATIC = {
     "vendor/wecom-jssdk/LICENSE.md": "text/markdown; charset=utf-8",
 }
 ENTRIES = ("group_chat_tools", "single_chat_tools", "normal")
-COOKIE_ARGS = {"httponly": True, "samesite": "lax", "path": "/sidebar"}
+
+
+def _cookie(answer: Response, name: str, value: str, *, max_age: int, secure: bool) -> None:
+    answer.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+        path="/sidebar",
+    )
 
 
 @cache
@@ -101,9 +112,7 @@ async def _sign_in(
     if as_user:  # the sandbox's authorize page signs in as the member named (harness only)
         url = url.replace("#wechat_redirect", f"&userid={quote(as_user)}#wechat_redirect")
     answer = RedirectResponse(url, status_code=302, headers=NO_STORE)
-    answer.set_cookie(
-        sessions.STATE_COOKIE, cookie, max_age=600, secure=_secure(runtime), **COOKIE_ARGS
-    )
+    _cookie(answer, sessions.STATE_COOKIE, cookie, max_age=600, secure=_secure(runtime))
     return answer
 
 
@@ -139,12 +148,12 @@ async def auth(
     if userid is None:
         return _refused("只有企业成员可以使用训练营助手。")
     answer = RedirectResponse(_next(next), status_code=303, headers=NO_STORE)
-    answer.set_cookie(
+    _cookie(
+        answer,
         sessions.COOKIE,
         sessions.issue(key, userid, now),
         max_age=int(sessions.LIFETIME.total_seconds()),
         secure=_secure(runtime),
-        **COOKIE_ARGS,
     )
     answer.delete_cookie(sessions.STATE_COOKIE, path="/sidebar")
     return answer
@@ -201,7 +210,7 @@ async def dev(
         "result": result,
     }
     answer = await _sign_in(request, runtime, next_path="/sidebar/", as_user=userid)
-    answer.set_cookie(sessions.HARNESS_COOKIE, json.dumps(context), max_age=3600, **COOKIE_ARGS)
+    _cookie(answer, sessions.HARNESS_COOKIE, json.dumps(context), max_age=3600, secure=False)
     return answer
 
 

@@ -18,7 +18,7 @@ class Hidden(Exception):
     """Not this staff member's group or student (403, saying no more)."""
 
 
-def visible_groups(userid: str) -> Select[tuple[Group]]:
+def visible_groups(userid: str) -> Select[Group]:
     """The customer groups `userid` owns or assists."""
     return select(Group).where(
         Group.channel == GroupChannel.CUSTOMER,
@@ -26,7 +26,7 @@ def visible_groups(userid: str) -> Select[tuple[Group]]:
     )
 
 
-def visible_students(userid: str) -> Select[tuple[Member]]:
+def visible_students(userid: str) -> Select[Member]:
     """The external students who follow `userid`."""
     return select(Member).where(Member.external_userid.is_not(None), Member.staff_userid == userid)
 

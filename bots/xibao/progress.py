@@ -69,7 +69,7 @@ def _group_status(
         return "awaiting_confirmation", None
     if result.status == MassSendStatus.FAILED:
         return "failed", _FAILED_REASONS.get(
-            result.wecom_status, f"群发未送达（企业微信状态 {result.wecom_status}）。"
+            result.wecom_status or 0, f"群发未送达（企业微信状态 {result.wecom_status}）。"
         )
     return "sent", None
 
