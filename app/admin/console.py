@@ -1,0 +1,8 @@
+"""The platform's console pages (cohorts and their groups and members, the outbox), in one
+tuple for `app.main` to hand to the console, as `app.admin.api` gathers their admin routes."""
+
+from __future__ import annotations
+
+from app.console.pages import ConsolePages
+
+PAGES: tuple[ConsolePages, ...] = ()
