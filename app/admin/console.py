@@ -3,6 +3,9 @@ tuple for `app.main` to hand to the console, as `app.admin.api` gathers their ad
 
 from __future__ import annotations
 
+from app.admin.cohorts import console as cohorts
+from app.admin.groups import console as groups
+from app.admin.members import console as members
 from app.console.pages import ConsolePages
 
-PAGES: tuple[ConsolePages, ...] = ()
+PAGES: tuple[ConsolePages, ...] = (cohorts.PAGES, groups.PAGES, members.PAGES)

@@ -23,6 +23,8 @@ class NavItem:
     path: str  # where it leads, e.g. "/console/cohorts"
     role: Role = Role.OPERATOR  # the least role that sees it
     order: int = 100  # menu position, lowest first
+    # Takes `?cohort_id=N`: shown as a tab on each cohort's page too.
+    cohort_tab: bool = False
 
 
 # Renders the panel's HTML for the request's viewer ("" shows nothing).

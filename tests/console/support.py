@@ -94,3 +94,59 @@ class Console:
         """An htmx post: the token in the header hx-headers sets on <body>."""
         headers = {"HX-Request": "true", "X-CSRF-Token": self.csrf}
         return await self.http.post(path, data=dict(data or {}), headers=headers, **kwargs)
+
+
+async def make_cohort(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    *,
+    name: str = "6 期",
+    state: str = "camp6",
+    start: str = "2026-03-01",
+    days: int = 7,
+) -> int:
+    from datetime import date
+
+    from app.admin.cohorts import service as cohorts
+
+    async with sessions.begin() as session:
+        view = await cohorts.create_cohort(
+            session=session,
+            actor=Actor("test"),
+            now=clock.now(),
+            name=name,
+            camp="跨境电商实战营",
+            start_date=date.fromisoformat(start),
+            days=days,
+            channel_state=state,
+            timezone="Asia/Shanghai",
+            hooks=(),
+        )
+        return view.cohort.id
+
+
+async def make_member(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    cohort_id: int,
+    name: str,
+    *,
+    external_userid: str | None = None,
+    userid: str | None = None,
+    staff_userid: str | None = "zhangsan",
+) -> int:
+    from app.admin.members import service as members
+
+    async with sessions.begin() as session:
+        view = await members.create_member(
+            session=session,
+            actor=Actor("test"),
+            now=clock.now(),
+            external_userid=external_userid or (None if userid else f"wm{abs(hash(name))}"),
+            userid=userid,
+            name=name,
+            cohort_id=cohort_id,
+            hooks=(),
+            staff_userid=staff_userid,
+        )
+        return view.member.id
