@@ -59,6 +59,8 @@ from schedules import api as schedules_api
 from schedules.planner import replan_on_change
 from schedules.scheduler import run_scheduler
 from scripts_library import api as scripts_api
+from scripts_library import console as scripts_console
+from scripts_library import console_versions as scripts_versions
 from scripts_library.loader import seed_default_pack
 from scripts_library.trial import TrialPool
 
@@ -68,7 +70,9 @@ SHUTDOWN_GRACE_S = 5.0
 
 # The script library's and the timetable's parts, registered as a capability's are.
 SCRIPTS: Capability[Router] = Capability(
-    name="scripts_library", admin_routers=(scripts_api.router,)
+    name="scripts_library",
+    admin_routers=(scripts_api.router,),
+    console_pages=(scripts_versions.PAGES, scripts_console.PAGES),
 )
 SCHEDULES: Capability[Router] = Capability(
     name="schedules",

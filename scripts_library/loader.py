@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,15 +11,17 @@ from datetime import datetime
 from itertools import groupby
 from pathlib import Path
 
+import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.common import Actor, snapshot
 from scripts_library.errors import Problem, ScriptValidationError
 from scripts_library.images import CONTENT_DIR
 from scripts_library.models import Script, ScriptContent
-from scripts_library.service import SaveOutcome, list_scripts, save_content
+from scripts_library.service import AUDIT, SaveOutcome, list_scripts, save_content
 from scripts_library.validate import find_problems
-from scripts_library.yamlio import dump, load_entries, to_entry
+from scripts_library.yamlio import dump, dump_content, load_entries, to_entry
 
 DEFAULT_PACK = CONTENT_DIR
 PACK_SUFFIXES = (".yaml", ".yml")
@@ -155,3 +158,89 @@ async def seed_default_pack(*, session: AsyncSession, now: datetime) -> ImportRe
     if await session.scalar(select(Script.id).limit(1)) is not None:
         return None
     return await import_pack(session=session, paths=[DEFAULT_PACK], author="首次运行", now=now)
+
+
+# --- one uploaded pack file (the console's 导入): checked, summarised, then applied ---------
+
+UPLOAD_MAX_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedChange:
+    key: str
+    outcome: SaveOutcome
+    diff: str  # unified diff from the current version ("" for a new or unchanged script)
+
+
+def _read_upload(text: str, source: str) -> list[PackEntry]:
+    """The checked entries of an uploaded file (blocking: run it in a thread)."""
+    if len(text.encode()) > UPLOAD_MAX_BYTES:
+        raise ScriptValidationError([Problem(source, "文件太大（最多 512 KB）。")])
+    try:
+        # Anchors and aliases are refused before anything is built: an alias bomb stays text.
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise ScriptValidationError([Problem(source, "不支持 YAML 锚点和别名（& 与 *）。")])
+    except yaml.YAMLError:
+        pass  # load_entries says where the YAML is broken
+    entries = [PackEntry(k, c, source) for k, c in load_entries(text, source=source)]
+    problems = _duplicate_problems(entries)
+    for entry in entries:
+        found = find_problems(entry.content, key=entry.key)
+        problems += [Problem(f"{entry.key}.{p.field}", p.message) for p in found]
+    if problems:
+        raise ScriptValidationError(problems)
+    return entries
+
+
+async def plan_upload(*, session: AsyncSession, text: str, source: str) -> list[PlannedChange]:
+    """What importing `text` would change, script by script; nothing is written.
+    ScriptValidationError lists every problem of the file."""
+    entries = await asyncio.to_thread(_read_upload, text, source)
+    current = {s.key: s for s in await list_scripts(session=session)}
+    planned = []
+    for entry in entries:
+        script = current.get(entry.key)
+        if script is None:
+            planned.append(PlannedChange(entry.key, SaveOutcome.CREATED, ""))
+        elif script.content == entry.content.normalized():
+            planned.append(PlannedChange(entry.key, SaveOutcome.UNCHANGED, ""))
+        else:
+            old, new = dump_content(script.content), dump_content(entry.content.normalized())
+            diff = difflib.unified_diff(
+                old.splitlines(), new.splitlines(), "当前版本", "导入后", lineterm=""
+            )
+            planned.append(PlannedChange(entry.key, SaveOutcome.UPDATED, "\n".join(diff)))
+    return planned
+
+
+async def import_upload(
+    *, session: AsyncSession, text: str, source: str, actor: Actor, now: datetime
+) -> ImportReport:
+    """Import `text` as `import_pack` does a file (all or nothing), each change audited."""
+    report = ImportReport()
+    for entry in await asyncio.to_thread(_read_upload, text, source):
+        script, outcome = await save_content(
+            session=session,
+            key=entry.key,
+            content=entry.content,
+            author=actor.name,
+            note=f"导入 {source}",
+            now=now,
+        )
+        {
+            SaveOutcome.CREATED: report.created,
+            SaveOutcome.UPDATED: report.updated,
+            SaveOutcome.UNCHANGED: report.unchanged,
+        }[outcome].append(entry.key)
+        if outcome != SaveOutcome.UNCHANGED:
+            after = snapshot(script)
+            await AUDIT.record(
+                "import", entry.key, session=session, actor=actor, now=now, after=after
+            )
+    return report
+
+
+async def export_text(*, session: AsyncSession) -> str:
+    """The whole library as one pack file, in the import format."""
+    scripts = await list_scripts(session=session)
+    return dump([to_entry(s.key, s.content) for s in scripts], header=EXPORT_HEADER)

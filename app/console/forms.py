@@ -35,7 +35,6 @@ def problems_of(problems: Collection[FieldProblem]) -> dict[str, str]:
     shown: dict[str, str] = {}
     for problem in problems:
         field = problem.field.split(".")[0].split("[")[0]
-        field = "" if field == "body" else field
         shown.setdefault(field, problem.message)
     return shown
 

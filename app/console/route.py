@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.errors import AdminError
 from app.api.admin.errors import field_problems
+from app.console.forms import Refused
 from app.console.models import Role
 from app.console.sessions import COOKIE, Viewer, signing_key, viewer_for
 from app.console.templating import console_of, error_page
@@ -165,6 +166,8 @@ def _as_page(request: Request, exc: Exception) -> Response:
         problems = field_problems(exc.errors())
         text = "；".join(f"{p.field}：{p.message}" for p in problems)
         return error_page(request, 422, f"请求参数不合法：{text}")
+    if isinstance(exc, Refused):
+        return error_page(request, exc.status, "；".join(exc.problems.values()))
     if isinstance(exc, AdminError | Forbidden):
         return error_page(request, exc.status_code, exc.message)
     if isinstance(exc, IntegrityError):
@@ -181,7 +184,10 @@ class ConsoleRoute(APIRoute):
 
         async def console_handler(request: Request) -> Response:
             started, cpu = time.perf_counter(), time.process_time()
-            response = await _run(request, handler)
+            try:
+                response = await _run(request, handler)
+            finally:
+                await request.close()  # an uploaded form's temporary files
             for name, value in HEADERS.items():
                 response.headers.setdefault(name, value)
             took = (time.perf_counter() - started) * 1000

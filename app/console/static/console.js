@@ -26,6 +26,10 @@ document.addEventListener("click", (event) => {
   }
 });
 document.addEventListener("submit", (event) => {
+  if (event.target.matches && event.target.matches("[data-no-submit]")) {
+    event.preventDefault();
+    return;
+  }
   const ask = event.target.dataset && event.target.dataset.confirm;
   if (ask && !window.confirm(ask)) {
     event.preventDefault();
