@@ -56,6 +56,7 @@ from app.settings import Settings, describe_settings_error, get_settings
 from bots import checkin, group_welcome, membership, qa, stats, student_page, welcome, xibao
 from bots.dispatch import Dispatcher, Router
 from schedules import api as schedules_api
+from schedules import console_calendar as schedules_console
 from schedules.planner import replan_on_change
 from schedules.scheduler import run_scheduler
 from scripts_library import api as scripts_api
@@ -78,6 +79,7 @@ SCHEDULES: Capability[Router] = Capability(
     name="schedules",
     admin_routers=(schedules_api.router,),
     cohort_hooks=(CohortListener("replan", replan_on_change),),
+    console_pages=schedules_console.PAGES,
 )
 # Order = precedence: event handlers of one priority run in this order, routes match in it.
 CAPABILITIES: tuple[Capability[Router], ...] = (

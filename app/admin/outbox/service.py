@@ -8,16 +8,18 @@ finds it changed.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditTrail
 from app.admin.common import Actor, Page, get_or_404, json_value, page_of
 from app.admin.errors import Conflict
-from app.models import OutboxMessage, OutboxStatus
+from app.admin.models import CohortGroup, CohortMember
+from app.models import Group, Member, OutboxMessage, OutboxStatus
 from app.wecom.errors import HINTS
 
 AUDIT = AuditTrail("outbox")
@@ -57,6 +59,50 @@ def _status_name(status: str) -> str:
     return _STATUS_NAMES.get(status, status)
 
 
+async def target_names(*, session: AsyncSession, targets: Collection[str]) -> dict[str, str]:
+    """Who a row's `target` is, for people: the group a robot key or chat id posts into, the
+    member a userid or external userid names (two queries whatever the number of rows)."""
+    wanted = set(targets)
+    if not wanted:
+        return {}
+    names: dict[str, str] = {}
+    groups = await session.execute(
+        select(Group.robot_key, Group.chat_id, Group.name, Group.id).where(
+            or_(Group.robot_key.in_(wanted), Group.chat_id.in_(wanted))
+        )
+    )
+    for robot_key, chat_id, name, group_id in groups:
+        for key in (robot_key, chat_id):
+            if key in wanted:
+                names[key] = name or f"群 {group_id}"
+    people = await session.execute(
+        select(Member.external_userid, Member.userid, Member.name).where(
+            or_(Member.external_userid.in_(wanted), Member.userid.in_(wanted))
+        )
+    )
+    for external_userid, userid, name in people:
+        for key in (external_userid, userid):
+            if key in wanted and name:
+                names[key] = name
+    return names
+
+
+async def cohort_targets(*, session: AsyncSession, cohort_id: int) -> list[str]:
+    """The outbox targets that are this cohort's: its groups' robot keys and chat ids, its
+    members' userids and external userids."""
+    groups = await session.execute(
+        select(Group.robot_key, Group.chat_id)
+        .join(CohortGroup, CohortGroup.group_id == Group.id)
+        .where(CohortGroup.cohort_id == cohort_id)
+    )
+    members = await session.execute(
+        select(Member.external_userid, Member.userid)
+        .join(CohortMember, CohortMember.member_id == Member.id)
+        .where(CohortMember.cohort_id == cohort_id)
+    )
+    return [t for row in (*groups, *members) for t in row if t]
+
+
 async def get_outbox(*, session: AsyncSession, outbox_id: int) -> OutboxView:
     row = await get_or_404(OutboxMessage, outbox_id, session=session, what=WHAT)
     return OutboxView(row, hint_for(row))
@@ -70,9 +116,12 @@ async def list_outbox(
     target: str | None,
     limit: int,
     offset: int,
+    targets: Collection[str] | None = None,
 ) -> Page[OutboxView]:
-    """Newest first."""
+    """Newest first; `targets` keeps the rows sent to one of them (a cohort's)."""
     statement = select(OutboxMessage).order_by(OutboxMessage.id.desc())
+    if targets is not None:
+        statement = statement.where(OutboxMessage.target.in_(targets))
     if status is not None:
         statement = statement.where(OutboxMessage.status == status)
     if channel is not None:
