@@ -150,3 +150,25 @@ async def make_member(
             staff_userid=staff_userid,
         )
         return view.member.id
+
+
+async def member_token(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock, member_id: int
+) -> str:
+    from app.admin import h5_tokens
+
+    async with sessions.begin() as session:
+        tokens = await h5_tokens.tokens_for(
+            session=session, member_ids=[member_id], now=clock.now()
+        )
+        return tokens[member_id]
+
+
+def png_bytes(size: tuple[int, int] = (64, 48)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (26, 173, 25)).save(buffer, format="PNG")
+    return buffer.getvalue()
