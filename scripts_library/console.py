@@ -187,24 +187,11 @@ async def _overrides(
         with refusals():
             view = await groups.get_group(session=session, group_id=int(group_id))
         overrides["group_name"] = view.group.name or ""
-    who = str(form.get("preview_member") or "").strip()[:100]
-    if not who:
+    who = str(form.get("preview_member") or "")
+    if not who.strip():
         return overrides, None
-    page = await members.list_members(
-        session=session,
-        now=runtime.clock.now(),
-        cohort_id=None,
-        status=None,
-        tag=None,
-        q=None if who.isdigit() else who,
-        limit=1,
-        offset=0,
-    )
-    if who.isdigit():
-        return overrides, int(who)
-    if not page.items:
-        raise Refused({"preview_member": f"没有找到学员「{who}」。"})
-    return overrides, page.items[0].member.id
+    with refusals():
+        return overrides, await members.find_one(session=session, who=who, field="preview_member")
 
 
 @router.post("/{key}/preview")
