@@ -6,6 +6,7 @@ from __future__ import annotations
 from app.admin.cohorts import console as cohorts
 from app.admin.groups import console as groups
 from app.admin.members import console as members
+from app.admin.outbox import console as outbox
 from app.console.pages import ConsolePages
 
-PAGES: tuple[ConsolePages, ...] = (cohorts.PAGES, groups.PAGES, members.PAGES)
+PAGES: tuple[ConsolePages, ...] = (cohorts.PAGES, groups.PAGES, members.PAGES, outbox.PAGES)

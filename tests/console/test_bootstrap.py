@@ -28,9 +28,14 @@ async def test_the_sandbox_first_run_prints_a_demo_login_that_works(
     for _ in range(2):  # the second start makes no second account
         caplog.clear()
         app = create_app(
-            settings=settings, clock=clock, engine=engine, sweeper=False, scheduler=False,
-            sender=False, sandbox_when_unconfigured=True,
-        )  # fmt: skip
+            settings=settings,
+            clock=clock,
+            engine=engine,
+            sweeper=False,
+            scheduler=False,
+            sender=False,
+            sandbox_when_unconfigured=True,
+        )
         with caplog.at_level(logging.WARNING, logger="app.main"):
             async with app.router.lifespan_context(app):
                 printed = [r.getMessage() for r in caplog.records if "运营后台" in r.getMessage()]
@@ -98,9 +103,14 @@ async def _signs_in(url: str, clock: ManualClock, password: str) -> None:
     try:
         settings = Settings(WECOM_CORP_ID="wwx", _env_file=None)  # type: ignore[call-arg]
         app = create_app(
-            settings=settings, clock=clock, engine=engine, sweeper=False, scheduler=False,
-            sender=False, wecom_transport=httpx.MockTransport(lambda r: httpx.Response(500)),
-        )  # fmt: skip
+            settings=settings,
+            clock=clock,
+            engine=engine,
+            sweeper=False,
+            scheduler=False,
+            sender=False,
+            wecom_transport=httpx.MockTransport(lambda r: httpx.Response(500)),
+        )
         async with app.router.lifespan_context(app), Console(app) as browser:
             await browser.sign_in("boss", password)
             assert (await browser.get("/console/accounts")).status_code == 200

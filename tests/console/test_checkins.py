@@ -101,9 +101,14 @@ async def test_the_rules_form_saves_through_the_service(
     cohort = await make_cohort(sessions, clock)
     await make_account(sessions, clock, "xiaolu", Role.OPERATOR)
     form = {
-        "day_boundary": "05:00", "makeup_days": "1", "makeup_cost": "5", "leave_limit": "2",
-        "checkin_points": "10", "homework_points": "20", "full_attendance_points": "100",
-    }  # fmt: skip
+        "day_boundary": "05:00",
+        "makeup_days": "1",
+        "makeup_cost": "5",
+        "leave_limit": "2",
+        "checkin_points": "10",
+        "homework_points": "20",
+        "full_attendance_points": "100",
+    }
     async with Console(console_app.app) as browser:
         await browser.sign_in("xiaolu")
         bad = await browser.post(

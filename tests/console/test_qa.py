@@ -35,10 +35,18 @@ async def test_an_unanswered_question_becomes_a_rule_and_is_answered_next_time(
         assert f">{QUESTION}</textarea>" in form.text  # the pattern, pre-filled
         made = await browser.post(
             "/console/qa/rules",
-            {"patterns": QUESTION, "mode": "contains", "reply": "回放在学习页的「直播」栏目。",
-             "question": QUESTION, "priority": "100", "cooldown_s": "0", "block": "1",
-             "enabled": "1", "from": str(asked)},
-        )  # fmt: skip
+            {
+                "patterns": QUESTION,
+                "mode": "contains",
+                "reply": "回放在学习页的「直播」栏目。",
+                "question": QUESTION,
+                "priority": "100",
+                "cooldown_s": "0",
+                "block": "1",
+                "enabled": "1",
+                "from": str(asked),
+            },
+        )
         assert made.status_code == 303, made.text
         tested = await browser.hx_post("/console/qa/test", {"question": "请问直播回放在哪里看？"})
         assert "回放在学习页的「直播」栏目。" in tested.text
@@ -58,9 +66,16 @@ async def test_the_test_box_shows_which_rule_answers_and_which_are_blocked(
         for priority, pattern, reply in ((10, "退款", "先答的"), (20, "怎么退款", "后面的")):
             made = await browser.post(
                 "/console/qa/rules",
-                {"patterns": pattern, "mode": "contains", "reply": reply,
-                 "priority": str(priority), "cooldown_s": "0", "block": "1", "enabled": "1"},
-            )  # fmt: skip
+                {
+                    "patterns": pattern,
+                    "mode": "contains",
+                    "reply": reply,
+                    "priority": str(priority),
+                    "cooldown_s": "0",
+                    "block": "1",
+                    "enabled": "1",
+                },
+            )
             assert made.status_code == 303, made.text
         tested = await browser.hx_post("/console/qa/test", {"question": "怎么 退款？"})
         nothing = await browser.hx_post("/console/qa/test", {"question": "今天天气"})
@@ -77,9 +92,15 @@ async def test_a_regex_re2_refuses_is_named_beside_the_patterns(
         await browser.sign_in("xiaolu")
         refused = await browser.post(
             "/console/qa/rules",
-            {"patterns": r"(a)\1", "mode": "regex", "reply": "x", "priority": "1",
-             "cooldown_s": "0", "enabled": "1"},
-        )  # fmt: skip
+            {
+                "patterns": r"(a)\1",
+                "mode": "regex",
+                "reply": "x",
+                "priority": "1",
+                "cooldown_s": "0",
+                "enabled": "1",
+            },
+        )
         both = await browser.post(
             "/console/qa/rules",
             {"patterns": "退款", "mode": "contains", "priority": "1", "cooldown_s": "0"},

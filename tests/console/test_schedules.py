@@ -23,21 +23,40 @@ async def _camp(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) 
     cohort = await make_cohort(sessions, clock, start="2026-03-01")
     async with sessions.begin() as session:
         await scripts.create_script(
-            session=session, key="day1_tasks", title="第一天任务", msgtype="text",
-            body="第 {{ day }} 天的任务：选品。", category="daily", author="test", now=clock.now(),
-        )  # fmt: skip
+            session=session,
+            key="day1_tasks",
+            title="第一天任务",
+            msgtype="text",
+            body="第 {{ day }} 天的任务：选品。",
+            category="daily",
+            author="test",
+            now=clock.now(),
+        )
         await groups.create_group(
-            session=session, actor=Actor("test"), now=clock.now(), cohort_id=cohort,
-            name="6期1群", channel="robot", robot_key="robot-6-1", chat_id=None, owner_userid=None,
-        )  # fmt: skip
+            session=session,
+            actor=Actor("test"),
+            now=clock.now(),
+            cohort_id=cohort,
+            name="6期1群",
+            channel="robot",
+            robot_key="robot-6-1",
+            chat_id=None,
+            owner_userid=None,
+        )
     return cohort
 
 
 def _form(cohort: int, **changes: str) -> dict[str, str]:
     return {
-        "cohort_id": str(cohort), "script_key": "day1_tasks", "trigger_type": "cohort_day",
-        "day": "1", "time": "08:00", "target_type": "cohort_groups", "enabled": "1", **changes,
-    }  # fmt: skip
+        "cohort_id": str(cohort),
+        "script_key": "day1_tasks",
+        "trigger_type": "cohort_day",
+        "day": "1",
+        "time": "08:00",
+        "target_type": "cohort_groups",
+        "enabled": "1",
+        **changes,
+    }
 
 
 async def test_a_schedule_from_the_form_is_in_the_timetable_and_the_calendar(
@@ -95,9 +114,13 @@ async def test_moving_the_start_date_previews_the_replan_and_keeps_nothing(
         page = await browser.get(f"/console/cohorts/{cohort}")
         assert f'hx-post="/console/schedules/replan/{cohort}"' in page.text
         fields = {
-            "name": "6 期", "camp": "跨境电商实战营", "start_date": "2026-03-03",
-            "days": "7", "channel_state": "camp6", "timezone": "Asia/Shanghai",
-        }  # fmt: skip
+            "name": "6 期",
+            "camp": "跨境电商实战营",
+            "start_date": "2026-03-03",
+            "days": "7",
+            "channel_state": "camp6",
+            "timezone": "Asia/Shanghai",
+        }
         preview = await browser.hx_post(f"/console/schedules/replan/{cohort}", fields)
         assert "将重新排期 1 条" in preview.text
         assert "03-02 08:00 → 03-04 08:00" in preview.text

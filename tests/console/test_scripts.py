@@ -21,10 +21,15 @@ DRAFT = {"title": "第一天任务", "category": "daily", "msgtype": "text", "at
 async def _script(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) -> None:
     async with sessions.begin() as session:
         await service.create_script(
-            session=session, key="day1_tasks", title="第一天任务", msgtype="text",
-            body="{{ student_name }}，今天的任务是选品。", category="daily", author="test",
+            session=session,
+            key="day1_tasks",
+            title="第一天任务",
+            msgtype="text",
+            body="{{ student_name }}，今天的任务是选品。",
+            category="daily",
+            author="test",
             now=clock.now(),
-        )  # fmt: skip
+        )
 
 
 async def test_the_preview_follows_the_draft_for_a_chosen_student_and_saving_makes_a_version(

@@ -22,9 +22,16 @@ async def _camp(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) 
     async with sessions.begin() as session:
         await seed_default_pack(session=session, now=clock.now())
         await groups.create_group(
-            session=session, actor=Actor("test"), now=clock.now(), cohort_id=cohort,
-            name="6期1群", channel="robot", robot_key="robot-6-1", chat_id=None, owner_userid=None,
-        )  # fmt: skip
+            session=session,
+            actor=Actor("test"),
+            now=clock.now(),
+            cohort_id=cohort,
+            name="6期1群",
+            channel="robot",
+            robot_key="robot-6-1",
+            chat_id=None,
+            owner_userid=None,
+        )
     return cohort
 
 

@@ -67,9 +67,12 @@ async def update_group(
         body = parse(GroupUpdate, data)
         with refusals():
             view = await service.update_group(
-                session=session, actor=viewer.actor, now=runtime.clock.now(),
-                group_id=group_id, changes=body.model_dump(exclude_unset=True),
-            )  # fmt: skip
+                session=session,
+                actor=viewer.actor,
+                now=runtime.clock.now(),
+                group_id=group_id,
+                changes=body.model_dump(exclude_unset=True),
+            )
     except Refused as refused:
         await session.rollback()
         with refusals():

@@ -56,10 +56,15 @@ async def member_list(
     with refusals():
         cohort = (await cohorts.get_cohort(session=session, cohort_id=cohort_id)).cohort
     found = await service.list_members(
-        session=session, now=runtime.clock.now(), cohort_id=cohort_id, status=None,
-        tag=tag.strip() or None, q=q.strip() or None, limit=PAGE_SIZE,
+        session=session,
+        now=runtime.clock.now(),
+        cohort_id=cohort_id,
+        status=None,
+        tag=tag.strip() or None,
+        q=q.strip() or None,
+        limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
-    )  # fmt: skip
+    )
     query = {"q": q, "tag": tag}
     context = {
         "cohort": cohort,
@@ -135,9 +140,13 @@ async def change_tags(
         body = parse(TagsChange, split)
         with refusals():
             await service.change_tags(
-                session=session, actor=viewer.actor, now=runtime.clock.now(),
-                member_id=member_id, add=body.add, remove=body.remove,
-            )  # fmt: skip
+                session=session,
+                actor=viewer.actor,
+                now=runtime.clock.now(),
+                member_id=member_id,
+                add=body.add,
+                remove=body.remove,
+            )
     except Refused as refused:
         return await _member_page(
             request, view, runtime, status=refused.status, errors=refused.problems

@@ -12,14 +12,21 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditTrail
 from app.admin.common import Actor, Page, get_or_404, json_value, page_of
 from app.admin.errors import Conflict
 from app.admin.models import CohortGroup, CohortMember
-from app.models import Group, Member, OutboxMessage, OutboxStatus
+from app.models import (
+    Group,
+    MassSendResult,
+    MassSendStatus,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+)
 from app.wecom.errors import HINTS
 
 AUDIT = AuditTrail("outbox")
@@ -187,3 +194,27 @@ async def cancel(
         source=OutboxStatus.PENDING,
         refusal="只有等待发送（pending）的消息可以取消。",
     )
+
+
+async def awaiting_confirmation(
+    *, session: AsyncSession, limit: int
+) -> list[tuple[OutboxMessage, MassSendResult]]:
+    """Mass sends whose task waits for its sender (the group owner or staff member) to
+    confirm it in WeCom, oldest first."""
+    rows = await session.execute(
+        select(OutboxMessage, MassSendResult)
+        .join(MassSendResult, MassSendResult.outbox_id == OutboxMessage.id)
+        .where(MassSendResult.status == MassSendStatus.AWAITING)
+        .order_by(MassSendResult.created_at, MassSendResult.outbox_id)
+        .limit(limit)
+    )
+    return [(row, result) for row, result in rows.all()]
+
+
+async def count_by_status(*, session: AsyncSession, statuses: Collection[str]) -> dict[str, int]:
+    found = await session.execute(
+        select(OutboxMessage.status, func.count())
+        .where(OutboxMessage.status.in_(statuses))
+        .group_by(OutboxMessage.status)
+    )
+    return {status: int(n) for status, n in found.all()}
