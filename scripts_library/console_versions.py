@@ -65,7 +65,9 @@ def _refused(request: Request, problems: list[tuple[str, str]]) -> Response:
 async def import_preview(request: Request, session: ConsoleSessionDep) -> Response:
     try:
         text, name = await _upload(request)
-        planned = await loader.plan_upload(session=session, text=text, source=name)
+        planned = await loader.plan_upload(
+            session=session, text=text, source=name, trials=get_trials(request)
+        )
     except Refused as refused:
         return _refused(request, list(refused.problems.items()))
     except ScriptValidationError as exc:
@@ -82,7 +84,12 @@ async def import_pack(
     try:
         text, name = await _upload(request)
         report = await loader.import_upload(
-            session=session, text=text, source=name, actor=viewer.actor, now=runtime.clock.now()
+            session=session,
+            text=text,
+            source=name,
+            actor=viewer.actor,
+            now=runtime.clock.now(),
+            trials=get_trials(request),
         )
     except Refused as refused:
         return _refused(request, list(refused.problems.items()))

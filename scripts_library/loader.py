@@ -16,10 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.common import Actor, snapshot
-from scripts_library.errors import Problem, ScriptValidationError
+from scripts_library.errors import Problem, ScriptValidationError, TemplateLimitError
 from scripts_library.images import CONTENT_DIR
 from scripts_library.models import Script, ScriptContent
 from scripts_library.service import AUDIT, SaveOutcome, list_scripts, save_content
+from scripts_library.trial import TrialPool
 from scripts_library.validate import find_problems
 from scripts_library.yamlio import dump, dump_content, load_entries, to_entry
 
@@ -163,6 +164,8 @@ async def seed_default_pack(*, session: AsyncSession, now: datetime) -> ImportRe
 # --- one uploaded pack file (the console's 导入): checked, summarised, then applied ---------
 
 UPLOAD_MAX_BYTES = 512 * 1024
+UPLOAD_MAX_SCRIPTS = 300
+UPLOAD_TOO_COSTLY = "文件里的模板太多或太复杂，检查没能在限定时间内完成；请拆成几个文件分别导入。"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +175,18 @@ class PlannedChange:
     diff: str  # unified diff from the current version ("" for a new or unchanged script)
 
 
+def read_upload(text: str, source: str) -> tuple[list[PackEntry], list[Problem]]:
+    """An uploaded file's entries, or what is wrong with it; run in a trial worker (its CPU,
+    memory and time are bounded there, and the server's event loop and GIL are not used)."""
+    try:
+        return _read_upload(text, source), []
+    except ScriptValidationError as exc:
+        return [], exc.problems
+    except MemoryError:
+        return [], [Problem(source, UPLOAD_TOO_COSTLY)]
+
+
 def _read_upload(text: str, source: str) -> list[PackEntry]:
-    """The checked entries of an uploaded file (blocking: run it in a thread)."""
     if len(text.encode()) > UPLOAD_MAX_BYTES:
         raise ScriptValidationError([Problem(source, "文件太大（最多 512 KB）。")])
     try:
@@ -183,6 +196,9 @@ def _read_upload(text: str, source: str) -> list[PackEntry]:
     except yaml.YAMLError:
         pass  # load_entries says where the YAML is broken
     entries = [PackEntry(k, c, source) for k, c in load_entries(text, source=source)]
+    if len(entries) > UPLOAD_MAX_SCRIPTS:
+        problem = Problem(source, f"一次最多导入 {UPLOAD_MAX_SCRIPTS} 条话术，请拆成几个文件。")
+        raise ScriptValidationError([problem])
     problems = _duplicate_problems(entries)
     for entry in entries:
         found = find_problems(entry.content, key=entry.key)
@@ -192,10 +208,23 @@ def _read_upload(text: str, source: str) -> list[PackEntry]:
     return entries
 
 
-async def plan_upload(*, session: AsyncSession, text: str, source: str) -> list[PlannedChange]:
+async def checked_upload(*, text: str, source: str, trials: TrialPool) -> list[PackEntry]:
+    """The file's entries, checked in a trial worker; ScriptValidationError otherwise."""
+    try:
+        entries, problems = await trials.run(read_upload, text, source)
+    except TemplateLimitError:
+        raise ScriptValidationError([Problem(source, UPLOAD_TOO_COSTLY)]) from None
+    if problems:
+        raise ScriptValidationError(problems)
+    return entries
+
+
+async def plan_upload(
+    *, session: AsyncSession, text: str, source: str, trials: TrialPool
+) -> list[PlannedChange]:
     """What importing `text` would change, script by script; nothing is written.
     ScriptValidationError lists every problem of the file."""
-    entries = await asyncio.to_thread(_read_upload, text, source)
+    entries = await checked_upload(text=text, source=source, trials=trials)
     current = {s.key: s for s in await list_scripts(session=session)}
     planned = []
     for entry in entries:
@@ -214,11 +243,17 @@ async def plan_upload(*, session: AsyncSession, text: str, source: str) -> list[
 
 
 async def import_upload(
-    *, session: AsyncSession, text: str, source: str, actor: Actor, now: datetime
+    *,
+    session: AsyncSession,
+    text: str,
+    source: str,
+    actor: Actor,
+    now: datetime,
+    trials: TrialPool,
 ) -> ImportReport:
     """Import `text` as `import_pack` does a file (all or nothing), each change audited."""
     report = ImportReport()
-    for entry in await asyncio.to_thread(_read_upload, text, source):
+    for entry in await checked_upload(text=text, source=source, trials=trials):
         script, outcome = await save_content(
             session=session,
             key=entry.key,

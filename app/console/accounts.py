@@ -143,6 +143,7 @@ async def create_account(
     cohort_ids: Collection[int] = (),
 ) -> AccountView:
     check_password_rules(password)
+    hashed = await hash_password(password)  # before any query: no transaction held meanwhile
     taken = await session.scalar(
         select(ConsoleAccount.id).where(ConsoleAccount.username == username)
     )
@@ -154,7 +155,7 @@ async def create_account(
         username=username,
         display_name=display_name,
         role=role,
-        password_hash=await hash_password(password),
+        password_hash=hashed,
         wecom_userid=wecom_userid,
         failed_logins=0,
         password_changed_at=now,
@@ -237,8 +238,9 @@ async def set_password(
     """A new password; every session of the account ends (the caller opens a new one for
     the browser that changed it), and a lockout is lifted."""
     check_password_rules(password, field=field)
+    hashed = await hash_password(password)  # before any query: no transaction held meanwhile
     account = await get_or_404(ConsoleAccount, account_id, session=session, what=WHAT)
-    account.password_hash = await hash_password(password)
+    account.password_hash = hashed
     account.password_changed_at = account.updated_at = now
     account.failed_logins, account.locked_until = 0, None
     await end_sessions(session=session, account_id=account.id, now=now)

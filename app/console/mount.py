@@ -26,8 +26,11 @@ def mount(app: FastAPI, pages: Sequence[ConsolePages]) -> None:
     names = [p.name for p in every]
     if len(names) != len(set(names)):
         raise ValueError(f"console pages named twice: {sorted(names)}")
+    env = build_environment(every)
+    for name in env.list_templates():  # compiled now, not by a request in the event loop
+        env.get_template(name)
     app.state.console = Console(
-        env=build_environment(every),
+        env=env,
         nav=tuple(sorted((n for p in every for n in p.nav), key=lambda n: n.order)),
         panels=tuple(sorted((h for p in every for h in p.home_panels), key=lambda h: h.order)),
         throttle=address_throttle(),

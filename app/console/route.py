@@ -139,8 +139,11 @@ async def _run(
         viewer = await viewer_for(
             session=session, cookie=request.cookies.get(COOKIE), key=key, now=now
         )
+        # Ends the sign-in check's transaction (a key made just now, a session touched): the
+        # page's work starts on a fresh one and holds no connection while it does not query
+        # (SQLite has one: a page hashing a password or checking a pack would hold /healthz).
+        await session.commit()
         if viewer is None:
-            await session.commit()  # a key made just now
             return to_login(request)
         setattr(request.state, _VIEWER, viewer)
         if request.method not in SAFE_METHODS and not await _csrf_ok(request, viewer):

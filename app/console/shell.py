@@ -184,6 +184,7 @@ async def change_password(
     again: FormText = "",
 ) -> Response:
     account = (await accounts.get_account(session=session, account_id=viewer.account_id)).account
+    await session.commit()  # a read: no connection held while the hash is checked
     try:
         if not await verify_password(account.password_hash, current):
             raise InvalidInput("current", "当前密码不正确。")
