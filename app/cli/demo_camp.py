@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,7 +20,10 @@ import httpx
 from fastapi import FastAPI
 from PIL import Image
 
+from app.admin.common import Actor
 from app.clock import ManualClock
+from app.console import accounts
+from app.console.models import Role
 from app.db import create_engine
 from app.first_run import (
     SANDBOX_AES_KEY,
@@ -39,6 +43,7 @@ from bots.group_welcome.loop import group_welcome_round
 from schedules.runner import fire_due
 
 ADMIN_TOKEN = "demo-admin-token"
+CONSOLE_USER = "yunying"  # the demo's 运营 in the console
 TZ = ZoneInfo("Asia/Shanghai")
 CAMP_DAYS = 7
 STAFF, ASSISTANT = "zhangsan", "lisi"
@@ -70,6 +75,7 @@ class DemoReport:
     h5_urls: dict[str, str] = field(default_factory=dict)
     reminded: dict[int, set[str]] = field(default_factory=dict)  # camp day → names
     lines: list[str] = field(default_factory=list)
+    console_login: tuple[str, str] = ("", "")  # the operator's console account and password
 
 
 @dataclass
@@ -106,6 +112,21 @@ class Demo:
         if response.status_code >= 400:
             raise DemoError(f"{method} {path} → {response.status_code}: {response.text}")
         return response.json() if response.content else None
+
+    async def console_account(self) -> None:
+        """An operator's console login, printed at the end (a new password each demo)."""
+        password = secrets.token_urlsafe(9)
+        async with self.runtime.sessions.begin() as session:
+            await accounts.create_account(
+                session=session,
+                actor=Actor("演示"),
+                now=self.clock.now(),
+                username=CONSOLE_USER,
+                display_name="演示运营",
+                role=Role.OPERATOR,
+                password=password,
+            )
+        self.report.console_login = (CONSOLE_USER, password)
 
     async def settle(self) -> None:
         """Let handlers finish and the sender drain what is due, moving the clock only as
