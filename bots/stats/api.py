@@ -167,7 +167,7 @@ def _day(d: service.DayStats) -> DayOut:
     )
 
 
-def summary_of(stats: service.CohortStats) -> SummaryOut:
+def summary_of(stats: service.CohortStats | service.DailyStats) -> SummaryOut:
     member_days = sum(d.members for d in stats.days)
     return SummaryOut(
         enrolled=stats.enrolled,

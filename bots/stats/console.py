@@ -4,11 +4,12 @@ drop-off, streaks, each group and assistant, 活动参与率, and the CSV; throu
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 
 from app.admin.cohorts import service as cohorts
+from app.admin.groups import service as groups
 from app.api.admin.fields import INT32_MAX, IdPath
 from app.console.accounts import list_accounts
 from app.console.forms import refusals
@@ -28,10 +29,12 @@ CohortParam = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
 
 async def _stats(
     session: ConsoleSessionDep, viewer: ViewerDep, runtime: RuntimeDep, cohort_id: int
-) -> service.CohortStats:
+) -> service.DailyStats:
+    """The day table and the summary's counts; the groups, assistants, drop-off and streaks
+    are fetched by the page as fragments (`/slices`, `/shape`), each its own request."""
     require_cohort(viewer, cohort_id)
     with refusals():
-        return await service.cohort_stats(
+        return await service.daily_stats(
             session=session, cohort_id=cohort_id, now=runtime.clock.now()
         )
 
@@ -49,29 +52,75 @@ async def stats_page(
     )
     chosen = cohort_id or (page.items[0].cohort.id if page.items else None)
     stats = await _stats(session, viewer, runtime, chosen) if chosen is not None else None
-    names = {
-        v.account.wecom_userid: v.account.display_name
-        for v in await list_accounts(session=session)
-        if v.account.wecom_userid
-    }
     context = {
         "cohorts": [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in page.items],
         "cohort": stats.calendar.cohort if stats else None,
         "stats": stats,
         "summary": summary_of(stats) if stats else None,
-        "assistant_names": names,
-        "group_choices": [
-            (g.group_id, g.name or f"群 {g.group_id}") for g in (stats.groups if stats else [])
-        ],
+        "group_choices": await _group_choices(session, chosen),
     }
     return render(request, "stats/index.html", context)
+
+
+async def _group_choices(session: ConsoleSessionDep, cohort_id: int | None) -> list[Any]:
+    if cohort_id is None:
+        return []
+    page = await groups.list_groups(
+        session=session, cohort_id=cohort_id, channel=None, status=None, limit=200, offset=0
+    )
+    return [(v.group.id, v.group.name or f"群 {v.group.id}") for v in page.items]
+
+
+@router.get("/{cohort_id}/slices")
+async def slices(
+    request: Request,
+    cohort_id: IdPath,
+    session: ConsoleSessionDep,
+    viewer: ViewerDep,
+    runtime: RuntimeDep,
+) -> Response:
+    """Each group's and each assistant's figures (an htmx fragment)."""
+    require_cohort(viewer, cohort_id)
+    with refusals():
+        found = await service.slice_stats(
+            session=session, cohort_id=cohort_id, now=runtime.clock.now()
+        )
+    names = {
+        v.account.wecom_userid: v.account.display_name
+        for v in await list_accounts(session=session)
+        if v.account.wecom_userid
+    }
+    context = {"slices": found, "assistant_names": names, "cohort_id": cohort_id}
+    return render(request, "stats/slices.html", context)
+
+
+@router.get("/{cohort_id}/shape")
+async def shape(
+    request: Request,
+    cohort_id: IdPath,
+    session: ConsoleSessionDep,
+    viewer: ViewerDep,
+    runtime: RuntimeDep,
+) -> Response:
+    """The drop-off and the streaks (an htmx fragment)."""
+    require_cohort(viewer, cohort_id)
+    with refusals():
+        found = await service.shape_stats(
+            session=session, cohort_id=cohort_id, now=runtime.clock.now()
+        )
+    return render(request, "stats/shape.html", {"shape": found})
 
 
 @router.get("/{cohort_id}.csv")
 async def stats_csv(
     cohort_id: IdPath, session: ConsoleSessionDep, viewer: ViewerDep, runtime: RuntimeDep
 ) -> Response:
-    return csv_response(await _stats(session, viewer, runtime, cohort_id))
+    require_cohort(viewer, cohort_id)
+    with refusals():
+        stats = await service.cohort_stats(
+            session=session, cohort_id=cohort_id, now=runtime.clock.now()
+        )
+    return csv_response(stats)
 
 
 @router.get("/{cohort_id}/chart.svg")

@@ -35,7 +35,11 @@ async def test_the_numbers_page_chart_csv_and_participation(
         assert page.status_code == 200
         days = page.text.split('id="days"')[1]
         assert "50.0%" in days  # day 1: 1 of 2
-        assert "李助教" in page.text.split('id="by-assistant"')[1]
+        assert 'hx-get="/console/stats/1/slices"' in page.text
+        slices = await browser.get(f"/console/stats/{mine}/slices")
+        assert "李助教" in slices.text.split('id="by-assistant"')[1]
+        shape = await browser.get(f"/console/stats/{mine}/shape")
+        assert "连续打卡" in shape.text
         chart = await browser.get(f"/console/stats/{mine}/chart.svg")
         assert chart.headers["content-type"].startswith("image/svg+xml")
         csv = await browser.get(f"/console/stats/{mine}.csv")
@@ -46,5 +50,7 @@ async def test_the_numbers_page_chart_csv_and_participation(
             f"/console/stats?cohort_id={theirs}",
             f"/console/stats/{theirs}.csv",
             f"/console/stats/{theirs}/chart.svg",
+            f"/console/stats/{theirs}/slices",
+            f"/console/stats/{theirs}/shape",
         ):
             assert (await browser.get(path)).status_code == 403, path
