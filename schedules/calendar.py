@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.capability import NO_EXTENSIONS, Extensions
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import schedule_timezone
-from schedules.targets import resolve
+from schedules.targets import Target, resolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +49,23 @@ async def calendar(
         )
     ).all()
     entries = []
+    # Firings of one target, cohort and member go to the same people: resolved once.
+    resolved: dict[tuple[str, int | None, int | None], list[Target]] = {}
     for firing, schedule in rows:
         tz, _cohort = await schedule_timezone(
             session=session, schedule=schedule, default_tz=default_tz
         )
-        targets = await resolve(
-            session=session,
-            target=schedule.target,
-            cohort_id=schedule.cohort_id,
-            member_id=firing.member_id,
-            now=now,
-            filters=extensions.member_filters,
-        )
+        whom = (json.dumps(schedule.target, sort_keys=True), schedule.cohort_id, firing.member_id)
+        if whom not in resolved:
+            resolved[whom] = await resolve(
+                session=session,
+                target=schedule.target,
+                cohort_id=schedule.cohort_id,
+                member_id=firing.member_id,
+                now=now,
+                filters=extensions.member_filters,
+            )
+        targets = resolved[whom]
         local = firing.due_at.astimezone(tz)
         entries.append(
             CalendarEntry(

@@ -1,4 +1,5 @@
-"""console accounts with roles, assistants' cohorts, server-side console sessions
+"""console accounts with roles, assistants' cohorts, server-side console sessions; group
+memberships indexed by member
 
 Revision ID: 0011
 Revises: 0010
@@ -56,7 +57,9 @@ def upgrade() -> None:
             name=op.f("fk_console_account_cohorts_cohort_id_cohorts"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("account_id", "cohort_id", name=op.f("pk_console_account_cohorts")),
+        sa.PrimaryKeyConstraint(
+            "account_id", "cohort_id", name=op.f("pk_console_account_cohorts")
+        ),
     )
     op.create_index(
         op.f("ix_console_account_cohorts_cohort_id"),
@@ -85,9 +88,14 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_console_sessions_account_id"), "console_sessions", ["account_id"], unique=False
     )
+    # The stats' per-group figures join members to their groups by member (a scan without).
+    op.create_index(
+        op.f("ix_group_memberships_member_id"), "group_memberships", ["member_id"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_group_memberships_member_id"), table_name="group_memberships")
     op.drop_index(op.f("ix_console_sessions_account_id"), table_name="console_sessions")
     op.drop_table("console_sessions")
     op.drop_index(
