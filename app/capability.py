@@ -4,9 +4,9 @@ Each capability (`bots/<name>/__init__.py`) exports one `Capability`; `app.main.
 lists them in precedence order and hands each part to its consumer: event routers to the
 dispatcher, admin and public routers to the app, script jobs, member filters and context
 providers to the scheduler, loops to the app's lifespan, cohort hooks to the cohort and
-member services and the handlers that enrol members. Nothing registers itself by being
-imported. (Console pages and sidebar panels join the list when the console and the staff
-sidebar land.)
+member services and the handlers that enrol members, console pages to the operators' console
+(`app.console.mount`: its routes, menu entries and 今日 panels). Nothing registers itself by
+being imported. (Sidebar panels join the list when the staff sidebar lands.)
 
 A contribution that needs the settings takes them as `settings`: `Extensions.of` binds them
 once, so its consumer calls it with only what the consumer knows. The event routers' type is
@@ -30,6 +30,7 @@ from app.admin.cohorts.service import CohortChange, CohortHook
 from app.admin.models import Cohort
 from app.channels.routing import Routing
 from app.clock import Clock
+from app.console.pages import ConsolePages
 from app.models import Group, Member
 from app.settings import Settings
 from app.wecom.client import WeComClient
@@ -176,6 +177,7 @@ class Capability(Generic[R]):
     context_providers: tuple[ContextProvider, ...] = ()
     loops: tuple[BackgroundLoop, ...] = ()
     cohort_hooks: tuple[CohortListener, ...] = ()
+    console_pages: tuple[ConsolePages, ...] = ()  # its screens in the operators' console
 
 
 class WiringError(ValueError):

@@ -4,18 +4,25 @@ A newcomer's `./run serve` then works end to end on one machine: WeCom calls go 
 in-process `SandboxState` (the same stateful fake the tests use), the sandbox's own
 routes (what WeCom would have received, and buttons to play WeCom's side: add a
 contact, join a group) are mounted at SANDBOX_MOUNT, and callbacks are signed with the
-sandbox's fixed Token and EncodingAESKey. Any WeCom variable set turns this off, so a
+sandbox's fixed Token and EncodingAESKey. With no console account yet, a demo 管理员 is made
+and its login printed at start (`demo_login`). Any WeCom variable set turns this off, so a
 half-configured production instance never silently talks to a fake.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
+from app.admin.common import Actor
+from app.console import accounts
+from app.console.models import Role
 from app.settings import Settings
 from app.wecom_sandbox.server import create_sandbox_app
 from app.wecom_sandbox.state import SandboxState
@@ -27,6 +34,7 @@ SANDBOX_TOKEN = "sandboxtoken"
 SANDBOX_AES_KEY = "c2FuZGJveC1lbmNvZGluZy1hZXMta2V5LWZvci1jYW0"  # 43 characters
 SANDBOX_MOUNT = "/wecom-sandbox"
 STAFF = {"zhangsan": "张老师", "lisi": "李助教"}
+DEMO_USERNAME = "demo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +81,21 @@ def first_run(settings: Settings) -> FirstRun:
     return FirstRun(
         state=state, settings=sandbox_settings(settings), app=create_sandbox_app(state)
     )
+
+
+async def demo_login(*, session: AsyncSession, now: datetime) -> str | None:
+    """With no console account yet, a 管理员 `demo` with a new random password, which is
+    answered (the start-up log prints it once); None when accounts exist."""
+    if await accounts.count_accounts(session=session):
+        return None
+    password = secrets.token_urlsafe(9)
+    await accounts.create_account(
+        session=session,
+        actor=Actor("首次运行"),
+        now=now,
+        username=DEMO_USERNAME,
+        display_name="演示管理员",
+        role=Role.ADMIN,
+        password=password,
+    )
+    return password

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import instances
 from app.admin import api as admin_api
+from app.admin import console as admin_console
 from app.api import api_router
 from app.api.admin.throttle import AuthThrottle
 from app.api.callback import callback_error_response
@@ -41,9 +42,10 @@ from app.capability import (
 from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import QuotaRule, run_mass_send_sync
 from app.clock import Clock, SystemClock
+from app.console.mount import mount as mount_console
 from app.db import create_engine, create_sessionmaker
 from app.errors import CallbackError
-from app.first_run import SANDBOX_MOUNT, first_run, wecom_unconfigured
+from app.first_run import DEMO_USERNAME, SANDBOX_MOUNT, demo_login, first_run, wecom_unconfigured
 from app.inbox import InboxProcessor
 from app.inbox_recovery import run_resumer, run_sweeper
 from app.instances import Identity
@@ -54,9 +56,12 @@ from app.settings import Settings, describe_settings_error, get_settings
 from bots import checkin, group_welcome, membership, qa, sop, stats, student_page, welcome, xibao
 from bots.dispatch import Dispatcher, Router
 from schedules import api as schedules_api
+from schedules import console_calendar as schedules_console
 from schedules.planner import replan_on_change
 from schedules.scheduler import run_scheduler
 from scripts_library import api as scripts_api
+from scripts_library import console as scripts_console
+from scripts_library import console_versions as scripts_versions
 from scripts_library.loader import seed_default_pack
 from scripts_library.trial import TrialPool
 
@@ -66,12 +71,15 @@ SHUTDOWN_GRACE_S = 5.0
 
 # The script library's and the timetable's parts, registered as a capability's are.
 SCRIPTS: Capability[Router] = Capability(
-    name="scripts_library", admin_routers=(scripts_api.router,)
+    name="scripts_library",
+    admin_routers=(scripts_api.router,),
+    console_pages=(scripts_versions.PAGES, scripts_console.PAGES),
 )
 SCHEDULES: Capability[Router] = Capability(
     name="schedules",
     admin_routers=(schedules_api.router,),
     cohort_hooks=(CohortListener("replan", replan_on_change),),
+    console_pages=schedules_console.PAGES,
 )
 # Order = precedence: event handlers of one priority run in this order, routes match in it.
 CAPABILITIES: tuple[Capability[Router], ...] = (
@@ -255,6 +263,7 @@ def create_app(
             app.state.script_trials = script_trials or _own_trials(stack)
             if sandboxed:
                 await _seed_scripts(runtime)
+                await _demo_login(runtime)
             # Registered before any work is taken, heartbeat kept until the handlers drained.
             await stack.enter_async_context(
                 instances.running(
@@ -284,6 +293,8 @@ def create_app(
         app.include_router(admin, prefix="/admin/api")
     for public in (r for capability in capabilities for r in capability.public_routers):
         app.include_router(public)
+    # The operators' console: the platform's pages, then the capabilities', in their order.
+    mount_console(app, (*admin_console.PAGES, *(p for c in capabilities for p in c.console_pages)))
     app.add_exception_handler(CallbackError, callback_error_response)
     app.add_middleware(H5Headers)  # every /h5/ answer, the framework's own included
     return app
@@ -302,6 +313,21 @@ async def _seed_scripts(runtime: Runtime) -> None:
         report = await seed_default_pack(session=session, now=runtime.clock.now())
     if report is not None:
         logger.info("first run: imported %d scripts of the built-in pack", len(report.created))
+
+
+async def _demo_login(runtime: Runtime) -> None:
+    """A first run's console login, printed once (the password is kept only as a hash)."""
+    async with runtime.sessions.begin() as session:
+        password = await demo_login(session=session, now=runtime.clock.now())
+    if password is not None:
+        logger.warning(
+            "运营后台：%s/ 演示账号 %s 密码 %s（首次运行自动创建；"
+            "campbot users set-password %s 可重设）",
+            runtime.settings.public_base_url,
+            DEMO_USERNAME,
+            password,
+            DEMO_USERNAME,
+        )
 
 
 async def _drain_handlers(processor: InboxProcessor) -> None:

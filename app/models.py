@@ -259,7 +259,10 @@ class GroupMembership(Base):
     # The id WeCom names the member by (userid or external userid), kept even before
     # CampBot has a Member row for them.
     member_key: Mapped[str] = mapped_column(String(128))
-    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    # Indexed: the stats and the Q&A scopes join a member to their groups by it.
+    member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), index=True
+    )
     join_scene: Mapped[int | None] = mapped_column(Integer)
     quit_scene: Mapped[int | None] = mapped_column(Integer)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime)

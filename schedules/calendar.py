@@ -5,6 +5,7 @@ spending the projected quota in order, and what is left of it after."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -103,18 +104,23 @@ async def calendar(
     entries = []
     preview = QuotaPreview(session, extensions.routing)
     scripts = {s.key: s for s in (await session.execute(select(Script))).scalars()}
+    # Firings of one target, cohort and member go to the same people: resolved once.
+    resolved: dict[tuple[str, int | None, int | None], list[Target]] = {}
     for firing, schedule in rows:
         tz, _cohort = await schedule_timezone(
             session=session, schedule=schedule, default_tz=default_tz
         )
-        targets = await resolve(
-            session=session,
-            target=schedule.target,
-            cohort_id=schedule.cohort_id,
-            member_id=firing.member_id,
-            now=now,
-            filters=extensions.member_filters,
-        )
+        whom = (json.dumps(schedule.target, sort_keys=True), schedule.cohort_id, firing.member_id)
+        if whom not in resolved:
+            resolved[whom] = await resolve(
+                session=session,
+                target=schedule.target,
+                cohort_id=schedule.cohort_id,
+                member_id=firing.member_id,
+                now=now,
+                filters=extensions.member_filters,
+            )
+        targets = resolved[whom]
         local = firing.due_at.astimezone(tz)
         channels, left = await _decide(
             preview, scripts.get(schedule.script_key), targets, tz.key, firing.due_at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,15 +11,18 @@ from datetime import datetime
 from itertools import groupby
 from pathlib import Path
 
+import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scripts_library.errors import Problem, ScriptValidationError
+from app.admin.common import Actor, snapshot
+from scripts_library.errors import Problem, ScriptValidationError, TemplateLimitError
 from scripts_library.images import CONTENT_DIR
 from scripts_library.models import Script, ScriptContent
-from scripts_library.service import SaveOutcome, list_scripts, save_content
+from scripts_library.service import AUDIT, SaveOutcome, list_scripts, save_content
+from scripts_library.trial import TrialPool
 from scripts_library.validate import find_problems
-from scripts_library.yamlio import dump, load_entries, to_entry
+from scripts_library.yamlio import dump, dump_content, load_entries, to_entry
 
 DEFAULT_PACK = CONTENT_DIR
 PACK_SUFFIXES = (".yaml", ".yml")
@@ -155,3 +159,123 @@ async def seed_default_pack(*, session: AsyncSession, now: datetime) -> ImportRe
     if await session.scalar(select(Script.id).limit(1)) is not None:
         return None
     return await import_pack(session=session, paths=[DEFAULT_PACK], author="首次运行", now=now)
+
+
+# --- one uploaded pack file (the console's 导入): checked, summarised, then applied ---------
+
+UPLOAD_MAX_BYTES = 512 * 1024
+UPLOAD_MAX_SCRIPTS = 300
+UPLOAD_TOO_COSTLY = "文件里的模板太多或太复杂，检查没能在限定时间内完成；请拆成几个文件分别导入。"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedChange:
+    key: str
+    outcome: SaveOutcome
+    diff: str  # unified diff from the current version ("" for a new or unchanged script)
+
+
+def read_upload(text: str, source: str) -> tuple[list[PackEntry], list[Problem]]:
+    """An uploaded file's entries, or what is wrong with it; run in a trial worker (its CPU,
+    memory and time are bounded there, and the server's event loop and GIL are not used)."""
+    try:
+        return _read_upload(text, source), []
+    except ScriptValidationError as exc:
+        return [], exc.problems
+    except MemoryError:
+        return [], [Problem(source, UPLOAD_TOO_COSTLY)]
+
+
+def _read_upload(text: str, source: str) -> list[PackEntry]:
+    if len(text.encode()) > UPLOAD_MAX_BYTES:
+        raise ScriptValidationError([Problem(source, "文件太大（最多 512 KB）。")])
+    try:
+        # Anchors and aliases are refused before anything is built: an alias bomb stays text.
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise ScriptValidationError([Problem(source, "不支持 YAML 锚点和别名（& 与 *）。")])
+    except yaml.YAMLError:
+        pass  # load_entries says where the YAML is broken
+    entries = [PackEntry(k, c, source) for k, c in load_entries(text, source=source)]
+    if len(entries) > UPLOAD_MAX_SCRIPTS:
+        problem = Problem(source, f"一次最多导入 {UPLOAD_MAX_SCRIPTS} 条话术，请拆成几个文件。")
+        raise ScriptValidationError([problem])
+    problems = _duplicate_problems(entries)
+    for entry in entries:
+        found = find_problems(entry.content, key=entry.key)
+        problems += [Problem(f"{entry.key}.{p.field}", p.message) for p in found]
+    if problems:
+        raise ScriptValidationError(problems)
+    return entries
+
+
+async def checked_upload(*, text: str, source: str, trials: TrialPool) -> list[PackEntry]:
+    """The file's entries, checked in a trial worker; ScriptValidationError otherwise."""
+    try:
+        entries, problems = await trials.run(read_upload, text, source)
+    except TemplateLimitError:
+        raise ScriptValidationError([Problem(source, UPLOAD_TOO_COSTLY)]) from None
+    if problems:
+        raise ScriptValidationError(problems)
+    return entries
+
+
+async def plan_upload(
+    *, session: AsyncSession, text: str, source: str, trials: TrialPool
+) -> list[PlannedChange]:
+    """What importing `text` would change, script by script; nothing is written.
+    ScriptValidationError lists every problem of the file."""
+    entries = await checked_upload(text=text, source=source, trials=trials)
+    current = {s.key: s for s in await list_scripts(session=session)}
+    planned = []
+    for entry in entries:
+        script = current.get(entry.key)
+        if script is None:
+            planned.append(PlannedChange(entry.key, SaveOutcome.CREATED, ""))
+        elif script.content == entry.content.normalized():
+            planned.append(PlannedChange(entry.key, SaveOutcome.UNCHANGED, ""))
+        else:
+            old, new = dump_content(script.content), dump_content(entry.content.normalized())
+            diff = difflib.unified_diff(
+                old.splitlines(), new.splitlines(), "当前版本", "导入后", lineterm=""
+            )
+            planned.append(PlannedChange(entry.key, SaveOutcome.UPDATED, "\n".join(diff)))
+    return planned
+
+
+async def import_upload(
+    *,
+    session: AsyncSession,
+    text: str,
+    source: str,
+    actor: Actor,
+    now: datetime,
+    trials: TrialPool,
+) -> ImportReport:
+    """Import `text` as `import_pack` does a file (all or nothing), each change audited."""
+    report = ImportReport()
+    for entry in await checked_upload(text=text, source=source, trials=trials):
+        script, outcome = await save_content(
+            session=session,
+            key=entry.key,
+            content=entry.content,
+            author=actor.name,
+            note=f"导入 {source}",
+            now=now,
+        )
+        {
+            SaveOutcome.CREATED: report.created,
+            SaveOutcome.UPDATED: report.updated,
+            SaveOutcome.UNCHANGED: report.unchanged,
+        }[outcome].append(entry.key)
+        if outcome != SaveOutcome.UNCHANGED:
+            after = snapshot(script)
+            await AUDIT.record(
+                "import", entry.key, session=session, actor=actor, now=now, after=after
+            )
+    return report
+
+
+async def export_text(*, session: AsyncSession) -> str:
+    """The whole library as one pack file, in the import format."""
+    scripts = await list_scripts(session=session)
+    return dump([to_entry(s.key, s.content) for s in scripts], header=EXPORT_HEADER)

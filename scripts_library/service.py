@@ -23,6 +23,7 @@ from app.admin.common import Actor, snapshot
 from app.channels.messages import OutMessage
 from scripts_library.errors import (
     Problem,
+    RenderError,
     ScriptExistsError,
     ScriptNotFoundError,
     ScriptValidationError,
@@ -353,3 +354,20 @@ async def preview(
     if trials is None:
         return render(target, context, images=images)
     return await trials.render(content_of(target), context, images=images)
+
+
+async def preview_draft(
+    *,
+    content: ScriptContent,
+    context: RenderContext,
+    images: ImageLoad | None = None,
+    trials: TrialPool,
+) -> tuple[list[Problem], OutMessage | None, str | None]:
+    """What an unsaved edit would be refused for (what saving it would say), what it renders
+    to for `context`, and why it does not render (None when it does): the editor's preview."""
+    content = content.normalized()
+    problems = await trials.problems(content, key=None, images=images)
+    try:
+        return problems, await trials.render(content, context, images=images), None
+    except RenderError as exc:
+        return problems, None, str(exc)

@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from app.cli.demo import CAMP_DAYS, INTERNAL_STUDENT, LATE_NOTICE, STUDENTS, run_demo
+import httpx
+
+from app.cli.demo import (
+    CAMP_DAYS,
+    INTERNAL_STUDENT,
+    LATE_NOTICE,
+    STUDENTS,
+    run_demo,
+    where_to_look,
+)
+from app.clock import SystemClock
+from app.db import create_engine
+from app.main import create_app
+from app.settings import Settings
+from tests.console.support import Console
 
 
 def expected_checked_in(day: int) -> int:
@@ -17,11 +32,8 @@ def expected_checked_in(day: int) -> int:
 async def test_the_demo_camp_runs_to_the_end(tmp_path: Path) -> None:
     printed: list[str] = []
     record = tmp_path / "wecom.json"
-    report = await run_demo(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
-        out=printed.append,
-        record=record,
-    )
+    url = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
+    report = await run_demo(database_url=url, out=printed.append, record=record)
     assert report.welcomed == len(STUDENTS)
     assert report.questions_answered == 1
     assert report.xibao_broadcast is not None
@@ -76,3 +88,29 @@ async def test_the_demo_camp_runs_to_the_end(tmp_path: Path) -> None:
     assert len(taps) == 2
     assert "第 3 天 今日任务" in taps[0]
     assert any(line.startswith("群发任务") and f"共 {tasks} 个" in line for line in printed)
+    # Its last lines print the console's address and a login that signs in.
+    last = where_to_look(report, url, record).splitlines()[-1]
+    found = re.fullmatch(r"  运营后台：http://localhost:8000/ 账号 (\S+)，密码 (\S+)", last)
+    assert found is not None, last
+    cohorts = await _console_signs_in(url, found.group(1), found.group(2))
+    assert "跨境电商 7 天实战营" in cohorts
+
+
+async def _console_signs_in(database_url: str, username: str, password: str) -> str:
+    engine = create_engine(database_url)
+    try:
+        settings = Settings(WECOM_CORP_ID="wwdemo", _env_file=None)  # type: ignore[call-arg]
+        app = create_app(
+            settings=settings,
+            clock=SystemClock(),
+            engine=engine,
+            sweeper=False,
+            scheduler=False,
+            sender=False,
+            wecom_transport=httpx.MockTransport(lambda request: httpx.Response(500)),
+        )
+        async with app.router.lifespan_context(app), Console(app) as browser:
+            await browser.sign_in(username, password)
+            return (await browser.get("/console/cohorts")).text
+    finally:
+        await engine.dispose()

@@ -205,10 +205,12 @@ def sandbox(
 def _add_subcommands() -> None:
     # Imported here: the domain packages are wired in only at the edge.
     from app.cli.demo import demo_command
+    from app.cli.users import users_cli
     from schedules.cli import calendar
     from scripts_library.cli import scripts_cli
 
     cli.add_typer(scripts_cli, name="scripts", help="话术库：导入或导出 content/*.yaml")
+    cli.add_typer(users_cli, name="users", help="运营后台账号：创建、重设密码、列出")
     cli.command()(calendar)
     sandbox_cli.command("demo")(demo_command)
 

@@ -338,6 +338,7 @@ async def run_demo(
     """Play the camp; `record` gets the sandbox's record of what WeCom received (JSON)."""
     async with running(database_url, out) as demo:
         await _set_up(demo)
+        await demo.console_account()
         await _students_arrive(demo)
         for day in range(CAMP_DAYS + 1):
             await _play_day(demo, day)
@@ -369,13 +370,21 @@ def demo_command(
     except DemoError as exc:
         typer.echo(f"演示中断：{exc}", err=True)
         raise typer.Exit(1) from None
+    typer.echo(where_to_look(report, url, record))
+
+
+def where_to_look(report: DemoReport, url: str, record: Path) -> str:
+    """The demo's last lines: how to serve what it left and where to look, ending with the
+    console's address and the operator's login."""
     name, h5 = next(iter(report.h5_urls.items()), ("", ""))
-    typer.echo(
+    user, password = report.console_login
+    return (
         "\n去哪里看：\n"
         f"  启动服务：DATABASE_URL={url} ADMIN_TOKEN={ADMIN_TOKEN} ./run serve\n"
         f"  学员学习页（{name}）：{h5}\n"
         f"  管理接口：curl -H 'Authorization: Bearer {ADMIN_TOKEN}' "
         "http://localhost:8000/admin/api/stats/cohorts/1\n"
         f"  喜报进度：/admin/api/broadcasts/{report.xibao_broadcast}；接口文档：/docs\n"
-        f"  企业微信收到的每条消息：{record}"
+        f"  企业微信收到的每条消息：{record}\n"
+        f"  运营后台：http://localhost:8000/ 账号 {user}，密码 {password}"
     )

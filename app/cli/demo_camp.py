@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,8 +20,11 @@ import httpx
 from fastapi import FastAPI
 from PIL import Image
 
+from app.admin.common import Actor
 from app.cli.demo_sidebar import Desk, sign_in
 from app.clock import ManualClock
+from app.console import accounts
+from app.console.models import Role
 from app.db import create_engine
 from app.first_run import (
     SANDBOX_AES_KEY,
@@ -41,6 +45,7 @@ from bots.sop.service import sop_round
 from schedules.runner import fire_due
 
 ADMIN_TOKEN = "demo-admin-token"
+CONSOLE_USER = "yunying"  # the demo's 运营 in the console
 TZ = ZoneInfo("Asia/Shanghai")
 CAMP_DAYS = 7
 STAFF, ASSISTANT = "zhangsan", "lisi"
@@ -79,6 +84,7 @@ class DemoReport:
     xibao_channel: str | None = None  # how the 喜报 reached the customer group
     sop_figures: list[dict[str, Any]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    console_login: tuple[str, str] = ("", "")  # the operator's console account and password
 
 
 @dataclass
@@ -126,6 +132,21 @@ class Demo:
         if response.status_code >= 400:
             raise DemoError(f"{method} {path} → {response.status_code}: {response.text}")
         return response.json() if response.content else None
+
+    async def console_account(self) -> None:
+        """An operator's console login, printed at the end (a new password each demo)."""
+        password = secrets.token_urlsafe(9)
+        async with self.runtime.sessions.begin() as session:
+            await accounts.create_account(
+                session=session,
+                actor=Actor("演示"),
+                now=self.clock.now(),
+                username=CONSOLE_USER,
+                display_name="演示运营",
+                role=Role.OPERATOR,
+                password=password,
+            )
+        self.report.console_login = (CONSOLE_USER, password)
 
     async def settle(self) -> None:
         """Let handlers finish and the sender drain what is due, moving the clock only as

@@ -2,7 +2,7 @@
 reminders, the leaderboard and homework review."""
 
 from app.capability import Capability
-from bots.checkin import api, handlers, jobs
+from bots.checkin import api, console, handlers, jobs
 from bots.dispatch import Router
 
 capability: Capability[Router] = Capability(
@@ -12,4 +12,5 @@ capability: Capability[Router] = Capability(
     script_jobs=jobs.SCRIPT_JOBS,
     member_filters=jobs.MEMBER_FILTERS,
     context_providers=jobs.CONTEXT_PROVIDERS,
+    console_pages=(console.PAGES,),
 )

@@ -264,7 +264,7 @@ def _rules_out(cohort_id: int, rules: RuleSet, *, customized: bool) -> CheckinRu
     )
 
 
-def _changes(body: CheckinRulesIn) -> dict[str, object]:
+def rules_changes(body: CheckinRulesIn) -> dict[str, object]:
     """The RuleSet fields the body names, `day_boundary` as a time."""
     changes: dict[str, object] = body.model_dump(exclude_none=True)
     boundary = changes.pop("day_boundary", None)
@@ -296,7 +296,7 @@ async def put_rules(
     rules = await service.update_rules(
         session=session,
         cohort_id=cohort_id,
-        changes=_changes(body),
+        changes=rules_changes(body),
         actor=actor,
         now=runtime.clock.now(),
     )

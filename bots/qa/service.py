@@ -290,7 +290,7 @@ def _question_of(rule: QaRule) -> str | None:
     return rule.patterns[0] if rule.mode != Mode.REGEX and rule.patterns else None
 
 
-async def _answer_text(session: AsyncSession, rule: QaRule, cohort: Cohort | None) -> str | None:
+async def answer_text(session: AsyncSession, rule: QaRule, cohort: Cohort | None) -> str | None:
     if rule.reply is not None:
         return rule.reply
     try:
@@ -340,7 +340,7 @@ async def search_faq(
         question = _question_of(rule) if rule is not None else None
         if rule is None or question is None:
             continue
-        answer = await _answer_text(session, rule, cohort)
+        answer = await answer_text(session, rule, cohort)
         if answer is not None:
             found.append(FaqEntry(rule.id, question, answer))
         if len(found) >= limit:

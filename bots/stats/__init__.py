@@ -3,6 +3,8 @@ assistant, participation and 上岸 — the admin API's `stats` resource, JSON, 
 
 from app.capability import Capability
 from bots.dispatch import Router
-from bots.stats import api
+from bots.stats import api, console
 
-capability: Capability[Router] = Capability(name="stats", admin_routers=(api.router,))
+capability: Capability[Router] = Capability(
+    name="stats", admin_routers=(api.router,), console_pages=(console.PAGES,)
+)

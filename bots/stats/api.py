@@ -173,7 +173,7 @@ def _day(d: service.DayStats) -> DayOut:
     )
 
 
-def _summary(stats: service.CohortStats) -> SummaryOut:
+def summary_of(stats: service.CohortStats | service.DailyStats) -> SummaryOut:
     member_days = sum(d.members for d in stats.days)
     return SummaryOut(
         enrolled=stats.enrolled,
@@ -217,7 +217,7 @@ def _out(stats: service.CohortStats, now: datetime) -> CohortStatsOut:
         latest_day=stats.calendar.latest_day,
         generated_at=now,
         days=[_day(d) for d in stats.days],
-        summary=_summary(stats),
+        summary=summary_of(stats),
         dropoff=_dropoff(stats),
         streaks=[
             StreakBucketOut(
@@ -262,7 +262,7 @@ def csv_text(stats: service.CohortStats) -> str:
     return "\ufeff" + out.getvalue()
 
 
-def _csv_response(stats: service.CohortStats) -> Response:
+def csv_response(stats: service.CohortStats) -> Response:
     cohort = stats.calendar.cohort
     name = quote(f"{cohort.name}-统计.csv")
     disposition = f"attachment; filename=\"cohort-{cohort.id}-stats.csv\"; filename*=UTF-8''{name}"
@@ -294,7 +294,7 @@ async def _stats(
 async def cohort_stats_csv(
     cohort_id: IdPath, session: AdminSessionDep, runtime: RuntimeDep
 ) -> Response:
-    return _csv_response(await _stats(session, runtime, cohort_id))
+    return csv_response(await _stats(session, runtime, cohort_id))
 
 
 @router.get(
@@ -373,7 +373,7 @@ async def cohort_stats(
 ) -> CohortStatsOut | Response:
     stats = await _stats(session, runtime, cohort_id, base_day)
     if format == "csv":
-        return _csv_response(stats)
+        return csv_response(stats)
     out = _out(stats, runtime.clock.now())
     out.sop = sop_out(await sop_service.completion_by_staff(session=session, cohort_id=cohort_id))
     return out

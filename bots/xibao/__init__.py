@@ -1,5 +1,7 @@
 from app.capability import Capability
 from bots.dispatch import Router
-from bots.xibao import api
+from bots.xibao import api, console
 
-capability: Capability[Router] = Capability(name="xibao", admin_routers=(api.router,))
+capability: Capability[Router] = Capability(
+    name="xibao", admin_routers=(api.router,), console_pages=(console.PAGES,)
+)

@@ -3,6 +3,7 @@ confirmation (customer groups), and why a poster is missing."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -10,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.errors import NotFound
 from app.channels.reach import Channel
-from app.models import MassSendResult, MassSendStatus, OutboxMessage, OutboxStatus
-from bots.xibao.models import Broadcast, BroadcastTarget
+from app.models import MassSendResult, MassSendStatus, Member, OutboxMessage, OutboxStatus
+from bots.xibao.models import Achievement, Broadcast, BroadcastTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +127,33 @@ _STATUSES = ("sent", "failed", "pending", "awaiting_confirmation")
 async def broadcast_of(*, session: AsyncSession, achievement_id: int) -> Broadcast | None:
     statement = select(Broadcast).where(Broadcast.achievement_id == achievement_id)
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    achievement: Achievement
+    member_name: str
+    broadcast_id: int | None
+
+
+async def listing(
+    *,
+    session: AsyncSession,
+    status: str | None,
+    cohort_ids: Collection[int] | None,
+    limit: int,
+) -> list[Listed]:
+    """The newest achievements with their student's name and broadcast, in one query."""
+    query = (
+        select(Achievement, Member.name, Broadcast.id)
+        .join(Member, Member.id == Achievement.member_id)
+        .outerjoin(Broadcast, Broadcast.achievement_id == Achievement.id)
+        .order_by(Achievement.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(Achievement.status == status)
+    if cohort_ids is not None:
+        query = query.where(Achievement.cohort_id.in_(cohort_ids))
+    rows = (await session.execute(query)).all()
+    return [Listed(a, name or "同学", broadcast_id) for a, name, broadcast_id in rows]

@@ -18,6 +18,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -155,11 +156,19 @@ async def get_cohort(*, session: AsyncSession, cohort_id: int) -> CohortView:
 
 
 async def list_cohorts(
-    *, session: AsyncSession, camp: str | None, limit: int, offset: int
+    *,
+    session: AsyncSession,
+    camp: str | None,
+    limit: int,
+    offset: int,
+    ids: Collection[int] | None = None,
 ) -> Page[CohortView]:
+    """Newest start first; `ids` keeps only those cohorts (an assistant's)."""
     statement = select(Cohort).order_by(Cohort.start_date.desc(), Cohort.id.desc())
     if camp is not None:
         statement = statement.where(Cohort.camp == camp)
+    if ids is not None:
+        statement = statement.where(Cohort.id.in_(ids))
     total = await session.scalar(
         select(func.count()).select_from(statement.order_by(None).subquery())
     )
@@ -228,6 +237,11 @@ async def delete_cohort(
     await notify(
         CohortChange("delete", cohort_id, now, before, None), session=session, hooks=hooks
     )
+
+
+def camp_day(cohort: Cohort, now: datetime) -> int:
+    """Days since 开营 (day 0) on the cohort's calendar: negative before, > days after."""
+    return (now.astimezone(ZoneInfo(cohort.timezone)).date() - cohort.start_date).days
 
 
 async def require_cohort(

@@ -21,7 +21,7 @@ from app.admin.audit import AuditTrail
 from app.admin.cohorts.service import CohortChange, CohortHook, require_cohort
 from app.admin.cohorts.service import notify as notify_cohort_changed
 from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, snapshot
-from app.admin.errors import Conflict
+from app.admin.errors import Conflict, InvalidInput
 from app.admin.models import CohortMember, MemberTag
 from app.models import Member, MemberStatus
 
@@ -285,3 +285,28 @@ async def revoke_link(
         "revoke_link", member_id, session=session, actor=actor, now=now, before=before, after=after
     )
     return await view_of(member, session=session, now=now)
+
+
+async def find_one(
+    *, session: AsyncSession, who: str, field: str, cohort_id: int | None = None
+) -> int:
+    """The member an operator names by id or by name (in `cohort_id` when given);
+    InvalidInput naming `field` when there is none, or several of that name."""
+    who = who.strip()[:100]
+    if who.isdigit() and len(who) < 10:
+        if await session.get(Member, int(who)) is None:
+            raise InvalidInput(field, f"学员 {who} 不存在。")
+        return int(who)
+    statement = select(Member.id).where(Member.name == who).limit(2)
+    if cohort_id is not None:
+        statement = statement.where(
+            exists().where(
+                CohortMember.member_id == Member.id, CohortMember.cohort_id == cohort_id
+            )
+        )
+    found = list(await session.scalars(statement))
+    if not found:
+        raise InvalidInput(field, f"没有找到学员「{who}」。")
+    if len(found) > 1:
+        raise InvalidInput(field, f"有多位学员叫「{who}」，请填学员 id。")
+    return found[0]

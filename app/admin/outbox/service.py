@@ -8,17 +8,26 @@ finds it changed.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditTrail
 from app.admin.common import Actor, Page, get_or_404, json_value, page_of
 from app.admin.errors import Conflict
+from app.admin.models import CohortGroup, CohortMember
 from app.channels.mass_send import MASS_CHANNELS, OVER_QUOTA_HINT, over_quota
-from app.models import OutboxMessage, OutboxStatus
+from app.models import (
+    Group,
+    MassSendResult,
+    MassSendStatus,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+)
 from app.wecom.errors import HINTS
 
 AUDIT = AuditTrail("outbox")
@@ -62,6 +71,50 @@ def _status_name(status: str) -> str:
     return _STATUS_NAMES.get(status, status)
 
 
+async def target_names(*, session: AsyncSession, targets: Collection[str]) -> dict[str, str]:
+    """Who a row's `target` is, for people: the group a robot key or chat id posts into, the
+    member a userid or external userid names (two queries whatever the number of rows)."""
+    wanted = set(targets)
+    if not wanted:
+        return {}
+    names: dict[str, str] = {}
+    groups = await session.execute(
+        select(Group.robot_key, Group.chat_id, Group.name, Group.id).where(
+            or_(Group.robot_key.in_(wanted), Group.chat_id.in_(wanted))
+        )
+    )
+    for robot_key, chat_id, name, group_id in groups:
+        for key in (robot_key, chat_id):
+            if key in wanted:
+                names[key] = name or f"群 {group_id}"
+    people = await session.execute(
+        select(Member.external_userid, Member.userid, Member.name).where(
+            or_(Member.external_userid.in_(wanted), Member.userid.in_(wanted))
+        )
+    )
+    for external_userid, userid, name in people:
+        for key in (external_userid, userid):
+            if key in wanted and name:
+                names[key] = name
+    return names
+
+
+async def cohort_targets(*, session: AsyncSession, cohort_id: int) -> list[str]:
+    """The outbox targets that are this cohort's: its groups' robot keys and chat ids, its
+    members' userids and external userids."""
+    groups = await session.execute(
+        select(Group.robot_key, Group.chat_id)
+        .join(CohortGroup, CohortGroup.group_id == Group.id)
+        .where(CohortGroup.cohort_id == cohort_id)
+    )
+    members = await session.execute(
+        select(Member.external_userid, Member.userid)
+        .join(CohortMember, CohortMember.member_id == Member.id)
+        .where(CohortMember.cohort_id == cohort_id)
+    )
+    return [t for row in (*groups, *members) for t in row if t]
+
+
 async def get_outbox(*, session: AsyncSession, outbox_id: int) -> OutboxView:
     row = await get_or_404(OutboxMessage, outbox_id, session=session, what=WHAT)
     return OutboxView(row, hint_for(row))
@@ -75,9 +128,12 @@ async def list_outbox(
     target: str | None,
     limit: int,
     offset: int,
+    targets: Collection[str] | None = None,
 ) -> Page[OutboxView]:
-    """Newest first."""
+    """Newest first; `targets` keeps the rows sent to one of them (a cohort's)."""
     statement = select(OutboxMessage).order_by(OutboxMessage.id.desc())
+    if targets is not None:
+        statement = statement.where(OutboxMessage.target.in_(targets))
     if status is not None:
         statement = statement.where(OutboxMessage.status == status)
     if channel is not None:
@@ -143,3 +199,27 @@ async def cancel(
         source=OutboxStatus.PENDING,
         refusal="只有等待发送（pending）的消息可以取消。",
     )
+
+
+async def awaiting_confirmation(
+    *, session: AsyncSession, limit: int
+) -> list[tuple[OutboxMessage, MassSendResult]]:
+    """Mass sends whose task waits for its sender (the group owner or staff member) to
+    confirm it in WeCom, oldest first."""
+    rows = await session.execute(
+        select(OutboxMessage, MassSendResult)
+        .join(MassSendResult, MassSendResult.outbox_id == OutboxMessage.id)
+        .where(MassSendResult.status == MassSendStatus.AWAITING)
+        .order_by(MassSendResult.created_at, MassSendResult.outbox_id)
+        .limit(limit)
+    )
+    return [(row, result) for row, result in rows.all()]
+
+
+async def count_by_status(*, session: AsyncSession, statuses: Collection[str]) -> dict[str, int]:
+    found = await session.execute(
+        select(OutboxMessage.status, func.count())
+        .where(OutboxMessage.status.in_(statuses))
+        .group_by(OutboxMessage.status)
+    )
+    return {status: int(n) for status, n in found.all()}

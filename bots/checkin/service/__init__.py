@@ -29,12 +29,14 @@ from bots.checkin.service.reads import (
 )
 from bots.checkin.service.review import (
     Reviewed,
+    Scope,
     Submission,
     get_submission,
     list_submissions,
     notice_text,
     review,
 )
+from bots.checkin.service.today import CohortToday, cohorts_today
 from bots.checkin.service.values import (
     CHECKIN_TEXT,
     FALLBACK_NAME,
@@ -60,14 +62,17 @@ __all__ = [
     "MAX_TEXT",
     "CampDay",
     "CheckinError",
+    "CohortToday",
     "EntryView",
     "LeaderRow",
     "MemberPage",
     "Reviewed",
+    "Scope",
     "Standing",
     "Submission",
     "SubmitResult",
     "camp_day",
+    "cohorts_today",
     "entry_view",
     "get_submission",
     "is_checkin_text",

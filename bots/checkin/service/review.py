@@ -14,10 +14,11 @@ the comment, which are no template variables.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditTrail
@@ -27,7 +28,7 @@ from app.admin.h5_tokens import member_url
 from app.admin.models import AuditEntry
 from app.channels.messages import OutMessage
 from app.channels.reach import Channel, enqueue_message, reach_member, staff_of_member
-from app.models import Member
+from app.models import GroupMembership, Member
 from app.wecom.errors import UndeliverableError
 from bots.checkin.models import CheckinEntry, EntryKind
 
@@ -51,12 +52,38 @@ class Reviewed:
     notice_key: str | None  # the outbox key of the notice; None when nothing reaches them
 
 
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who an assistant's queue holds: their cohorts, a group's members, a staff member's
+    students (each None: no restriction)."""
+
+    cohort_ids: Collection[int] | None = None
+    group_id: int | None = None
+    staff_userid: str | None = None
+
+
 def _listing(
-    cohort_id: int | None, day: int | None, kind: EntryKind | None, reviewed: bool | None
+    cohort_id: int | None,
+    day: int | None,
+    kind: EntryKind | None,
+    reviewed: bool | None,
+    scope: Scope = Scope(),
 ) -> Select[CheckinEntry, str | None]:
     statement = select(CheckinEntry, Member.name).join(Member, Member.id == CheckinEntry.member_id)
     if cohort_id is not None:
         statement = statement.where(CheckinEntry.cohort_id == cohort_id)
+    if scope.cohort_ids is not None:
+        statement = statement.where(CheckinEntry.cohort_id.in_(scope.cohort_ids))
+    if scope.group_id is not None:
+        statement = statement.where(
+            exists().where(
+                GroupMembership.group_id == scope.group_id,
+                GroupMembership.member_id == CheckinEntry.member_id,
+                GroupMembership.left_at.is_(None),
+            )
+        )
+    if scope.staff_userid is not None:
+        statement = statement.where(Member.staff_userid == scope.staff_userid)
     if day is not None:
         statement = statement.where(CheckinEntry.day == day)
     if kind is not None:
@@ -77,8 +104,10 @@ async def list_submissions(
     reviewed: bool | None,
     limit: int,
     offset: int,
+    scope: Scope = Scope(),
 ) -> Page[Submission]:
-    statement = _listing(cohort_id, day, kind, reviewed)
+    """Oldest first; `scope` narrows it to an assistant's cohorts, a group, a staff member."""
+    statement = _listing(cohort_id, day, kind, reviewed, scope)
     total = await session.scalar(
         select(func.count()).select_from(statement.order_by(None).subquery())
     )

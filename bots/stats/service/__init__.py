@@ -36,7 +36,7 @@ Definitions (what every figure means):
 
 One module a section: `calendar` (camp days and the shared relations), `rates` (per day),
 `dropoff`, `streaks`, `slices` (per group and per assistant), `participation` (with 全勤 and
-上岸); here, everything at once (`cohort_stats`).
+上岸); here, everything at once (`cohort_stats`), or in three parts (`parts`).
 """
 
 from __future__ import annotations
@@ -64,6 +64,14 @@ from bots.stats.service.participation import (
     landed_count,
     participation,
 )
+from bots.stats.service.parts import (
+    DailyStats,
+    ShapeStats,
+    SliceStatsAll,
+    daily_stats,
+    shape_stats,
+    slice_stats,
+)
 from bots.stats.service.rates import DayStats, day_stats
 from bots.stats.service.slices import GroupStats, SliceStats, assistant_stats, group_stats
 from bots.stats.service.streaks import StreakBucket, streaks
@@ -72,15 +80,21 @@ __all__ = [
     "LANDED_TAG",
     "CampCalendar",
     "CohortStats",
+    "DailyStats",
     "DayStats",
     "Dropoff",
     "GroupStats",
     "Participation",
+    "ShapeStats",
     "SliceStats",
+    "SliceStatsAll",
     "StreakBucket",
     "cohort_stats",
+    "daily_stats",
     "participation",
     "rate",
+    "shape_stats",
+    "slice_stats",
 ]
 
 
