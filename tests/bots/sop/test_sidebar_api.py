@@ -11,17 +11,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.admin.common import Actor
 from app.channels.messages import OutMessage
 from app.channels.reach import Channel, Destination, enqueue_message
 from app.clock import ManualClock
+from app.console import accounts
+from app.console.models import ConsoleAccount, Role
 from app.models import GroupMembership
 from app.settings import Settings
 from app.wecom.jsapi import jsapi_signature
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
-from tests.bots.checkin.camp import T_START, local
+from tests.bots.checkin.camp import T_START, local, make_cohort
 from tests.bots.sop.camp import ASSISTANT, CHAT, OWNER, customer_camp
 from tests.support import AppHarness, running_app
 
@@ -152,6 +156,51 @@ async def test_cards_posting_once_and_403_elsewhere(
     assert (await app.client.get("/sidebar/api/students/wm小林1")).status_code == 403
     assert (await app.client.post(f"/sidebar/api/tasks/{item}/sent")).status_code == 403
     assert (await app.client.get("/sidebar/api/groups/wrNobody")).status_code == 404
+
+
+async def test_linked_console_accounts_see_the_cohorts_they_run(
+    app: AppHarness, sandbox: SandboxState, clock: ManualClock, sessions
+) -> None:
+    camp = await customer_camp(sessions, students=("小林",))
+    async with sessions.begin() as session:
+        other = await make_cohort(session, state="camp7")
+        for username, role, userid, cohorts in (
+            ("wangwu", Role.ASSISTANT, "wangwu", [camp.cohort_id]),
+            ("qianqi", Role.ASSISTANT, "qianqi", [other.id]),
+            ("zhaoliu", Role.OPERATOR, "zhaoliu", []),
+        ):
+            sandbox.add_user(userid)
+            await accounts.create_account(
+                session=session,
+                actor=Actor("test"),
+                now=T_START,
+                username=username,
+                display_name=username,
+                role=role,
+                password="一个够长的密码-123",
+                wecom_userid=userid,
+                cohort_ids=cohorts,
+            )
+    clock.set(local(1, 8, 5))
+    # An assistant's account in this cohort, and an operator's: the group and its student.
+    for userid in ("wangwu", "zhaoliu"):
+        await sign_in(app, sandbox, clock, userid)
+        assert (await app.client.get(f"/sidebar/api/groups/{CHAT}")).status_code == 200
+        assert (await app.client.get("/sidebar/api/students/wm小林1")).status_code == 200
+    # An assistant of another cohort: neither.
+    await sign_in(app, sandbox, clock, "qianqi")
+    assert (await app.client.get(f"/sidebar/api/groups/{CHAT}")).status_code == 403
+    assert (await app.client.get("/sidebar/api/students/wm小林1")).status_code == 403
+    # A disabled account grants nothing.
+    async with sessions.begin() as session:
+        account = await session.scalar(
+            select(ConsoleAccount).where(ConsoleAccount.username == "zhaoliu")
+        )
+        assert account is not None
+        account.disabled_at = T_START
+    await sign_in(app, sandbox, clock, "zhaoliu")
+    assert (await app.client.get(f"/sidebar/api/groups/{CHAT}")).status_code == 403
+    assert (await app.client.get("/sidebar/api/students/wm小林1")).status_code == 403
 
 
 async def test_the_harness_is_not_served_with_real_wecom_settings(app: AppHarness) -> None:
