@@ -20,6 +20,8 @@ LABELS: dict[str, str] = {
     "cancelled": "已取消",
     "awaiting": "待确认",
     "awaiting_confirmation": "待群主确认",
+    "awaiting_staff": "待员工发送",
+    "skipped": "已跳过",
     "planned": "计划中",
     "fired": "已触发",
     "missed": "已错过",
@@ -30,6 +32,8 @@ LABELS: dict[str, str] = {
     "customer_group": "客户群群发",
     "customer_single": "客户单发",
     "app_message": "应用消息",
+    "staff": "群SOP（员工发送）",
+    "remind_mass_send": "群发提醒",
     "welcome": "欢迎语",
     "passive_reply": "被动回复",
     "mark_tag": "打标签",
@@ -64,6 +68,7 @@ TONES: dict[str, str] = {
     "sending": "wait",
     "awaiting": "wait",
     "awaiting_confirmation": "wait",
+    "awaiting_staff": "wait",
     "planned": "wait",
 }
 

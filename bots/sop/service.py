@@ -7,11 +7,11 @@ on the `staff` channel (`app.channels.staff`); its bookkeeping is a `SopTask`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.errors import Conflict, NotFound
@@ -181,6 +181,32 @@ async def list_tasks(
         statement.order_by(SopTask.due_at.desc(), SopTask.outbox_id.desc())
         .limit(limit)
         .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def open_tasks(
+    *,
+    session: AsyncSession,
+    now: datetime,
+    staff_userid: str | None = None,
+    cohort_ids: Collection[int] | None = None,
+    limit: int,
+) -> tuple[list[SopTask], int]:
+    """Told items not yet posted or skipped, oldest due first (the escalated ones are the
+    oldest). With `staff_userid` and/or `cohort_ids`: that staff member's items or those of
+    these cohorts (an assistant's view); with neither, all."""
+    statement = select(SopTask).where(SopTask.outcome.is_(None), SopTask.due_at <= now)
+    scope = []
+    if staff_userid is not None:
+        scope.append(SopTask.staff_userid == staff_userid)
+    if cohort_ids is not None:
+        scope.append(SopTask.cohort_id.in_(cohort_ids))
+    if scope:
+        statement = statement.where(or_(*scope))
+    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
+    rows = await session.scalars(
+        statement.order_by(SopTask.due_at, SopTask.outbox_id).limit(limit)
     )
     return list(rows), int(total or 0)
 

@@ -31,6 +31,7 @@ CHANNELS = (
     "appchat",
     "customer_group",
     "customer_single",
+    "staff",
     "app_message",
     "welcome",
     "passive_reply",
