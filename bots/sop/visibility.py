@@ -31,7 +31,7 @@ def _runs_every_cohort(userid: str) -> ColumnElement[bool]:
     return exists().where(_linked(userid), ConsoleAccount.role.in_((Role.OPERATOR, Role.ADMIN)))
 
 
-def _assisted_cohorts(userid: str) -> Select[tuple[int]]:
+def _assisted_cohorts(userid: str) -> Select[int]:
     """The cohorts of the enabled assistant account linked to `userid`."""
     return (
         select(AccountCohort.cohort_id)
@@ -40,7 +40,7 @@ def _assisted_cohorts(userid: str) -> Select[tuple[int]]:
     )
 
 
-def visible_groups(userid: str) -> Select[tuple[Group]]:
+def visible_groups(userid: str) -> Select[Group]:
     """The customer groups `userid` owns, assists, or runs through a linked console account."""
     in_cohorts = select(CohortGroup.group_id).where(
         CohortGroup.cohort_id.in_(_assisted_cohorts(userid))
@@ -56,7 +56,7 @@ def visible_groups(userid: str) -> Select[tuple[Group]]:
     )
 
 
-def visible_students(userid: str) -> Select[tuple[Member]]:
+def visible_students(userid: str) -> Select[Member]:
     """The external students who follow `userid`, or are in cohorts a linked console account
     runs."""
     in_cohorts = select(CohortMember.member_id).where(
