@@ -141,6 +141,8 @@ class MassSendResult(Base):
     __table_args__ = (
         CheckConstraint(_in("status", MassSendStatus), name="status"),
         Index("ix_mass_send_results_status_msgid", "status", "msgid"),
+        # The quota used this month, read when /metrics is scraped (app.metrics).
+        Index("ix_mass_send_results_created_at", "created_at"),
     )
 
     outbox_id: Mapped[int] = mapped_column(
@@ -266,4 +268,16 @@ class WeComMedia(Base):
     kind: Mapped[str] = mapped_column(String(16))
     content_hash: Mapped[str] = mapped_column(String(64))
     media_id: Mapped[str] = mapped_column(String(512))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Lease(Base):
+    """A named job one instance does at a time (app.leases): held by `holder` while it
+    lives and renews before `expires_at`."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(32))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import TypeEngine
 
+from app import metrics
 from app.db import dialect_insert
 from app.instances import gone
 from app.models import OutboxMessage, OutboxStatus, RateSlot
@@ -285,11 +286,13 @@ async def _claim(
             if row.rate_key in next_slot:
                 next_slot[row.rate_key] += interval
                 row.not_before = next_slot[row.rate_key]
+                metrics.RATE_LIMIT_WAITS.labels(row.channel).inc()
                 continue
             busy_until = await _reserve_slot(session, row.rate_key, interval, now)
             next_slot[row.rate_key] = busy_until or now
             if busy_until is not None:
                 row.not_before = busy_until
+                metrics.RATE_LIMIT_WAITS.labels(row.channel).inc()
                 continue
         row.status, row.claimed_by, row.instance_id = OutboxStatus.CLAIMED, worker, instance
         row.lease_until, row.updated_at = now + leases.get(row.channel, lease), now

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.background import sleep_or_stop
 from app.clock import Clock
 from app.models import OutboxMessage, OutboxStatus
@@ -60,6 +61,12 @@ class Outcome:
     row_id: int
     msgid: str | None = None
     error: WeComError | None = None
+
+
+def _errcode(error: WeComError) -> str:
+    if isinstance(error, WeComAPIError):
+        return str(error.errcode)
+    return "transport" if isinstance(error, WeComTransportError) else "refused"
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -240,11 +247,15 @@ class Sender:
 
     async def _attempt(self, row: OutboxMessage) -> Outcome:
         try:
-            return Outcome(row.id, msgid=await self._deliver(row))
+            outcome = Outcome(row.id, msgid=await self._deliver(row))
+            metrics.SENDS.labels(row.channel, "0").inc()
+            return outcome
         except WeComError as exc:
+            metrics.SENDS.labels(row.channel, _errcode(exc)).inc()
             return Outcome(row.id, error=exc)
         except Exception as exc:
             # A bug in building this row must not stall the sender or loop forever.
+            metrics.SENDS.labels(row.channel, "internal").inc()
             logger.exception("outbox %s: delivery crashed", row.key)
             return Outcome(
                 row.id, error=UndeliverableError(f"内部错误：{type(exc).__name__}: {exc}")

@@ -20,6 +20,7 @@ VARIABLES = (
     "ADMIN_TOKEN",
     "PUBLIC_BASE_URL",
     "CAMPBOT_TIMEZONE",
+    "METRICS_TOKEN",
 )
 
 
@@ -44,6 +45,7 @@ def test_defaults() -> None:
     assert settings.campbot_timezone == "Asia/Shanghai"
     assert not settings.callback_enabled
     assert settings.admin_token is None
+    assert settings.metrics_token is None  # /metrics answers 404
 
 
 def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,6 +60,7 @@ def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch)
         "ADMIN_TOKEN": "adm-0123456789abcdef",
         "PUBLIC_BASE_URL": "https://camp.example/",
         "CAMPBOT_TIMEZONE": "UTC",
+        "METRICS_TOKEN": "metrics-0123456789abcdef",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -66,6 +69,8 @@ def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch)
     assert settings.wecom_api_base == "http://127.0.0.1:9"
     assert settings.public_base_url == "https://camp.example"
     assert settings.callback_enabled
+    assert settings.metrics_token is not None
+    assert settings.metrics_token.get_secret_value() == "metrics-0123456789abcdef"
     assert {f.validation_alias for f in Settings.model_fields.values()} == set(VARIABLES)
 
 
@@ -171,3 +176,8 @@ async def test_the_app_refuses_to_start_with_a_short_admin_token(
                 pass
     finally:
         settings_module.get_settings.cache_clear()
+
+
+def test_short_metrics_token_is_refused_naming_it() -> None:
+    message = _refusal(WECOM_CORP_ID="wwcorp", WECOM_SECRET="s", METRICS_TOKEN="short")
+    assert "METRICS_TOKEN" in message and "16" in message

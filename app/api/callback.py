@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from app import inbox
+from app import inbox, metrics
 from app.errors import (
     CallbackDisabledError,
     CallbackError,
@@ -179,11 +179,13 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
     # Returns once the row is committed (shared with concurrent callbacks: group commit).
     attempt = await runtime.intake.claim(event=event, body=plaintext, now=now)
     if attempt is None:
+        metrics.DUPLICATE.inc()
         logger.info(
             "callback duplicate ignored",
             extra={"dedupe_key": event.dedupe_key, "kind": event.kind},
         )
     else:
+        metrics.ACCEPTED.inc()
         logger.info(
             "callback accepted",
             extra={"dedupe_key": attempt.dedupe_key, "kind": event.kind, "inbox_id": attempt.id},
@@ -209,8 +211,15 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
     return PlainTextResponse("success")
 
 
+def _reason(exc: CallbackError) -> str:
+    """The refusal's kind for metrics: its class, e.g. SignatureError → signature."""
+    name = type(exc).__name__.removesuffix("Error").removesuffix("Callback")
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
 def callback_error_response(_request: Request, exc: Exception) -> PlainTextResponse:
     """Turn a refusal into its status with a one-line reason (registered in main)."""
     assert isinstance(exc, CallbackError)
+    metrics.CALLBACKS.labels("refused", str(exc.status_code), _reason(exc)).inc()
     logger.warning("callback refused: %s", exc.reason, extra={"status": exc.status_code})
     return PlainTextResponse(exc.reason, status_code=exc.status_code)

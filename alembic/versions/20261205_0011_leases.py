@@ -1,0 +1,38 @@
+"""leases: named jobs one instance does at a time (the scheduler on SQLite, template sync);
+mass sends by month, for the quota gauge
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-05
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import app.db
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("holder", sa.String(length=32), nullable=False),
+        sa.Column("acquired_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_leases")),
+    )
+    op.create_index(
+        "ix_mass_send_results_created_at", "mass_send_results", ["created_at"], unique=False
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_mass_send_results_created_at", table_name="mass_send_results")
+    op.drop_table("leases")
