@@ -3,6 +3,8 @@
 A lease is held by an instance (app.instances) until it expires, unless renewed, and no
 longer than the holder lives: an instance whose heartbeat went stale (or that stopped and
 unregistered) holds nothing, so another takes the job over within seconds of a `kill -9`.
+A holder that is no registered instance (`heartbeat=False`: a loop that knows no instance
+id) holds it until it expires.
 It works on SQLite and PostgreSQL alike (the scheduler's leadership on SQLite with several
 workers; the customer groups' welcome template sync on every backend).
 
@@ -22,21 +24,25 @@ from app.models import Lease
 
 
 async def acquire(
-    *, session: AsyncSession, name: str, holder: str, now: datetime, ttl: timedelta
+    *,
+    session: AsyncSession,
+    name: str,
+    holder: str,
+    now: datetime,
+    ttl: timedelta,
+    heartbeat: bool = True,
 ) -> bool:
     """Take or renew the lease `name` for `holder` until now + ttl; False while another
-    live holder has it."""
+    holder has it (and, with `heartbeat`, lives)."""
     insert = dialect_insert(session)
     await session.execute(
         insert(Lease)
         .values(name=name, holder=holder, acquired_at=now, expires_at=now + ttl)
         .on_conflict_do_nothing(index_elements=["name"])
     )
-    free = or_(
-        Lease.holder == holder,
-        Lease.expires_at < now,
-        gone(Lease.holder, now=now, me=holder),  # type: ignore[arg-type]
-    )
+    free = or_(Lease.holder == holder, Lease.expires_at < now)
+    if heartbeat:
+        free = or_(free, gone(Lease.holder, now=now, me=holder))  # type: ignore[arg-type]
     taken = await session.execute(
         update(Lease)
         .where(and_(Lease.name == name, free))
