@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -287,7 +288,7 @@ async def _lead(
     firer: Firer,
 ) -> None:
     scheduler = build_scheduler(sessions=sessions, clock=clock, default_tz=tz, firer=firer)
-    logger.info("this instance leads the scheduler")
+    logger.info("this instance leads the scheduler", extra={"pid": os.getpid()})
     metrics.SCHEDULER_LEADER.set(1)
     metrics.SCHEDULER_LEADERSHIPS.inc()
     try:

@@ -180,4 +180,5 @@ async def test_the_app_refuses_to_start_with_a_short_admin_token(
 
 def test_short_metrics_token_is_refused_naming_it() -> None:
     message = _refusal(WECOM_CORP_ID="wwcorp", WECOM_SECRET="s", METRICS_TOKEN="short")
-    assert "METRICS_TOKEN" in message and "16" in message
+    assert "METRICS_TOKEN" in message
+    assert "16" in message
