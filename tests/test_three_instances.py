@@ -472,8 +472,8 @@ async def run_scenarios(
         delivered = await deliveries(fake)
         pushes = _prefixed(rows, f"schedule:{schedule['id']}:")
         report.append(
-            f"the `at` push, due {due:%H:%M:%S} (to WeCom: after the robot's next free 3.06 s slot;"
-            f" the 喜报 took the first ones):\n{lateness(pushes, due)}"
+            f"the `at` push, due {due:%H:%M:%S} (to WeCom: at the robot's next free 3.06 s "
+            f"slot; the 喜报 took the first ones):\n{lateness(pushes, due)}"
         )
     await check(rows, delivered, fake, sessions, wecom, failover, report)
 
