@@ -1,0 +1,88 @@
+"""`/metrics`: off without METRICS_TOKEN (404), 401 without the bearer token, and with it the
+Prometheus text of what this process counted and what the database holds now."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.clock import ManualClock
+from app.settings import Settings
+from app.wecom_sandbox.callbacks import CallbackBuilder
+from tests.support import T0, AppHarness, running_app, text_message
+
+TOKEN = "metrics-token-0123456789"
+
+
+@pytest.fixture
+async def metered(
+    settings: Settings, clock: ManualClock, engine: AsyncEngine
+) -> AsyncIterator[AppHarness]:
+    with_token = settings.model_copy(update={"metrics_token": SecretStr(TOKEN)})
+    async with running_app(settings=with_token, clock=clock, engine=engine) as running:
+        yield running
+
+
+async def scrape(harness: AppHarness) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = await harness.client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_are_off_without_a_token(harness: AppHarness) -> None:
+    response = await harness.client.get("/metrics")
+    assert response.status_code == 404
+    assert "METRICS_TOKEN" in response.text
+
+
+async def test_metrics_need_the_bearer_token(metered: AppHarness) -> None:
+    assert (await metered.client.get("/metrics")).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-metrics-token"}
+    response = await metered.client.get("/metrics", headers=wrong)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_callbacks_handlers_and_the_inbox_are_counted(
+    metered: AppHarness, wecom: CallbackBuilder
+) -> None:
+    before = await scrape(metered)
+    callback = wecom.post(text_message("91001", "请问回放在哪里看？"), at=T0)
+    assert (await metered.deliver(callback)).status_code == 200
+    assert (await metered.deliver(callback)).status_code == 200  # WeCom's retry
+    forged = callback.path.replace("msg_signature=", "msg_signature=0")
+    assert (await metered.client.post(forged, content=callback.body)).status_code == 403
+    after = await scrape(metered)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    accepted = {"outcome": "accepted", "status": "200", "reason": ""}
+    assert grew("campbot_callbacks_total", **accepted) == 1
+    assert grew("campbot_callbacks_total", **{**accepted, "outcome": "duplicate"}) == 1
+    refused = {"outcome": "refused", "status": "403", "reason": "signature"}
+    assert grew("campbot_callbacks_total", **refused) == 1
+    assert grew("campbot_events_total", outcome="handled") == 1
+    assert (
+        grew("campbot_handler_runs_total", handler="bots.qa.handlers.on_question", outcome="ok")
+        == 1
+    )
+    assert (
+        grew("campbot_handler_duration_seconds_count", handler="bots.qa.handlers.on_question") == 1
+    )
+    # Read from the database at the scrape: nothing left to handle.
+    assert value(after, "campbot_inbox_pending") == 0
+    assert ("campbot_inbox_oldest_pending_seconds", ()) in after
