@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,6 +40,22 @@ def migrate(revision: str = typer.Argument("head", help="Alembic revision to upg
     configure_logging()
     upgrade(settings.database_url, revision)
     typer.echo(f"database at {revision}: {settings.database_url.split('@')[-1]}")
+
+
+@cli.command()
+def backup(
+    to: Annotated[Path, typer.Argument(help="the file to write (it must not exist yet)")],
+) -> None:
+    """Copy the SQLite database while CampBot runs (PostgreSQL: use pg_dump)."""
+    from app.backup import BackupError, backup_sqlite
+
+    settings = _settings_or_exit()
+    try:
+        pages = backup_sqlite(database_url=settings.database_url, to=to)
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        typer.echo(f"backup failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"backed up {pages} pages to {to}")
 
 
 @cli.command()
