@@ -12,9 +12,9 @@ to what it guards: a welcome's ends well inside its 20 s) is freed the same way.
 Claimed rows go back untouched, and only a row that was `sending` can have reached
 WeCom already: it is sent again and counted `in_doubt` (for app messages WeCom's
 duplicate check drops the repeat; a welcome's repeat is refused with 41051, which
-then confirms the first one arrived). Each concurrent worker has at most one row
-on its way, so a kill can repeat at most `concurrency` rows (4 by default), each of
-them counted.
+then confirms the first one arrived). Each concurrent worker has at most one chunk
+of rows on its way (`app.sender_steps`), so a kill can repeat at most `concurrency` ×
+SEND_CHUNK rows (4 × 8 by default), each of them counted.
 """
 
 from __future__ import annotations
