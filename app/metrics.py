@@ -55,7 +55,7 @@ HANDLER_SECONDS = Histogram(
 EVENTS = Counter(
     "campbot_events",
     "Inbox events run by outcome: handled, failed, retry (left for the sweeper), taken "
-    "(another worker had it)",
+    "(another worker had it), no_handler (recorded handled at intake: nothing to run)",
     ["outcome"],
 )
 

@@ -177,21 +177,25 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
     )
     event = _parse(plaintext)
     # Returns once the row is committed (shared with concurrent callbacks: group commit).
-    attempt = await runtime.intake.claim(event=event, body=plaintext, now=now)
+    # An event no handler registers for is recorded handled: there is nothing to run.
+    processor = runtime.processor
+    idle = event.kind not in processor.handled_kinds
+    attempt = await runtime.intake.claim(event=event, body=plaintext, now=now, handled=idle)
     if attempt is None:
         metrics.DUPLICATE.inc()
-        logger.info(
+        logger.debug(  # counted in campbot_callbacks_total; INFO would be a line per retry
             "callback duplicate ignored",
             extra={"dedupe_key": event.dedupe_key, "kind": event.kind},
         )
     else:
         metrics.ACCEPTED.inc()
-        logger.info(
+        logger.debug(  # counted; its handlers' run logs the event at INFO
             "callback accepted",
             extra={"dedupe_key": attempt.dedupe_key, "kind": event.kind, "inbox_id": attempt.id},
         )
-        processor = runtime.processor
-        if _may_reply(event) and isinstance(processor, PassiveProcessor):
+        if idle:
+            metrics.EVENTS.labels("no_handler").inc()
+        elif _may_reply(event) and isinstance(processor, PassiveProcessor):
             passive = PassiveReply()
             done = processor.submit_replying(attempt, event, passive)
             if done is not None:

@@ -91,6 +91,9 @@ class Dispatcher:
         self.cohort_hooks = cohort_hooks
         self._queue = RunQueue(concurrency or default_concurrency(sessions))
         self.instance = instance  # what re-runs record as the row's runner (app.instances)
+        self.handled_kinds = frozenset(
+            r.kind for router in self.routers for r in router.registrations
+        )
         self.time_critical_kinds = frozenset(
             r.kind
             for router in self.routers

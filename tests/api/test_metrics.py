@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import ManualClock
+from app.models import InboxStatus
 from app.settings import Settings
 from app.wecom_sandbox.callbacks import CallbackBuilder
-from tests.support import T0, AppHarness, running_app, text_message
+from tests.support import CORP_ID, T0, AppHarness, inbox_rows, running_app, text_message
 
 TOKEN = "metrics-token-0123456789"
 
@@ -39,7 +40,7 @@ async def scrape(harness: AppHarness) -> dict[tuple[str, tuple[tuple[str, str], 
 
 
 def value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+    return float(samples.get((name, tuple(sorted(labels.items()))), 0.0))
 
 
 async def test_metrics_are_off_without_a_token(harness: AppHarness) -> None:
@@ -86,3 +87,30 @@ async def test_callbacks_handlers_and_the_inbox_are_counted(
     # Read from the database at the scrape: nothing left to handle.
     assert value(after, "campbot_inbox_pending") == 0
     assert ("campbot_inbox_oldest_pending_seconds", ()) in after
+
+
+async def test_an_event_no_handler_registers_for_is_recorded_handled_at_intake(
+    metered: AppHarness, wecom: CallbackBuilder, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    before = await scrape(metered)
+    entered = (
+        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
+        "<FromUserName><![CDATA[lisi]]></FromUserName>"
+        f"<CreateTime>{int(T0.timestamp())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        "<Event><![CDATA[enter_agent]]></Event><EventKey><![CDATA[]]></EventKey>"
+        "<AgentID>1000002</AgentID></xml>"
+    )
+    assert (await metered.deliver(wecom.post(entered, at=T0))).status_code == 200
+    # Already `handled` when the callback is answered: no handler run is queued for it.
+    [row] = await inbox_rows(sessions)
+    assert (row.kind, row.status, row.attempts) == ("event.enter_agent", InboxStatus.HANDLED, 1)
+    after = await scrape(metered)
+    assert (
+        value(after, "campbot_events_total", outcome="no_handler")
+        - value(before, "campbot_events_total", outcome="no_handler")
+        == 1
+    )
+    assert value(after, "campbot_events_total", outcome="handled") == value(
+        before, "campbot_events_total", outcome="handled"
+    )
+    assert value(after, "campbot_inbox_pending") == 0
