@@ -42,7 +42,7 @@ async def acquire(
     )
     free = or_(Lease.holder == holder, Lease.expires_at < now)
     if heartbeat:
-        free = or_(free, gone(Lease.holder, now=now, me=holder))  # type: ignore[arg-type]
+        free = or_(free, gone(Lease.holder, now=now, me=holder))
     taken = await session.execute(
         update(Lease)
         .where(and_(Lease.name == name, free))

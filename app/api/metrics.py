@@ -58,5 +58,5 @@ async def metrics(request: Request) -> Response:
     except (SQLAlchemyError, OSError):
         gauges = []  # the process's own metrics still answer; `up` stays 1
     shared = CollectorRegistry(auto_describe=False)
-    shared.register(_Read(gauges))  # type: ignore[arg-type]
+    shared.register(_Read(gauges))
     return Response(body + generate_latest(shared), media_type=CONTENT_TYPE_LATEST)
