@@ -31,8 +31,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY . .
 RUN pip install --no-deps -e . \
  && chmod 0755 docker/entrypoint.sh \
- && mkdir -p /data \
- && chown campbot:campbot /data
+ && mkdir -p /data/uploads \
+ && chown campbot:campbot /data /data/uploads
 
 # The SQLite database lives on a volume; set DATABASE_URL to a PostgreSQL URL to use that instead.
 ENV DATABASE_URL=sqlite+aiosqlite:////data/campbot.db

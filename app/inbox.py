@@ -63,6 +63,12 @@ class InboxProcessor(Protocol):
     """Runs the handlers for one inbox row (implemented by `bots.dispatch`)."""
 
     @property
+    def handled_kinds(self) -> frozenset[str]:
+        """Event kinds some handler registers for. An event of another kind has nothing to
+        run: intake records it `handled` at once (`Intake.claim(handled=True)`)."""
+        ...
+
+    @property
     def time_critical_kinds(self) -> frozenset[str]:
         """Event kinds whose handling is pointless after a while (the welcome's 20 s):
         resumed first."""
@@ -85,14 +91,19 @@ class InboxProcessor(Protocol):
 
 
 def _row_values(
-    event: WeComEvent, body: str, now: datetime, attempts: int, instance_id: str | None
+    event: WeComEvent,
+    body: str,
+    now: datetime,
+    attempts: int,
+    instance_id: str | None,
+    status: InboxStatus = InboxStatus.RECEIVED,
 ) -> dict[str, Any]:
     return {
         "dedupe_key": event.dedupe_key,
         "kind": event.kind,
         "body": body,
         "event_time": event.created_at or now,
-        "status": InboxStatus.RECEIVED,
+        "status": status,
         "attempts": attempts,
         "received_at": now,
         "updated_at": now,
@@ -190,13 +201,19 @@ class Intake:
         self._queued: list[_Claim] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def claim(self, *, event: WeComEvent, body: str, now: datetime) -> Attempt | None:
+    async def claim(
+        self, *, event: WeComEvent, body: str, now: datetime, handled: bool = False
+    ) -> Attempt | None:
         """The new row, with its first attempt counted, or None when the key is known.
+        `handled`: the event has no handler to run; its row is recorded `handled`.
 
         Returns only after the row is committed; raises what the insert raised.
         """
+        status = InboxStatus.HANDLED if handled else InboxStatus.RECEIVED
         pending = _Claim(
-            _row_values(event, body, now, attempts=1, instance_id=self._instance_id),
+            _row_values(
+                event, body, now, attempts=1, instance_id=self._instance_id, status=status
+            ),
             asyncio.get_running_loop().create_future(),
         )
         self._queued.append(pending)

@@ -29,6 +29,9 @@ def _drop_color_message(
 
 # uvicorn's loggers: its default config gives them their own plain handlers.
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# Loggers whose INFO lines say nothing an operator needs: APScheduler's "Running job" and
+# "executed successfully" for every tick of every job.
+QUIET_LOGGERS = ("apscheduler",)
 
 
 def configure_logging(*, level: str | int | None = None, json: bool | None = None) -> bool:
@@ -68,4 +71,6 @@ def configure_logging(*, level: str | int | None = None, json: bool | None = Non
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     return True

@@ -162,6 +162,7 @@ def _start_loops(
                 clock=runtime.clock,
                 default_tz=runtime.settings.campbot_timezone,
                 extensions=runtime.extensions,
+                instance=runtime.identity.id if runtime.identity else None,
             )
         )
     if sweeper:

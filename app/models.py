@@ -299,3 +299,15 @@ class WeComMedia(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     media_id: Mapped[str] = mapped_column(String(512))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Lease(Base):
+    """A named job one instance does at a time (app.leases): held by `holder` while it
+    lives and renews before `expires_at`."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(32))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -12,9 +12,9 @@ to what it guards: a welcome's ends well inside its 20 s) is freed the same way.
 Claimed rows go back untouched, and only a row that was `sending` can have reached
 WeCom already: it is sent again and counted `in_doubt` (for app messages WeCom's
 duplicate check drops the repeat; a welcome's repeat is refused with 41051, which
-then confirms the first one arrived). Each concurrent worker has at most one row
-on its way, so a kill can repeat at most `concurrency` rows (4 by default), each of
-them counted.
+then confirms the first one arrived). Each concurrent worker has at most one chunk
+of rows on its way (`app.sender_steps`), so a kill can repeat at most `concurrency` ×
+SEND_CHUNK rows (4 × 8 by default), each of them counted.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import TypeEngine
 
+from app import metrics
 from app.db import dialect_insert
 from app.instances import gone
 from app.models import OutboxMessage, OutboxStatus, RateSlot
@@ -292,11 +293,13 @@ async def _claim(
             if row.rate_key in next_slot:
                 next_slot[row.rate_key] += interval
                 row.not_before = next_slot[row.rate_key]
+                metrics.RATE_LIMIT_WAITS.labels(row.channel).inc()
                 continue
             busy_until = await _reserve_slot(session, row.rate_key, interval, now)
             next_slot[row.rate_key] = busy_until or now
             if busy_until is not None:
                 row.not_before = busy_until
+                metrics.RATE_LIMIT_WAITS.labels(row.channel).inc()
                 continue
         row.status, row.claimed_by, row.instance_id = OutboxStatus.CLAIMED, worker, instance
         row.lease_until, row.updated_at = now + leases.get(row.channel, lease), now

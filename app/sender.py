@@ -1,8 +1,9 @@
 """The sender: sends the outbox's due rows through their channel, once (ARCHITECTURE §1).
 
 Each worker claims a batch (`app.outbox.claim_due`: rate slots reserved, `FOR UPDATE SKIP
-LOCKED`), marks a row `sending` just before its request and records the outcome in the same
-commit as the next row's mark, so each worker has at most one row on its way. WeCom's errors
+LOCKED`) and sends it a chunk at a time: it marks a chunk's rows `sending` just before their
+requests and records their outcomes in the same commit as the next chunk's mark
+(`app.sender_steps`), so each worker has at most one chunk on its way. WeCom's errors
 decide what follows (`app.wecom.errors`): sent, retried after a backoff or the wait WeCom
 asked for, or dead with the error shown to operators. A transport error leaves the row
 `in_doubt`; a repeat that WeCom refuses as already done confirms the first send arrived.
@@ -16,11 +17,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.background import sleep_or_stop
 from app.clock import Clock
 from app.models import OutboxMessage, OutboxStatus
@@ -29,12 +30,12 @@ from app.outbox import (
     LEASE,
     LEASES,
     RATE_INTERVALS,
-    RELEASED,
     STAFF_CHANNEL,
     claim_due,
     claim_row,
     recover_expired,
 )
+from app.sender_steps import steps
 from app.wecom.errors import (
     UndeliverableError,
     WeComAPIError,
@@ -47,6 +48,9 @@ logger = logging.getLogger("app.outbox")
 
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 600.0
+# Rows a worker sends at once (each to its own target). A `kill -9` can repeat at most
+# this many rows per worker, each counted in_doubt.
+SEND_CHUNK = 8
 # How often each sender looks for claims to take back: a gone instance's rows wait
 # at most this long after its heartbeat went stale.
 RECOVER_EVERY = timedelta(seconds=1)
@@ -63,36 +67,20 @@ class Outcome:
     error: WeComError | None = None
 
 
+def _errcode(error: WeComError) -> str:
+    if isinstance(error, WeComAPIError):
+        return str(error.errcode)
+    return "transport" if isinstance(error, WeComTransportError) else "refused"
+
+
 def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_CAP_S))
 
 
-def _owned(row_id: int, worker: str) -> Any:
-    """Rows still this worker's to settle (not recovered by another sender meanwhile)."""
-    return (
-        OutboxMessage.id == row_id,
-        OutboxMessage.status == OutboxStatus.SENDING,
-        OutboxMessage.claimed_by == worker,
-    )
-
-
 async def _apply(session: AsyncSession, outcome: Outcome, *, worker: str, now: datetime) -> None:
-    if outcome.error is None:
-        # The common case in one statement; the guard keeps a recovered row untouched.
-        await session.execute(
-            update(OutboxMessage)
-            .where(*_owned(outcome.row_id, worker))
-            .values(
-                status=OutboxStatus.SENT,
-                sent_at=now,
-                wecom_msgid=outcome.msgid,
-                attempts=OutboxMessage.attempts + 1,
-                updated_at=now,
-                **RELEASED,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return
+    """A send WeCom refused (or that got no answer): retried, dead, or confirmed sent.
+    (A send WeCom accepted is recorded by the worker's next step, `app.sender_steps`.)"""
+    assert outcome.error is not None
     row = await session.get(OutboxMessage, outcome.row_id, with_for_update=True)
     if row is None or row.status != OutboxStatus.SENDING or row.claimed_by != worker:
         return  # recovered by another sender meanwhile; it owns the row now
@@ -117,22 +105,6 @@ async def _apply(session: AsyncSession, outcome: Outcome, *, worker: str, now: d
         return
     wait = timedelta(seconds=error.retry_after) if error.retry_after else _backoff(row.attempts)
     row.status, row.not_before = OutboxStatus.PENDING, now + wait
-
-
-async def _mark_sending(
-    session: AsyncSession, row_id: int, *, worker: str, now: datetime, lease: timedelta
-) -> bool:
-    marked = await session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == row_id,
-            OutboxMessage.status == OutboxStatus.CLAIMED,
-            OutboxMessage.claimed_by == worker,
-        )
-        .values(status=OutboxStatus.SENDING, lease_until=now + lease, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(marked.rowcount)  # type: ignore[attr-defined]
 
 
 class Sender:
@@ -220,32 +192,49 @@ class Sender:
         return str(status)
 
     async def _send_claimed(self, rows: Sequence[OutboxMessage], *, worker: str) -> None:
-        outcome: Outcome | None = None
-        # One session for the batch, one short transaction per row: the connection goes
-        # back to the pool between them, and nothing is held while WeCom answers.
-        async with self.sessions() as session:
-            for row in rows:
-                async with session.begin():
-                    now = self._clock.now()
-                    if outcome is not None:
-                        await _apply(session, outcome, worker=worker, now=now)
-                    outcome = None
-                    marked = await _mark_sending(
-                        session, row.id, worker=worker, now=now, lease=self._lease_for(row.channel)
-                    )
-                if marked:
-                    outcome = await self._attempt(row)
-            if outcome is not None:
-                async with session.begin():
-                    await _apply(session, outcome, worker=worker, now=self._clock.now())
+        """Send the claimed rows a chunk at a time (`app.sender_steps`): each step records
+        the last chunk's outcomes and marks the next chunk `sending` in one commit, and
+        nothing is held open in the database while WeCom answers."""
+        done: list[Outcome] = []
+        chunks = [rows[at : at + SEND_CHUNK] for at in range(0, len(rows), SEND_CHUNK)]
+        async with steps(self.sessions, worker) as step:
+            for chunk in [*chunks, []]:
+                now = self._clock.now()
+                refused = [outcome for outcome in done if outcome.error is not None]
+                if refused:  # rare: recorded one by one, with their error codes
+                    async with self.sessions.begin() as session:
+                        for outcome in refused:
+                            await _apply(session, outcome, worker=worker, now=now)
+                sent = [(o.row_id, o.msgid) for o in done if o.error is None]
+                if not chunk and not sent:
+                    break
+                leases = [(row.id, now + self._lease_for(row.channel)) for row in chunk]
+                marked = await step.step(sent=sent, next_rows=leases, now=now)
+                done = await self._attempt_all([row for row in chunk if row.id in marked])
+
+    async def _attempt_all(self, rows: Sequence[OutboxMessage]) -> list[Outcome]:
+        """Send the rows at once, those to one target one after the other, in order."""
+        by_target: dict[tuple[str, str], list[OutboxMessage]] = {}
+        for row in rows:
+            by_target.setdefault((row.channel, row.target), []).append(row)
+
+        async def in_order(queue: list[OutboxMessage]) -> list[Outcome]:
+            return [await self._attempt(row) for row in queue]
+
+        sent = await asyncio.gather(*(in_order(queue) for queue in by_target.values()))
+        return [outcome for outcomes in sent for outcome in outcomes]
 
     async def _attempt(self, row: OutboxMessage) -> Outcome:
         try:
-            return Outcome(row.id, msgid=await self._deliver(row))
+            outcome = Outcome(row.id, msgid=await self._deliver(row))
+            metrics.SENDS.labels(row.channel, "0").inc()
+            return outcome
         except WeComError as exc:
+            metrics.SENDS.labels(row.channel, _errcode(exc)).inc()
             return Outcome(row.id, error=exc)
         except Exception as exc:
             # A bug in building this row must not stall the sender or loop forever.
+            metrics.SENDS.labels(row.channel, "internal").inc()
             logger.exception("outbox %s: delivery crashed", row.key)
             return Outcome(
                 row.id, error=UndeliverableError(f"内部错误：{type(exc).__name__}: {exc}")

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(default=DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
     admin_token: SecretStr | None = Field(default=None, validation_alias="ADMIN_TOKEN")
+    # Unset: /metrics answers 404. Set: Prometheus sends it as a bearer token.
+    metrics_token: SecretStr | None = Field(default=None, validation_alias="METRICS_TOKEN")
     public_base_url: str = Field(
         default="http://localhost:8000", validation_alias="PUBLIC_BASE_URL"
     )
@@ -63,6 +65,7 @@ class Settings(BaseSettings):
         "wecom_encoding_aes_key",
         "wecom_secret",
         "admin_token",
+        "metrics_token",
         mode="before",
     )
     @classmethod
@@ -129,6 +132,16 @@ class Settings(BaseSettings):
             f"ADMIN_TOKEN: too short ({len(token)} characters): use at least "
             f"{ADMIN_TOKEN_MIN_CHARS}, e.g. the output of `openssl rand -hex 16` (only the "
             "built-in sandbox, with no WECOM_* setting, takes a shorter one)"
+        )
+
+    @model_validator(mode="after")
+    def _metrics_token_long_enough(self) -> Self:
+        token = self.metrics_token.get_secret_value() if self.metrics_token else None
+        if token is None or len(token) >= ADMIN_TOKEN_MIN_CHARS or not self.wecom_configured:
+            return self
+        raise SettingsError(
+            f"METRICS_TOKEN: too short ({len(token)} characters): use at least "
+            f"{ADMIN_TOKEN_MIN_CHARS}, e.g. the output of `openssl rand -hex 16`"
         )
 
     @property

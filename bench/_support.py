@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -160,6 +160,18 @@ def _uvicorn(app: str, port: int, profile_to: Path | None) -> list[str]:
     return [sys.executable, *profiled, *serve, "--log-level", "warning"]
 
 
+def campbot_serve(*extra: str) -> Callable[[int], list[str]]:
+    """The command line of `campbot serve` on 127.0.0.1 and a port: what production runs
+    (its logging included), for `Server(command=...)`."""
+
+    def command(port: int) -> list[str]:
+        run_cli = "import sys; from app.cli import main; sys.argv[0] = 'campbot'; main()"
+        serve = ["serve", "--host", HOST, "--port", str(port), *extra]
+        return [sys.executable, "-c", run_cli, *serve]
+
+    return command
+
+
 class Server:
     """`python -m uvicorn APP` on 127.0.0.1 in its own session; stopped with SIGINT."""
 
@@ -171,12 +183,14 @@ class Server:
         workdir: Path,
         name: str,
         profile_to: Path | None = None,
+        command: Callable[[int], list[str]] | None = None,
     ) -> None:
+        """`command`: the command line for a port, instead of uvicorn serving `app`."""
         self.port = free_port()
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            _uvicorn(app, self.port, profile_to),
+            command(self.port) if command else _uvicorn(app, self.port, profile_to),
             cwd=workdir,
             env=env,
             stdout=self._log,
@@ -207,12 +221,9 @@ class Server:
         )
 
     def cpu_seconds(self) -> float:
-        """User+system CPU the server process has used so far (Linux /proc; 0 elsewhere)."""
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User+system CPU the server has used so far: its process and every process of its
+        session still running (the workers it started), Linux /proc; 0 elsewhere."""
+        return session_cpu_seconds(self.process.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         self._log.flush()
@@ -243,6 +254,20 @@ class Server:
                 self.process.kill()  # our own child, by its id
                 self.process.wait(5)
         self._log.close()
+
+
+def session_cpu_seconds(leader: int) -> float:
+    """CPU (user+system) of the running processes of `leader`'s session, and what their
+    reaped children used."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[3]) == leader:  # the session id
+            ticks += sum(int(f) for f in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _log_lines(text: str) -> Iterator[str]:

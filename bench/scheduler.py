@@ -11,8 +11,12 @@ the real `fire_due` with a ManualClock standing at the due minute, as the schedu
 tick would when it wakes at that minute. The clock does not move, so "when" is measured
 in real time: a firing's latency is the real time from the moment `fire_due` was called
 to the commit of the transaction holding the firing's last outbox row (seen with a
-session `after_commit` hook). The due time and the tick coincide here; in production
-the tick wakes up to FIRE_EVERY_S after the due time, which adds to every figure.
+session `after_commit` hook). The due time and the call coincide here, as the scheduler
+wakes at the next due firing.
+
+Then, per backend, the lateness part (`bench/_lateness.py`): the real scheduler loop and
+sender on the system clock, pushes due one by one to idle robots, each measured from its
+due time to its outbox row and to WeCom (the sandbox, in process).
 
 It is a benchmark, not a test: it prints figures beside their targets and exits 1 only
 when correctness fails (a row missing, doubled or rendered wrong, a firing not fired, a
@@ -56,11 +60,12 @@ from app.admin.models import Cohort, CohortGroup  # the repo's modules: after sy
 from app.clock import ManualClock
 from app.db import create_engine
 from app.models import Group, OutboxMessage
+from bench._lateness import measure_lateness, report_lateness
 from bench._support import add_backend_option, backends, fresh_schema
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import plan_all
 from schedules.runner import fire_due
-from schedules.scheduler import FIRE_EVERY_S
+from schedules.scheduler import SAFETY_TICK_S
 from scripts_library.models import Script
 
 TZ = "Asia/Shanghai"
@@ -362,7 +367,7 @@ async def fire_until_idle(
     """Call fire_due back to back until a call finds nothing due.
 
     A fire_due that handles only part of what is due leaves the rest to the next tick,
-    FIRE_EVERY_S later in production; calling again at once flatters it, and the count
+    SAFETY_TICK_S later in production; calling again at once flatters it, and the count
     of calls shows how many ticks it really needed.
     """
     while True:
@@ -440,7 +445,7 @@ async def idempotency(
 ) -> None:
     # The next tick: nothing is planned any more.
     before = await outbox_count(sessions)
-    clock.advance(timedelta(seconds=FIRE_EVERY_S))
+    clock.advance(timedelta(seconds=SAFETY_TICK_S))
     report = await fire_due(sessions=sessions, clock=clock, default_tz=TZ)
     r.rerun_fired = report.fired
     r.rerun_new_rows = await outbox_count(sessions) - before
@@ -517,8 +522,8 @@ def report(r: Result) -> None:
     print(f"\n-- {r.backend}")
     print(f"  seeded in {r.seed_s:.1f} s: {r.firings:,} firings due {DUE:%Y-%m-%d %H:%M} UTC")
     print(
-        f"  fire_due calls          {r.calls} (back to back; the scheduler calls it every "
-        f"{FIRE_EVERY_S:.0f} s)"
+        f"  fire_due calls          {r.calls} (back to back; a call the scheduler did not "
+        f"need waits for the next due firing or the {SAFETY_TICK_S:.0f} s safety tick)"
     )
     print(f"  fired / missed / failed {r.fired:,} / {r.missed} / {r.failed}")
     print(f"  transactions committed  {r.commits:,}")
@@ -541,7 +546,7 @@ def report(r: Result) -> None:
         "load included)"
     )
     print(
-        f"  second run (+{FIRE_EVERY_S:.0f} s)      fired {r.rerun_fired}, new rows "
+        f"  second run (+{SAFETY_TICK_S:.0f} s)      fired {r.rerun_fired}, new rows "
         f"{r.rerun_new_rows}"
     )
     print(
@@ -584,6 +589,7 @@ def child(args: argparse.Namespace, shape: Shape) -> int:
 def parent(args: argparse.Namespace, shape: Shape) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="campbot-scheduler-"))
     results = []
+    lateness = []
     try:
         for choice, name, url, _file in backends(
             workdir, args.backend, sqlite_name="scheduler.db"
@@ -597,10 +603,15 @@ def parent(args: argparse.Namespace, shape: Shape) -> int:
                 results.append(Result(**json.loads(out.read_text())))
             else:
                 results.append(Result(backend=name, problems=["the run crashed (see above)"]))
+            if not args.no_lateness:
+                lateness.append(asyncio.run(measure_lateness(name, url, _file)))
+                report_lateness(lateness[-1])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     summary(results)
-    return 0 if results and all(r.correct for r in results) else 1
+    for measured in lateness:
+        report_lateness(measured, brief=True)
+    return 0 if all(r.correct for r in results) and all(m.correct for m in lateness) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -611,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
     add_backend_option(parser)
     parser.add_argument(
         "--profile", action="store_true", help="run fire_due under cProfile (slower)"
+    )
+    parser.add_argument(
+        "--no-lateness", action="store_true", help="skip the lateness part (pushes on time)"
     )
     parser.add_argument(
         "--child", nargs=3, metavar=("NAME", "URL", "RESULT"), help=argparse.SUPPRESS

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.cohorts.service import CohortChange
 from app.admin.models import Cohort, CohortMember
 from app.settings import Settings
+from schedules import wake
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.triggers import At, CohortDay, Cron, MemberDay, TriggerError, parse_trigger
 
@@ -118,6 +119,7 @@ async def plan_schedule(
             firing.status = FiringStatus.CANCELLED
             firing.note = "计划已变更"
     await session.flush()
+    wake.after_commit(session)  # the scheduler re-reads its next due time
 
 
 async def plan_cohort(

@@ -36,6 +36,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.capability import NO_EXTENSIONS, Extensions
 from app.clock import Clock
 from app.db import backend
@@ -237,6 +238,8 @@ async def _fire_many(
     """Fire these firings in the caller's transaction, skipping any not planned any more."""
     report = FireReport()
     claimed = await _claim_many(session, firing_ids, now)
+    for firing in claimed:
+        metrics.SCHEDULER_LATENESS.observe(max((now - firing.due_at).total_seconds(), 0.0))
     on_time = [f for f in claimed if now - f.due_at <= run.grace]
     for late in (f for f in claimed if now - f.due_at > run.grace):
         await _record(session, late.id, _missed_note(now, late.due_at))

@@ -5,6 +5,7 @@ write CampBot's INFO lines and its warnings as JSON (stderr is not a terminal), 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -139,3 +140,40 @@ def test_uvicorns_log_level_is_campbots_too(tmp_path: Path) -> None:
     found = records(lines)
     assert the_one(found, SANDBOX_WARNING)["level"] == "warning"
     assert not [r for r in found if r["level"] == "info"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_lines_are_readable_on_a_terminal_json_elsewhere_and_apscheduler_ticks_quiet(
+    monkeypatch: pytest.MonkeyPatch, terminal: bool
+) -> None:
+    stderr = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, logging.getLogger("apscheduler").level
+    root.handlers[:] = []
+    try:
+        assert configure_logging(level="INFO") is True
+        logging.getLogger("app.scheduler").info("推送已发出", extra={"firing": 7})
+        # APScheduler's per-tick lines (its executors log every job run at INFO).
+        logging.getLogger("apscheduler.executors.default").info('Running job "tick"')
+        logging.getLogger("apscheduler.scheduler").warning("Execution of job skipped")
+    finally:
+        root.handlers[:], level, quiet = saved
+        root.setLevel(level)
+        logging.getLogger("apscheduler").setLevel(quiet)
+    lines = stderr.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert not any("Running job" in line for line in lines)
+    if terminal:
+        assert not lines[0].startswith("{")
+        for part in ("推送已发出", "firing=7", "app.scheduler"):
+            assert part in lines[0]
+    else:
+        first, second = (json.loads(line) for line in lines)
+        assert (first["event"], first["firing"], first["level"]) == ("推送已发出", 7, "info")
+        assert (second["logger"], second["level"]) == ("apscheduler.scheduler", "warning")

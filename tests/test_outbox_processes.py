@@ -29,7 +29,7 @@ from app.clock import ManualClock
 from app.db import create_engine, create_sessionmaker
 from app.migrations import upgrade
 from app.models import OutboxMessage, OutboxStatus, RateSlot
-from app.sender import Deliver, Sender
+from app.sender import SEND_CHUNK, Deliver, Sender
 from app.wecom.client import WeComClient
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
@@ -227,9 +227,9 @@ async def test_a_sender_killed_mid_send_and_restarted_repeats_only_its_in_flight
         leased = in_flight | {k for k, s in at_kill.items() if s == OutboxStatus.CLAIMED}
         sent_before = {key for key, status in at_kill.items() if status == OutboxStatus.SENT}
         assert 0 < len(sent_before) < len(routes)
-        # "The one row that was sending" (app.outbox) is one per worker: with `campbot
-        # sender`'s four workers, up to four rows may reach WeCom twice, not one.
-        assert 1 <= len(in_flight) <= SENDER_WORKERS
+        # The rows that were sending are one chunk per worker (app.sender_steps): with
+        # `campbot sender`'s four workers, up to 4 × SEND_CHUNK rows may reach WeCom twice.
+        assert 1 <= len(in_flight) <= SENDER_WORKERS * SEND_CHUNK
 
         # Restarted: the new process finds the dead one's claims (their instance is gone)
         # and sends them with the rest at once, not after their lease.

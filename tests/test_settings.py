@@ -21,6 +21,7 @@ VARIABLES = (
     "PUBLIC_BASE_URL",
     "CAMPBOT_TIMEZONE",
     "WECOM_MASS_SEND_QUOTA",
+    "METRICS_TOKEN",
 )
 
 
@@ -45,6 +46,7 @@ def test_defaults() -> None:
     assert settings.campbot_timezone == "Asia/Shanghai"
     assert not settings.callback_enabled
     assert settings.admin_token is None
+    assert settings.metrics_token is None  # /metrics answers 404
 
 
 def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,6 +62,7 @@ def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch)
         "PUBLIC_BASE_URL": "https://camp.example/",
         "CAMPBOT_TIMEZONE": "UTC",
         "WECOM_MASS_SEND_QUOTA": "week_7",
+        "METRICS_TOKEN": "metrics-0123456789abcdef",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -69,6 +72,8 @@ def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch)
     assert settings.wecom_api_base == "http://127.0.0.1:9"
     assert settings.public_base_url == "https://camp.example"
     assert settings.callback_enabled
+    assert settings.metrics_token is not None
+    assert settings.metrics_token.get_secret_value() == "metrics-0123456789abcdef"
     assert {f.validation_alias for f in Settings.model_fields.values()} == set(VARIABLES)
 
 
@@ -184,3 +189,9 @@ def test_the_mass_send_quota_mode_defaults_to_the_days_of_the_month_and_is_check
     with pytest.raises(ValidationError) as refused:
         Settings()
     assert "WECOM_MASS_SEND_QUOTA" in describe_settings_error(refused.value)
+
+
+def test_short_metrics_token_is_refused_naming_it() -> None:
+    message = _refusal(WECOM_CORP_ID="wwcorp", WECOM_SECRET="s", METRICS_TOKEN="short")
+    assert "METRICS_TOKEN" in message
+    assert "16" in message

@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from app import inbox
+from app import inbox, metrics
 from app.errors import (
     CallbackDisabledError,
     CallbackError,
@@ -177,19 +177,25 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
     )
     event = _parse(plaintext)
     # Returns once the row is committed (shared with concurrent callbacks: group commit).
-    attempt = await runtime.intake.claim(event=event, body=plaintext, now=now)
+    # An event no handler registers for is recorded handled: there is nothing to run.
+    processor = runtime.processor
+    idle = event.kind not in processor.handled_kinds
+    attempt = await runtime.intake.claim(event=event, body=plaintext, now=now, handled=idle)
     if attempt is None:
-        logger.info(
+        metrics.DUPLICATE.inc()
+        logger.debug(  # counted in campbot_callbacks_total; INFO would be a line per retry
             "callback duplicate ignored",
             extra={"dedupe_key": event.dedupe_key, "kind": event.kind},
         )
     else:
-        logger.info(
+        metrics.ACCEPTED.inc()
+        logger.debug(  # counted; its handlers' run logs the event at INFO
             "callback accepted",
             extra={"dedupe_key": attempt.dedupe_key, "kind": event.kind, "inbox_id": attempt.id},
         )
-        processor = runtime.processor
-        if _may_reply(event) and isinstance(processor, PassiveProcessor):
+        if idle:
+            metrics.EVENTS.labels("no_handler").inc()
+        elif _may_reply(event) and isinstance(processor, PassiveProcessor):
             passive = PassiveReply()
             done = processor.submit_replying(attempt, event, passive)
             if done is not None:
@@ -209,8 +215,15 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
     return PlainTextResponse("success")
 
 
+def _reason(exc: CallbackError) -> str:
+    """The refusal's kind for metrics: its class, e.g. SignatureError → signature."""
+    name = type(exc).__name__.removesuffix("Error").removesuffix("Callback")
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
 def callback_error_response(_request: Request, exc: Exception) -> PlainTextResponse:
     """Turn a refusal into its status with a one-line reason (registered in main)."""
     assert isinstance(exc, CallbackError)
+    metrics.CALLBACKS.labels("refused", str(exc.status_code), _reason(exc)).inc()
     logger.warning("callback refused: %s", exc.reason, extra={"status": exc.status_code})
     return PlainTextResponse(exc.reason, status_code=exc.status_code)

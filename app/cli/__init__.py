@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -41,15 +43,41 @@ def migrate(revision: str = typer.Argument("head", help="Alembic revision to upg
 
 
 @cli.command()
+def backup(
+    to: Annotated[Path, typer.Argument(help="the file to write (it must not exist yet)")],
+) -> None:
+    """Copy the SQLite database while CampBot runs (PostgreSQL: use pg_dump)."""
+    from app.backup import BackupError, backup_sqlite
+
+    settings = _settings_or_exit()
+    try:
+        pages = backup_sqlite(database_url=settings.database_url, to=to)
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        typer.echo(f"backup failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"backed up {pages} pages to {to}")
+
+
+@cli.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
+    workers: int = typer.Option(
+        1, min=1, help="server processes on the port (one leads the scheduler)"
+    ),
 ) -> None:
     """Run the HTTP service (callbacks, admin API, H5 pages)."""
     import uvicorn
 
     settings = _settings_or_exit()
     configure_logging()
+    if workers > 1 and wecom_unconfigured(settings):
+        typer.echo(
+            "CampBot cannot start: --workers needs the WECOM_* settings (on the built-in "
+            "sandbox each worker would have a WeCom of its own)",
+            err=True,
+        )
+        raise typer.Exit(2)
     if wecom_unconfigured(settings):
         typer.echo(
             f"note: no WECOM_* settings: CampBot runs against its built-in WeCom sandbox; see "
@@ -57,7 +85,7 @@ def serve(
         )
     elif not settings.callback_enabled:
         typer.echo("note: WECOM_* callback settings are unset; /wecom/callback answers 503")
-    uvicorn.run("app.main:app", host=host, port=port, log_config=None)
+    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_config=None)
 
 
 @cli.command()

@@ -6,8 +6,10 @@ never retried) are its base class's, `app.wecom.transport.WeComTransport`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +31,22 @@ from app.wecom.types import (
 MEDIA_REUSE = timedelta(days=2, hours=12)
 # media/get: the id is unknown or past its 3 days; asking again will not help.
 INVALID_MEDIA_ID = 40007
+
+
+_UPLOADING: dict[tuple[str, ...], tuple[asyncio.Lock, list[int]]] = {}
+
+
+@contextlib.asynccontextmanager
+async def _one_at_a_time(key: tuple[str, ...]) -> AsyncIterator[None]:
+    lock, users = _UPLOADING.setdefault(key, (asyncio.Lock(), [0]))
+    users[0] += 1
+    try:
+        async with lock:
+            yield
+    finally:
+        users[0] -= 1
+        if not users[0]:
+            _UPLOADING.pop(key, None)
 
 
 class WeComClient(WeComTransport):
@@ -277,6 +295,14 @@ class WeComClient(WeComTransport):
         self, *, scope: str, kind: str, content: bytes, upload: Callable[[], Awaitable[str]]
     ) -> str:
         digest = hashlib.sha256(content).hexdigest()
+        # One upload of a content at a time in this process: the sender sends a chunk of
+        # rows at once, and a 喜报's poster goes to every group in it.
+        async with _one_at_a_time((self.corp_id, scope, kind, digest)):
+            return await self._lookup_or_upload(scope, kind, digest, upload)
+
+    async def _lookup_or_upload(
+        self, scope: str, kind: str, digest: str, upload: Callable[[], Awaitable[str]]
+    ) -> str:
         now = self._clock.now()
         async with self._sessions.begin() as session:
             cached = await media_cache.lookup(

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.clock import Clock
 from app.db import backend, dialect_insert
 from app.models import WeComToken
@@ -73,7 +74,7 @@ class TokenStore:
                 if stored and stored.access_token != rejected and self._fresh(stored.expires_at):
                     self._remember(stored.access_token, stored.expires_at)
                     return self._token
-                issued = await self._fetch()
+                issued = await self._fetch_counted()
                 now = self._clock.now()
                 expires_at = now + timedelta(seconds=issued.expires_in)
                 await self._store(session, issued.access_token, expires_at, now)
@@ -90,13 +91,22 @@ class TokenStore:
             if stored and stored.access_token != rejected and self._fresh(stored.expires_at):
                 self._remember(stored.access_token, stored.expires_at)
                 return self._token
-        issued = await self._fetch()
+        issued = await self._fetch_counted()
         now = self._clock.now()
         expires_at = now + timedelta(seconds=issued.expires_in)
         async with self._sessions.begin() as session:
             await self._store(session, issued.access_token, expires_at, now)
         self._remember(issued.access_token, expires_at)
         return self._token
+
+    async def _fetch_counted(self) -> IssuedToken:
+        try:
+            issued = await self._fetch()
+        except Exception:
+            metrics.TOKEN_REFRESHES.labels("access_token", "failed").inc()
+            raise
+        metrics.TOKEN_REFRESHES.labels("access_token", "ok").inc()
+        return issued
 
     def _remember(self, token: str, expires_at: datetime) -> None:
         self._token, self._expires_at = token, expires_at

@@ -12,7 +12,7 @@ from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import inbox
+from app import inbox, metrics
 from app.admin.cohorts.service import CohortHook
 from app.clock import Clock
 from app.db import backend, is_transient, session_scope
@@ -91,6 +91,9 @@ class Dispatcher:
         self.cohort_hooks = cohort_hooks
         self._queue = RunQueue(concurrency or default_concurrency(sessions))
         self.instance = instance  # what re-runs record as the row's runner (app.instances)
+        self.handled_kinds = frozenset(
+            r.kind for router in self.routers for r in router.registrations
+        )
         self.time_critical_kinds = frozenset(
             r.kind
             for router in self.routers
@@ -189,8 +192,10 @@ class Dispatcher:
         except Exception as exc:
             # The edge of handler land: record, never propagate into the server.
             if is_transient(exc):
+                metrics.EVENTS.labels("retry").inc()
                 self._log_error(attempt.dedupe_key, exc, "left received for the sweeper")
             else:
+                metrics.EVENTS.labels("failed").inc()
                 logger.exception("inbox %s failed", attempt.dedupe_key)
                 await self._mark_failed(attempt, f"{type(exc).__name__}: {exc}")
 
@@ -281,10 +286,12 @@ class Dispatcher:
                 session=session, row_id=attempt.id, attempts=attempt.attempts, now=self.clock.now()
             )
             if not marked:
+                metrics.EVENTS.labels("taken").inc()
                 logger.warning("inbox %s: taken over by another worker", attempt.dedupe_key)
                 return None
             ran = await run_handlers(ctx, self.routers)
             await session.commit()
+        metrics.EVENTS.labels("handled").inc()
         logger.info(
             "inbox %s handled by %s",
             attempt.dedupe_key,

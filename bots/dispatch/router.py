@@ -24,6 +24,7 @@ bound their own time (the welcome's lookups keep 5 s of WeCom's 20 s window free
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import metrics
 from app.admin.cohorts.service import CohortHook
 from app.clock import Clock
 from app.settings import Settings
@@ -237,10 +239,19 @@ async def run_handlers(ctx: Context[Any], routers: Iterable[Router]) -> list[str
             logger.warning("skipping %s: event too old", registration.name)
             continue
         ctx.matched = {**found, **ctx.prepared.get(registration.name, {})}
+        started = time.perf_counter()
+        outcome = "error"
         try:
             await registration.handler(ctx)
+            outcome = "ok"
         except SkipHandler:
+            outcome = "skipped"
             continue
+        finally:
+            metrics.HANDLER_SECONDS.labels(registration.name).observe(
+                time.perf_counter() - started
+            )
+            metrics.HANDLER_RUNS.labels(registration.name, outcome).inc()
         ran.append(registration.name)
         if registration.block:
             break

@@ -9,18 +9,26 @@ template gets `group_welcome_template/add` (the template id is stored), a change
 or cohort gets `.../edit`, an unchanged one nothing. WeCom is called between transactions.
 It runs in the background loop (bots.group_welcome.loop) and may be called right after
 an operator saves the script.
+
+Every instance runs that loop, so a pass first takes the lease SYNC_LEASE (`app.leases`):
+one instance syncs at a time, and the next reads what the last one stored, so a cohort's
+template is added once. A pass renews it before each WeCom call; a process killed mid-pass
+holds it until it expires (LEASE_TTL). Only an `add` whose answer was lost with the process
+can still leave WeCom a template CampBot does not know of.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import leases
 from app.admin.models import Cohort, CohortGroup
 from app.clock import Clock
 from app.db import dialect_insert, session_scope
@@ -36,6 +44,10 @@ from scripts_library.render import render
 logger = logging.getLogger(__name__)
 
 NICKNAME = "%NICKNAME%"
+SYNC_LEASE = "group_welcome_templates"
+# Longer than one WeCom call can take (10 s), renewed before each.
+LEASE_TTL = timedelta(minutes=2)
+THIS_PROCESS = uuid.uuid4().hex  # the lease's holder: this process's loop
 TEXT_MAX_BYTES = 3000  # group_welcome_template text.content
 TEMPLATE_GONE = 40058  # edit of a template deleted in WeCom: add a new one
 
@@ -54,15 +66,46 @@ class Wanted:
 
 
 async def sync_templates(
-    *, sessions: async_sessionmaker[AsyncSession], wecom: WeComClient, clock: Clock
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    wecom: WeComClient,
+    clock: Clock,
+    holder: str = THIS_PROCESS,
 ) -> int:
-    """Bring every cohort's template up to date; how many were added or edited."""
+    """Bring every cohort's template up to date; how many were added or edited (0 while
+    another instance, or `holder`, syncs)."""
+    if not await _lease(sessions, clock, holder):
+        return 0
+    try:
+        return await _sync(sessions, wecom, clock, holder)
+    finally:
+        async with session_scope(sessions) as session:
+            await leases.release(session=session, name=SYNC_LEASE, holder=holder)
+
+
+async def _lease(sessions: async_sessionmaker[AsyncSession], clock: Clock, holder: str) -> bool:
+    async with session_scope(sessions) as session:
+        return await leases.acquire(
+            session=session,
+            name=SYNC_LEASE,
+            holder=holder,
+            now=clock.now(),
+            ttl=LEASE_TTL,
+            heartbeat=False,
+        )
+
+
+async def _sync(
+    sessions: async_sessionmaker[AsyncSession], wecom: WeComClient, clock: Clock, holder: str
+) -> int:
     async with sessions() as session:
         wanted = await _wanted(session)
     changed = 0
     for item in wanted:
         if item.sha256 == item.synced_sha256:
             continue
+        if not await _lease(sessions, clock, holder):
+            break  # expired and taken over (a very slow pass): the other one goes on
         template_id = await _push(wecom, item)
         if template_id is None:
             continue  # logged; the next pass tries again

@@ -137,6 +137,12 @@ class Matcher:
             entries.setdefault(literal, _Entry()).regex.append(index)
 
     @property
+    def has_regexes(self) -> bool:
+        """Whether matching may run a regex (else it is one pass of the automaton over the
+        question: linear, microseconds)."""
+        return bool(self._regexes)
+
+    @property
     def unfiltered(self) -> int:
         """Regex rules with no required literal: they run on every question."""
         return len(self._always)

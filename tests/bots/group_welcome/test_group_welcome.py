@@ -4,6 +4,7 @@ templates checked in the sandbox."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -304,3 +305,22 @@ async def test_a_template_deleted_in_wecom_is_added_again(camp: Camp) -> None:
     [template] = camp.sandbox.welcome_templates.values()
     [row] = await camp.rows(GroupWelcomeTemplate)
     assert row.template_id == template.template_id
+
+
+async def test_two_instances_syncing_at_once_add_one_template(camp: Camp) -> None:
+    """Every instance runs the template loop: two passes at once (as two instances' loops
+    meet) must not both add the cohort's template while WeCom is slow to answer."""
+    camp.sandbox.delay("externalcontact/group_welcome_template/add", 0.3)
+    passes = [
+        sync_templates(sessions=camp.sessions, wecom=camp.client, clock=camp.clock, holder=name)
+        for name in ("instance-a", "instance-b")
+    ]
+    assert sorted(await asyncio.gather(*passes)) == [0, 1]
+    assert len(camp.sandbox.calls_to("externalcontact/group_welcome_template/add")) == 1
+    assert len(camp.sandbox.welcome_templates) == 1
+    # The lease is given back: the next pass (either instance) finds nothing to do.
+    again = await sync_templates(
+        sessions=camp.sessions, wecom=camp.client, clock=camp.clock, holder="instance-b"
+    )
+    assert again == 0
+    assert len(camp.sandbox.calls_to("externalcontact/group_welcome_template/add")) == 1
