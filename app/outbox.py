@@ -5,16 +5,15 @@ fan-out's rows). A sender (`app.sender.Sender`) claims due rows here (`FOR UPDAT
 LOCKED` on PostgreSQL), which reserves each row's rate slot in the database (so limits
 hold across instances), marks the row `sending` just before its request and records the
 outcome in the same commit as the next row's mark. Claims name the sender's instance
-(app.instances): after a `kill -9`,
-the rows of the instance that is gone go back to `pending` within seconds (at once
-when it restarts on the same machine), and a claim that outlives its lease (sized
-to what it guards: a welcome's ends well inside its 20 s) is freed the same way.
+(app.instances): after a `kill -9`, the rows of the instance that is gone go back to
+`pending` within seconds (at once when it restarts on the same machine), and a claim
+that outlives its lease (sized to what it guards: a welcome's ends well inside its 20 s)
+is freed the same way.
 Claimed rows go back untouched, and only a row that was `sending` can have reached
 WeCom already: it is sent again and counted `in_doubt` (for app messages WeCom's
 duplicate check drops the repeat; a welcome's repeat is refused with 41051, which
-then confirms the first one arrived). Each concurrent worker has at most one chunk
-of rows on its way (`app.sender_steps`), so a kill can repeat at most `concurrency` ×
-SEND_CHUNK rows (4 × 8 by default), each of them counted.
+then confirms the first one arrived). Each worker has one chunk on its way at most
+(`app.sender_steps`): a kill repeats ≤ concurrency × SEND_CHUNK rows, each counted.
 """
 
 from __future__ import annotations

@@ -161,6 +161,8 @@ async def seed(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
                 msgtype="text",
                 body="{{ group_name }}的同学们，直播马上开始！",
                 attachments=[],
+                # Worth a 群发 slot: the customer group gets a mass-send task, not 群SOP.
+                group_delivery="mass_send",
                 schedule_hint=None,
                 description="",
                 version=1,
