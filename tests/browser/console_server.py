@@ -7,34 +7,16 @@ login it prints; Debian's Chromium driven by Playwright, launched as the H5 test
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-HOST = "127.0.0.1"
+from tests.browser.stage import ARTIFACTS, require_chromium
+from tests.browser.stage import served as serve_app
+
 ADMIN_TOKEN = "console-browser-admin-token"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -66,77 +48,19 @@ class Served:
         return httpx.post(url, json=payload, timeout=10, trust_env=False)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _env(database_url: str, base: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("WECOM_", "DATABASE_URL", "ADMIN_TOKEN", "CAMPBOT_", "PUBLIC_"))
-    }
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "ADMIN_TOKEN": ADMIN_TOKEN,
-            "PUBLIC_BASE_URL": base,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-            "NO_PROXY": "*",
-        }
-    )
-    return env
-
-
 @contextlib.contextmanager
 def served(workdir: Path) -> Iterator[Served]:
-    if not CHROMIUM.is_file():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's Chromium with "
-            "`apt-get install -y --no-install-recommends chromium` (CI does)"
-        )
+    """The app on its first run, with the console login it printed."""
+    require_chromium()
     from app.migrations import upgrade
 
     database_url = f"sqlite+aiosqlite:///{workdir / 'campbot.db'}"
     upgrade(database_url)
-    port = _free_port()
-    base = f"http://{HOST}:{port}"
-    log_path = workdir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port", str(port)],
-            cwd=workdir,
-            env=_env(database_url, base),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            _wait_healthy(base, process, log_path)
-            found = _LOGIN.search(log_path.read_text(errors="replace"))
-            assert found is not None, "the first run printed no console login"
-            yield Served(base, found.group(1), found.group(2), workdir)
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()  # our own child, by its id
-                process.wait(5)
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited early:\n{log_path.read_text(errors='replace')}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz", timeout=2, trust_env=False).status_code == 200:
-                return
-        time.sleep(0.2)
-    pytest.fail(f"the server did not answer /healthz in 30 s:\n{log_path.read_text()}")
+    extra = {"ADMIN_TOKEN": ADMIN_TOKEN}
+    with serve_app(workdir, database_url, extra, base_as_public_url=True) as base:
+        found = _LOGIN.search((workdir / "server.log").read_text(errors="replace"))
+        assert found is not None, "the first run printed no console login"
+        yield Served(base, found.group(1), found.group(2), workdir)
 
 
 def shot(page: object, name: str) -> Path:

@@ -19,15 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.browser.console_server import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    DESKTOP,
-    PHONE,
-    Served,
-    served,
-    shot,
-)
+from tests.browser.console_server import DESKTOP, PHONE, Served, served, shot
+from tests.browser.stage import CHROMIUM, CHROMIUM_ARGS
 
 TZ = ZoneInfo("Asia/Shanghai")
 SIZES = {"desktop": DESKTOP, "phone": PHONE}

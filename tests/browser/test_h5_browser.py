@@ -10,46 +10,18 @@ Playwright's download; without it this test fails, saying so (CI installs it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
-import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-HOST = "127.0.0.1"
+from tests.browser.stage import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium, served
+
 TZ = "Asia/Shanghai"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 async def _seed(database_url: str, *, today: datetime) -> str:
@@ -90,65 +62,6 @@ async def _seed(database_url: str, *, today: datetime) -> str:
         await engine.dispose()
 
 
-def _server_env(database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("WECOM_", "DATABASE_URL", "ADMIN_TOKEN", "CAMPBOT_", "PUBLIC_"))
-    }
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-            "NO_PROXY": "*",
-            **(extra or {}),
-        }
-    )
-    return env
-
-
-@contextlib.contextmanager
-def _served(
-    workdir: Path, database_url: str, extra_env: dict[str, str] | None = None
-) -> Iterator[str]:
-    """`uvicorn app.main:app` on a free loopback port, its working directory `workdir` (so
-    uploads land in `workdir/uploads`); answers the base URL once /healthz is 200."""
-    port = _free_port()
-    log_path = workdir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port", str(port)],
-            cwd=workdir,
-            env=_server_env(database_url, extra_env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            base = f"http://{HOST}:{port}"
-            _wait_healthy(base, process, log_path)
-            yield base
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()  # our own child, by its id
-                process.wait(5)
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited early:\n{log_path.read_text(errors='replace')}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz", timeout=2, trust_env=False).status_code == 200:
-                return
-        time.sleep(0.2)
-    pytest.fail(f"the server did not answer /healthz in 30 s:\n{log_path.read_text()}")
-
-
 def _png(path: Path) -> Path:
     buffer = io.BytesIO()
     Image.new("RGB", (320, 240), (26, 173, 25)).save(buffer, format="PNG")
@@ -157,11 +70,7 @@ def _png(path: Path) -> Path:
 
 
 def test_student_checks_in_from_a_phone_browser(tmp_path: Path) -> None:
-    if not CHROMIUM.is_file():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's Chromium with "
-            "`apt-get install -y --no-install-recommends chromium` (CI does)"
-        )
+    require_chromium()
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'campbot.db'}"
     token = asyncio.run(_seed(database_url, today=datetime.now(UTC)))
     photo = _png(tmp_path / "homework.png")
@@ -169,7 +78,7 @@ def test_student_checks_in_from_a_phone_browser(tmp_path: Path) -> None:
     screenshot = ARTIFACTS / "h5_checkin.png"
     screenshot.unlink(missing_ok=True)
 
-    with _served(tmp_path, database_url) as base, sync_playwright() as playwright:
+    with served(tmp_path, database_url) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )

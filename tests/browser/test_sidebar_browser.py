@@ -16,18 +16,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
-import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from tests.browser.test_h5_browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    PNG_SIGNATURE,
-    TZ,
-    _served,
-)
+from tests.browser.stage import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium, served
+from tests.browser.test_h5_browser import PNG_SIGNATURE, TZ
 
 ADMIN = "browser-admin"
 CHAT = "wrBrowserGroup"
@@ -124,8 +117,7 @@ def _seed(base: str, admin: httpx.Client) -> int:
 
 
 def test_staff_post_from_the_sidebar_in_a_group_and_see_a_student(tmp_path: Path) -> None:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium")
+    require_chromium()
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'campbot.db'}"
     from app.migrations import upgrade
 
@@ -135,7 +127,7 @@ def test_staff_post_from_the_sidebar_in_a_group_and_see_a_student(tmp_path: Path
     for shot in shots:
         shot.unlink(missing_ok=True)
     with (
-        _served(tmp_path, database_url, extra_env={"ADMIN_TOKEN": ADMIN}) as base,
+        served(tmp_path, database_url, extra_env={"ADMIN_TOKEN": ADMIN}) as base,
         sync_playwright() as playwright,
     ):
         item = _camp(base)

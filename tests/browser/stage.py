@@ -1,0 +1,112 @@
+"""What the browser tests share: Debian's Chromium as Playwright launches it, and the real
+app served by `uvicorn app.main:app` on a free loopback port until the test is done.
+
+Chromium comes from Debian (`apt-get install -y --no-install-recommends chromium`), not from
+Playwright's download; without it a browser test fails, saying so (CI installs it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.processes import HOST, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def require_chromium() -> None:
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's Chromium with "
+            "`apt-get install -y --no-install-recommends chromium` (CI does)"
+        )
+
+
+def server_env(database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: this database, no inherited CampBot or WeCom setting (so
+    it runs on the built-in sandbox), and no proxy between it and 127.0.0.1."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("WECOM_", "DATABASE_URL", "ADMIN_TOKEN", "CAMPBOT_", "PUBLIC_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+            "NO_PROXY": "*",
+            **(extra or {}),
+        }
+    )
+    return env
+
+
+@contextlib.contextmanager
+def served(
+    workdir: Path,
+    database_url: str,
+    extra_env: dict[str, str] | None = None,
+    *,
+    base_as_public_url: bool = False,
+) -> Iterator[str]:
+    """`uvicorn app.main:app` on a free loopback port, its working directory `workdir` (so
+    uploads land in `workdir/uploads`, its log in `workdir/server.log`); answers the base
+    URL once /healthz is 200, and stops the server (SIGINT, then kill) afterwards.
+    `base_as_public_url`: the links the app makes start with that base."""
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    extra = {**(extra_env or {}), **({"PUBLIC_BASE_URL": base} if base_as_public_url else {})}
+    log_path = workdir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port", str(port)],
+            cwd=workdir,
+            env=server_env(database_url, extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            _wait_healthy(base, process, log_path)
+            yield base
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()  # our own child, by its id
+                process.wait(5)
+
+
+def _wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited early:\n{log_path.read_text(errors='replace')}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/healthz", timeout=2, trust_env=False).status_code == 200:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"the server did not answer /healthz in 30 s:\n{log_path.read_text()}")
