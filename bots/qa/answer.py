@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.h5_tokens import member_url
@@ -65,19 +65,26 @@ class Asker:
         return True
 
 
+# Built once: a question's statements are the hot path of a busy evening.
+_MEMBER = select(Member).where(Member.userid == bindparam("userid"))
+_SCOPES = union_all(
+    select(literal("cohort"), CohortMember.cohort_id).where(
+        CohortMember.member_id == bindparam("member_id")
+    ),
+    select(literal("group"), GroupMembership.group_id).where(
+        GroupMembership.member_id == bindparam("member_id"), GroupMembership.left_at.is_(None)
+    ),
+)
+
+
 async def asker(*, session: AsyncSession, userid: str) -> Asker:
-    member = await session.scalar(select(Member).where(Member.userid == userid))
+    member = await session.scalar(_MEMBER, {"userid": userid})
     if member is None:
         return Asker(userid, None, frozenset(), frozenset())
-    cohorts = await session.scalars(
-        select(CohortMember.cohort_id).where(CohortMember.member_id == member.id)
-    )
-    groups = await session.scalars(
-        select(GroupMembership.group_id).where(
-            GroupMembership.member_id == member.id, GroupMembership.left_at.is_(None)
-        )
-    )
-    return Asker(userid, member, frozenset(cohorts), frozenset(groups))
+    scopes = (await session.execute(_SCOPES, {"member_id": member.id})).all()
+    cohorts = frozenset(n for kind, n in scopes if kind == "cohort")
+    groups = frozenset(n for kind, n in scopes if kind == "group")
+    return Asker(userid, member, cohorts, groups)
 
 
 async def claim_cooldown(

@@ -7,12 +7,13 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Executable, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditTrail
@@ -176,14 +177,13 @@ class _Cached:
 _cache: _Cached | None = None
 
 
+_VERSION = select(QaRulesVersion.epoch, QaRulesVersion.version).where(
+    QaRulesVersion.id == VERSION_ROW
+)
+
+
 async def _version_key(session: AsyncSession) -> tuple[str, int]:
-    row = (
-        await session.execute(
-            select(QaRulesVersion.epoch, QaRulesVersion.version).where(
-                QaRulesVersion.id == VERSION_ROW
-            )
-        )
-    ).first()
+    row = (await session.execute(_VERSION)).first()
     return (row.epoch, row.version) if row is not None else ("", 0)
 
 
@@ -231,27 +231,40 @@ def digest(normalized: str) -> str:
     return hashlib.sha256(normalized.encode()).hexdigest()
 
 
+@cache
+def _count_unanswered(insert: Callable[[Any], Any]) -> Executable:
+    """The upsert counting a question, built once per dialect."""
+    statement = insert(QaUnanswered).values(
+        digest=bindparam("digest"),
+        normalized=bindparam("normalized"),
+        example=bindparam("example"),
+        count=1,
+        first_seen_at=bindparam("now"),
+        last_seen_at=bindparam("now"),
+    )
+    excluded = statement.excluded
+    return cast(
+        Executable,
+        statement.on_conflict_do_update(
+            index_elements=["digest"],
+            set_={"count": QaUnanswered.count + 1, "last_seen_at": excluded.last_seen_at},
+        ),
+    )
+
+
 async def record_unanswered(*, session: AsyncSession, question: str, now: datetime) -> None:
     """Count the question once more under its normalized text (atomic upsert: concurrent
     askers each count)."""
     normalized = normalize(question)
     if not normalized:
         return
-    insert = dialect_insert(session)
-    statement = insert(QaUnanswered).values(
-        digest=digest(normalized),
-        normalized=normalized[:1000],
-        example=question[:1000],
-        count=1,
-        first_seen_at=now,
-        last_seen_at=now,
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["digest"],
-            set_={"count": QaUnanswered.count + 1, "last_seen_at": now},
-        )
-    )
+    params = {
+        "digest": digest(normalized),
+        "normalized": normalized[:1000],
+        "example": question[:1000],
+        "now": now,
+    }
+    await session.execute(_count_unanswered(dialect_insert(session)), params)
 
 
 async def list_unanswered(
