@@ -17,9 +17,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+
+from app.wecom.crypto import CallbackCrypto
+from app.wecom_sandbox import callback_xml
+from app.wecom_sandbox.callbacks import CallbackBuilder, SignedCallback
+from tests.support import AES_KEY, TOKEN
 
 HOST = "127.0.0.1"
 # Obviously fake credentials; the sandbox is started with the same ones.
@@ -218,3 +224,40 @@ async def wait_until(
             logs = "\n".join(p.log_tail() for p in watch)
             raise AssertionError(f"timed out after {within:.0f} s waiting for {what}\n{logs}")
         await asyncio.sleep(POLL_S)
+
+
+def callback_builder() -> CallbackBuilder:
+    """Signs callbacks as WeCom does for the corp the child processes are started with."""
+    return CallbackBuilder(
+        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID)
+    )
+
+
+async def contact_added(
+    fake: httpx.AsyncClient,
+    builder: CallbackBuilder,
+    *,
+    external_userid: str,
+    name: str,
+    staff: str,
+    state: str,
+) -> tuple[SignedCallback, str]:
+    """WeCom's side of a new contact: the sandbox (`fake`) learns the student and issues a
+    welcome code; the signed `add_external_contact` callback carrying it, and the code."""
+    contact = {"external_userid": external_userid, "name": name}
+    contact |= {"follow_userid": staff, "state": state}
+    (await fake.post("/sandbox/external-contacts", json=contact)).raise_for_status()
+    issued = await fake.post(
+        "/sandbox/welcome-codes", json={"userid": staff, "external_userid": external_userid}
+    )
+    code = str(issued.raise_for_status().json()["welcome_code"])
+    at = datetime.now(UTC)
+    plaintext = callback_xml.external_contact_added(
+        CORP_ID,
+        userid=staff,
+        external_userid=external_userid,
+        state=state,
+        welcome_code=code,
+        at=at,
+    )
+    return builder.post(plaintext, at=at), code

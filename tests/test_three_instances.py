@@ -34,7 +34,6 @@ from app.admin.models import Cohort, CohortGroup, CohortMember
 from app.db import create_engine, create_sessionmaker
 from app.migrations import upgrade
 from app.models import Group, InboxEvent, Member, OutboxMessage
-from app.wecom.crypto import CallbackCrypto
 from app.wecom_sandbox import callback_xml
 from app.wecom_sandbox.callbacks import CallbackBuilder, SignedCallback
 from app.wecom_sandbox.records import MemberChange
@@ -45,7 +44,9 @@ from tests.processes import (
     CORP_ID,
     SandboxServer,
     ServerProcess,
+    callback_builder,
     campbot_env,
+    contact_added,
     free_port,
     wait_until,
 )
@@ -257,33 +258,19 @@ async def cluster(workdir: Path, env: dict[str, str]) -> AsyncIterator[Cluster]:
 class WeCom:
     fake: httpx.AsyncClient
     cluster: Cluster
-    builder: CallbackBuilder = field(
-        default_factory=lambda: CallbackBuilder(
-            CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID)
-        )
-    )
+    builder: CallbackBuilder = field(default_factory=callback_builder)
     codes: dict[str, str] = field(default_factory=dict)  # student -> welcome code
 
     async def contact_added(self, n: int) -> SignedCallback:
-        external_userid = student(n)
-        contact = {"external_userid": external_userid, "name": f"学员{n}"}
-        contact |= {"follow_userid": STAFF, "state": STATE}
-        (await self.fake.post("/sandbox/external-contacts", json=contact)).raise_for_status()
-        issued = await self.fake.post(
-            "/sandbox/welcome-codes", json={"userid": STAFF, "external_userid": external_userid}
-        )
-        code = str(issued.raise_for_status().json()["welcome_code"])
-        self.codes[external_userid] = code
-        now = datetime.now(UTC)
-        plaintext = callback_xml.external_contact_added(
-            CORP_ID,
-            userid=STAFF,
-            external_userid=external_userid,
+        callback, self.codes[student(n)] = await contact_added(
+            self.fake,
+            self.builder,
+            external_userid=student(n),
+            name=f"学员{n}",
+            staff=STAFF,
             state=STATE,
-            welcome_code=code,
-            at=now,
         )
-        return self.builder.post(plaintext, at=now)
+        return callback
 
     async def welcome_storm(self, http: httpx.AsyncClient) -> None:
         """Each callback to one instance and, at once, its retry to the next one."""

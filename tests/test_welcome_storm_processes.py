@@ -27,17 +27,16 @@ from app.admin.models import Cohort
 from app.db import create_engine, create_sessionmaker
 from app.migrations import upgrade
 from app.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus
-from app.wecom.crypto import CallbackCrypto
-from app.wecom_sandbox import callback_xml
 from app.wecom_sandbox.callbacks import CallbackBuilder, SignedCallback
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from tests.conftest import backend_params, postgres_url
 from tests.processes import (
-    CORP_ID,
     POLL_S,
     SandboxServer,
     ServerProcess,
+    callback_builder,
     campbot_env,
+    contact_added,
     free_port,
     wait_until,
 )
@@ -128,34 +127,20 @@ class Storm:
 
     fake: httpx.AsyncClient
     server_url: str
-    builder: CallbackBuilder = field(
-        default_factory=lambda: CallbackBuilder(
-            CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID)
-        )
-    )
+    builder: CallbackBuilder = field(default_factory=callback_builder)
     answered: int = 0
     codes: dict[str, str] = field(default_factory=dict)  # student -> welcome code
 
     async def add_contact(self, n: int) -> SignedCallback:
-        external_userid = student(n)
-        contact = {"external_userid": external_userid, "name": f"学员{n}"}
-        contact |= {"follow_userid": STAFF, "state": STATE}
-        (await self.fake.post("/sandbox/external-contacts", json=contact)).raise_for_status()
-        issued = await self.fake.post(
-            "/sandbox/welcome-codes", json={"userid": STAFF, "external_userid": external_userid}
-        )
-        code = str(issued.raise_for_status().json()["welcome_code"])
-        self.codes[external_userid] = code
-        at = datetime.now(UTC)
-        plaintext = callback_xml.external_contact_added(
-            CORP_ID,
-            userid=STAFF,
-            external_userid=external_userid,
+        callback, self.codes[student(n)] = await contact_added(
+            self.fake,
+            self.builder,
+            external_userid=student(n),
+            name=f"学员{n}",
+            staff=STAFF,
             state=STATE,
-            welcome_code=code,
-            at=at,
         )
-        return self.builder.post(plaintext, at=at)
+        return callback
 
     async def deliver(self, http: httpx.AsyncClient, callback: SignedCallback) -> None:
         while True:
