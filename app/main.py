@@ -40,7 +40,7 @@ from app.capability import (
     event_routers,
 )
 from app.channels.deliver import ChannelDeliverer
-from app.channels.mass_send import QuotaRule, run_mass_send_sync
+from app.channels.mass_send import run_mass_send_sync
 from app.clock import Clock, SystemClock
 from app.console.mount import mount as mount_console
 from app.db import create_engine, create_sessionmaker
@@ -195,9 +195,7 @@ def _start_loops(
                 sessions=runtime.sessions,
                 client=runtime.wecom,
                 clock=runtime.clock,
-                rule=QuotaRule(
-                    runtime.settings.wecom_mass_send_quota, runtime.settings.campbot_timezone
-                ),
+                rule=runtime.extensions.routing,
             )
         )
 

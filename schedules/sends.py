@@ -235,6 +235,7 @@ class RoutePush:
                 routing=self.routing,
                 key_of=self.key_of,
                 now=self.now,
+                tz=self.tz,
             )
             rows += [
                 self._row(r.label, r.destination, r.message, **r.payload_extra()) for r in routed

@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import quota
 from app.admin.outbox.service import get_outbox
 from app.channels.deliver import ChannelDeliverer
-from app.channels.mass_send import QuotaRule, sync_mass_sends
+from app.channels.mass_send import sync_mass_sends
 from app.channels.messages import OutMessage
 from app.channels.reach import Channel, Destination, enqueue_message
+from app.channels.routing import Routing
 from app.db import create_engine, create_sessionmaker
 from app.models import MassSendQuotaSlot, OutboxMessage
 from app.quota import QuotaMode
@@ -150,7 +151,7 @@ async def test_over_quota_from_wecom_is_shown_with_a_chinese_hint(
         await sender.run_once()
         msgid = sandbox.calls_to("externalcontact/add_msg_template")[-1].response["msgid"]
         sandbox.confirm_msg_template(msgid)
-    rule = QuotaRule(QuotaMode.MONTH_DAYS, SHANGHAI)
+    rule = Routing(QuotaMode.MONTH_DAYS, SHANGHAI)
     await sync_mass_sends(sessions=sessions, client=wecom_client, clock=clock, rule=rule)
 
     async with sessions() as session:

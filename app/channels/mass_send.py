@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -28,6 +27,7 @@ from app.background import every
 from app.channels.deliver import recipients
 from app.channels.messages import OutMessage
 from app.channels.reach import Channel, enqueue_message, staff_of_group, staff_of_member
+from app.channels.routing import DEFAULT_ROUTING, Routing
 from app.clock import Clock
 from app.models import (
     Group,
@@ -38,7 +38,6 @@ from app.models import (
     OutboxMessage,
     OutboxStatus,
 )
-from app.settings import QuotaMode
 from app.wecom.client import WeComClient
 from app.wecom.errors import UndeliverableError, WeComError
 from app.wecom.types import GroupMsgSendItem
@@ -121,19 +120,11 @@ def over_quota(last_error: str | None) -> bool:
     return bool(last_error) and str(last_error).startswith(OVER_QUOTA_NOTE[:6])
 
 
-@dataclass(frozen=True, slots=True)
-class QuotaRule:
-    """What the quota corrections need: the corp's 群发 rule and the default calendar."""
-
-    mode: QuotaMode = QuotaMode.MONTH_DAYS
-    default_tz: str = "Asia/Shanghai"
-
-
 async def _correct_quota(
     session: AsyncSession,
     result: MassSendResult,
     row: OutboxMessage,
-    rule: QuotaRule,
+    rule: Routing,
     now: datetime,
 ) -> None:
     """Settle the quota of one target whose result just came in (see the module docstring)."""
@@ -226,7 +217,7 @@ async def sync_mass_sends(
     client: WeComClient,
     clock: Clock,
     remind_after: timedelta = REMIND_AFTER,
-    rule: QuotaRule = QuotaRule(),
+    rule: Routing = DEFAULT_ROUTING,
 ) -> None:
     """One pass: track new tasks, record results (correcting the quota), remind owners of
     overdue ones."""
@@ -279,7 +270,7 @@ async def run_mass_send_sync(
     client: WeComClient,
     clock: Clock,
     interval: float = SYNC_EVERY_S,
-    rule: QuotaRule = QuotaRule(),
+    rule: Routing = DEFAULT_ROUTING,
 ) -> None:
     """Follow mass sends until `stop` is set; started by the app's lifespan."""
     await every(

@@ -141,9 +141,11 @@ async def route_students(
     routing: Routing,
     key_of: Callable[[str], str],
     now: datetime,
+    tz: str | None = None,
 ) -> list[Routed]:
     """The rows reaching these external students (see the module docstring). `key_of(label)`
-    is the row key a label gets: the merged task's slots are spent under it."""
+    is the row key a label gets: the merged task's slots are spent under it. `tz`: the
+    camp's clock when the caller knows it (else each student's is looked up)."""
     chosen = delivery_of(delivery)
     routed: list[Routed] = []
     buckets: dict[tuple[str, str], list[StudentPush]] = defaultdict(list)
@@ -154,7 +156,7 @@ async def route_students(
             staff = push.member.staff_userid or ""
             buckets[(staff, repr(push.message.to_json()))].append(push)
     for (staff, _), bucket in buckets.items():
-        routed += await _merge(session, staff, bucket, routing, key_of, now)
+        routed += await _merge(session, staff, bucket, routing, key_of, now, tz)
     return routed
 
 
@@ -170,6 +172,7 @@ async def _merge(
     routing: Routing,
     key_of: Callable[[str], str],
     now: datetime,
+    tz: str | None,
 ) -> list[Routed]:
     """One 群发 for the students of `bucket` with quota left; a 1:1 item for the others."""
     message = bucket[0].message
@@ -179,7 +182,7 @@ async def _merge(
     rest: list[Routed] = []
     for push in bucket:
         external = str(push.member.external_userid)
-        zone = await quota.camp_timezone(
+        zone = tz or await quota.camp_timezone(
             session=session, target=external, default_tz=routing.default_tz
         )
         if await quota.spend(

@@ -231,7 +231,15 @@ async def _remind_personally(
             report.personal[member.id] = routes[member.id].channel
     if students:
         await _remind_students(
-            session, students, script, contexts, now=now, date=date, report=report, routing=routing
+            session,
+            students,
+            script,
+            contexts,
+            now=now,
+            date=date,
+            report=report,
+            routing=routing,
+            tz=cohort.timezone,
         )
 
 
@@ -253,8 +261,10 @@ async def _remind_students(
     date: str,
     report: ReminderReport,
     routing: Routing,
+    tz: str,
 ) -> None:
-    """External students: one merged 群发 per staff member, 1:1 群SOP items for the rest."""
+    """External students: one merged 群发 per staff member, 1:1 群SOP items for the rest;
+    `tz`: the cohort's clock, for their quota windows."""
     script = await _mass_script(session, personal)
     pushes = [StudentPush(m, render(script, contexts[m.id])) for m in students]
     by_external = {str(m.external_userid): m for m in students}
@@ -266,6 +276,7 @@ async def _remind_students(
         routing=routing,
         key_of=lambda label: reminder_route_key(label, date),
         now=now,
+        tz=tz,
     )
     for route in routed:
         if route.destination.channel == Channel.STAFF:
