@@ -76,7 +76,8 @@ RATE_LIMIT_WAITS = Counter(
 )
 TOKEN_REFRESHES = Counter(
     "campbot_wecom_token_refreshes",
-    "Credentials fetched from WeCom, by kind (access_token; JS-SDK tickets) and outcome",
+    "Credentials fetched from WeCom, by kind (access_token, jsapi_ticket, agent_ticket) and "
+    "outcome",
     ["kind", "outcome"],
 )
 

@@ -71,15 +71,17 @@ def create_command(
     wecom_userid: Annotated[str | None, typer.Option(help="助教的企业微信 userid")] = None,
 ) -> None:
     """Create a console account (the first 管理员: `--role admin`)."""
-    body = accounts.AccountCreate(
-        username=name,
-        display_name=display_name or name,
-        role=role,
-        password=_password(password),
-        wecom_userid=wecom_userid,
-    )
+    secret = _password(password)
 
     async def work(session: AsyncSession) -> accounts.AccountView:
+        # Built here so `_run` turns a refused name into its Chinese message, not a traceback.
+        body = accounts.AccountCreate(
+            username=name,
+            display_name=display_name or name,
+            role=role,
+            password=secret,
+            wecom_userid=wecom_userid,
+        )
         return await accounts.create_account(
             session=session, actor=CLI_ACTOR, now=datetime.now(UTC), **body.model_dump()
         )

@@ -77,12 +77,14 @@ class WeComClient(WeComTransport):
                     sessions=self._sessions,
                     clock=self._clock,
                     fetch=self.get_jsapi_ticket,
+                    kind="jsapi_ticket",
                 ),
                 agent=TokenStore(
                     app_key=f"agent_ticket:{app}",
                     sessions=self._sessions,
                     clock=self._clock,
                     fetch=self.get_agent_config_ticket,
+                    kind="agent_ticket",
                 ),
             )
         return self._tickets

@@ -44,8 +44,10 @@ class TokenStore:
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         fetch: FetchToken,
+        kind: str = "access_token",
     ) -> None:
         self.app_key = app_key
+        self.kind = kind  # what it holds, as the refresh metric names it
         self._sessions = sessions
         self._clock = clock
         self._fetch = fetch
@@ -103,9 +105,9 @@ class TokenStore:
         try:
             issued = await self._fetch()
         except Exception:
-            metrics.TOKEN_REFRESHES.labels("access_token", "failed").inc()
+            metrics.TOKEN_REFRESHES.labels(self.kind, "failed").inc()
             raise
-        metrics.TOKEN_REFRESHES.labels("access_token", "ok").inc()
+        metrics.TOKEN_REFRESHES.labels(self.kind, "ok").inc()
         return issued
 
     def _remember(self, token: str, expires_at: datetime) -> None:
