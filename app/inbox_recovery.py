@@ -17,7 +17,7 @@ from functools import partial
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.background import every, sleep_or_stop
+from app.background import every
 from app.clock import Clock
 from app.db import session_scope
 from app.inbox import KEY_RETENTION, MAX_ATTEMPTS, STUCK_AFTER, InboxProcessor
@@ -148,15 +148,10 @@ async def run_sweeper(
     clock: Clock,
     interval: float = SWEEP_INTERVAL_S,
 ) -> None:
-    """Sweep until `stop` is set; started by the app's lifespan."""
-    while True:
-        try:
-            await sweep_once(sessions=sessions, processor=processor, clock=clock)
-        except Exception:
-            # The sweeper is the safety net; one bad pass must not end it.
-            logger.exception("inbox sweep failed")
-        if await sleep_or_stop(stop, interval):
-            return
+    """Sweep until `stop` is set; started by the app's lifespan. The sweeper is the safety
+    net: one failed pass is logged and the next runs as usual."""
+    sweep = partial(sweep_once, sessions=sessions, processor=processor, clock=clock)
+    await every(stop, interval, sweep, name="inbox sweep")
 
 
 async def run_resumer(

@@ -1,19 +1,15 @@
 """The outbox: every message CampBot sends, written first, sent once (ARCHITECTURE §1 rules 3–5).
 
-`enqueue` is insert-or-ignore on the idempotency key (`enqueue_many` the same for a
-fan-out's rows). A sender (`app.sender.Sender`) claims due rows here (`FOR UPDATE SKIP
-LOCKED` on PostgreSQL), which reserves each row's rate slot in the database (so limits
-hold across instances), marks the row `sending` just before its request and records the
-outcome in the same commit as the next row's mark. Claims name the sender's instance
-(app.instances): after a `kill -9`, the rows of the instance that is gone go back to
-`pending` within seconds (at once when it restarts on the same machine), and a claim
-that outlives its lease (sized to what it guards: a welcome's ends well inside its 20 s)
-is freed the same way.
-Claimed rows go back untouched, and only a row that was `sending` can have reached
-WeCom already: it is sent again and counted `in_doubt` (for app messages WeCom's
-duplicate check drops the repeat; a welcome's repeat is refused with 41051, which
-then confirms the first one arrived). Each worker has one chunk on its way at most
-(`app.sender_steps`): a kill repeats ≤ concurrency × SEND_CHUNK rows, each counted.
+`enqueue` is insert-or-ignore on the idempotency key (`enqueue_many` for a fan-out). A
+sender (`app.sender.Sender`) claims due rows here (`FOR UPDATE SKIP LOCKED` on PostgreSQL),
+reserving each row's rate slot in the database (limits hold across instances), and marks a
+chunk `sending` just before its requests (`app.sender_steps`: the chunk's outcomes and the
+next chunk's marks in one commit). Claims name their instance (app.instances): after a
+`kill -9` the rows of a gone instance, or of a claim past its lease (a welcome's ends well
+inside its 20 s), go back to `pending` within seconds. Claimed rows go back untouched; only
+a `sending` row may have reached WeCom: it is sent again and counted `in_doubt` (WeCom's
+duplicate check drops an app message's repeat; a welcome's is refused with 41051, which
+confirms the first arrived). A kill repeats ≤ concurrency × SEND_CHUNK rows, each counted.
 """
 
 from __future__ import annotations
@@ -369,6 +365,10 @@ async def recover_expired(*, session: AsyncSession, now: datetime, me: str | Non
     """Give the rows of senders that died (or whose claim outlived its lease) back to
     `pending` (see the module docstring); `me` is the caller's instance, never gone."""
     abandoned = _abandoned(now, me)
+    # Usually nothing is abandoned: a read (the status index) spares the write lock.
+    held = OutboxMessage.status.in_((OutboxStatus.CLAIMED, OutboxStatus.SENDING))
+    if not await session.scalar(select(OutboxMessage.id).where(held, abandoned).limit(1)):
+        return 0
     untouched = await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.status == OutboxStatus.CLAIMED, abandoned)

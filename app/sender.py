@@ -30,6 +30,7 @@ from app.outbox import (
     LEASE,
     LEASES,
     RATE_INTERVALS,
+    RELEASED,
     STAFF_CHANNEL,
     claim_due,
     claim_row,
@@ -85,7 +86,9 @@ async def _apply(session: AsyncSession, outcome: Outcome, *, worker: str, now: d
     if row is None or row.status != OutboxStatus.SENDING or row.claimed_by != worker:
         return  # recovered by another sender meanwhile; it owns the row now
     row.attempts += 1
-    row.updated_at, row.claimed_by, row.instance_id, row.lease_until = now, None, None, None
+    row.updated_at = now
+    for column, value in RELEASED.items():
+        setattr(row, column, value)
     error = outcome.error
     row.last_errcode = error.errcode if isinstance(error, WeComAPIError) else None
     if row.in_doubt and isinstance(error, WeComAPIError) and error.confirms_earlier_send:

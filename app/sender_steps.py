@@ -67,7 +67,7 @@ _BOTH = text(
 WITH sent AS (
     UPDATE {_TABLE.name} AS o SET status = '{OutboxStatus.SENT}', sent_at = :now,
         wecom_msgid = d.msgid, attempts = o.attempts + 1, updated_at = :now,
-        claimed_by = NULL, instance_id = NULL, lease_until = NULL
+        {", ".join(f"{column} = NULL" for column in RELEASED)}
     FROM unnest(CAST(:done_ids AS BIGINT[]), CAST(:msgids AS VARCHAR[])) AS d (id, msgid)
     WHERE o.id = d.id AND o.status = '{OutboxStatus.SENDING}' AND o.claimed_by = :worker
     RETURNING o.id
