@@ -6,7 +6,7 @@ dispatcher, admin and public routers to the app, script jobs, member filters and
 providers to the scheduler, loops to the app's lifespan, cohort hooks to the cohort and
 member services and the handlers that enrol members, console pages to the operators' console
 (`app.console.mount`: its routes, menu entries and 今日 panels). Nothing registers itself by
-being imported. (Sidebar panels join the list when the staff sidebar lands.)
+being imported.
 
 A contribution that needs the settings takes them as `settings`: `Extensions.of` binds them
 once, so its consumer calls it with only what the consumer knows. The event routers' type is

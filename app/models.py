@@ -173,6 +173,8 @@ class MassSendQuotaSlot(Base):
     __table_args__ = (
         UniqueConstraint("target", "mode", "window_start", "n"),
         UniqueConstraint("outbox_key", "target", name="uq_mass_send_quota_outbox_key_target"),
+        # The recent windows, read on each /metrics scrape (app.metrics).
+        Index("ix_mass_send_quota_window_start", "window_start", "target"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -35,11 +35,6 @@ from app.settings import QuotaMode
 
 __all__ = ["QuotaMode"]
 
-MODE_NAMES = {
-    QuotaMode.MONTH_DAYS: "每月（当月天数）",
-    QuotaMode.WEEK_7: "每周 7 条",
-    QuotaMode.DAY_1: "每天 1 条",
-}
 FULL = "wecom_full"  # a slot WeCom said was spent (status 3), not a task of ours
 TASK = "task"
 

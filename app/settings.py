@@ -124,25 +124,21 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _admin_token_long_enough(self) -> Self:
-        token = self.admin_token.get_secret_value() if self.admin_token else None
-        if token is None or len(token) >= ADMIN_TOKEN_MIN_CHARS or not self.wecom_configured:
-            return self
-        raise SettingsError(
-            f"ADMIN_TOKEN: too short ({len(token)} characters): use at least "
-            f"{ADMIN_TOKEN_MIN_CHARS}, e.g. the output of `openssl rand -hex 16` (only the "
-            "built-in sandbox, with no WECOM_* setting, takes a shorter one)"
-        )
-
-    @model_validator(mode="after")
-    def _metrics_token_long_enough(self) -> Self:
-        token = self.metrics_token.get_secret_value() if self.metrics_token else None
-        if token is None or len(token) >= ADMIN_TOKEN_MIN_CHARS or not self.wecom_configured:
-            return self
-        raise SettingsError(
-            f"METRICS_TOKEN: too short ({len(token)} characters): use at least "
-            f"{ADMIN_TOKEN_MIN_CHARS}, e.g. the output of `openssl rand -hex 16`"
-        )
+    def _tokens_long_enough(self) -> Self:
+        """Bearer tokens guessable in a day are refused outside the sandbox."""
+        sandbox_note = " (only the built-in sandbox, with no WECOM_* setting, takes a shorter one)"
+        for name, secret, note in (
+            ("ADMIN_TOKEN", self.admin_token, sandbox_note),
+            ("METRICS_TOKEN", self.metrics_token, ""),
+        ):
+            token = secret.get_secret_value() if secret else None
+            if token is None or len(token) >= ADMIN_TOKEN_MIN_CHARS or not self.wecom_configured:
+                continue
+            raise SettingsError(
+                f"{name}: too short ({len(token)} characters): use at least "
+                f"{ADMIN_TOKEN_MIN_CHARS}, e.g. the output of `openssl rand -hex 16`{note}"
+            )
+        return self
 
     @property
     def wecom_configured(self) -> bool:

@@ -7,11 +7,11 @@ never retried) are its base class's, `app.wecom.transport.WeComTransport`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
+from weakref import WeakValueDictionary
 
 from app.wecom import media_cache
 from app.wecom.jsapi import Tickets
@@ -33,26 +33,12 @@ MEDIA_REUSE = timedelta(days=2, hours=12)
 INVALID_MEDIA_ID = 40007
 
 
-_UPLOADING: dict[tuple[str, ...], tuple[asyncio.Lock, list[int]]] = {}
-
-
-@contextlib.asynccontextmanager
-async def _one_at_a_time(key: tuple[str, ...]) -> AsyncIterator[None]:
-    lock, users = _UPLOADING.setdefault(key, (asyncio.Lock(), [0]))
-    users[0] += 1
-    try:
-        async with lock:
-            yield
-    finally:
-        users[0] -= 1
-        if not users[0]:
-            _UPLOADING.pop(key, None)
-
-
 class WeComClient(WeComTransport):
     """The endpoints CampBot uses; each answers a typed result or raises a WeComError."""
 
     _tickets: Tickets | None = None
+    # One lock per content being uploaded, gone once nobody waits on it.
+    _uploading: WeakValueDictionary[tuple[str, str, str], asyncio.Lock] | None = None
 
     # -- JS-SDK tickets and web sign-in (the staff sidebar) ----------------------------------
 
@@ -297,9 +283,15 @@ class WeComClient(WeComTransport):
         self, *, scope: str, kind: str, content: bytes, upload: Callable[[], Awaitable[str]]
     ) -> str:
         digest = hashlib.sha256(content).hexdigest()
-        # One upload of a content at a time in this process: the sender sends a chunk of
+        # One upload of a content at a time per client: the sender sends a chunk of
         # rows at once, and a 喜报's poster goes to every group in it.
-        async with _one_at_a_time((self.corp_id, scope, kind, digest)):
+        if self._uploading is None:
+            self._uploading = WeakValueDictionary()
+        key = (scope, kind, digest)
+        lock = self._uploading.get(key)
+        if lock is None:
+            lock = self._uploading[key] = asyncio.Lock()
+        async with lock:
             return await self._lookup_or_upload(scope, kind, digest, upload)
 
     async def _lookup_or_upload(
