@@ -38,7 +38,7 @@ from app.sender import Sender
 from app.wecom.client import WeComClient
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
-from bench._support import fresh_schema
+from bench._support import fresh_schema, percentile
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import plan_schedule
 from schedules.scheduler import run_scheduler
@@ -66,11 +66,6 @@ class Lateness:
     @property
     def correct(self) -> bool:
         return self.missing == 0 and len(self.to_wecom) == PUSHES
-
-
-def _p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else math.nan
 
 
 async def _seed(sessions, due: list[datetime]) -> list[int]:  # type: ignore[no-untyped-def]
@@ -235,27 +230,28 @@ def _figures(
 
 
 def report_lateness(r: Lateness, *, brief: bool = False) -> None:
-    row_ok = "ok" if _p(r.to_row, 0.99) < TARGET_ROW_P99_S else "MISSED"
-    wecom_ok = "ok" if _p(r.to_wecom, 0.99) < TARGET_WECOM_P99_S else "MISSED"
+    row_ok = "ok" if percentile(r.to_row, 99) < TARGET_ROW_P99_S else "MISSED"
+    wecom_ok = "ok" if percentile(r.to_wecom, 99) < TARGET_WECOM_P99_S else "MISSED"
     if brief:
         print(
-            f"  lateness {r.backend:<20} p99 due → row {_p(r.to_row, 0.99):.2f} s ({row_ok}), "
-            f"due → WeCom {_p(r.to_wecom, 0.99):.2f} s ({wecom_ok}); missing {r.missing}"
+            f"  lateness {r.backend:<20} p99 due → row {percentile(r.to_row, 99):.2f} s "
+            f"({row_ok}), due → WeCom {percentile(r.to_wecom, 99):.2f} s ({wecom_ok}); "
+            f"missing {r.missing}"
         )
         return
     print(f"\n-- {r.backend}: {PUSHES} pushes due {SPREAD_S} s apart, each to an idle robot")
     print(
-        f"  due → outbox row  p50 / p99 / max {_p(r.to_row, 0.5):.3f} / "
-        f"{_p(r.to_row, 0.99):.3f} / {max(r.to_row, default=math.nan):.3f} s  "
+        f"  due → outbox row  p50 / p99 / max {percentile(r.to_row, 50):.3f} / "
+        f"{percentile(r.to_row, 99):.3f} / {max(r.to_row, default=math.nan):.3f} s  "
         f"(target p99 < {TARGET_ROW_P99_S:.0f} s: {row_ok}; the reader polls every "
         f"{POLL_S * 1000:.0f} ms)"
     )
     for how, values in r.by_how.items():
         worst = max(values, default=math.nan)
-        print(f"    planned {how:<32} p99 {_p(values, 0.99):.3f} s, max {worst:.3f} s")
+        print(f"    planned {how:<32} p99 {percentile(values, 99):.3f} s, max {worst:.3f} s")
     print(
-        f"  due → WeCom       p50 / p99 / max {_p(r.to_wecom, 0.5):.3f} / "
-        f"{_p(r.to_wecom, 0.99):.3f} / {max(r.to_wecom, default=math.nan):.3f} s  "
+        f"  due → WeCom       p50 / p99 / max {percentile(r.to_wecom, 50):.3f} / "
+        f"{percentile(r.to_wecom, 99):.3f} / {max(r.to_wecom, default=math.nan):.3f} s  "
         f"(target p99 < {TARGET_WECOM_P99_S:.0f} s: {wecom_ok})"
     )
     if r.missing:

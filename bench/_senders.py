@@ -21,6 +21,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench._support import machine_ticks
+
 CHATS = 100
 START_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 600.0
@@ -84,12 +86,6 @@ async def _drain_in_child(url: str, ready: Any, start: Any) -> tuple[list[str], 
     return [d.body["text"]["content"] for d in state.delivered("appchat")], cpu
 
 
-def _machine_ticks() -> tuple[int, int]:
-    with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    return sum(values) - values[3] - values[4], sum(values)
-
-
 async def senders(backend: str, url: str, *, rows: int, processes: int) -> SendersResult:
     from app.channels.messages import OutMessage
     from app.channels.reach import Channel, Destination
@@ -123,7 +119,7 @@ async def senders(backend: str, url: str, *, rows: int, processes: int) -> Sende
             child.start()
         for event in ready:
             await asyncio.to_thread(event.wait, START_TIMEOUT_S)
-        busy, total = _machine_ticks()
+        busy, total = machine_ticks()
         started = time.perf_counter()
         start.set()
         for receiver, _ in pipes:
@@ -138,7 +134,7 @@ async def senders(backend: str, url: str, *, rows: int, processes: int) -> Sende
             result.delivered.update(contents)
             result.cpu_s.append(cpu)
         result.wall_s = time.perf_counter() - started
-        busy2, total2 = _machine_ticks()
+        busy2, total2 = machine_ticks()
         result.machine_busy = (busy2 - busy) / max(total2 - total, 1)
         for child in children:
             child.join(10)

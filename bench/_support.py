@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -285,3 +286,23 @@ def _log_lines(text: str) -> Iterator[str]:
         if level in ("ERROR", "CRITICAL"):
             yield f"{level}: {record.get('event', '')}"
         yield from str(record.get("exception", "")).splitlines()
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The nearest-rank p-th percentile (p in 0..100): a value that was measured, never
+    one extrapolated past the largest (as `statistics.quantiles` does with few samples)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def machine_ticks() -> tuple[int, int]:
+    """All CPUs' (busy, total) clock ticks so far (Linux; zeros elsewhere)."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(n) for n in stat.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return sum(ticks) - idle, sum(ticks)

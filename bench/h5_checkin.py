@@ -50,6 +50,7 @@ from bench._support import (  # after the sys.path line above
     Server,
     add_backend_option,
     backends,
+    percentile,
     reset_postgres,
     server_env,
 )
@@ -405,13 +406,6 @@ def bench_backend(
     return Result(name, load, check, rss_start, rss_peak, server_cpu, problems, probe)
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _mark(ok: bool) -> str:
     return "ok" if ok else "MISS"
 
@@ -439,9 +433,9 @@ def report(result: Result, *, show_sql: bool = False) -> None:
         ("page GET", "page", load.page_ms),
         ("check-in POST", "submit", load.submit_ms),
     ):
-        p99 = _pct(values, 0.99)
+        p99 = percentile(values, 99)
         print(
-            f"  {label:<14} p50 {_pct(values, 0.5):7.1f} ms   p99 {p99:7.1f} ms   "
+            f"  {label:<14} p50 {percentile(values, 50):7.1f} ms   p99 {p99:7.1f} ms   "
             f"max {max(values, default=float('nan')):7.1f} ms   "
             f"(target p99 < {TARGET_P99_MS[key]:.0f} ms: {_mark(p99 < TARGET_P99_MS[key])})"
         )
@@ -519,8 +513,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r.name} | {_pct(r.load.page_ms, 0.5):.0f} / {_pct(r.load.page_ms, 0.99):.0f} "
-            f"| {_pct(r.load.submit_ms, 0.5):.0f} / {_pct(r.load.submit_ms, 0.99):.0f} "
+            f"| {r.name} | {percentile(r.load.page_ms, 50):.0f} / "
+            f"{percentile(r.load.page_ms, 99):.0f} "
+            f"| {percentile(r.load.submit_ms, 50):.0f} / {percentile(r.load.submit_ms, 99):.0f} "
             f"| {r.rss_peak_mb:.0f} | {sum(r.load.errors.values())} "
             f"| {'yes' if r.correct else 'NO'} |"
         )

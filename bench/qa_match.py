@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._support import percentile
 from bots.qa.matcher import Matcher, Mode, NaiveMatcher, RuleSpec
 from bots.qa.regex import compile_regex
 
@@ -101,14 +102,10 @@ def timings(match: Callable[[str], list[RuleSpec]], messages: Sequence[str]) -> 
     return took
 
 
-def pct(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
-
-
 def report(name: str, took: Sequence[float]) -> None:
     print(
-        f"{name:<34} n={len(took):>7,}  p50 {pct(took, 50):9.1f} µs  p99 {pct(took, 99):9.1f} µs"
+        f"{name:<34} n={len(took):>7,}  p50 {percentile(took, 50):9.1f} µs  "
+        f"p99 {percentile(took, 99):9.1f} µs"
         f"  mean {statistics.fmean(took):9.1f} µs"
     )
 
@@ -146,8 +143,8 @@ def main() -> int:
     report("matcher, all questions", fast)
     report(f"matcher, every {args.naive_every}th", fast_sample)
     report(f"naive loop, every {args.naive_every}th", slow)
-    ratio50 = pct(slow, 50) / pct(fast_sample, 50)
-    ratio99 = pct(slow, 99) / pct(fast_sample, 99)
+    ratio50 = percentile(slow, 50) / percentile(fast_sample, 50)
+    ratio99 = percentile(slow, 99) / percentile(fast_sample, 99)
     mean_ratio = statistics.fmean(slow) / statistics.fmean(fast_sample)
     print(
         f"speed-up: p50 {ratio50:.0f}×, p99 {ratio99:.0f}×, mean {mean_ratio:.0f}×  "

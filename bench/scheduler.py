@@ -33,7 +33,6 @@ import asyncio
 import cProfile
 import io
 import json
-import math
 import os
 import pstats
 import resource
@@ -61,7 +60,13 @@ from app.clock import ManualClock
 from app.db import create_engine
 from app.models import Group, OutboxMessage
 from bench._lateness import measure_lateness, report_lateness
-from bench._support import add_backend_option, backends, fresh_schema
+from bench._support import (
+    add_backend_option,
+    backends,
+    fresh_schema,
+    machine_ticks,
+    percentile,
+)
 from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import plan_all
 from schedules.runner import fire_due
@@ -288,23 +293,6 @@ def firing_latencies(committed: dict[str, float]) -> list[float]:
         schedule = key.split(":", 2)[1]
         last[schedule] = max(last[schedule], at)
     return sorted(last.values())
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    return values[max(0, math.ceil(p / 100 * len(values)) - 1)]  # nearest rank
-
-
-def machine_ticks() -> tuple[int, int]:
-    """All CPUs' (busy, total) clock ticks so far (Linux; zeros elsewhere)."""
-    try:
-        with open("/proc/stat") as stat:
-            ticks = [int(n) for n in stat.readline().split()[1:]]
-    except OSError:
-        return 0, 0
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return sum(ticks) - idle, sum(ticks)
 
 
 def peak_rss_mb() -> float:
