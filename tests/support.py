@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -22,6 +25,24 @@ from bots.dispatch import Context, Router
 from scripts_library.trial import TrialPool
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+# WeCom's official crypto test vectors, in ../shared when it is beside the project.
+CRYPTO_VECTORS = SHARED / "fixtures" / "wecom" / "crypto_vectors.json"
+needs_crypto_vectors = pytest.mark.skipif(
+    not CRYPTO_VECTORS.exists(), reason="../shared is not beside the project"
+)
+
+
+def crypto_vectors(section: str, *, with_token: bool = False) -> list[Any]:
+    """The vectors that have `section` (and a callback token, with `with_token`), as params."""
+    if not CRYPTO_VECTORS.exists():
+        return []
+    return [
+        pytest.param(v, id=v["id"])
+        for v in json.loads(CRYPTO_VECTORS.read_text())
+        if section in v and (v.get("token") or not with_token)
+    ]
+
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # Obviously fake credentials for the test corp.
 CORP_ID = "wwcampbottest0001"

@@ -111,20 +111,27 @@ def test_bad_timezone_and_agent_id_name_their_variable() -> None:
     assert _refusal(WECOM_AGENT_ID="abc").startswith("WECOM_AGENT_ID:")
 
 
-def test_cli_refuses_to_serve_with_a_readable_message(monkeypatch: pytest.MonkeyPatch) -> None:
+def _serve_output(monkeypatch: pytest.MonkeyPatch, **env: str) -> tuple[int, str]:
+    """`campbot serve` with these variables set: its exit code and what it printed."""
     from app import settings as settings_module
     from app.cli import cli
 
-    monkeypatch.setenv("WECOM_TOKEN", "t")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     settings_module.get_settings.cache_clear()
     try:
         result = CliRunner().invoke(cli, ["serve"])
     finally:
         settings_module.get_settings.cache_clear()
-    assert result.exit_code == 2
-    assert "CampBot cannot start" in result.output
-    assert "WECOM_CORP_ID" in result.output
-    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+def test_cli_refuses_to_serve_with_a_readable_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    exit_code, output = _serve_output(monkeypatch, WECOM_TOKEN="t")
+    assert exit_code == 2
+    assert "CampBot cannot start" in output
+    assert "WECOM_CORP_ID" in output
+    assert "Traceback" not in output
 
 
 @pytest.mark.parametrize("token", ["change-me", "x" * 15])
@@ -145,20 +152,12 @@ def test_the_sandbox_trial_takes_a_short_admin_token_and_16_characters_do_everyw
 
 
 def test_cli_refuses_to_serve_with_a_short_admin_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app import settings as settings_module
-    from app.cli import cli
-
-    monkeypatch.setenv("WECOM_CORP_ID", "wwcorp")
-    monkeypatch.setenv("WECOM_SECRET", "s")
-    monkeypatch.setenv("ADMIN_TOKEN", "change-me")
-    settings_module.get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(cli, ["serve"])
-    finally:
-        settings_module.get_settings.cache_clear()
-    assert result.exit_code == 2
-    assert "CampBot cannot start" in result.output
-    assert "ADMIN_TOKEN: too short (9 characters)" in result.output
+    exit_code, output = _serve_output(
+        monkeypatch, WECOM_CORP_ID="wwcorp", WECOM_SECRET="s", ADMIN_TOKEN="change-me"
+    )
+    assert exit_code == 2
+    assert "CampBot cannot start" in output
+    assert "ADMIN_TOKEN: too short (9 characters)" in output
 
 
 async def test_the_app_refuses_to_start_with_a_short_admin_token(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,22 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import ManualClock
 from app.settings import Settings
-from tests.support import SHARED, inbox_rows, running_app
+from tests.support import crypto_vectors, inbox_rows, needs_crypto_vectors, running_app
 
-VECTORS_FILE = SHARED / "fixtures" / "wecom" / "crypto_vectors.json"
-pytestmark = pytest.mark.skipif(
-    not VECTORS_FILE.exists(), reason="../shared is not beside the project"
-)
-
-
-def _vectors(section: str) -> list[Any]:
-    if not VECTORS_FILE.exists():
-        return []
-    return [
-        pytest.param(v, id=v["id"])
-        for v in json.loads(VECTORS_FILE.read_text())
-        if v.get("token") and section in v
-    ]
+pytestmark = needs_crypto_vectors
 
 
 def _settings(vector: dict[str, Any]) -> Settings:
@@ -42,7 +28,7 @@ def _clock(timestamp: str) -> ManualClock:
     return ManualClock(datetime.fromtimestamp(int(timestamp), UTC))
 
 
-@pytest.mark.parametrize("vector", _vectors("verify_url"))
+@pytest.mark.parametrize("vector", crypto_vectors("verify_url", with_token=True))
 async def test_get_verifies_url(vector: dict[str, Any], engine: AsyncEngine) -> None:
     check = vector["verify_url"]
     async with running_app(
@@ -59,7 +45,7 @@ async def test_get_verifies_url(vector: dict[str, Any], engine: AsyncEngine) -> 
         assert (await app.client.get("/wecom/callback", params=tampered)).status_code == 403
 
 
-@pytest.mark.parametrize("vector", _vectors("decrypt"))
+@pytest.mark.parametrize("vector", crypto_vectors("decrypt", with_token=True))
 async def test_post_decrypts_and_records(
     vector: dict[str, Any], engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -85,7 +71,7 @@ async def test_post_decrypts_and_records(
         assert len(await inbox_rows(sessions)) == 1
 
 
-@pytest.mark.parametrize("vector", _vectors("decrypt"))
+@pytest.mark.parametrize("vector", crypto_vectors("decrypt", with_token=True))
 async def test_post_for_another_corp_is_refused(
     vector: dict[str, Any], engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

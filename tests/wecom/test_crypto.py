@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 import pytest
 
 from app.errors import MalformedCallbackError, ReceiveIdError, SignatureError
 from app.wecom.crypto import CallbackCrypto, passive_reply
-from tests.support import AES_KEY, CORP_ID, SHARED, TOKEN
-
-VECTORS_FILE = SHARED / "fixtures" / "wecom" / "crypto_vectors.json"
-needs_shared = pytest.mark.skipif(
-    not VECTORS_FILE.exists(), reason="../shared is not beside the project"
-)
-
-
-def _vectors(section: str) -> list[Any]:
-    if not VECTORS_FILE.exists():
-        return []
-    return [
-        pytest.param(v, id=v["id"]) for v in json.loads(VECTORS_FILE.read_text()) if section in v
-    ]
+from tests.support import AES_KEY, CORP_ID, TOKEN, crypto_vectors, needs_crypto_vectors
 
 
 def _crypto(vector: dict[str, Any]) -> CallbackCrypto:
@@ -34,8 +20,8 @@ def _crypto(vector: dict[str, Any]) -> CallbackCrypto:
     )
 
 
-@needs_shared
-@pytest.mark.parametrize("vector", _vectors("encrypt_deterministic"))
+@needs_crypto_vectors
+@pytest.mark.parametrize("vector", crypto_vectors("encrypt_deterministic"))
 def test_encrypt_matches_official_vector(vector: dict[str, Any]) -> None:
     check = vector["encrypt_deterministic"]
     encrypted = _crypto(vector).encrypt(

@@ -6,7 +6,6 @@ anything that is not such a flat envelope where it starts, without parsing the r
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -14,9 +13,8 @@ import pytest
 from app.errors import MalformedCallbackError
 from app.wecom.crypto import CallbackCrypto, callback_envelope
 from app.wecom.envelope import MAX_FIELDS, envelope_encrypt
-from tests.support import AES_KEY, CORP_ID, SHARED, TOKEN
+from tests.support import AES_KEY, CORP_ID, SHARED, TOKEN, crypto_vectors, needs_crypto_vectors
 
-VECTORS_FILE = SHARED / "fixtures" / "wecom" / "crypto_vectors.json"
 SAMPLE = (
     SHARED
     / "fixtures"
@@ -24,21 +22,11 @@ SAMPLE = (
     / "callbacks"
     / "envelope_encrypted__fastwego__EncryptMessage.xml"
 )
-needs_shared = pytest.mark.skipif(
-    not VECTORS_FILE.exists(), reason="../shared is not beside the project"
-)
 B64 = "RypEvHKD8QQ+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X=="
 
 
-def _decrypt_vectors() -> list[Any]:
-    if not VECTORS_FILE.exists():
-        return []
-    vectors = json.loads(VECTORS_FILE.read_text())
-    return [pytest.param(v, id=v["id"]) for v in vectors if v.get("token") and "decrypt" in v]
-
-
-@needs_shared
-@pytest.mark.parametrize("vector", _decrypt_vectors())
+@needs_crypto_vectors
+@pytest.mark.parametrize("vector", crypto_vectors("decrypt", with_token=True))
 def test_official_envelopes_give_the_signed_value(vector: dict[str, Any]) -> None:
     check = vector["decrypt"]
     crypto = CallbackCrypto(
@@ -54,7 +42,7 @@ def test_official_envelopes_give_the_signed_value(vector: dict[str, Any]) -> Non
     )
 
 
-@needs_shared
+@needs_crypto_vectors
 def test_documented_sample_envelope() -> None:
     assert envelope_encrypt(SAMPLE.read_bytes()) == "msg_encrypt"
 
