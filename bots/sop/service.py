@@ -24,6 +24,8 @@ from bots.sop import notices
 from bots.sop.models import SopOutcome, SopSettings, SopTask
 from bots.sop.settings import Timing, timing_of
 
+MY_ITEMS_LIMIT = 200  # the sidebar's list outside a chat: the oldest open items first
+
 
 @dataclass(frozen=True, slots=True)
 class Item:
@@ -64,14 +66,18 @@ async def due_items(*, session: AsyncSession, chats: Sequence[str], now: datetim
     return [item_of(row) for row in rows]
 
 
-async def my_items(*, session: AsyncSession, staff_userid: str, now: datetime) -> list[Item]:
-    """A staff member's due and overdue items in every chat (the sidebar outside a chat)."""
+async def my_items(
+    *, session: AsyncSession, staff_userid: str, now: datetime, limit: int = MY_ITEMS_LIMIT
+) -> list[Item]:
+    """A staff member's due and overdue items in every chat (the sidebar outside a chat),
+    the oldest `limit` of them: filtered by sender in SQL, not by reading every open row."""
     rows = await session.scalars(
         select(OutboxMessage)
-        .where(*staff.is_due(now))
+        .where(*staff.is_due(now), OutboxMessage.payload["sender"].as_string() == staff_userid)
         .order_by(OutboxMessage.not_before, OutboxMessage.id)
+        .limit(limit)
     )
-    return [item_of(row) for row in rows if row.payload.get("sender") == staff_userid]
+    return [item_of(row) for row in rows]
 
 
 async def get_item(*, session: AsyncSession, item_id: int) -> tuple[OutboxMessage, SopTask | None]:
