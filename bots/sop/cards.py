@@ -4,7 +4,7 @@ items). Read-only; other capabilities reached through their services and tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -201,7 +201,6 @@ class StudentCard:
     xibao: list[str]
     items: list[Item]
     h5_url: str
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 async def student_card(

@@ -41,10 +41,6 @@ class Item:
     done_at: datetime | None = None
     done_by: str | None = None
 
-    @property
-    def overdue(self) -> bool:
-        return self.status in staff.OPEN and self.done_at is None
-
 
 def item_of(row: OutboxMessage, task: SopTask | None = None) -> Item:
     return Item(
@@ -215,10 +211,6 @@ async def open_tasks(
         statement.order_by(SopTask.due_at, SopTask.outbox_id).limit(limit)
     )
     return list(rows), int(total or 0)
-
-
-async def get_settings(*, session: AsyncSession, cohort_id: int) -> Timing:
-    return await timing_for(session=session, cohort_id=cohort_id)
 
 
 async def put_settings(
