@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,12 +38,16 @@ class Item:
     title: str
     due_at: datetime
     status: str
-    message: OutMessage
+    message: OutMessage  # its text and articles; the image is not decoded here: `has_image`
+    has_image: bool = False
     done_at: datetime | None = None
     done_by: str | None = None
 
 
 def item_of(row: OutboxMessage, task: SopTask | None = None) -> Item:
+    """The item as listed: its image (base64 in the payload, up to 2 MB) is left encoded, as
+    a list only says whether there is one (`image_of` decodes it for the upload)."""
+    data: dict[str, Any] = row.payload["message"]  # type: ignore[assignment]
     return Item(
         id=row.id,
         chat=row.target,
@@ -50,10 +55,16 @@ def item_of(row: OutboxMessage, task: SopTask | None = None) -> Item:
         title=str(row.payload.get("title") or "群SOP"),
         due_at=row.not_before,
         status=row.status,
-        message=OutMessage.from_json(row.payload["message"]),  # type: ignore[arg-type]
+        message=OutMessage.from_json({**data, "image": ""}),
+        has_image=bool(data.get("image")),
         done_at=task.done_at if task else None,
         done_by=task.done_by if task else None,
     )
+
+
+def image_of(row: OutboxMessage) -> bytes:
+    """The item's image, decoded (empty when it has none)."""
+    return OutMessage.from_json(row.payload["message"]).image  # type: ignore[arg-type]
 
 
 async def due_items(*, session: AsyncSession, chats: Sequence[str], now: datetime) -> list[Item]:

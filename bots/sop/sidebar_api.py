@@ -162,7 +162,7 @@ async def media(item_id: ItemId, staff: StaffDep, runtime: RuntimeDep) -> dict[s
     """The item's image uploaded (media/upload, reused 2.5 days) for `sendChatMessage`."""
     async with runtime.sessions() as session:
         row = await _visible_item(session, staff.userid, item_id)
-    image = service.item_of(row).message.image
+    image = service.image_of(row)
     if not image or runtime.wecom is None:
         raise NotFound("这条内容没有图片。")
     try:
