@@ -123,9 +123,7 @@ def _settings_out(cohort_id: int, timing: Timing) -> SopSettingsOut:
 @settings_router.get("/{cohort_id}/sop-settings", summary="期次的群SOP设置", responses=ERRORS_404)
 async def get_settings(cohort_id: IdPath, session: AdminSessionDep) -> SopSettingsOut:
     await get_or_404(Cohort, cohort_id, session=session, what="期次")
-    return _settings_out(
-        cohort_id, await service.get_settings(session=session, cohort_id=cohort_id)
-    )
+    return _settings_out(cohort_id, await service.timing_for(session=session, cohort_id=cohort_id))
 
 
 @settings_router.put(

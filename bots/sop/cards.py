@@ -4,7 +4,7 @@ items). Read-only; other capabilities reached through their services and tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.h5_tokens import member_url
 from app.admin.models import Cohort, CohortGroup, MemberTag
+from app.channels.reach import Channel
 from app.channels.routing import CHANNEL_NAMES
 from app.models import Group, GroupMembership, Member, OutboxMessage
 from bots.checkin import service as checkin
@@ -20,6 +21,7 @@ from bots.checkin.models import CheckinEntry, EntryKind, EntryStatus
 from bots.sop.service import Item, due_items
 from bots.xibao.models import Achievement
 from schedules.models import Firing, Schedule
+from schedules.sends import due_label, row_key
 from scripts_library.models import Script
 
 RECENT_ENTRIES = 6
@@ -65,6 +67,36 @@ _STATES = {
     "dead": "发送失败",
     "cancelled": "已取消",
 }
+# How a group's chat id is reached (`app.channels.reach.reach_group`): its rows' key labels.
+_GROUP_CHANNELS = (Channel.CUSTOMER_GROUP, Channel.APPCHAT)
+_KEYS_PER_QUERY = 500  # a day's firings of a cohort, many per-member: bounded IN lists
+
+
+async def _sent(
+    session: AsyncSession, group: Group, firings: list[tuple[int, datetime]]
+) -> dict[str, tuple[str, str]]:
+    """The rows these firings (schedule id, due) wrote for the group, by "{id}@{due}": read
+    by their exact keys (`schedules.sends`: the group is reached under the label
+    `{channel}:{chat_id}`; a 群SOP item keeps the key of the 群发 it replaces)."""
+    keys = list(
+        dict.fromkeys(
+            row_key(schedule_id, f"{channel}:{group.chat_id}", due_label(due_at))
+            for schedule_id, due_at in firings
+            for channel in _GROUP_CHANNELS
+        )
+    )
+    sent: dict[str, tuple[str, str]] = {}
+    for n in range(0, len(keys), _KEYS_PER_QUERY):
+        rows = await session.execute(
+            select(OutboxMessage.key, OutboxMessage.channel, OutboxMessage.status).where(
+                OutboxMessage.key.in_(keys[n : n + _KEYS_PER_QUERY]),
+                OutboxMessage.target == group.chat_id,
+            )
+        )
+        sent.update(
+            {key.split(":")[1] + "@" + key.rsplit(":", 1)[1]: (ch, st) for key, ch, st in rows}
+        )
+    return sent
 
 
 async def _timetable(
@@ -83,15 +115,10 @@ async def _timetable(
         )
         .order_by(Firing.due_at)
     )
-    rows = await session.execute(
-        select(OutboxMessage.key, OutboxMessage.channel, OutboxMessage.status).where(
-            OutboxMessage.target == group.chat_id,
-            OutboxMessage.key.like("schedule:%"),
-        )
-    )
-    sent = {key.split(":")[1] + "@" + key.rsplit(":", 1)[1]: (ch, st) for key, ch, st in rows}
+    today = list(firings)
+    sent = await _sent(session, group, [(f[2], f[0]) for f in today])
     slots = []
-    for due_at, status, schedule_id, title, delivery in firings:
+    for due_at, status, schedule_id, title, delivery in today:
         found = sent.get(f"{schedule_id}@{due_at:%Y%m%dT%H%M%SZ}")
         if found is not None:
             how, state = CHANNEL_NAMES.get(found[0], found[0]), _STATES.get(found[1], found[1])
@@ -174,7 +201,6 @@ class StudentCard:
     xibao: list[str]
     items: list[Item]
     h5_url: str
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 async def student_card(

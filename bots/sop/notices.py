@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import outbox
-from app.admin.models import Cohort, CohortGroup, CohortMember
+from app.admin.models import Cohort, CohortGroup
 from app.channels.reach import Channel
 from app.channels.staff import take_due
 from app.models import Group, Member, OutboxMessage
+from bots.checkin.service.place import latest_cohort_id
 from bots.sop.models import SopSettings, SopTask
 from bots.sop.settings import timing_of
 
@@ -57,11 +58,14 @@ async def staff_names(session: AsyncSession, userids: Iterable[str]) -> dict[str
     return {userid: name or userid for userid, name in rows if userid}
 
 
+def _line(task: SopTask, names: dict[str, str], tz_of: dict[int, str]) -> str:
+    """One item as staff read it: its chat, its title and its time on the cohort's clock."""
+    at = task.due_at.astimezone(_zone(tz_of.get(task.cohort_id or 0)))
+    return f"{names.get(task.chat, task.chat)} · {task.title}（{at:%H:%M}）"
+
+
 def listing(tasks: Sequence[SopTask], names: dict[str, str], tz_of: dict[int, str]) -> str:
-    lines = []
-    for n, task in enumerate(tasks[:MAX_LISTED], 1):
-        at = task.due_at.astimezone(_zone(tz_of.get(task.cohort_id or 0)))
-        lines.append(f"{n}. {names.get(task.chat, task.chat)} · {task.title}（{at:%H:%M}）")
+    lines = [f"{n}. {_line(task, names, tz_of)}" for n, task in enumerate(tasks[:MAX_LISTED], 1)]
     if len(tasks) > MAX_LISTED:
         lines.append(f"……另有 {len(tasks) - MAX_LISTED} 条")
     return "\n".join(lines)
@@ -71,40 +75,68 @@ def _zone(tz: str | None) -> ZoneInfo:
     return ZoneInfo(tz or DEFAULT_TZ)
 
 
-async def _cohort_of(session: AsyncSession, row: OutboxMessage) -> int | None:
-    if row.payload.get("chat") == "group":
-        return await session.scalar(
-            select(CohortGroup.cohort_id)
+async def _cohorts_of(session: AsyncSession, rows: Sequence[OutboxMessage]) -> dict[str, int]:
+    """Each row's cohort by its chat: a group's (`CohortGroup`), or the student's latest (as
+    `bots.checkin` picks it); a chat of no cohort is absent."""
+    groups = {r.target for r in rows if r.payload.get("chat") == "group"}
+    singles = {r.target for r in rows if r.payload.get("chat") != "group"}
+    found: dict[str, int] = {}
+    if groups:
+        in_groups = await session.execute(
+            select(Group.chat_id, CohortGroup.cohort_id)
+            .select_from(CohortGroup)
             .join(Group, Group.id == CohortGroup.group_id)
-            .where(Group.chat_id == row.target)
+            .where(Group.chat_id.in_(groups))
         )
-    return await session.scalar(
-        select(CohortMember.cohort_id)
-        .join(Member, Member.id == CohortMember.member_id)
-        .where(Member.external_userid == row.target)
-        .order_by(CohortMember.joined_at.desc())
-        .limit(1)
+        found.update({str(chat): int(cohort) for chat, cohort in in_groups})
+    if singles:
+        latest = await session.execute(
+            select(Member.external_userid, latest_cohort_id(Member.id)).where(
+                Member.external_userid.in_(singles)
+            )
+        )
+        found.update({str(ext): int(cohort) for ext, cohort in latest if cohort is not None})
+    return found
+
+
+async def tasks_for(
+    session: AsyncSession, rows: Sequence[OutboxMessage], now: datetime
+) -> list[SopTask]:
+    """The rows' SopTasks (in their order), those missing written now (told, posted or
+    skipped): one read of the existing ones, one per kind of chat for the cohorts, one flush."""
+    if not rows:
+        return []
+    existing = await session.scalars(
+        select(SopTask).where(SopTask.outbox_id.in_([r.id for r in rows]))
     )
+    tasks = {t.outbox_id: t for t in existing}
+    missing = [r for r in rows if r.id not in tasks]
+    if missing:
+        cohorts = await _cohorts_of(session, missing)
+        new = [_new_task(row, cohorts.get(row.target), now) for row in missing]
+        session.add_all(new)
+        await session.flush()
+        tasks.update({t.outbox_id: t for t in new})
+    return [tasks[r.id] for r in rows]
 
 
 async def task_for(session: AsyncSession, row: OutboxMessage, now: datetime) -> SopTask:
     """The row's SopTask, written the first time it is needed (told, posted or skipped)."""
-    task = await session.get(SopTask, row.id)
-    if task is not None:
-        return task
-    task = SopTask(
+    [task] = await tasks_for(session, [row], now)
+    return task
+
+
+def _new_task(row: OutboxMessage, cohort_id: int | None, now: datetime) -> SopTask:
+    return SopTask(
         outbox_id=row.id,
         staff_userid=str(row.payload.get("sender") or ""),
         chat_kind="single" if row.payload.get("chat") == "single" else "group",
         chat=row.target,
-        cohort_id=await _cohort_of(session, row),
+        cohort_id=cohort_id,
         title=str(row.payload.get("title") or "群SOP")[:200],
         due_at=row.not_before,
         notified_at=now,
     )
-    session.add(task)
-    await session.flush()
-    return task
 
 
 async def _tell(session: AsyncSession, *, key: str, userid: str, text: str, now: datetime) -> None:
@@ -136,7 +168,7 @@ async def _zones(session: AsyncSession, tasks: Iterable[SopTask]) -> dict[int, s
 async def notify_due(*, session: AsyncSession, now: datetime) -> int:
     """Tell each staff member, in one message, about their items that fell due."""
     rows = await take_due(session=session, now=now)
-    tasks = [await task_for(session, row, now) for row in rows]
+    tasks = await tasks_for(session, rows, now)
     await _send_lists(
         session, tasks, now=now, head="【群SOP】有 {n} 条内容待你发送：", kind="notice"
     )
@@ -198,34 +230,44 @@ async def escalate_overdue(*, session: AsyncSession, now: datetime) -> int:
     (else the group's owner, when an assistant runs it); the admin API lists them either way."""
     tasks = await _open_tasks(session, column=SopTask.escalated_at)
     settings = await _settings(session, tasks)
-    overdue = []
-    for task in tasks:
-        timing = timing_of(settings.get(task.cohort_id or 0))
-        if now >= task.due_at + timedelta(minutes=timing.escalate):
-            task.escalated_at = now
-            overdue.append((task, timing.operators or await _owner(session, task)))
-    if not overdue:
+    timings = {t.outbox_id: timing_of(settings.get(t.cohort_id or 0)) for t in tasks}
+    due = [t for t in tasks if now >= t.due_at + timedelta(minutes=timings[t.outbox_id].escalate)]
+    if not due:
         return 0
-    names = await chat_names(session, (t for t, _ in overdue))
-    staff = await staff_names(session, (t.staff_userid for t, _ in overdue))
-    zones = await _zones(session, (t for t, _ in overdue))
+    owners = await _owners(session, (t for t in due if not timings[t.outbox_id].operators))
     told: dict[str, list[SopTask]] = defaultdict(list)
-    for task, operators in overdue:
+    for task in due:
+        task.escalated_at = now
+        operators = timings[task.outbox_id].operators or _owner(task, owners)
         for operator in operators:
             told[operator].append(task)
+    names = await chat_names(session, due)
+    staff = await staff_names(session, (t.staff_userid for t in due))
+    zones = await _zones(session, due)
     for operator, mine in told.items():
         lines = [
-            f"{staff.get(t.staff_userid, t.staff_userid)}：{listing([t], names, zones)[3:]}"
+            f"{staff.get(t.staff_userid, t.staff_userid)}：{_line(t, names, zones)}"
             for t in mine[:MAX_LISTED]
         ]
         text = f"【群SOP超时】{len(mine)} 条内容超时未发送：\n" + "\n".join(lines)
         key = f"sop_escalate:{operator}:{min(t.outbox_id for t in mine)}"
         await _tell(session, key=key, userid=operator, text=text, now=now)
-    return len(overdue)
+    return len(due)
 
 
-async def _owner(session: AsyncSession, task: SopTask) -> tuple[str, ...]:
+async def _owners(session: AsyncSession, tasks: Iterable[SopTask]) -> dict[str, str]:
+    """The owners of these tasks' groups, by chat id (one query)."""
+    chats = {t.chat for t in tasks if t.chat_kind == "group"}
+    if not chats:
+        return {}
+    rows = await session.execute(
+        select(Group.chat_id, Group.owner_userid).where(Group.chat_id.in_(chats))
+    )
+    return {str(chat): owner for chat, owner in rows if owner}
+
+
+def _owner(task: SopTask, owners: dict[str, str]) -> tuple[str, ...]:
     if task.chat_kind != "group":
         return ()
-    owner = await session.scalar(select(Group.owner_userid).where(Group.chat_id == task.chat))
+    owner = owners.get(task.chat)
     return (owner,) if owner and owner != task.staff_userid else ()

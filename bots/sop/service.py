@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,6 +25,8 @@ from bots.sop import notices
 from bots.sop.models import SopOutcome, SopSettings, SopTask
 from bots.sop.settings import Timing, timing_of
 
+MY_ITEMS_LIMIT = 200  # the sidebar's list outside a chat: the oldest open items first
+
 
 @dataclass(frozen=True, slots=True)
 class Item:
@@ -35,16 +38,16 @@ class Item:
     title: str
     due_at: datetime
     status: str
-    message: OutMessage
+    message: OutMessage  # its text and articles; the image is not decoded here: `has_image`
+    has_image: bool = False
     done_at: datetime | None = None
     done_by: str | None = None
 
-    @property
-    def overdue(self) -> bool:
-        return self.status in staff.OPEN and self.done_at is None
-
 
 def item_of(row: OutboxMessage, task: SopTask | None = None) -> Item:
+    """The item as listed: its image (base64 in the payload, up to 2 MB) is left encoded, as
+    a list only says whether there is one (`image_of` decodes it for the upload)."""
+    data: dict[str, Any] = row.payload["message"]  # type: ignore[assignment]
     return Item(
         id=row.id,
         chat=row.target,
@@ -52,10 +55,16 @@ def item_of(row: OutboxMessage, task: SopTask | None = None) -> Item:
         title=str(row.payload.get("title") or "群SOP"),
         due_at=row.not_before,
         status=row.status,
-        message=OutMessage.from_json(row.payload["message"]),  # type: ignore[arg-type]
+        message=OutMessage.from_json({**data, "image": ""}),
+        has_image=bool(data.get("image")),
         done_at=task.done_at if task else None,
         done_by=task.done_by if task else None,
     )
+
+
+def image_of(row: OutboxMessage) -> bytes:
+    """The item's image, decoded (empty when it has none)."""
+    return OutMessage.from_json(row.payload["message"]).image  # type: ignore[arg-type]
 
 
 async def due_items(*, session: AsyncSession, chats: Sequence[str], now: datetime) -> list[Item]:
@@ -64,14 +73,18 @@ async def due_items(*, session: AsyncSession, chats: Sequence[str], now: datetim
     return [item_of(row) for row in rows]
 
 
-async def my_items(*, session: AsyncSession, staff_userid: str, now: datetime) -> list[Item]:
-    """A staff member's due and overdue items in every chat (the sidebar outside a chat)."""
+async def my_items(
+    *, session: AsyncSession, staff_userid: str, now: datetime, limit: int = MY_ITEMS_LIMIT
+) -> list[Item]:
+    """A staff member's due and overdue items in every chat (the sidebar outside a chat),
+    the oldest `limit` of them: filtered by sender in SQL, not by reading every open row."""
     rows = await session.scalars(
         select(OutboxMessage)
-        .where(*staff.is_due(now))
+        .where(*staff.is_due(now), OutboxMessage.payload["sender"].as_string() == staff_userid)
         .order_by(OutboxMessage.not_before, OutboxMessage.id)
+        .limit(limit)
     )
-    return [item_of(row) for row in rows if row.payload.get("sender") == staff_userid]
+    return [item_of(row) for row in rows]
 
 
 async def get_item(*, session: AsyncSession, item_id: int) -> tuple[OutboxMessage, SopTask | None]:
@@ -209,10 +222,6 @@ async def open_tasks(
         statement.order_by(SopTask.due_at, SopTask.outbox_id).limit(limit)
     )
     return list(rows), int(total or 0)
-
-
-async def get_settings(*, session: AsyncSession, cohort_id: int) -> Timing:
-    return await timing_for(session=session, cohort_id=cohort_id)
 
 
 async def put_settings(

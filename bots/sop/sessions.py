@@ -2,8 +2,9 @@
 
 The cookie is `userid.expiry.mac` (HMAC-SHA256 with the server key `sidebar_session_key`,
 `app.server_secrets`: made once, shared by every instance; deleting its row signs everyone
-out). The OAuth round trip carries a random `state` whose MAC rides in a short-lived cookie,
-so a code minted for someone else's sign-in cannot be replayed into this browser.
+out, within `KEY_TTL` seconds, as each process keeps it that long). The OAuth round trip
+carries a random `state` whose MAC rides in a short-lived cookie, so a code minted for
+someone else's sign-in cannot be replayed into this browser.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -48,9 +51,23 @@ def _unb64(text: str) -> str | None:
         return None
 
 
+# The key as this process last read it, per database: every sidebar request needs it, and a
+# transaction each is a round trip for what changes only when an operator deletes its row
+# (signing everyone out: within KEY_TTL seconds here).
+KEY_TTL = 5.0
+_keys: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], tuple[float, bytes]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def key_of(sessions: async_sessionmaker[AsyncSession], now: datetime) -> bytes:
+    cached = _keys.get(sessions)
+    if cached is not None and time.monotonic() - cached[0] < KEY_TTL:
+        return cached[1]
     async with sessions.begin() as session:
-        return await server_key(session=session, name=KEY_NAME, now=now)
+        key = await server_key(session=session, name=KEY_NAME, now=now)
+    _keys[sessions] = (time.monotonic(), key)
+    return key
 
 
 def issue(key: bytes, userid: str, now: datetime) -> str:

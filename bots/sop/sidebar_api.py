@@ -17,12 +17,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.common import Actor
 from app.admin.errors import Conflict, NotFound
 from app.admin.members.service import change_tags
 from app.api.admin.fields import Tag
 from app.api.h5.deps import StorageDep
+from app.models import OutboxMessage
 from app.storage import content_type_of
 from app.wecom.errors import WeComError
 from bots.checkin import service as checkin
@@ -124,13 +126,19 @@ async def script(
         )
 
 
+async def _visible_item(session: AsyncSession, userid: str, item_id: int) -> OutboxMessage:
+    """The item, if its chat is one this staff member runs (else Hidden: 403)."""
+    row, _ = await service.get_item(session=session, item_id=item_id)
+    if not await can_see_chat(session, userid, row.target, str(row.payload.get("chat"))):
+        raise Hidden
+    return row
+
+
 async def _close(
     item_id: int, staff: StaffDep, runtime: RuntimeDep, *, skip: bool
 ) -> dict[str, object]:
     async with runtime.sessions.begin() as session:
-        row, _ = await service.get_item(session=session, item_id=item_id)
-        if not await can_see_chat(session, staff.userid, row.target, str(row.payload.get("chat"))):
-            raise Hidden
+        await _visible_item(session, staff.userid, item_id)
         close = service.skip if skip else service.record_sent
         closed = await close(
             session=session, item_id=item_id, by=staff.userid, now=runtime.clock.now()
@@ -153,10 +161,8 @@ async def skipped(item_id: ItemId, staff: StaffDep, runtime: RuntimeDep) -> dict
 async def media(item_id: ItemId, staff: StaffDep, runtime: RuntimeDep) -> dict[str, str]:
     """The item's image uploaded (media/upload, reused 2.5 days) for `sendChatMessage`."""
     async with runtime.sessions() as session:
-        row, _ = await service.get_item(session=session, item_id=item_id)
-        if not await can_see_chat(session, staff.userid, row.target, str(row.payload.get("chat"))):
-            raise Hidden
-    image = service.item_of(row).message.image
+        row = await _visible_item(session, staff.userid, item_id)
+    image = service.image_of(row)
     if not image or runtime.wecom is None:
         raise NotFound("这条内容没有图片。")
     try:

@@ -19,7 +19,7 @@ def item_json(item: Item) -> dict[str, object]:
         "status": item.status,
         "msgtype": message.msgtype,
         "text": message.content,
-        "has_image": bool(message.image),
+        "has_image": item.has_image,
         "articles": [
             {"title": a.title, "url": a.url, "desc": a.description, "imgUrl": a.picurl}
             for a in message.articles

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from fastapi import Query, Response
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.common import get_or_404, page_of
 from app.admin.errors import NotFound
@@ -110,7 +111,26 @@ class BroadcastOut(BaseModel):
     groups: list[GroupProgressOut]
 
 
-def _out(achievement: Achievement, broadcast: Broadcast | None) -> AchievementOut:
+class _Brief(NamedTuple):
+    """What a listed achievement says of its broadcast (not the poster's bytes)."""
+
+    id: int
+    poster_missing: str | None
+
+
+async def _briefs(session: AsyncSession, achievement_ids: list[int]) -> dict[int, _Brief]:
+    """The broadcasts of these achievements, by achievement id, in one query."""
+    if not achievement_ids:
+        return {}
+    rows = await session.execute(
+        select(Broadcast.achievement_id, Broadcast.id, Broadcast.poster_missing).where(
+            Broadcast.achievement_id.in_(achievement_ids)
+        )
+    )
+    return {achievement: _Brief(id, missing) for achievement, id, missing in rows}
+
+
+def _out(achievement: Achievement, broadcast: Broadcast | _Brief | None) -> AchievementOut:
     return AchievementOut(
         id=achievement.id,
         member_id=achievement.member_id,
@@ -171,10 +191,8 @@ async def list_achievements(
     if status is not None:
         query = query.where(Achievement.status == status)
     page = await page_of(query, session=session, limit=limit, offset=offset)
-    items = [
-        _out(a, await progress.broadcast_of(session=session, achievement_id=a.id))
-        for a in page.items
-    ]
+    briefs = await _briefs(session, [a.id for a in page.items])
+    items = [_out(a, briefs.get(a.id)) for a in page.items]
     return ItemsPage(items=items, total=page.total, limit=limit, offset=offset)
 
 

@@ -32,7 +32,6 @@ from app.admin.models import Cohort, CohortGroup, CohortMember
 from app.channels.routing import DEFAULT_ROUTING, Routing
 from app.models import Group, GroupStatus, Member
 from bots.xibao import fanout, poster
-from bots.xibao.fanout import outbox_key as outbox_key
 from bots.xibao.models import DETAIL_MAX as DETAIL_MAX
 from bots.xibao.models import TITLE_MAX as TITLE_MAX
 from bots.xibao.models import (
@@ -105,14 +104,11 @@ async def record_achievement(
     routing: Routing = DEFAULT_ROUTING,
 ) -> tuple[Achievement, Broadcast]:
     """An operator's achievement, approved at once and broadcast (audited)."""
-    title, detail = _checked_text(title, detail)
-    member = await _member(session, member_id)
-    cohort = await member_cohort(session=session, member_id=member.id)
-    achievement = Achievement(
-        member_id=member.id,
-        cohort_id=cohort.id if cohort else None,
-        title=title,
-        detail=detail,
+    member, achievement = await _new_achievement(
+        session,
+        member_id,
+        title,
+        detail,
         status=AchievementStatus.APPROVED,
         source=AchievementSource.ADMIN,
         group_ids=list(group_ids) if group_ids is not None else None,
@@ -121,8 +117,61 @@ async def record_achievement(
         approved_by=actor.name,
         approved_at=now,
     )
+    return await _announce(
+        session, achievement, member, "create", actor, now, default_tz=default_tz, routing=routing
+    )
+
+
+async def report_achievement(
+    *, session: AsyncSession, member_id: int, title: str, detail: str, now: datetime
+) -> Achievement:
+    """A student's own report from their H5 page: pending until an operator approves it.
+    Raises InvalidInput (field and Chinese reason) for bad input."""
+    _, achievement = await _new_achievement(
+        session,
+        member_id,
+        title,
+        detail,
+        status=AchievementStatus.PENDING,
+        source=AchievementSource.H5,
+        group_ids=None,
+        created_by=H5_REPORTER,
+        created_at=now,
+    )
+    return achievement
+
+
+async def _new_achievement(
+    session: AsyncSession, member_id: int, title: str, detail: str, **fields: object
+) -> tuple[Member, Achievement]:
+    """A checked, stored achievement of the member, in the cohort they joined last."""
+    title, detail = _checked_text(title, detail)
+    member = await _member(session, member_id)
+    cohort = await member_cohort(session=session, member_id=member.id)
+    achievement = Achievement(
+        member_id=member.id,
+        cohort_id=cohort.id if cohort else None,
+        title=title,
+        detail=detail,
+        **fields,
+    )
     session.add(achievement)
     await session.flush()
+    return member, achievement
+
+
+async def _announce(
+    session: AsyncSession,
+    achievement: Achievement,
+    member: Member,
+    action: str,
+    actor: Actor,
+    now: datetime,
+    *,
+    default_tz: str,
+    routing: Routing,
+) -> tuple[Achievement, Broadcast]:
+    """An approved achievement broadcast, and the approval audited (`action`)."""
     broadcast = await _broadcast(
         session=session,
         achievement=achievement,
@@ -132,34 +181,8 @@ async def record_achievement(
         routing=routing,
     )
     after = snapshot(achievement)
-    await AUDIT.record(
-        "create", achievement.id, session=session, actor=actor, now=now, after=after
-    )
+    await AUDIT.record(action, achievement.id, session=session, actor=actor, now=now, after=after)
     return achievement, broadcast
-
-
-async def report_achievement(
-    *, session: AsyncSession, member_id: int, title: str, detail: str, now: datetime
-) -> Achievement:
-    """A student's own report from their H5 page: pending until an operator approves it.
-    Raises InvalidInput (field and Chinese reason) for bad input."""
-    title, detail = _checked_text(title, detail)
-    member = await _member(session, member_id)
-    cohort = await member_cohort(session=session, member_id=member.id)
-    achievement = Achievement(
-        member_id=member.id,
-        cohort_id=cohort.id if cohort else None,
-        title=title,
-        detail=detail,
-        status=AchievementStatus.PENDING,
-        source=AchievementSource.H5,
-        group_ids=None,
-        created_by=H5_REPORTER,
-        created_at=now,
-    )
-    session.add(achievement)
-    await session.flush()
-    return achievement
 
 
 async def approve_achievement(
@@ -184,19 +207,9 @@ async def approve_achievement(
     achievement.approved_by, achievement.approved_at = actor.name, now
     if group_ids is not None:
         achievement.group_ids = list(group_ids)
-    broadcast = await _broadcast(
-        session=session,
-        achievement=achievement,
-        member=member,
-        now=now,
-        default_tz=default_tz,
-        routing=routing,
+    return await _announce(
+        session, achievement, member, "approve", actor, now, default_tz=default_tz, routing=routing
     )
-    after = snapshot(achievement)
-    await AUDIT.record(
-        "approve", achievement.id, session=session, actor=actor, now=now, after=after
-    )
-    return achievement, broadcast
 
 
 # --------------------------------------------------------------------------- broadcasting

@@ -158,6 +158,38 @@ async def test_cards_posting_once_and_403_elsewhere(
     assert (await app.client.get("/sidebar/api/groups/wrNobody")).status_code == 404
 
 
+async def test_an_items_image_is_flagged_in_lists_and_uploaded_whole(
+    app: AppHarness, sandbox: SandboxState, clock: ManualClock, sessions
+) -> None:
+    await customer_camp(sessions)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # enough of a PNG for media/upload
+    ids = []
+    async with sessions.begin() as session:
+        for key, message in (
+            ("with-image", OutMessage("image", image=png)),
+            ("text-only", OutMessage("text", content="今天的内容")),
+        ):
+            ids.append(
+                await enqueue_message(
+                    session=session,
+                    key=key,
+                    destination=Destination(Channel.STAFF, CHAT, sender=ASSISTANT, chat="group"),
+                    message=message,
+                    now=T_START,
+                    not_before=local(1, 8),
+                    title=key,
+                )
+            )
+    clock.set(local(1, 8, 5))
+    await sign_in(app, sandbox, clock, ASSISTANT)
+    mine = (await app.client.get("/sidebar/api/tasks")).json()["items"]
+    assert [(i["id"], i["has_image"]) for i in mine] == [(ids[0], True), (ids[1], False)]
+    uploaded = await app.client.post(f"/sidebar/api/tasks/{ids[0]}/media")
+    assert uploaded.status_code == 200, uploaded.text
+    assert sandbox.media[uploaded.json()["mediaid"]].data == png
+    assert (await app.client.post(f"/sidebar/api/tasks/{ids[1]}/media")).status_code == 404
+
+
 async def test_linked_console_accounts_see_the_cohorts_they_run(
     app: AppHarness, sandbox: SandboxState, clock: ManualClock, sessions
 ) -> None:

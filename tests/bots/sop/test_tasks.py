@@ -127,3 +127,29 @@ async def test_a_double_tap_records_once_and_a_skip_is_counted(
         rows = {r.id: r.status for r in await session.scalars(select(OutboxMessage))}
     assert rows == {item: "sent", other: "skipped"}
     assert [(f.on_time, f.late, f.skipped) for f in figures] == [(1, 0, 1)]
+
+
+async def test_my_items_are_the_staff_members_own_oldest_first_and_bounded(
+    sessions, clock: ManualClock
+) -> None:
+    await customer_camp(sessions)
+    due = local(1, 9)
+    mine = [
+        await _item(sessions, f"m{n}", f"第 {n} 条", due + timedelta(minutes=n)) for n in range(3)
+    ]
+    async with sessions.begin() as session:
+        await enqueue_message(  # someone else's item in the same chat
+            session=session,
+            key="other",
+            destination=Destination(Channel.STAFF, CHAT, sender=OWNER, chat="group"),
+            message=OutMessage("text", content="群主的"),
+            now=due,
+            not_before=due,
+            title="群主的",
+        )
+    async with sessions() as session:
+        now = due + timedelta(hours=1)
+        every = await service.my_items(session=session, staff_userid=ASSISTANT, now=now)
+        two = await service.my_items(session=session, staff_userid=ASSISTANT, now=now, limit=2)
+    assert [i.id for i in every] == mine
+    assert [i.id for i in two] == mine[:2]

@@ -115,6 +115,9 @@ async def test_a_reported_achievement_waits_then_is_approved_once(
     assert (progress["total"], progress["pending"]) == (3, 3)
     # One row per group: the robot's, the app chat's, the customer group's.
     assert await count_rows(sessions, OutboxMessage) == 3
+    [listed_now] = (await admin.get("/achievements")).json()["items"]
+    assert listed_now["broadcast_id"] == body["broadcast_id"]
+    assert listed_now["poster_missing"] == body["poster_missing"]
 
     again = await admin.post(f"/achievements/{reported.id}/approve")
     assert again.status_code == 409
