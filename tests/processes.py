@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db import create_engine, create_sessionmaker
+from app.migrations import upgrade
 from app.wecom.crypto import CallbackCrypto
 from app.wecom_sandbox import callback_xml
 from app.wecom_sandbox.callbacks import CallbackBuilder, SignedCallback
@@ -43,6 +49,33 @@ CAMPBOT = (
     "-c",
     "import sys; from app.cli import main; sys.argv[0] = 'campbot'; main()",
 )
+# What a `campbot serve` logs when it becomes the scheduler's leader.
+LEADS = "this instance leads the scheduler"
+
+
+async def migrated_from_empty(url: str) -> str:
+    """`url`'s database migrated as `campbot migrate` does; PostgreSQL's schema is emptied
+    first (SQLite's file is new per test)."""
+    if make_url(url).get_backend_name() == "postgresql":
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+        finally:
+            await engine.dispose()
+    await asyncio.to_thread(upgrade, url)
+    return url
+
+
+@contextlib.asynccontextmanager
+async def database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the database the child processes use (an engine of this process's own)."""
+    engine = create_engine(url)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 def free_port() -> int:
@@ -224,6 +257,22 @@ async def wait_until(
             logs = "\n".join(p.log_tail() for p in watch)
             raise AssertionError(f"timed out after {within:.0f} s waiting for {what}\n{logs}")
         await asyncio.sleep(POLL_S)
+
+
+def leaders(log: Path) -> list[tuple[int, datetime]]:
+    """(pid, when) of each time a process writing `log` said it leads the scheduler."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and LEADS in line:
+            record = json.loads(line)
+            found.append((int(record["pid"]), datetime.fromisoformat(record["timestamp"])))
+    return found
+
+
+async def deliveries(fake: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """What reached the sandbox (`fake`), in order."""
+    response = (await fake.get("/sandbox/messages")).raise_for_status()
+    return list(response.json()["deliveries"])
 
 
 def callback_builder() -> CallbackBuilder:
