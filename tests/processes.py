@@ -156,6 +156,21 @@ class Process:
         return code
 
 
+def wait_ready(process: Process, url: str, *, within: float = START_TIMEOUT_S) -> bool:
+    """Poll GET `url` until it answers 200 (True); False at the deadline or once `process`
+    has exited."""
+    deadline = time.monotonic() + within
+    with httpx.Client(trust_env=False, timeout=2) as http:
+        while time.monotonic() < deadline and process.alive():
+            try:
+                if http.get(url).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(POLL_S)
+    return False
+
+
 def start_campbot(args: Sequence[str], *, env: dict[str, str], cwd: Path, name: str) -> Process:
     return Process([*CAMPBOT, *args], env=env, cwd=cwd, log=cwd / f"{name}.log")
 
@@ -181,23 +196,11 @@ class SandboxServer:
                 [*args, "--port", str(port)], env=env, cwd=workdir, name=f"sandbox-{attempt}"
             )
             server = cls(process, port)
-            if server._ready():
+            if wait_ready(process, f"{server.base_url}/sandbox/state"):
                 return server
             server.stop()
             logs.append(process.log_tail())
         raise RuntimeError("the sandbox did not start:\n" + "\n".join(logs))
-
-    def _ready(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        with httpx.Client(base_url=self.base_url, trust_env=False, timeout=2) as http:
-            while time.monotonic() < deadline and self.process.alive():
-                try:
-                    if http.get("/sandbox/state").status_code == 200:
-                        return True
-                except httpx.TransportError:
-                    pass
-                time.sleep(POLL_S)
-        return False
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, trust_env=False, timeout=10)
@@ -224,15 +227,8 @@ class ServerProcess:
     def start(cls, workdir: Path, *, env: dict[str, str], port: int, name: str) -> ServerProcess:
         args = ["serve", "--host", HOST, "--port", str(port)]
         server = cls(start_campbot(args, env=env, cwd=workdir, name=name), port)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=2) as http:
-            while time.monotonic() < deadline and server.process.alive():
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        return server
-                except httpx.TransportError:
-                    pass
-                time.sleep(POLL_S)
+        if wait_ready(server.process, f"{server.base_url}/healthz"):
+            return server
         server.process.stop()
         raise RuntimeError(f"`campbot serve` did not start:\n{server.process.log_tail()}")
 
@@ -275,10 +271,12 @@ async def deliveries(fake: httpx.AsyncClient) -> list[dict[str, Any]]:
     return list(response.json()["deliveries"])
 
 
-def callback_builder() -> CallbackBuilder:
-    """Signs callbacks as WeCom does for the corp the child processes are started with."""
+def callback_builder(*, agent_id: str = "") -> CallbackBuilder:
+    """Signs callbacks as WeCom does for the corp the child processes are started with
+    (`agent_id`: the envelope's AgentID, which a contact event leaves empty)."""
     return CallbackBuilder(
-        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID)
+        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID),
+        agent_id=agent_id,
     )
 
 
