@@ -145,13 +145,6 @@ async def held_at_the_fake(
     return all(row.target in reached for row in sending)
 
 
-async def send_all_due(sender: Sender, *, rounds: int = 100) -> None:
-    for _ in range(rounds):
-        if not await sender.run_once():
-            return
-    raise AssertionError(f"rows still due after {rounds} rounds")
-
-
 def stop_all(processes: Iterable[Process]) -> list[int]:
     return [process.stop(timeout=STOP_GRACE_S) for process in processes]
 

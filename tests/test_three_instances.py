@@ -297,13 +297,13 @@ def busiest_minute(times: list[datetime]) -> int:
 @dataclass
 class Expectation:
     push_schedule: int
-    broadcast: int
+    achievement: int  # the 喜报's rows are keyed xibao:{achievement}:{group}
 
     def progress(self, rows: list[OutboxMessage]) -> str:
         parts = {
             "welcomes": [r for r in rows if r.channel == "welcome"],
             "pushes": _prefixed(rows, f"schedule:{self.push_schedule}:"),
-            "xibao": _prefixed(rows, "xibao:"),
+            "xibao": _prefixed(rows, f"xibao:{self.achievement}:"),
             "join batches": _prefixed(rows, "group_welcome:"),
         }
         return "; ".join(
@@ -313,7 +313,7 @@ class Expectation:
     def settled(self, rows: list[OutboxMessage]) -> bool:
         welcomes = [r for r in rows if r.channel == "welcome"]
         pushes = _prefixed(rows, f"schedule:{self.push_schedule}:")
-        xibao = _prefixed(rows, "xibao:")
+        xibao = _prefixed(rows, f"xibao:{self.achievement}:")
         joins = _prefixed(rows, "group_welcome:")
         final = all(r.status in ("sent", "dead") for r in welcomes + pushes + xibao + joins)
         return final and (len(welcomes), len(pushes), len(xibao), len(joins)) == (
@@ -411,7 +411,7 @@ async def run_scenarios(
     failover = (nodes.leader_log()[1][1] - killed_at).total_seconds()
     report.append(f"scheduler leader pid {leader_pid} killed; a new leader after {failover:.2f} s")
 
-    expected = Expectation(schedule["id"], achievement["broadcast_id"])
+    expected = Expectation(schedule["id"], achievement["id"])
 
     async def settled() -> bool:
         return expected.settled(await outbox(sessions))
