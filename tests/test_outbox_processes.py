@@ -27,7 +27,7 @@ from app.channels.messages import OutMessage
 from app.channels.reach import Channel, Destination, enqueue_message
 from app.clock import ManualClock
 from app.migrations import upgrade
-from app.models import OutboxMessage, OutboxStatus, RateSlot
+from app.models import Instance, OutboxMessage, OutboxStatus, RateSlot
 from app.sender import SEND_CHUNK, Deliver, Sender
 from app.wecom.client import WeComClient
 from app.wecom_sandbox.server import sandbox_transport
@@ -53,8 +53,8 @@ SENDER_WORKERS = 4
 # How long the sandbox holds an appchat send before answering: it is "in flight" meanwhile.
 HOLD_S = 8.0
 STOP_GRACE_S = 10.0
-# How soon after a restart the dead sender's rows must be on their way again (its claims
-# name an instance that is gone: no lease to wait out).
+# How soon after the restarted sender registers the dead sender's rows must be on their
+# way again (its claims name an instance that is gone: no lease to wait out).
 RESUMED_WITHIN = timedelta(seconds=10)
 # Robots in the two-sender test. A backlog of n rows per robot costs O(n²) claims (a row
 # whose slot is taken is moved to that slot, where all but one lose again): 50 robots of
@@ -145,6 +145,18 @@ async def held_at_the_fake(
     return all(row.target in reached for row in sending)
 
 
+async def registered_at(
+    sessions: async_sessionmaker[AsyncSession], process: Process, *, after: datetime
+) -> datetime | None:
+    """When `process` registered as an instance (it is up, and takes over from here)."""
+    query = select(func.max(Instance.started_at)).where(
+        Instance.pid == process.pid, Instance.started_at >= after
+    )
+    async with sessions() as session:
+        found: datetime | None = (await session.execute(query)).scalar_one()
+        return found
+
+
 def stop_all(processes: Iterable[Process]) -> list[int]:
     return [process.stop(timeout=STOP_GRACE_S) for process in processes]
 
@@ -191,6 +203,12 @@ async def test_a_sender_killed_mid_send_and_restarted_repeats_only_its_in_flight
         restarted_at = datetime.now(UTC)
         second = start_campbot(["sender"], env=env, cwd=tmp_path, name="sender-restarted")
         try:
+
+            async def second_registered() -> bool:
+                return await registered_at(sessions, second, after=restarted_at) is not None
+
+            await wait_until(second_registered, what="the restarted sender up", watch=[second])
+            up_at = await registered_at(sessions, second, after=restarted_at)
             await wait_until(
                 lambda: sent_count_is(sessions, len(routes)),
                 what="the restarted sender to send every row, the dead one's included",
@@ -202,9 +220,11 @@ async def test_a_sender_killed_mid_send_and_restarted_repeats_only_its_in_flight
         rows = await rows_by_key(sessions)
         seen = Counter(delivered_text(d["body"]) for d in await deliveries(fake))
     assert {row.status for row in rows.values()} == {OutboxStatus.SENT}
-    # The dead one's rows went out within seconds of the restart, not after their lease.
+    # The dead one's rows went out within seconds of the restarted sender being up (its
+    # interpreter's start not counted), not after their lease.
     resumed = {key: rows[key].sent_at for key in leased}
-    deadline = restarted_at + RESUMED_WITHIN
+    assert up_at is not None
+    deadline = up_at + RESUMED_WITHIN
     assert all(at is not None and at < deadline for at in resumed.values()), resumed
     # Each message reached WeCom once; only the rows on the wire at the kill came twice.
     assert seen == {contents[key]: 2 if key in in_flight else 1 for key in rows}
