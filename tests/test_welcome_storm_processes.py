@@ -27,7 +27,6 @@ from app.wecom_sandbox.callbacks import CallbackBuilder, SignedCallback
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from tests.conftest import backend_params, postgres_url
 from tests.processes import (
-    POLL_S,
     SandboxServer,
     ServerProcess,
     callback_builder,
@@ -220,7 +219,6 @@ async def test_kill_9_mid_welcome_storm_and_restart_welcomes_every_student_once(
         assert storm.answered < STUDENTS, "the kill came after the storm"
 
         (await fake.post("/sandbox/clear-failures")).raise_for_status()  # WeCom answers fast
-        await asyncio.sleep(POLL_S)
         second = await asyncio.to_thread(
             ServerProcess.start, tmp_path, env=env, port=port, name="b"
         )
