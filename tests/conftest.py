@@ -25,6 +25,7 @@ from app.wecom.crypto import CallbackCrypto
 from app.wecom_sandbox.callbacks import CallbackBuilder
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
+from tests.processes import SandboxServer, migrated_from_empty
 from tests.support import (
     AES_KEY,
     AGENT_ID,
@@ -152,6 +153,23 @@ async def harness(
 ) -> AsyncIterator[AppHarness]:
     async with running_app(settings=settings, clock=clock, engine=engine) as running:
         yield running
+
+
+@pytest.fixture
+async def pg_url() -> str:
+    """The test PostgreSQL database, emptied and migrated as `campbot migrate` would, for
+    child processes (tests using it are marked `postgres`)."""
+    url = postgres_url()
+    assert url is not None
+    return await migrated_from_empty(url)
+
+
+@pytest.fixture
+def sandbox_server(tmp_path: Path) -> Iterator[SandboxServer]:
+    """`campbot sandbox` as a process of its own (it outlives the CampBot children)."""
+    server = SandboxServer.start(tmp_path)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db import create_engine, create_sessionmaker
+from app.migrations import upgrade
 from app.wecom.crypto import CallbackCrypto
 from app.wecom_sandbox import callback_xml
 from app.wecom_sandbox.callbacks import CallbackBuilder, SignedCallback
@@ -43,6 +49,33 @@ CAMPBOT = (
     "-c",
     "import sys; from app.cli import main; sys.argv[0] = 'campbot'; main()",
 )
+# What a `campbot serve` logs when it becomes the scheduler's leader.
+LEADS = "this instance leads the scheduler"
+
+
+async def migrated_from_empty(url: str) -> str:
+    """`url`'s database migrated as `campbot migrate` does; PostgreSQL's schema is emptied
+    first (SQLite's file is new per test)."""
+    if make_url(url).get_backend_name() == "postgresql":
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+        finally:
+            await engine.dispose()
+    await asyncio.to_thread(upgrade, url)
+    return url
+
+
+@contextlib.asynccontextmanager
+async def database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the database the child processes use (an engine of this process's own)."""
+    engine = create_engine(url)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 def free_port() -> int:
@@ -123,6 +156,21 @@ class Process:
         return code
 
 
+def wait_ready(process: Process, url: str, *, within: float = START_TIMEOUT_S) -> bool:
+    """Poll GET `url` until it answers 200 (True); False at the deadline or once `process`
+    has exited."""
+    deadline = time.monotonic() + within
+    with httpx.Client(trust_env=False, timeout=2) as http:
+        while time.monotonic() < deadline and process.alive():
+            try:
+                if http.get(url).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(POLL_S)
+    return False
+
+
 def start_campbot(args: Sequence[str], *, env: dict[str, str], cwd: Path, name: str) -> Process:
     return Process([*CAMPBOT, *args], env=env, cwd=cwd, log=cwd / f"{name}.log")
 
@@ -148,23 +196,11 @@ class SandboxServer:
                 [*args, "--port", str(port)], env=env, cwd=workdir, name=f"sandbox-{attempt}"
             )
             server = cls(process, port)
-            if server._ready():
+            if wait_ready(process, f"{server.base_url}/sandbox/state"):
                 return server
             server.stop()
             logs.append(process.log_tail())
         raise RuntimeError("the sandbox did not start:\n" + "\n".join(logs))
-
-    def _ready(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        with httpx.Client(base_url=self.base_url, trust_env=False, timeout=2) as http:
-            while time.monotonic() < deadline and self.process.alive():
-                try:
-                    if http.get("/sandbox/state").status_code == 200:
-                        return True
-                except httpx.TransportError:
-                    pass
-                time.sleep(POLL_S)
-        return False
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, trust_env=False, timeout=10)
@@ -191,15 +227,8 @@ class ServerProcess:
     def start(cls, workdir: Path, *, env: dict[str, str], port: int, name: str) -> ServerProcess:
         args = ["serve", "--host", HOST, "--port", str(port)]
         server = cls(start_campbot(args, env=env, cwd=workdir, name=name), port)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=2) as http:
-            while time.monotonic() < deadline and server.process.alive():
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        return server
-                except httpx.TransportError:
-                    pass
-                time.sleep(POLL_S)
+        if wait_ready(server.process, f"{server.base_url}/healthz"):
+            return server
         server.process.stop()
         raise RuntimeError(f"`campbot serve` did not start:\n{server.process.log_tail()}")
 
@@ -226,10 +255,28 @@ async def wait_until(
         await asyncio.sleep(POLL_S)
 
 
-def callback_builder() -> CallbackBuilder:
-    """Signs callbacks as WeCom does for the corp the child processes are started with."""
+def leaders(log: Path) -> list[tuple[int, datetime]]:
+    """(pid, when) of each time a process writing `log` said it leads the scheduler."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and LEADS in line:
+            record = json.loads(line)
+            found.append((int(record["pid"]), datetime.fromisoformat(record["timestamp"])))
+    return found
+
+
+async def deliveries(fake: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """What reached the sandbox (`fake`), in order."""
+    response = (await fake.get("/sandbox/messages")).raise_for_status()
+    return list(response.json()["deliveries"])
+
+
+def callback_builder(*, agent_id: str = "") -> CallbackBuilder:
+    """Signs callbacks as WeCom does for the corp the child processes are started with
+    (`agent_id`: the envelope's AgentID, which a contact event leaves empty)."""
     return CallbackBuilder(
-        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID)
+        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID),
+        agent_id=agent_id,
     )
 
 

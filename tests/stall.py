@@ -23,19 +23,14 @@ from pathlib import Path
 import httpx
 
 from app.migrations import upgrade
-from app.wecom.crypto import CallbackCrypto
-from app.wecom_sandbox.callbacks import CallbackBuilder
 from tests.processes import (
-    CORP_ID,
+    AGENT_ID,
     HOST,
-    POLL_S,
-    START_TIMEOUT_S,
-    Process,
+    ServerProcess,
+    callback_builder,
     campbot_env,
     free_port,
-    start_campbot,
 )
-from tests.support import AES_KEY, TOKEN
 
 STALL_LIMIT_S = 0.100
 POLL_EVERY_S = 0.010
@@ -83,37 +78,18 @@ class ServedApp:
     """`campbot serve` on its own SQLite file in `workdir`, with `env` on top of the test
     corp's settings; stopped by its pid."""
 
-    def __init__(self, process: Process, port: int, env: dict[str, str]) -> None:
-        self.process = process
+    def __init__(self, server: ServerProcess, env: dict[str, str]) -> None:
+        self.process = server.process
         self.env = env  # what a `campbot` command beside it needs (its database, its corp)
-        self.base_url = f"http://{HOST}:{port}"
+        self.base_url = server.base_url
 
     @classmethod
     def start(cls, workdir: Path, *, env: dict[str, str]) -> ServedApp:
         database_url = f"sqlite+aiosqlite:///{workdir / 'campbot.db'}"
         upgrade(database_url)
         full_env = {**campbot_env(database_url=database_url, api_base=UNREACHABLE_WECOM), **env}
-        port = free_port()
-        process = start_campbot(
-            ["serve", "--host", HOST, "--port", str(port)], env=full_env, cwd=workdir, name="serve"
-        )
-        served = cls(process, port, full_env)
-        if not served._healthy_within(START_TIMEOUT_S):
-            served.stop()
-            raise RuntimeError("campbot serve did not answer /healthz:\n" + process.log_tail())
-        return served
-
-    def _healthy_within(self, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        with httpx.Client(base_url=self.base_url, trust_env=False, timeout=2) as http:
-            while time.monotonic() < deadline and self.process.alive():
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        return True
-                except httpx.TransportError:
-                    pass
-                time.sleep(POLL_S)
-        return False
+        server = ServerProcess.start(workdir, env=full_env, port=free_port(), name="serve")
+        return cls(server, full_env)
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -173,12 +149,10 @@ def unsigned_callback(body: bytes) -> Send:
 
 
 def signed_callback(plaintext: str) -> Send:
-    """WeCom's signed, encrypted POST of `plaintext`, signed at send time."""
-    wecom = CallbackBuilder(
-        CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID),
-        agent_id="1000002",
-    )
-    # Encrypting 700 KiB costs milliseconds: done before timing, re-signed only if stale.
+    """WeCom's signed, encrypted POST of `plaintext`, signed now (before any timing)."""
+    wecom = callback_builder(agent_id=str(AGENT_ID))
+    # Encrypting 700 KiB costs milliseconds: done once, before timing (the signature's
+    # timestamp stays well inside the server's 5-minute skew for the test's run).
     ready = wecom.post(plaintext, at=datetime.now(UTC))
 
     async def send(client: httpx.AsyncClient) -> httpx.Response:

@@ -4,7 +4,6 @@ write CampBot's INFO lines and its warnings as JSON (stderr is not a terminal), 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
@@ -15,12 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from app.logging import configure_logging
 from app.migrations import upgrade
-from tests.processes import CAMPBOT, HOST, Process, free_port, wait_until
+from tests.processes import CAMPBOT, HOST, Process, free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDED = "first run: imported"
@@ -57,16 +55,7 @@ def served_log(args: Sequence[str], workdir: Path) -> list[str]:
         log=workdir / "server.log",
     )
     try:
-
-        async def healthy() -> bool:
-            async with httpx.AsyncClient(trust_env=False, timeout=2) as client:
-                try:
-                    response = await client.get(f"http://{HOST}:{port}/healthz")
-                except httpx.TransportError:
-                    return False
-            return response.status_code == 200
-
-        asyncio.run(wait_until(healthy, what="/healthz", watch=[process]))
+        assert wait_ready(process, f"http://{HOST}:{port}/healthz"), process.log_tail()
     finally:
         process.stop(signal.SIGINT)
     return (workdir / "server.log").read_text(errors="replace").splitlines()

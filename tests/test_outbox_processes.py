@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,14 +26,12 @@ from app.channels.deliver import ChannelDeliverer
 from app.channels.messages import OutMessage
 from app.channels.reach import Channel, Destination, enqueue_message
 from app.clock import ManualClock
-from app.db import create_engine, create_sessionmaker
 from app.migrations import upgrade
-from app.models import OutboxMessage, OutboxStatus, RateSlot
+from app.models import Instance, OutboxMessage, OutboxStatus, RateSlot
 from app.sender import SEND_CHUNK, Deliver, Sender
 from app.wecom.client import WeComClient
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
-from tests.conftest import postgres_url
 from tests.processes import (
     AGENT_ID,
     CORP_ID,
@@ -41,6 +39,8 @@ from tests.processes import (
     Process,
     SandboxServer,
     campbot_env,
+    database,
+    deliveries,
     start_campbot,
     wait_until,
 )
@@ -53,8 +53,8 @@ SENDER_WORKERS = 4
 # How long the sandbox holds an appchat send before answering: it is "in flight" meanwhile.
 HOLD_S = 8.0
 STOP_GRACE_S = 10.0
-# How soon after a restart the dead sender's rows must be on their way again (its claims
-# name an instance that is gone: no lease to wait out).
+# How soon after the restarted sender registers the dead sender's rows must be on their
+# way again (its claims name an instance that is gone: no lease to wait out).
 RESUMED_WITHIN = timedelta(seconds=10)
 # Robots in the two-sender test. A backlog of n rows per robot costs O(n²) claims (a row
 # whose slot is taken is moved to that slot, where all but one lose again): 50 robots of
@@ -67,38 +67,6 @@ def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}"
     upgrade(url)
     return url
-
-
-@pytest.fixture
-async def pg_url() -> str:
-    """The test PostgreSQL database, emptied and migrated as `campbot migrate` would."""
-    url = postgres_url()
-    assert url is not None
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
-    await asyncio.to_thread(upgrade, url)
-    return url
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
-    server = SandboxServer.start(tmp_path)
-    yield server
-    server.stop()
-
-
-@asynccontextmanager
-async def database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(url)
-    try:
-        yield create_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 def content(n: int) -> str:
@@ -129,13 +97,6 @@ async def register(
     for chatid in chats:
         body = {"chatid": chatid, "members": ["zhangsan", "lisi"]}
         (await fake.post("/sandbox/appchats", json=body)).raise_for_status()
-
-
-async def deliveries(fake: httpx.AsyncClient) -> list[dict[str, Any]]:
-    response = await fake.get("/sandbox/messages")
-    response.raise_for_status()
-    found: list[dict[str, Any]] = response.json()["deliveries"]
-    return found
 
 
 def delivered_text(body: dict[str, Any]) -> str:
@@ -184,11 +145,16 @@ async def held_at_the_fake(
     return all(row.target in reached for row in sending)
 
 
-async def send_all_due(sender: Sender, *, rounds: int = 100) -> None:
-    for _ in range(rounds):
-        if not await sender.run_once():
-            return
-    raise AssertionError(f"rows still due after {rounds} rounds")
+async def registered_at(
+    sessions: async_sessionmaker[AsyncSession], process: Process, *, after: datetime
+) -> datetime | None:
+    """When `process` registered as an instance (it is up, and takes over from here)."""
+    query = select(func.max(Instance.started_at)).where(
+        Instance.pid == process.pid, Instance.started_at >= after
+    )
+    async with sessions() as session:
+        found: datetime | None = (await session.execute(query)).scalar_one()
+        return found
 
 
 def stop_all(processes: Iterable[Process]) -> list[int]:
@@ -196,7 +162,7 @@ def stop_all(processes: Iterable[Process]) -> list[int]:
 
 
 async def test_a_sender_killed_mid_send_and_restarted_repeats_only_its_in_flight_rows(
-    tmp_path: Path, sqlite_url: str, sandbox: SandboxServer
+    tmp_path: Path, sqlite_url: str, sandbox_server: SandboxServer
 ) -> None:
     # 120 robot rows (answered at once), then 200 appchat rows the sandbox holds: the
     # sender gets through the robots and is killed with an appchat send on each worker,
@@ -205,8 +171,8 @@ async def test_a_sender_killed_mid_send_and_restarted_repeats_only_its_in_flight
     chats = [f"crashchat{n:03d}" for n in range(200)]
     routes = [Destination(Channel.ROBOT, key) for key in robots]
     routes += [Destination(Channel.APPCHAT, chatid) for chatid in chats]
-    env = campbot_env(database_url=sqlite_url, api_base=sandbox.base_url)
-    async with database(sqlite_url) as sessions, sandbox.client() as fake:
+    env = campbot_env(database_url=sqlite_url, api_base=sandbox_server.base_url)
+    async with database(sqlite_url) as sessions, sandbox_server.client() as fake:
         await register(fake, robots=robots, chats=chats)
         (
             await fake.post("/sandbox/delay", json={"path": APPCHAT, "seconds": HOLD_S})
@@ -237,6 +203,12 @@ async def test_a_sender_killed_mid_send_and_restarted_repeats_only_its_in_flight
         restarted_at = datetime.now(UTC)
         second = start_campbot(["sender"], env=env, cwd=tmp_path, name="sender-restarted")
         try:
+
+            async def second_registered() -> bool:
+                return await registered_at(sessions, second, after=restarted_at) is not None
+
+            await wait_until(second_registered, what="the restarted sender up", watch=[second])
+            up_at = await registered_at(sessions, second, after=restarted_at)
             await wait_until(
                 lambda: sent_count_is(sessions, len(routes)),
                 what="the restarted sender to send every row, the dead one's included",
@@ -248,9 +220,11 @@ async def test_a_sender_killed_mid_send_and_restarted_repeats_only_its_in_flight
         rows = await rows_by_key(sessions)
         seen = Counter(delivered_text(d["body"]) for d in await deliveries(fake))
     assert {row.status for row in rows.values()} == {OutboxStatus.SENT}
-    # The dead one's rows went out within seconds of the restart, not after their lease.
+    # The dead one's rows went out within seconds of the restarted sender being up (its
+    # interpreter's start not counted), not after their lease.
     resumed = {key: rows[key].sent_at for key in leased}
-    deadline = restarted_at + RESUMED_WITHIN
+    assert up_at is not None
+    deadline = up_at + RESUMED_WITHIN
     assert all(at is not None and at < deadline for at in resumed.values()), resumed
     # Each message reached WeCom once; only the rows on the wire at the kill came twice.
     assert seen == {contents[key]: 2 if key in in_flight else 1 for key in rows}
@@ -421,12 +395,12 @@ async def test_claims_naming_robots_in_opposite_orders_do_not_deadlock(pg_url: s
 
 @pytest.mark.postgres
 async def test_two_sender_processes_on_postgresql_send_each_row_once(
-    tmp_path: Path, pg_url: str, sandbox: SandboxServer
+    tmp_path: Path, pg_url: str, sandbox_server: SandboxServer
 ) -> None:
     chats = [f"procchat{n:03d}" for n in range(100)]
     routes = [Destination(Channel.APPCHAT, chats[n % len(chats)]) for n in range(1000)]
-    env = campbot_env(database_url=pg_url, api_base=sandbox.base_url)
-    async with database(pg_url) as sessions, sandbox.client() as fake:
+    env = campbot_env(database_url=pg_url, api_base=sandbox_server.base_url)
+    async with database(pg_url) as sessions, sandbox_server.client() as fake:
         await register(fake, chats=chats)
         contents = await enqueue_all(sessions, routes, datetime.now(UTC))
         senders = [

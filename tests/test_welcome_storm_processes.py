@@ -10,9 +10,7 @@ callback again until it is answered (the server is down for a moment).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,24 +18,24 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.models import Cohort
-from app.db import create_engine, create_sessionmaker
-from app.migrations import upgrade
 from app.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus
 from app.wecom_sandbox.callbacks import CallbackBuilder, SignedCallback
 from scripts_library.loader import DEFAULT_PACK, import_pack
 from tests.conftest import backend_params, postgres_url
 from tests.processes import (
-    POLL_S,
     SandboxServer,
     ServerProcess,
     callback_builder,
     campbot_env,
     contact_added,
+    database,
+    deliveries,
     free_port,
+    migrated_from_empty,
     wait_until,
 )
 from tests.support import AES_KEY, TOKEN
@@ -62,37 +60,10 @@ FINAL = (OutboxStatus.SENT, OutboxStatus.DEAD, OutboxStatus.CANCELLED)
 @pytest.fixture(params=backend_params())
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database migrated as `campbot migrate` does."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'storm.db'}"
-    else:
-        pg = postgres_url()
-        assert pg is not None
-        engine = create_engine(pg)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
-        finally:
-            await engine.dispose()
-        url = pg
-    await asyncio.to_thread(upgrade, url)
-    return url
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
-    server = SandboxServer.start(tmp_path)
-    yield server
-    server.stop()
-
-
-@contextlib.asynccontextmanager
-async def database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(url)
-    try:
-        yield create_sessionmaker(engine)
-    finally:
-        await engine.dispose()
+    sqlite = f"sqlite+aiosqlite:///{tmp_path / 'storm.db'}"
+    url = sqlite if request.param == "sqlite" else postgres_url()
+    assert url is not None
+    return await migrated_from_empty(url)
 
 
 async def seed_camp(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -168,8 +139,7 @@ class Storm:
 
 
 async def welcome_deliveries(fake: httpx.AsyncClient) -> list[dict[str, Any]]:
-    response = (await fake.get("/sandbox/messages")).raise_for_status()
-    return [d for d in response.json()["deliveries"] if d["channel"] == "welcome"]
+    return [d for d in await deliveries(fake) if d["channel"] == "welcome"]
 
 
 async def welcome_rows(sessions: async_sessionmaker[AsyncSession]) -> dict[str, OutboxMessage]:
@@ -217,12 +187,12 @@ async def progress(sessions: async_sessionmaker[AsyncSession], storm: Storm) -> 
 
 
 async def test_kill_9_mid_welcome_storm_and_restart_welcomes_every_student_once(
-    tmp_path: Path, database_url: str, sandbox: SandboxServer
+    tmp_path: Path, database_url: str, sandbox_server: SandboxServer
 ) -> None:
-    env = campbot_env(database_url=database_url, api_base=sandbox.base_url)
+    env = campbot_env(database_url=database_url, api_base=sandbox_server.base_url)
     env.update(WECOM_TOKEN=TOKEN, WECOM_ENCODING_AES_KEY=AES_KEY)
     port = free_port()
-    async with database(database_url) as sessions, sandbox.client() as fake:
+    async with database(database_url) as sessions, sandbox_server.client() as fake:
         await seed_camp(sessions)
         (await fake.post("/sandbox/users", json={"userid": STAFF})).raise_for_status()
         hold = {"path": WELCOME, "seconds": HOLD_S}
@@ -249,7 +219,6 @@ async def test_kill_9_mid_welcome_storm_and_restart_welcomes_every_student_once(
         assert storm.answered < STUDENTS, "the kill came after the storm"
 
         (await fake.post("/sandbox/clear-failures")).raise_for_status()  # WeCom answers fast
-        await asyncio.sleep(POLL_S)
         second = await asyncio.to_thread(
             ServerProcess.start, tmp_path, env=env, port=port, name="b"
         )

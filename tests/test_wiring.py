@@ -5,28 +5,17 @@ cohort hooks in the Extensions the Runtime keeps; a name given twice is refused.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
 from fastapi.routing import APIRoute
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.capability import Capability, Extensions, MemberFilter, ScriptJob, WiringError
-from app.clock import ManualClock
 from app.main import CAPABILITIES
 from app.runtime import Runtime
 from app.settings import Settings
 from bots.dispatch import Dispatcher, Router
-from tests.support import AppHarness, running_app
-
-
-@pytest.fixture
-async def harness(
-    settings: Settings, clock: ManualClock, engine: AsyncEngine
-) -> AsyncIterator[AppHarness]:
-    async with running_app(settings=settings, clock=clock, engine=engine) as running:
-        yield running
+from tests.support import AppHarness
 
 
 def test_the_capabilities_have_one_name_each_and_contribute_something() -> None:

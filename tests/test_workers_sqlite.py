@@ -4,26 +4,20 @@ worker leads the scheduler, and when it is killed (kill -9) another leads within
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
 from pathlib import Path
 
 from app.migrations import upgrade
-from tests.processes import HOST, campbot_env, free_port, start_campbot, wait_until
+from tests.processes import HOST, campbot_env, free_port, leaders, start_campbot, wait_until
 
-LEADS = "this instance leads the scheduler"
 TAKEOVER_S = 10.0
 
 
 def _leaders(log: Path) -> list[int]:
     """The pids that logged that they lead, in order."""
-    pids = []
-    for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("{") and LEADS in line:
-            pids.append(int(json.loads(line)["pid"]))
-    return pids
+    return [pid for pid, _ in leaders(log)]
 
 
 async def test_on_sqlite_one_of_two_workers_leads_and_another_takes_over_a_kill(

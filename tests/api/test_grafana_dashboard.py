@@ -6,20 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.clock import ManualClock
-from app.settings import Settings
-from tests.support import AppHarness, running_app
-
-TOKEN = "metrics-token-dashboard-0123456789"
+from tests.api.conftest import METRICS_TOKEN
+from tests.support import AppHarness
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
 # Suffixes of a family's samples in the text format, by type.
@@ -89,17 +83,8 @@ def test_the_dashboard_is_grafana_json_with_panels_and_queries() -> None:
         assert name in used, name
 
 
-@pytest.fixture
-async def metered(
-    settings: Settings, clock: ManualClock, engine: AsyncEngine
-) -> AsyncIterator[AppHarness]:
-    with_token = settings.model_copy(update={"metrics_token": SecretStr(TOKEN)})
-    async with running_app(settings=with_token, clock=clock, engine=engine) as running:
-        yield running
-
-
 async def test_every_metric_the_dashboard_queries_is_served(metered: AppHarness) -> None:
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
     response = await metered.client.get("/metrics", headers=auth)
     assert response.status_code == 200
     served: set[str] = set()
