@@ -44,14 +44,22 @@ class QuotaPreview:
         self.routing = routing
         self.used: dict[tuple[str, object], int] = {}
 
+    async def load(self, targets: list[str], tz: str, at: datetime) -> None:
+        """The used slots of those `targets` not yet known in `at`'s window: one query."""
+        window = quota.window_of(self.routing.mode, quota.local_day(at, tz))
+        missing = [t for t in dict.fromkeys(targets) if (t, window.start) not in self.used]
+        if not missing:
+            return
+        found = await quota.quota_left(
+            session=self.session, targets=missing, mode=self.routing.mode, tz=tz, now=at
+        )
+        for target in missing:
+            self.used[(target, window.start)] = found[target].used
+
     async def take(self, target: str, tz: str, at: datetime, *, spend: bool) -> tuple[bool, int]:
+        await self.load([target], tz, at)  # a no-op when `_decide` loaded the firing's groups
         window = quota.window_of(self.routing.mode, quota.local_day(at, tz))
         key = (target, window.start)
-        if key not in self.used:
-            found = await quota.quota_left(
-                session=self.session, targets=[target], mode=self.routing.mode, tz=tz, now=at
-            )
-            self.used[key] = found[target].used
         taken = spend and self.used[key] < window.limit
         self.used[key] += taken
         return taken, window.limit - self.used[key]
@@ -63,6 +71,10 @@ async def _decide(
     delivery = delivery_of(script.group_delivery if script else None)
     personal = script is not None and is_personal(variables_used(script))
     channels, left = [], {}
+    groups = [
+        t.destination.target for t in targets if t.destination.channel == Channel.CUSTOMER_GROUP
+    ]
+    await preview.load(groups, tz, at)  # the firing's groups share a window: one query
     for target in targets:
         channel = target.destination.channel
         if channel == Channel.CUSTOMER_GROUP:
@@ -103,7 +115,8 @@ async def calendar(
     ).all()
     entries = []
     preview = QuotaPreview(session, extensions.routing)
-    scripts = {s.key: s for s in (await session.execute(select(Script))).scalars()}
+    keys = {schedule.script_key for _, schedule in rows}
+    scripts = {s.key: s for s in await session.scalars(select(Script).where(Script.key.in_(keys)))}
     # Firings of one target, cohort and member go to the same people: resolved once.
     resolved: dict[tuple[str, int | None, int | None], list[Target]] = {}
     for firing, schedule in rows:

@@ -4,6 +4,7 @@ The calendar, the re-plan preview and the 今日 pushes are in `schedules.consol
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
@@ -12,6 +13,7 @@ from starlette.datastructures import FormData
 
 from app.admin.cohorts import service as cohorts
 from app.admin.groups import service as groups
+from app.admin.models import Cohort
 from app.api.admin.fields import INT32_MAX, IdPath
 from app.console.forms import Refused, parse, refusals, values
 from app.console.labels import label
@@ -22,12 +24,14 @@ from app.deps import RuntimeDep
 from app.wecom.errors import UndeliverableError
 from schedules import service
 from schedules.api import ScheduleIn, SchedulePatch
+from schedules.models import Schedule
 from schedules.timetable import timetable
 from scripts_library.errors import RenderError
 from scripts_library.service import list_scripts
 
 router = console_router("/schedules", role=Role.OPERATOR)
 CohortParam = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
+HISTORY_SHOWN = 100  # the detail page's firings, the latest
 TRIGGERS = [
     ("cohort_day", "开营后第 N 天"),
     ("member_day", "学员入营后第 N 天"),
@@ -124,16 +128,35 @@ async def schedule_page(
         chosen = page.items[0].cohort
     if chosen is None and cohort_id is not None:
         raise Refused({"cohort_id": f"期次 {cohort_id} 不存在。"}, 404)
+    values = {"trigger_type": "cohort_day", "target_type": "cohort_groups", "enabled": True}
+    return await _timetable_page(
+        request, session, runtime, page.items, chosen, values=values, errors={}, ran=ran
+    )
+
+
+async def _timetable_page(
+    request: Request,
+    session: ConsoleSessionDep,
+    runtime: RuntimeDep,
+    listed: Sequence[cohorts.CohortView],
+    cohort: Cohort | None,
+    *,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    ran: int | None = None,
+    status: int = 200,
+) -> Response:
+    """The timetable of `cohort` (of the `listed` cohorts' views) with the add form."""
     context = {
-        "cohorts": [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in page.items],
-        "table": await timetable(session=session, cohort=chosen) if chosen else None,
-        "cohort": chosen,
-        "values": {"trigger_type": "cohort_day", "target_type": "cohort_groups", "enabled": True},
-        "errors": {},
+        "cohorts": [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in listed],
+        "table": await timetable(session=session, cohort=cohort) if cohort else None,
+        "cohort": cohort,
+        "values": values,
+        "errors": errors,
         "ran": ran,
-        **await _form_context(session, runtime, chosen.id if chosen else None),
+        **await _form_context(session, runtime, cohort.id if cohort else None),
     }
-    return render(request, "schedules/timetable.html", context)
+    return render(request, "schedules/timetable.html", context, status=status)
 
 
 @router.post("")
@@ -176,33 +199,58 @@ async def _refused_page(
         else None
     )
     page = await cohorts.list_cohorts(session=session, camp=None, limit=200, offset=0)
-    context = {
-        "cohorts": [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in page.items],
-        "table": await timetable(session=session, cohort=cohort) if cohort else None,
-        "cohort": cohort,
-        "values": {k: form.get(k) for k in form} | {"group_ids": form.getlist("group_ids")},
-        "errors": refused.problems,
-        "ran": None,
-        **await _form_context(session, runtime, cohort.id if cohort else None),
-    }
-    return render(request, "schedules/timetable.html", context, status=refused.status)
+    return await _timetable_page(
+        request,
+        session,
+        runtime,
+        page.items,
+        cohort,
+        values=_form_values(form),
+        errors=refused.problems,
+        status=refused.status,
+    )
+
+
+def _form_values(form: FormData) -> dict[str, Any]:
+    """The submitted form, to show again beside its problems."""
+    return {k: form.get(k) for k in form} | {"group_ids": form.getlist("group_ids")}
 
 
 @router.get("/{schedule_id}")
 async def schedule_detail(
     request: Request, schedule_id: IdPath, session: ConsoleSessionDep, runtime: RuntimeDep
 ) -> Response:
+    schedule = await _schedule_or_404(session, schedule_id)
+    return await _detail_page(request, session, runtime, schedule, _values_of(schedule), {})
+
+
+async def _schedule_or_404(session: ConsoleSessionDep, schedule_id: int) -> Schedule:
     with refusals():
-        schedule = await service.get_schedule(session=session, schedule_id=schedule_id)
-        firings = await service.list_firings(session=session, schedule_id=schedule_id)
+        return await service.get_schedule(session=session, schedule_id=schedule_id)
+
+
+async def _detail_page(
+    request: Request,
+    session: ConsoleSessionDep,
+    runtime: RuntimeDep,
+    schedule: Schedule,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    """The schedule's edit form and its latest firings, newest first."""
+    with refusals():
+        firings = await service.list_firings(
+            session=session, schedule_id=schedule.id, limit=HISTORY_SHOWN
+        )
     context = {
         "schedule": schedule,
-        "firings": list(reversed(firings))[:100],
-        "values": _values_of(schedule),
-        "errors": {},
+        "firings": list(reversed(firings)),
+        "values": values,
+        "errors": errors,
         **await _form_context(session, runtime, schedule.cohort_id),
     }
-    return render(request, "schedules/schedule.html", context)
+    return render(request, "schedules/schedule.html", context, status=status)
 
 
 def _values_of(schedule: Any) -> dict[str, Any]:
@@ -261,17 +309,16 @@ async def update_schedule(
         await _update(session, viewer, runtime, schedule_id, spec)
     except Refused as refused:
         await session.rollback()
-        with refusals():
-            schedule = await service.get_schedule(session=session, schedule_id=schedule_id)
-            firings = await service.list_firings(session=session, schedule_id=schedule_id)
-        context = {
-            "schedule": schedule,
-            "firings": list(reversed(firings))[:100],
-            "values": {k: form.get(k) for k in form} | {"group_ids": form.getlist("group_ids")},
-            "errors": refused.problems,
-            **await _form_context(session, runtime, schedule.cohort_id),
-        }
-        return render(request, "schedules/schedule.html", context, status=refused.status)
+        schedule = await _schedule_or_404(session, schedule_id)
+        return await _detail_page(
+            request,
+            session,
+            runtime,
+            schedule,
+            _form_values(form),
+            refused.problems,
+            status=refused.status,
+        )
     return RedirectResponse(f"/console/schedules/{schedule_id}?saved=1", status_code=303)
 
 
@@ -279,8 +326,7 @@ async def update_schedule(
 async def toggle(
     schedule_id: IdPath, session: ConsoleSessionDep, viewer: ViewerDep, runtime: RuntimeDep
 ) -> Response:
-    with refusals():
-        schedule = await service.get_schedule(session=session, schedule_id=schedule_id)
+    schedule = await _schedule_or_404(session, schedule_id)
     await _update(session, viewer, runtime, schedule_id, {"enabled": not schedule.enabled})
     return RedirectResponse(f"/console/schedules?cohort_id={schedule.cohort_id}", status_code=303)
 
@@ -289,8 +335,7 @@ async def toggle(
 async def run_now(
     schedule_id: IdPath, session: ConsoleSessionDep, viewer: ViewerDep, runtime: RuntimeDep
 ) -> Response:
-    with refusals():
-        schedule = await service.get_schedule(session=session, schedule_id=schedule_id)
+    schedule = await _schedule_or_404(session, schedule_id)
     try:
         firing = await service.run_now(
             session=session,
@@ -310,9 +355,8 @@ async def run_now(
 async def delete(
     schedule_id: IdPath, session: ConsoleSessionDep, viewer: ViewerDep, runtime: RuntimeDep
 ) -> Response:
+    cohort_id = (await _schedule_or_404(session, schedule_id)).cohort_id
     with refusals():
-        schedule = await service.get_schedule(session=session, schedule_id=schedule_id)
-        cohort_id = schedule.cohort_id
         await service.delete_schedule(
             session=session, schedule_id=schedule_id, actor=viewer.actor, now=runtime.clock.now()
         )

@@ -10,9 +10,7 @@ customer group's push is routed by, say) appears as a column of its own, named b
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo
+from typing import Annotated
 
 from fastapi import Query, Request, Response
 
@@ -26,6 +24,7 @@ from app.console.pages import ConsolePages, HomePanel, NavItem
 from app.console.route import ConsoleSessionDep, ViewerDep, console_router, session_of, viewer_of
 from app.console.templating import fragment, render
 from app.deps import RuntimeDep, get_runtime
+from app.quota import local_day
 from schedules.calendar import calendar
 from schedules.console import describe_target
 from schedules.console import router as timetable_router
@@ -102,17 +101,13 @@ async def replan_preview(
     return render(request, "schedules/replan.html", {"replan": replan, "problems": {}})
 
 
-def _today(now: datetime, tz: str) -> Any:
-    return now.astimezone(ZoneInfo(tz)).date()
-
-
 async def pushes_panel(request: Request) -> str:
     """今日: the day's pushes, each with its time, channel and state."""
     viewer, session, runtime = viewer_of(request), session_of(request), get_runtime(request)
     tz = runtime.settings.campbot_timezone
     pushes = await pushes_on(
         session=session,
-        day=_today(runtime.clock.now(), tz),
+        day=local_day(runtime.clock.now(), tz),
         default_tz=tz,
         cohort_ids=viewer.cohort_ids,
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Cohort, CohortGroup
@@ -157,11 +157,18 @@ async def _messages(
     if not fired:
         return {}
     wanted = {(s.id, due_label(f.due_at)): f.id for f, s in fired}
+    # A firing writes its rows when it fires (within the misfire grace of its time): a day's
+    # margin either side.
     earliest = min(f.due_at for f, _ in fired) - timedelta(days=1)
+    latest = max(f.fired_at or f.due_at for f, _ in fired) + timedelta(days=1)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    prefixes = [f"schedule:{sid}:" for sid in sorted({s.id for _, s in fired})]
     rows = (
         await session.scalars(
             select(OutboxMessage).where(
-                OutboxMessage.key.like("schedule:%"), OutboxMessage.created_at >= earliest
+                or_(*(_key_starts(prefix, sqlite=sqlite) for prefix in prefixes)),
+                OutboxMessage.created_at >= earliest,
+                OutboxMessage.created_at <= latest,
             )
         )
     ).all()
@@ -179,6 +186,15 @@ async def _messages(
         ).all()
     }
     return {f: [(row, results.get(row.id)) for row in group] for f, group in found.items()}
+
+
+def _key_starts(prefix: str, *, sqlite: bool) -> ColumnElement[bool]:
+    """Outbox keys starting with `prefix` (which ends in ':'), as the key's index serves it:
+    on SQLite a range (its LIKE ignores case, so no index; keys compare bytewise there, and
+    ';' follows ':'); elsewhere LIKE, whose prefix is right under any collation."""
+    if sqlite:
+        return and_(OutboxMessage.key >= prefix, OutboxMessage.key < prefix[:-1] + ";")
+    return OutboxMessage.key.startswith(prefix)
 
 
 async def _planned_channels(session: AsyncSession, schedules: list[Schedule]) -> dict[int, str]:

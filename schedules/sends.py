@@ -43,10 +43,6 @@ def row_key(schedule_id: int, label: str, due: str) -> str:
     return f"schedule:{schedule_id}:{label}:{due}"
 
 
-def outbox_key(schedule_id: int, target: Target, due_at: datetime) -> str:
-    return row_key(schedule_id, target.label, due_label(due_at))
-
-
 def context_for(*, cohort: Cohort | None, target: Target, local_now: datetime) -> RenderContext:
     """The variables a scheduled script sees for one target."""
     fields: dict[str, object] = {

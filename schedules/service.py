@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditTrail
@@ -23,6 +23,7 @@ from schedules.models import Firing, FiringStatus, Schedule
 from schedules.planner import plan_schedule
 from schedules.runner import fire
 from schedules.targets import check_target
+from schedules.timetable import next_due_by_schedule
 from schedules.triggers import TriggerError, parse_trigger
 from scripts_library.models import Script
 
@@ -43,12 +44,8 @@ class ScheduleView:
 
 
 async def view_of(schedule: Schedule, *, session: AsyncSession) -> ScheduleView:
-    next_due = await session.scalar(
-        select(func.min(Firing.due_at)).where(
-            Firing.schedule_id == schedule.id, Firing.status == FiringStatus.PLANNED
-        )
-    )
-    return ScheduleView(schedule, next_due)
+    next_due = await next_due_by_schedule(session, [schedule.id])
+    return ScheduleView(schedule, next_due.get(schedule.id))
 
 
 async def get_schedule(*, session: AsyncSession, schedule_id: int, lock: bool = False) -> Schedule:
@@ -62,14 +59,21 @@ async def list_schedules(
     if cohort_id is not None:
         query = query.where(Schedule.cohort_id == cohort_id)
     page = await page_of(query, session=session, limit=limit, offset=offset)
-    return Page([await view_of(s, session=session) for s in page.items], page.total)
+    next_due = await next_due_by_schedule(session, [s.id for s in page.items])
+    return Page([ScheduleView(s, next_due.get(s.id)) for s in page.items], page.total)
 
 
-async def list_firings(*, session: AsyncSession, schedule_id: int) -> list[Firing]:
-    """The schedule's planned and fired occurrences, by due time (404 for an unknown one)."""
+async def list_firings(
+    *, session: AsyncSession, schedule_id: int, limit: int | None = None
+) -> list[Firing]:
+    """The schedule's planned and fired occurrences, by due time (404 for an unknown one);
+    with `limit`, the latest `limit` of them (still by due time)."""
     await get_schedule(session=session, schedule_id=schedule_id)
-    query = select(Firing).where(Firing.schedule_id == schedule_id).order_by(Firing.due_at)
-    return list((await session.execute(query)).scalars())
+    query = select(Firing).where(Firing.schedule_id == schedule_id)
+    if limit is None:
+        return list(await session.scalars(query.order_by(Firing.due_at)))
+    latest = query.order_by(Firing.due_at.desc()).limit(limit)
+    return list(reversed(list(await session.scalars(latest))))
 
 
 async def _check(

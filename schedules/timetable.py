@@ -5,6 +5,7 @@ Three queries whatever the number of schedules."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,22 +43,25 @@ def _camp_day(schedule: Schedule) -> int | None:
     return day
 
 
+async def next_due_by_schedule(session: AsyncSession, ids: Collection[int]) -> dict[int, datetime]:
+    """Each schedule's earliest planned firing (those with none are left out): one query."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Firing.schedule_id, func.min(Firing.due_at))
+        .where(Firing.schedule_id.in_(ids), Firing.status == FiringStatus.PLANNED)
+        .group_by(Firing.schedule_id)
+    )
+    return dict(rows.all())
+
+
 async def timetable(*, session: AsyncSession, cohort: Cohort) -> Timetable:
     schedules = list(
         await session.scalars(
             select(Schedule).where(Schedule.cohort_id == cohort.id).order_by(Schedule.id)
         )
     )
-    ids = [s.id for s in schedules]
-    next_due = dict(
-        (
-            await session.execute(
-                select(Firing.schedule_id, func.min(Firing.due_at))
-                .where(Firing.schedule_id.in_(ids), Firing.status == FiringStatus.PLANNED)
-                .group_by(Firing.schedule_id)
-            )
-        ).all()
-    )
+    next_due = await next_due_by_schedule(session, [s.id for s in schedules])
     keys = {s.script_key for s in schedules}
     titles = dict(
         (await session.execute(select(Script.key, Script.title).where(Script.key.in_(keys)))).all()

@@ -109,23 +109,11 @@ async def create_script(
         with refusals(), script_errors():
             await service.create_script(
                 session=session,
-                author=viewer.username,
-                now=runtime.clock.now(),
-                images=images,
-                trials=get_trials(request),
-                actor=viewer.actor,
+                **_edit(request, viewer, runtime, images),
                 **body.model_dump(exclude={"schedule_hint"}),
             )
     except Refused as refused:
-        shown = {**values(form, (*CONTENT_FIELDS, "key", "attachments"))}
-        return await _editor(
-            request,
-            session,
-            script=None,
-            status=refused.status,
-            values=shown,
-            errors=refused.problems,
-        )
+        return await _refused_editor(request, session, form, refused, script=None)
     return RedirectResponse(f"/console/scripts/{body.key}?saved=1", status_code=303)
 
 
@@ -154,31 +142,48 @@ async def save_script(
             await service.update_script(
                 session=session,
                 key=key,
-                author=viewer.username,
-                now=runtime.clock.now(),
-                images=images,
-                trials=get_trials(request),
-                actor=viewer.actor,
+                **_edit(request, viewer, runtime, images),
                 **body.model_dump(exclude={"schedule_hint"}),
             )
     except Refused as refused:
         await session.rollback()
         with refusals(), script_errors():
             script = await service.get_script(session=session, key=key)
-        shown = values(form, (*CONTENT_FIELDS, "attachments"))
-        return await _editor(
-            request,
-            session,
-            script=script,
-            status=refused.status,
-            values=shown,
-            errors=refused.problems,
-        )
+        return await _refused_editor(request, session, form, refused, script=script)
     return RedirectResponse(f"/console/scripts/{key}?saved=1", status_code=303)
 
 
+def _edit(
+    request: Request, viewer: ViewerDep, runtime: RuntimeDep, images: service.ImageLoad
+) -> dict[str, Any]:
+    """What every edit passes the service besides its fields: who, when, how it is tried."""
+    return {
+        "author": viewer.username,
+        "now": runtime.clock.now(),
+        "images": images,
+        "trials": get_trials(request),
+        "actor": viewer.actor,
+    }
+
+
+async def _refused_editor(
+    request: Request, session: ConsoleSessionDep, form: FormData, refused: Refused, *, script: Any
+) -> Response:
+    """The editor again with what was submitted and why it was refused (a new script's key
+    too)."""
+    shown = values(form, (*CONTENT_FIELDS, *(("key",) if script is None else ()), "attachments"))
+    return await _editor(
+        request,
+        session,
+        script=script,
+        status=refused.status,
+        values=shown,
+        errors=refused.problems,
+    )
+
+
 async def _overrides(
-    session: ConsoleSessionDep, runtime: RuntimeDep, form: FormData
+    session: ConsoleSessionDep, form: FormData
 ) -> tuple[dict[str, Any], int | None]:
     """What the preview is for: a student (by id or name) and a group, as variables."""
     overrides: dict[str, Any] = {}
@@ -195,14 +200,12 @@ async def _overrides(
 
 
 @router.post("/{key}/preview")
-async def preview(
-    request: Request, key: KeyPath, session: ConsoleSessionDep, runtime: RuntimeDep
-) -> Response:
+async def preview(request: Request, key: KeyPath, session: ConsoleSessionDep) -> Response:
     """The editor's draft rendered for the chosen student or group (an htmx fragment)."""
     form = await request.form()
     try:
         content = _content(parse(ScriptUpdate, _draft(form)))
-        overrides, member_id = await _overrides(session, runtime, form)
+        overrides, member_id = await _overrides(session, form)
         with refusals():
             context = await preview_context(session, overrides, member_id)
         images = await preload_images(content.msgtype, content.attachments)

@@ -261,6 +261,7 @@ async def import_upload(
             author=actor.name,
             note=f"导入 {source}",
             now=now,
+            checked=True,  # checked_upload's worker ran find_problems on every entry
         )
         {
             SaveOutcome.CREATED: report.created,

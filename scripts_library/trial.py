@@ -73,6 +73,7 @@ class TrialPool:
         self.timeout = timeout
         self._executor: ProcessPoolExecutor | None = None
         self._closed = False
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     async def problems(
         self, content: ScriptContent, *, key: str | None, images: ImageLoad | None
@@ -97,10 +98,11 @@ class TrialPool:
         """`func(*args)` in a worker; TemplateLimitError when it overran or its worker died.
         `func` must be importable by name (it is pickled by reference)."""
         for _ in range(2):
-            executor = self._pool()
             try:
-                future = asyncio.wrap_future(executor.submit(_limited, func, *args))
-                return await asyncio.wait_for(future, self.timeout)
+                async with self._slot():
+                    executor = self._pool()
+                    future = asyncio.wrap_future(executor.submit(_limited, func, *args))
+                    return await asyncio.wait_for(future, self.timeout)
             except TimeoutError:
                 logger.warning(
                     "trial render overran %.1f s: its workers are stopped", self.timeout
@@ -114,6 +116,15 @@ class TrialPool:
                     raise TemplateLimitError(WORKER_DIED) from None
                 # Another trial's runaway took the pool down with this one: once more.
         raise TemplateLimitError(WORKER_DIED)
+
+    def _slot(self) -> asyncio.Semaphore:
+        """One trial per worker at a time: the timeout then counts a trial's own run, not its
+        wait behind others', and a timeout stops no worker busy with another's trial. One
+        semaphore per event loop (the tests share a pool across theirs)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self.workers))
+        return self._slots[1]
 
     def start(self) -> None:
         """Start a worker now, so the first save does not wait for one."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from urllib.parse import quote
 from fastapi import Query, Response
 from pydantic import BaseModel, Field
 
+from app.admin.models import Cohort
 from app.api.admin.deps import AdminSessionDep, admin_resource_router
 from app.api.admin.fields import INT32_MAX, IdPath
 from app.api.admin.schemas import ERRORS_404, ERRORS_422
@@ -239,12 +241,12 @@ def _percent(value: float) -> str:
     return f"{value * 100:.2f}%"
 
 
-def csv_text(stats: service.CohortStats) -> str:
+def csv_text(days: Sequence[service.DayStats]) -> str:
     """The per-day table; Excel reads UTF-8 only with the BOM in front."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADERS)
-    for d in stats.days:
+    for d in days:
         writer.writerow(
             [
                 d.day,
@@ -262,15 +264,25 @@ def csv_text(stats: service.CohortStats) -> str:
     return "\ufeff" + out.getvalue()
 
 
-def csv_response(stats: service.CohortStats) -> Response:
-    cohort = stats.calendar.cohort
+def csv_response(cohort: Cohort, days: Sequence[service.DayStats]) -> Response:
+    """The day table as a download (the API's and the console's CSV)."""
     name = quote(f"{cohort.name}-统计.csv")
     disposition = f"attachment; filename=\"cohort-{cohort.id}-stats.csv\"; filename*=UTF-8''{name}"
     return Response(
-        csv_text(stats).encode("utf-8"),
+        csv_text(days).encode("utf-8"),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": disposition},
     )
+
+
+def chart_response(cohort: Cohort, days: Sequence[service.DayStats]) -> Response:
+    """The daily check-in rate as an SVG bar chart (the API's and the console's)."""
+    svg = checkin_rate_svg(
+        title=f"{cohort.name} 每日打卡率",
+        total_days=cohort.days,
+        points=[ChartPoint(d.day, d.checkin_rate, d.in_progress) for d in days],
+    )
+    return Response(svg.encode("utf-8"), media_type="image/svg+xml; charset=utf-8")
 
 
 async def _stats(
@@ -294,7 +306,10 @@ async def _stats(
 async def cohort_stats_csv(
     cohort_id: IdPath, session: AdminSessionDep, runtime: RuntimeDep
 ) -> Response:
-    return csv_response(await _stats(session, runtime, cohort_id))
+    calendar, days = await service.camp_days(
+        session=session, cohort_id=cohort_id, now=runtime.clock.now()
+    )
+    return csv_response(calendar.cohort, days)
 
 
 @router.get(
@@ -306,14 +321,10 @@ async def cohort_stats_csv(
 async def cohort_chart(
     cohort_id: IdPath, session: AdminSessionDep, runtime: RuntimeDep
 ) -> Response:
-    stats = await _stats(session, runtime, cohort_id)
-    cohort = stats.calendar.cohort
-    svg = checkin_rate_svg(
-        title=f"{cohort.name} 每日打卡率",
-        total_days=cohort.days,
-        points=[ChartPoint(d.day, d.checkin_rate, d.in_progress) for d in stats.days],
+    calendar, days = await service.camp_days(
+        session=session, cohort_id=cohort_id, now=runtime.clock.now()
     )
-    return Response(svg.encode("utf-8"), media_type="image/svg+xml; charset=utf-8")
+    return chart_response(calendar.cohort, days)
 
 
 @router.get(
@@ -373,7 +384,7 @@ async def cohort_stats(
 ) -> CohortStatsOut | Response:
     stats = await _stats(session, runtime, cohort_id, base_day)
     if format == "csv":
-        return csv_response(stats)
+        return csv_response(stats.calendar.cohort, stats.days)
     out = _out(stats, runtime.clock.now())
     out.sop = sop_out(await sop_service.completion_by_staff(session=session, cohort_id=cohort_id))
     return out

@@ -4,7 +4,8 @@ drop-off, streaks, each group and assistant, 活动参与率, and the CSV; throu
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request, Response
 
@@ -20,23 +21,25 @@ from app.console.templating import render
 from app.deps import RuntimeDep
 from bots.checkin.models import EntryKind
 from bots.stats import service
-from bots.stats.api import csv_response, summary_of
-from bots.stats.chart import ChartPoint, checkin_rate_svg
+from bots.stats.api import chart_response, csv_response, summary_of
 
 router = console_router("/stats", role=Role.ASSISTANT)
 CohortParam = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
+T = TypeVar("T")
 
 
-async def _stats(
-    session: ConsoleSessionDep, viewer: ViewerDep, runtime: RuntimeDep, cohort_id: int
-) -> service.DailyStats:
-    """The day table and the summary's counts; the groups, assistants, drop-off and streaks
-    are fetched by the page as fragments (`/slices`, `/shape`), each its own request."""
+async def _figures(
+    compute: Callable[..., Awaitable[T]],
+    viewer: ViewerDep,
+    cohort_id: int,
+    session: ConsoleSessionDep,
+    runtime: RuntimeDep,
+) -> T:
+    """`compute(session=, cohort_id=, now=)` for a cohort the viewer may see; the service's
+    refusals become the console's."""
     require_cohort(viewer, cohort_id)
     with refusals():
-        return await service.daily_stats(
-            session=session, cohort_id=cohort_id, now=runtime.clock.now()
-        )
+        return await compute(session=session, cohort_id=cohort_id, now=runtime.clock.now())
 
 
 @router.get("")
@@ -51,7 +54,13 @@ async def stats_page(
         session=session, camp=None, limit=200, offset=0, ids=viewer.cohort_ids
     )
     chosen = cohort_id or (page.items[0].cohort.id if page.items else None)
-    stats = await _stats(session, viewer, runtime, chosen) if chosen is not None else None
+    # The day table and the summary's counts; the groups, assistants, drop-off and streaks
+    # are fetched by the page as fragments (`/slices`, `/shape`), each its own request.
+    stats = (
+        await _figures(service.daily_stats, viewer, chosen, session, runtime)
+        if chosen is not None
+        else None
+    )
     context = {
         "cohorts": [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in page.items],
         "cohort": stats.calendar.cohort if stats else None,
@@ -80,11 +89,7 @@ async def slices(
     runtime: RuntimeDep,
 ) -> Response:
     """Each group's and each assistant's figures (an htmx fragment)."""
-    require_cohort(viewer, cohort_id)
-    with refusals():
-        found = await service.slice_stats(
-            session=session, cohort_id=cohort_id, now=runtime.clock.now()
-        )
+    found = await _figures(service.slice_stats, viewer, cohort_id, session, runtime)
     names = {
         v.account.wecom_userid: v.account.display_name
         for v in await list_accounts(session=session)
@@ -103,11 +108,7 @@ async def shape(
     runtime: RuntimeDep,
 ) -> Response:
     """The drop-off and the streaks (an htmx fragment)."""
-    require_cohort(viewer, cohort_id)
-    with refusals():
-        found = await service.shape_stats(
-            session=session, cohort_id=cohort_id, now=runtime.clock.now()
-        )
+    found = await _figures(service.shape_stats, viewer, cohort_id, session, runtime)
     return render(request, "stats/shape.html", {"shape": found})
 
 
@@ -115,26 +116,16 @@ async def shape(
 async def stats_csv(
     cohort_id: IdPath, session: ConsoleSessionDep, viewer: ViewerDep, runtime: RuntimeDep
 ) -> Response:
-    require_cohort(viewer, cohort_id)
-    with refusals():
-        stats = await service.cohort_stats(
-            session=session, cohort_id=cohort_id, now=runtime.clock.now()
-        )
-    return csv_response(stats)
+    calendar, days = await _figures(service.camp_days, viewer, cohort_id, session, runtime)
+    return csv_response(calendar.cohort, days)
 
 
 @router.get("/{cohort_id}/chart.svg")
 async def chart(
     cohort_id: IdPath, session: ConsoleSessionDep, viewer: ViewerDep, runtime: RuntimeDep
 ) -> Response:
-    stats = await _stats(session, viewer, runtime, cohort_id)
-    cohort = stats.calendar.cohort
-    svg = checkin_rate_svg(
-        title=f"{cohort.name} 每日打卡率",
-        total_days=cohort.days,
-        points=[ChartPoint(d.day, d.checkin_rate, d.in_progress) for d in stats.days],
-    )
-    return Response(svg.encode("utf-8"), media_type="image/svg+xml; charset=utf-8")
+    calendar, days = await _figures(service.camp_days, viewer, cohort_id, session, runtime)
+    return chart_response(calendar.cohort, days)
 
 
 @router.get("/{cohort_id}/participation")

@@ -65,6 +65,20 @@ async def test_a_trial_past_its_time_is_stopped_and_the_next_one_runs(pool: Tria
     assert await pool.problems(NORMAL, key="day1", images=None) == []
 
 
+async def test_a_trial_waiting_for_a_worker_is_not_timed_out_by_the_wait() -> None:
+    pool = TrialPool(workers=1, timeout=3.0)
+    try:
+        await pool.run(os.getpid)  # the worker is up
+        # Each runs 1.8 s, within its time; the second waits 1.8 s for the worker first.
+        both = await asyncio.gather(*(pool.run(eval, _SLEEP_THEN_PID) for _ in range(2)))
+        assert len(set(both)) == 1  # one worker ran both, in turn; none was stopped
+    finally:
+        pool.close()
+
+
+_SLEEP_THEN_PID = "__import__('time').sleep(1.8) or __import__('os').getpid()"
+
+
 async def test_a_worker_that_dies_is_a_refusal_and_is_replaced(pool: TrialPool) -> None:
     with pytest.raises(TemplateLimitError) as refused:
         await pool.run(os._exit, 1)

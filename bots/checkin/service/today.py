@@ -1,6 +1,7 @@
 """The 今日 figures of running cohorts: today's camp day (by each cohort's day boundary),
 check-ins so far today and all of yesterday, active students, homework waiting for review.
-Three queries whatever the number of cohorts."""
+Four queries whatever the number of cohorts (the rules, the check-ins, the students, the
+homework)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,8 @@ Definitions (what every figure means):
 
 One module a section: `calendar` (camp days and the shared relations), `rates` (per day),
 `dropoff`, `streaks`, `slices` (per group and per assistant), `participation` (with 全勤 and
-上岸); here, everything at once (`cohort_stats`), or in three parts (`parts`).
+上岸); here, everything at once (`cohort_stats`), or in three parts and the day table alone
+(`parts`).
 """
 
 from __future__ import annotations
@@ -44,19 +45,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.errors import InvalidInput
-from app.admin.models import Cohort, CohortMember
-from bots.stats.service.calendar import (
-    DEFAULT_BASE_DAY,
-    LANDED_TAG,
-    CampCalendar,
-    days_table,
-    load_calendar,
-    rate,
-)
+from bots.stats.service.calendar import LANDED_TAG, CampCalendar, rate
 from bots.stats.service.dropoff import Dropoff, dropoff
 from bots.stats.service.participation import (
     Participation,
@@ -68,11 +60,16 @@ from bots.stats.service.parts import (
     DailyStats,
     ShapeStats,
     SliceStatsAll,
+    camp_days,
     daily_stats,
+    days_of,
+    default_base_day,
+    enrolled_count,
+    observed,
     shape_stats,
     slice_stats,
 )
-from bots.stats.service.rates import DayStats, day_stats
+from bots.stats.service.rates import DayStats
 from bots.stats.service.slices import GroupStats, SliceStats, assistant_stats, group_stats
 from bots.stats.service.streaks import StreakBucket, streaks
 
@@ -89,6 +86,7 @@ __all__ = [
     "SliceStats",
     "SliceStatsAll",
     "StreakBucket",
+    "camp_days",
     "cohort_stats",
     "daily_stats",
     "participation",
@@ -115,31 +113,20 @@ class CohortStats:
         return self.days[-1] if self.days else None
 
 
-def default_base_day(cohort: Cohort) -> int:
-    return min(DEFAULT_BASE_DAY, cohort.days)
-
-
 async def cohort_stats(
     *, session: AsyncSession, cohort_id: int, now: datetime, base_day: int | None = None
 ) -> CohortStats:
     """Every figure of one cohort as of `now` (see the module docstring for definitions)."""
-    calendar = await load_calendar(session=session, cohort_id=cohort_id, now=now)
+    calendar, table = await observed(session=session, cohort_id=cohort_id, now=now)
     if base_day is None:
         base_day = default_base_day(calendar.cohort)
     elif base_day > calendar.total_days:
         raise InvalidInput("base_day", f"这一期只有第 0–{calendar.total_days} 天。")
     # Before 开营 nothing has been observed: no days, every group and assistant at zero.
-    table = days_table(calendar.windows) if calendar.windows else None
-    days = (
-        await day_stats(session=session, calendar=calendar, days=table)
-        if table is not None
-        else []
-    )
+    days = await days_of(session=session, calendar=calendar, table=table)
     groups = await group_stats(session=session, calendar=calendar, days=table)
     assistants = await assistant_stats(session=session, calendar=calendar, days=table)
-    enrolled = await session.scalar(
-        select(func.count()).select_from(CohortMember).where(CohortMember.cohort_id == cohort_id)
-    )
+    enrolled = await enrolled_count(session=session, cohort_id=cohort_id)
     return CohortStats(
         calendar=calendar,
         days=days,
@@ -147,7 +134,7 @@ async def cohort_stats(
         streaks=await streaks(session=session, calendar=calendar),
         groups=groups,
         assistants=assistants,
-        enrolled=int(enrolled or 0),
+        enrolled=enrolled,
         full_attendance=await full_attendance(session=session, calendar=calendar),
         landed=await landed_count(session=session, cohort_id=cohort_id),
     )
