@@ -95,7 +95,7 @@ async def test_a_dead_message_shows_its_hint_and_is_retried_after_the_fix(
         assert "6期1群" in home.text.split('id="panel-outbox"')[1]
         dead = await browser.get("/console/outbox?status=dead")
         assert "6期1群" in dead.text
-        assert "93000" in dead.text or "机器人" in dead.text
+        assert "群机器人 webhook 地址无效，或机器人已被移出群" in dead.text  # 93000's hint
         row_id = await _only_row(sessions)
         sandbox.add_robot("gone-robot")  # the operator put the robot back into the group
         retried = await browser.hx_post(f"/console/outbox/{row_id}/retry")
