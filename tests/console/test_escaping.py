@@ -12,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.common import Actor
-from app.admin.groups import service as groups
 from app.admin.members import service as members
 from app.clock import ManualClock
 from app.console.models import Role
@@ -22,13 +21,14 @@ from bots.checkin.models import CheckinEntry
 from bots.qa.models import QaRule, QaUnanswered
 from bots.xibao.models import Broadcast
 from schedules import service as schedules
-from scripts_library import service as scripts
 from scripts_library.loader import seed_default_pack
 from tests.console.support import (
     Console,
     make_account,
     make_cohort,
     make_member,
+    make_robot_group,
+    make_script,
     member_token,
     png_bytes,
 )
@@ -46,27 +46,18 @@ async def _hostile_camp(
     cohort = await make_cohort(sessions, clock, name=HOSTILE, start="2026-02-28")
     async with sessions.begin() as session:
         await seed_default_pack(session=session, now=clock.now())
-        group = await groups.create_group(
-            session=session,
-            actor=Actor(HOSTILE),
-            now=clock.now(),
-            cohort_id=cohort,
-            name=HOSTILE,
-            channel="robot",
-            robot_key="robot-x",
-            chat_id=None,
-            owner_userid=None,
-        )
-        await scripts.create_script(
-            session=session,
-            key="hostile",
-            title=HOSTILE,
-            msgtype="text",
-            body=f"{RAW} {{{{ student_name }}}}",
-            category=HOSTILE,
-            author="test",
-            now=clock.now(),
-        )
+    group_id = await make_robot_group(
+        sessions, clock, cohort, name=HOSTILE, robot_key="robot-x", actor=HOSTILE
+    )
+    await make_script(
+        sessions,
+        clock,
+        key="hostile",
+        title=HOSTILE,
+        body=f"{RAW} {{{{ student_name }}}}",
+        category=HOSTILE,
+    )
+    async with sessions.begin() as session:
         schedule = await schedules.create_schedule(
             session=session,
             script_key="hostile",
@@ -101,7 +92,7 @@ async def _hostile_camp(
     return {
         "cohort_id": cohort,
         "member_id": member,
-        "group_id": group.group.id,
+        "group_id": group_id,
         "schedule_id": schedule.id,
         "key": "hostile",
     }
