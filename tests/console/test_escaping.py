@@ -19,7 +19,7 @@ from app.console.route import ConsoleRoute
 from app.models import OutboxMessage
 from bots.checkin.models import CheckinEntry
 from bots.qa.models import QaRule, QaUnanswered
-from bots.xibao.models import Broadcast
+from bots.xibao.models import Achievement, Broadcast
 from schedules import service as schedules
 from scripts_library.loader import seed_default_pack
 from tests.console.support import (
@@ -30,6 +30,7 @@ from tests.console.support import (
     make_robot_group,
     make_script,
     member_token,
+    only_id,
     png_bytes,
 )
 from tests.support import AppHarness
@@ -107,18 +108,22 @@ async def _ids(sessions: async_sessionmaker[AsyncSession], found: dict[str, obje
         found["rule_id"] = await session.scalar(select(QaRule.id))
         found["broadcast_id"] = await session.scalar(select(Broadcast.id))
         found["outbox_id"] = await session.scalar(select(OutboxMessage.id))
-    found |= {"n": 0, "account_id": 1, "achievement_id": 1}
+    found["n"] = 0
+    assert None not in found.values(), found
 
 
 async def test_hostile_stored_text_is_escaped_on_every_page(
     console_app: AppHarness, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
     ids = await _hostile_camp(console_app, sessions, clock)
-    await make_account(sessions, clock, "boss", Role.ADMIN, display_name=HOSTILE)
+    ids["account_id"] = await make_account(
+        sessions, clock, "boss", Role.ADMIN, display_name=HOSTILE
+    )
+    ids["achievement_id"] = await only_id(sessions, Achievement.id)
     async with Console(console_app.app) as browser:
         await browser.sign_in("boss")
         # An operator's own edits carry the hostile text into the audit log and the outbox.
-        await browser.post(
+        rule = await browser.post(
             "/console/qa/rules",
             {
                 "patterns": HOSTILE,
@@ -131,7 +136,9 @@ async def test_hostile_stored_text_is_escaped_on_every_page(
                 "enabled": "1",
             },
         )
-        await browser.post("/console/xibao/1/approve")
+        assert rule.status_code == 303, rule.text
+        approved = await browser.post(f"/console/xibao/{ids['achievement_id']}/approve")
+        assert approved.status_code == 303, approved.text
         entry = await _ids_and_review(browser, sessions, ids)
         assert entry
         shown = 0
