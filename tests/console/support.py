@@ -166,6 +166,7 @@ async def make_robot_group(
 ) -> int:
     """A 群机器人 group of the cohort; its id."""
     from app.admin.groups import service as groups
+    from app.models import GroupChannel
 
     async with sessions.begin() as session:
         view = await groups.create_group(
@@ -174,7 +175,7 @@ async def make_robot_group(
             now=clock.now(),
             cohort_id=cohort_id,
             name=name,
-            channel="robot",
+            channel=GroupChannel.ROBOT,
             robot_key=robot_key,
             chat_id=None,
             owner_userid=None,

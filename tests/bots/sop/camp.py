@@ -77,7 +77,9 @@ async def pack_timetable(sessions: async_sessionmaker[AsyncSession], cohort_id: 
             target = hint.get("target") or {"type": "cohort_groups"}
             if target.get("type") != "cohort_groups":
                 continue
-            trigger = {k: hint[k] for k in ("type", "day", "time", "cron") if k in hint}
+            trigger: dict[str, Any] = {
+                k: hint[k] for k in ("type", "day", "time", "cron") if k in hint
+            }
             await add_schedule(session, cohort_id, script.key, trigger, target)
             planned += 1
         return planned
