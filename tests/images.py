@@ -1,5 +1,5 @@
 """Images as phones make them: EXIF with GPS, the camera, times and an Orientation, for the
-tests that check what CampBot stores of them."""
+tests that check what CampBot stores of them, and the check that none of it is left."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ XMP = (
     b'xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="31,14.08N"/>'
     b"</rdf:RDF></x:xmpmeta>"
 )
+SECRETS = (b"Apple", b"iPhone", b"2026:03:01", b"xmpmeta", b"shot at home")  # a phone_jpeg's
 
 
 def phone_exif(orientation: int = 6) -> Image.Exif:
@@ -61,3 +62,16 @@ def phone_jpeg(*, orientation: int = 6, progressive: bool = False) -> bytes:
 def pixels(data: bytes) -> bytes:
     with Image.open(io.BytesIO(data)) as image:
         return image.convert("RGBA").tobytes()
+
+
+def assert_private(data: bytes, *, orientation: int | None) -> None:
+    """Nothing of a phone_jpeg's identifying metadata is left in `data`; the Orientation is."""
+    for secret in SECRETS:
+        assert secret not in data
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        exif = image.getexif()
+        assert not any(tag in exif for tag in IDENTIFYING)
+        assert not exif.get_ifd(GPS_IFD)
+        assert exif.get(ORIENTATION) == orientation
+        assert not {"comment", "xmp", "XML:com.adobe.xmp", "Comment"} & set(image.info)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sized
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.api.admin.throttle import AuthThrottle
 from app.capability import Extensions
 from app.clock import ManualClock
 from app.main import CAPABILITIES
@@ -64,6 +65,11 @@ class AppHarness:
 
     async def deliver(self, callback: SignedCallback) -> httpx.Response:
         return await self.client.post(callback.path, content=callback.body)
+
+    def allow_refusals(self, routes: Sized) -> None:
+        """Let each of `routes` refuse a bad token from this one address before the admin
+        throttle steps in: a test walking every route wants each route's own 401."""
+        self.app.state.admin_throttle = AuthThrottle(max_failures=len(routes) + 1)
 
 
 def _no_network(request: httpx.Request) -> httpx.Response:

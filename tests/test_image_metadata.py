@@ -18,35 +18,21 @@ from app.api.h5 import uploads
 from app.api.h5.uploads import UploadRefused, check_image
 from app.image_metadata import MetadataError, minimal_exif, strip_metadata
 from tests.images import (
-    GPS_IFD,
-    IDENTIFYING,
     ORIENTATION,
+    SECRETS,
     XMP,
+    assert_private,
     phone_exif,
     phone_jpeg,
     picture,
     pixels,
 )
 
-SECRETS = (b"Apple", b"iPhone", b"2026:03:01", b"xmpmeta", b"shot at home")
-
 
 def saved(image: Image.Image, fmt: str, **options: object) -> bytes:
     out = io.BytesIO()
     image.save(out, format=fmt, **options)
     return out.getvalue()
-
-
-def assert_private(data: bytes, *, orientation: int | None) -> None:
-    for secret in SECRETS:
-        assert secret not in data
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        exif = image.getexif()
-        assert not any(tag in exif for tag in IDENTIFYING)
-        assert not exif.get_ifd(GPS_IFD)
-        assert exif.get(ORIENTATION) == orientation
-        assert not {"comment", "xmp", "XML:com.adobe.xmp", "Comment"} & set(image.info)
 
 
 @pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])

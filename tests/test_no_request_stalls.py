@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from app.wecom_sandbox.callback_xml import member_text
-from tests.admin_scripts.test_script_bounds import HOSTILE as HOSTILE_TEMPLATES
+from tests.hostile_templates import HOSTILE as HOSTILE_TEMPLATES
 from tests.processes import AGENT_ID, CAMPBOT, CORP_ID
 from tests.stall import (
     STALL_LIMIT_S,

@@ -15,25 +15,9 @@ from app.clock import ManualClock
 from scripts_library.models import Script
 from tests.admin_scripts.conftest import Api, problems, script_body
 from tests.admin_scripts.test_schedules import EDIT, camp, schedule
+from tests.hostile_templates import HOSTILE
 from tests.lag import MAX_LAG_S, loop_lag
 
-HOSTILE = {
-    "nested range loops": (
-        "{% for i in range(100000) %}{% for j in range(3000) %}{% endfor %}{% endfor %}",
-        "range() 最多生成 1000 个数",
-    ),
-    "loops within range": (
-        "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}",
-        "模板循环次数超过上限（10000 次）",
-    ),
-    "power tower": ("{{ ((10**100**100**100)**10) > 1 }}", "乘方结果太大"),
-    "ljust a billion": ("{{ 'a'.ljust(10**9) }}", "超过上限（16384 个字符或项"),
-    "ljust 2**62": ("{{ 'a'.ljust(2**62) }}", "超过上限（16384 个字符或项"),
-    "recursive macro": (
-        "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
-        "嵌套超过上限（20 层）",
-    ),
-}
 CASES = list(HOSTILE)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.browser.stage import ARTIFACTS, require_chromium
+from tests.browser.stage import ARTIFACTS, PNG_SIGNATURE, require_chromium
 from tests.browser.stage import served as serve_app
 
 ADMIN_TOKEN = "console-browser-admin-token"
@@ -68,5 +68,5 @@ def shot(page: object, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"console_{name}.png"
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
     return path

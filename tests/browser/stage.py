@@ -1,5 +1,6 @@
-"""What the browser tests share: Debian's Chromium as Playwright launches it, and the real
-app served by `uvicorn app.main:app` on a free loopback port until the test is done.
+"""What the browser tests share: Debian's Chromium as Playwright launches it, the real app
+served by `uvicorn app.main:app` on a free loopback port until the test is done, the camp's
+today, and a PNG to upload.
 
 Chromium comes from Debian (`apt-get install -y --no-install-recommends chromium`), not from
 Playwright's download; without it a browser test fails, saying so (CI installs it).
@@ -8,19 +9,29 @@ Playwright's download; without it a browser test fails, saying so (CI installs i
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.processes import HOST, free_port
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Playwright
+
+TZ = "Asia/Shanghai"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,6 +53,32 @@ def require_chromium() -> None:
             f"{CHROMIUM} is missing: install Debian's Chromium with "
             "`apt-get install -y --no-install-recommends chromium` (CI does)"
         )
+
+
+def launch(playwright: Playwright) -> Browser:
+    """Debian's Chromium, headless."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+    )
+
+
+def camp_today(now: datetime | None = None) -> date:
+    """The camp's date in Shanghai now (or at `now`): its days turn at 04:00."""
+    return (
+        (now or datetime.now(ZoneInfo(TZ))).astimezone(ZoneInfo(TZ)) - timedelta(hours=4)
+    ).date()
+
+
+def png_bytes(size: tuple[int, int] = (320, 240)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (26, 173, 25)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def png_file(path: Path, size: tuple[int, int] = (320, 240)) -> Path:
+    """A PNG written to `path`, for a file input."""
+    path.write_bytes(png_bytes(size))
+    return path
 
 
 def server_env(database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:

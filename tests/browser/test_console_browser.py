@@ -11,18 +11,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser.console_server import DESKTOP, PHONE, Served, served, shot
-from tests.browser.stage import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.stage import camp_today, launch, png_file
 
-TZ = ZoneInfo("Asia/Shanghai")
 SIZES = {"desktop": DESKTOP, "phone": PHONE}
 
 
@@ -35,9 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+        browser = launch(playwright)
         yield browser
         browser.close()
 
@@ -67,17 +62,12 @@ def sign_in(page: Page, server: Served, username: str = "", password: str = "") 
     expect(page.locator("h1")).to_have_text("今日")
 
 
-def camp_day0() -> str:
-    """Today's camp date (days turn at 04:00): a cohort starting then is on its day 0."""
-    return (datetime.now(TZ) - timedelta(hours=4)).date().isoformat()
-
-
 def make_camp(server: Served, state: str, robots: dict[str, bool]) -> int:
     """A cohort starting today, with a robot group per key (registered in the sandbox when
     True: its messages arrive; False: WeCom answers 93000)."""
     cohort = server.admin(
         "POST", "/cohorts",
-        json={"name": f"{state} 期", "camp": "跨境电商实战营", "start_date": camp_day0(),
+        json={"name": f"{state} 期", "camp": "跨境电商实战营", "start_date": str(camp_today()),
               "days": 7, "channel_state": state},
     )  # fmt: skip
     assert cohort.status_code == 201, cohort.text
@@ -101,13 +91,6 @@ def make_student(server: Served, cohort: int, name: str) -> dict[str, Any]:
     )  # fmt: skip
     assert made.status_code == 201, made.text
     return dict(made.json())
-
-
-def png(path: Path) -> Path:
-    from tests.console.support import png_bytes
-
-    path.write_bytes(png_bytes((320, 240)))
-    return path
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
@@ -139,7 +122,7 @@ def test_create_a_cohort_with_a_robot_group(
     page.get_by_role("link", name="新建期次").click()
     page.get_by_label("期次名称").fill("第 9 期")
     page.get_by_label("训练营", exact=True).fill("跨境电商 7 天实战营")
-    page.get_by_label("开营日（第 0 天）").fill(camp_day0())
+    page.get_by_label("开营日（第 0 天）").fill(str(camp_today()))
     page.get_by_label("上课天数").fill("7")
     page.get_by_label("渠道活码 State").fill("browser-camp9")
     page.get_by_role("button", name="创建").click()
@@ -215,7 +198,7 @@ def test_an_assistant_reviews_a_homework_with_an_image_on_a_phone(
     phone.goto(student["h5_url"])
     homework = phone.locator("#homework form.entry-form")
     homework.locator("textarea[name=text]").fill("第 0 天作业：选品表")
-    homework.locator("input[type=file]").set_input_files(str(png(tmp_path / "hw.png")))
+    homework.locator("input[type=file]").set_input_files(str(png_file(tmp_path / "hw.png")))
     homework.locator("button[type=submit]").click()
     expect(phone.locator("#flash")).to_have_text("作业已提交")
     admin = open_page(DESKTOP)

@@ -10,18 +10,21 @@ Playwright's download; without it this test fails, saying so (CI installs it).
 from __future__ import annotations
 
 import asyncio
-import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from tests.browser.stage import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium, served
-
-TZ = "Asia/Shanghai"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from tests.browser.stage import (
+    ARTIFACTS,
+    PNG_SIGNATURE,
+    TZ,
+    camp_today,
+    launch,
+    png_file,
+    require_chromium,
+    served,
+)
 
 
 async def _seed(database_url: str, *, today: datetime) -> str:
@@ -37,7 +40,7 @@ async def _seed(database_url: str, *, today: datetime) -> str:
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
         # Camp days turn at 04:00: day 1 is "yesterday" until then.
-        camp_date = (today.astimezone(ZoneInfo(TZ)) - timedelta(hours=4)).date()
+        camp_date = camp_today(today)
         async with create_sessionmaker(engine)() as session:
             cohort = Cohort(
                 name="6 期",
@@ -62,26 +65,17 @@ async def _seed(database_url: str, *, today: datetime) -> str:
         await engine.dispose()
 
 
-def _png(path: Path) -> Path:
-    buffer = io.BytesIO()
-    Image.new("RGB", (320, 240), (26, 173, 25)).save(buffer, format="PNG")
-    path.write_bytes(buffer.getvalue())
-    return path
-
-
 def test_student_checks_in_from_a_phone_browser(tmp_path: Path) -> None:
     require_chromium()
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'campbot.db'}"
     token = asyncio.run(_seed(database_url, today=datetime.now(UTC)))
-    photo = _png(tmp_path / "homework.png")
+    photo = png_file(tmp_path / "homework.png")
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "h5_checkin.png"
     screenshot.unlink(missing_ok=True)
 
     with served(tmp_path, database_url) as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+        browser = launch(playwright)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
             page.goto(f"{base}/h5/m/{token}")

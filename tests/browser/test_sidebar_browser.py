@@ -10,28 +10,26 @@ the rendered text, and the row becomes sent; a second tap records nothing new. I
 
 from __future__ import annotations
 
-import io
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
-from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from tests.browser.stage import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium, served
-from tests.browser.test_h5_browser import PNG_SIGNATURE, TZ
+from tests.browser.stage import (
+    ARTIFACTS,
+    PNG_SIGNATURE,
+    camp_today,
+    launch,
+    png_bytes,
+    require_chromium,
+    served,
+)
 
 ADMIN = "browser-admin"
 CHAT = "wrBrowserGroup"
 STUDENT = "wmBrowserStudent"
 TEXT = "☀️ 早上好！今天的任务：交作业。"
-
-
-def _png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (120, 90), (250, 160, 30)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _admin(base: str) -> httpx.Client:
@@ -48,7 +46,7 @@ def _camp(base: str) -> int:
 
 
 def _seed(base: str, admin: httpx.Client) -> int:
-    today = (datetime.now(UTC).astimezone(ZoneInfo(TZ)) - timedelta(hours=4)).date()
+    today = camp_today()
     cohort = admin.post(
         "/cohorts",
         json={
@@ -85,7 +83,7 @@ def _seed(base: str, admin: httpx.Client) -> int:
         done = httpx.post(
             base + page + "/checkin",
             data={"text": text, "kind": kind},
-            files=[("images", ("hw.png", _png(), "image/png"))],
+            files=[("images", ("hw.png", png_bytes((120, 90)), "image/png"))],
             headers={"Accept": "application/json"},
             trust_env=False,
         )
@@ -131,9 +129,7 @@ def test_staff_post_from_the_sidebar_in_a_group_and_see_a_student(tmp_path: Path
         sync_playwright() as playwright,
     ):
         item = _camp(base)
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+        browser = launch(playwright)
         try:
             page = browser.new_page(viewport={"width": 360, "height": 780}, locale="zh-CN")
             page.goto(f"{base}/sidebar/dev?userid=lisi&entry=group_chat_tools&chat_id={CHAT}")

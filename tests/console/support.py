@@ -1,5 +1,6 @@
-"""What the console's tests share: accounts made through the accounts service, and a client
-that signs in through the sign-in form and sends the session's CSRF token with its posts."""
+"""What the console's tests share: accounts, cohorts, groups and scripts made through their
+services, the one row's id, and a client that signs in through the sign-in form and sends
+the session's CSRF token with its posts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.admin.common import Actor
 from app.clock import Clock
@@ -150,6 +153,69 @@ async def make_member(
             staff_userid=staff_userid,
         )
         return view.member.id
+
+
+async def make_robot_group(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    cohort_id: int,
+    *,
+    name: str = "6期1群",
+    robot_key: str = "robot-6-1",
+    actor: str = "test",
+) -> int:
+    """A 群机器人 group of the cohort; its id."""
+    from app.admin.groups import service as groups
+    from app.models import GroupChannel
+
+    async with sessions.begin() as session:
+        view = await groups.create_group(
+            session=session,
+            actor=Actor(actor),
+            now=clock.now(),
+            cohort_id=cohort_id,
+            name=name,
+            channel=GroupChannel.ROBOT,
+            robot_key=robot_key,
+            chat_id=None,
+            owner_userid=None,
+        )
+        return view.group.id
+
+
+async def make_script(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    *,
+    key: str,
+    title: str,
+    body: str,
+    category: str = "daily",
+) -> None:
+    """A text script in the library."""
+    from scripts_library import service as scripts
+
+    async with sessions.begin() as session:
+        await scripts.create_script(
+            session=session,
+            key=key,
+            title=title,
+            msgtype="text",
+            body=body,
+            category=category,
+            author="test",
+            now=clock.now(),
+        )
+
+
+async def only_id(
+    sessions: async_sessionmaker[AsyncSession], column: InstrumentedAttribute[int]
+) -> int:
+    """The id in `column` of the table's one row (the test made exactly one)."""
+    async with sessions() as session:
+        found = list(await session.scalars(select(column)))
+        assert len(found) == 1, found
+        return found[0]
 
 
 async def member_token(

@@ -11,7 +11,7 @@ from app.admin.models import AuditEntry, Cohort
 from app.clock import ManualClock
 from app.console.models import Role
 from app.models import Group
-from tests.console.support import Console, make_account, make_cohort, make_member
+from tests.console.support import Console, make_account, make_cohort, make_member, only_id
 from tests.support import AppHarness
 
 COHORT = {
@@ -71,7 +71,7 @@ async def test_bad_input_gets_the_apis_reasons_beside_the_fields_and_saves_nothi
         taken = await browser.post("/console/cohorts", {**COHORT, "name": "第 7 期"})
         assert taken.status_code == 409
         assert "渠道 State「camp6」已被" in taken.text
-        cohort_id = await _only_cohort(sessions)
+        cohort_id = await only_id(sessions, Cohort.id)
         no_key = await browser.post(
             f"/console/cohorts/{cohort_id}/groups", {"name": "群", "channel": "robot"}
         )
@@ -80,13 +80,6 @@ async def test_bad_input_gets_the_apis_reasons_beside_the_fields_and_saves_nothi
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Cohort)) == 1
         assert await session.scalar(select(func.count()).select_from(Group)) == 0
-
-
-async def _only_cohort(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as session:
-        found = await session.scalar(select(Cohort.id))
-        assert found is not None
-        return found
 
 
 async def test_members_show_their_link_and_qr_code_and_revoking_changes_it(

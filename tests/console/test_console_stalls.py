@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.admin_scripts.test_script_bounds import HOSTILE as HOSTILE_TEMPLATES
+from tests.hostile_templates import HOSTILE as HOSTILE_TEMPLATES
 from tests.processes import CAMPBOT
 from tests.stall import STALL_LIMIT_S, Hostile, ServedApp, worst_healthz_latency
 

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.common import Actor
-from app.admin.groups import service as groups
 from app.admin.members import service as members
 from app.clock import ManualClock
 from app.console.models import Role
@@ -20,16 +19,18 @@ from app.console.route import ConsoleRoute
 from app.models import OutboxMessage
 from bots.checkin.models import CheckinEntry
 from bots.qa.models import QaRule, QaUnanswered
-from bots.xibao.models import Broadcast
+from bots.xibao.models import Achievement, Broadcast
 from schedules import service as schedules
-from scripts_library import service as scripts
 from scripts_library.loader import seed_default_pack
 from tests.console.support import (
     Console,
     make_account,
     make_cohort,
     make_member,
+    make_robot_group,
+    make_script,
     member_token,
+    only_id,
     png_bytes,
 )
 from tests.support import AppHarness
@@ -46,27 +47,18 @@ async def _hostile_camp(
     cohort = await make_cohort(sessions, clock, name=HOSTILE, start="2026-02-28")
     async with sessions.begin() as session:
         await seed_default_pack(session=session, now=clock.now())
-        group = await groups.create_group(
-            session=session,
-            actor=Actor(HOSTILE),
-            now=clock.now(),
-            cohort_id=cohort,
-            name=HOSTILE,
-            channel="robot",
-            robot_key="robot-x",
-            chat_id=None,
-            owner_userid=None,
-        )
-        await scripts.create_script(
-            session=session,
-            key="hostile",
-            title=HOSTILE,
-            msgtype="text",
-            body=f"{RAW} {{{{ student_name }}}}",
-            category=HOSTILE,
-            author="test",
-            now=clock.now(),
-        )
+    group_id = await make_robot_group(
+        sessions, clock, cohort, name=HOSTILE, robot_key="robot-x", actor=HOSTILE
+    )
+    await make_script(
+        sessions,
+        clock,
+        key="hostile",
+        title=HOSTILE,
+        body=f"{RAW} {{{{ student_name }}}}",
+        category=HOSTILE,
+    )
+    async with sessions.begin() as session:
         schedule = await schedules.create_schedule(
             session=session,
             script_key="hostile",
@@ -101,7 +93,7 @@ async def _hostile_camp(
     return {
         "cohort_id": cohort,
         "member_id": member,
-        "group_id": group.group.id,
+        "group_id": group_id,
         "schedule_id": schedule.id,
         "key": "hostile",
     }
@@ -116,18 +108,22 @@ async def _ids(sessions: async_sessionmaker[AsyncSession], found: dict[str, obje
         found["rule_id"] = await session.scalar(select(QaRule.id))
         found["broadcast_id"] = await session.scalar(select(Broadcast.id))
         found["outbox_id"] = await session.scalar(select(OutboxMessage.id))
-    found |= {"n": 0, "account_id": 1, "achievement_id": 1}
+    found["n"] = 0
+    assert None not in found.values(), found
 
 
 async def test_hostile_stored_text_is_escaped_on_every_page(
     console_app: AppHarness, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
     ids = await _hostile_camp(console_app, sessions, clock)
-    await make_account(sessions, clock, "boss", Role.ADMIN, display_name=HOSTILE)
+    ids["account_id"] = await make_account(
+        sessions, clock, "boss", Role.ADMIN, display_name=HOSTILE
+    )
+    ids["achievement_id"] = await only_id(sessions, Achievement.id)
     async with Console(console_app.app) as browser:
         await browser.sign_in("boss")
         # An operator's own edits carry the hostile text into the audit log and the outbox.
-        await browser.post(
+        rule = await browser.post(
             "/console/qa/rules",
             {
                 "patterns": HOSTILE,
@@ -140,7 +136,9 @@ async def test_hostile_stored_text_is_escaped_on_every_page(
                 "enabled": "1",
             },
         )
-        await browser.post("/console/xibao/1/approve")
+        assert rule.status_code == 303, rule.text
+        approved = await browser.post(f"/console/xibao/{ids['achievement_id']}/approve")
+        assert approved.status_code == 303, approved.text
         entry = await _ids_and_review(browser, sessions, ids)
         assert entry
         shown = 0

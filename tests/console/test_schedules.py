@@ -7,42 +7,28 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin.common import Actor
-from app.admin.groups import service as groups
 from app.admin.models import Cohort
 from app.clock import ManualClock
 from app.console.models import Role
 from app.models import OutboxMessage
 from schedules.models import Firing, Schedule
-from scripts_library import service as scripts
-from tests.console.support import Console, make_account, make_cohort
+from tests.console.support import (
+    Console,
+    make_account,
+    make_cohort,
+    make_robot_group,
+    make_script,
+    only_id,
+)
 from tests.support import AppHarness
 
 
 async def _camp(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) -> int:
     cohort = await make_cohort(sessions, clock, start="2026-03-01")
-    async with sessions.begin() as session:
-        await scripts.create_script(
-            session=session,
-            key="day1_tasks",
-            title="第一天任务",
-            msgtype="text",
-            body="第 {{ day }} 天的任务：选品。",
-            category="daily",
-            author="test",
-            now=clock.now(),
-        )
-        await groups.create_group(
-            session=session,
-            actor=Actor("test"),
-            now=clock.now(),
-            cohort_id=cohort,
-            name="6期1群",
-            channel="robot",
-            robot_key="robot-6-1",
-            chat_id=None,
-            owner_userid=None,
-        )
+    await make_script(
+        sessions, clock, key="day1_tasks", title="第一天任务", body="第 {{ day }} 天的任务：选品。"
+    )
+    await make_robot_group(sessions, clock, cohort)
     return cohort
 
 
@@ -79,7 +65,7 @@ async def test_a_schedule_from_the_form_is_in_the_timetable_and_the_calendar(
         assert "2026-03-02 08:00 (Asia/Shanghai)" in shown.text
         assert "6期1群" in shown.text
         assert "群机器人" in shown.text
-        schedule_id = await _only(sessions, Schedule.id)
+        schedule_id = await only_id(sessions, Schedule.id)
         paused = await browser.post(f"/console/schedules/{schedule_id}/toggle")
         assert paused.status_code == 303
         assert "已暂停" in (await browser.get(f"/console/schedules?cohort_id={cohort}")).text
@@ -94,13 +80,6 @@ async def test_a_schedule_from_the_form_is_in_the_timetable_and_the_calendar(
     assert "6期1群" in home.text  # the run-now message, sent today, by the robot
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
-
-
-async def _only(sessions: async_sessionmaker[AsyncSession], column: object) -> int:
-    async with sessions() as session:
-        found = await session.scalar(select(column))  # type: ignore[call-overload]
-        assert found is not None
-        return int(found)
 
 
 async def test_moving_the_start_date_previews_the_replan_and_keeps_nothing(

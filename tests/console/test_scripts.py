@@ -10,26 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.admin.models import AuditEntry
 from app.clock import ManualClock
 from app.console.models import Role
-from scripts_library import service
 from scripts_library.models import Script, ScriptVersion
-from tests.console.support import Console, make_account, make_cohort, make_member
+from tests.console.support import Console, make_account, make_cohort, make_member, make_script
 from tests.support import AppHarness
 
 DRAFT = {"title": "第一天任务", "category": "daily", "msgtype": "text", "attachments": "[]"}
 
 
 async def _script(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) -> None:
-    async with sessions.begin() as session:
-        await service.create_script(
-            session=session,
-            key="day1_tasks",
-            title="第一天任务",
-            msgtype="text",
-            body="{{ student_name }}，今天的任务是选品。",
-            category="daily",
-            author="test",
-            now=clock.now(),
-        )
+    await make_script(
+        sessions,
+        clock,
+        key="day1_tasks",
+        title="第一天任务",
+        body="{{ student_name }}，今天的任务是选品。",
+    )
 
 
 async def test_the_preview_follows_the_draft_for_a_chosen_student_and_saving_makes_a_version(

@@ -16,10 +16,13 @@ async def test_the_numbers_page_chart_csv_and_participation(
 ) -> None:
     mine = await make_cohort(sessions, clock, start="2026-02-28", state="camp6")
     theirs = await make_cohort(sessions, clock, name="7 期", state="camp7")
-    for name in ("小林", "Amy"):
+    first, _ = [
         await make_member(sessions, clock, mine, name, staff_userid="lisi")
-    token = await member_token(sessions, clock, 1)
-    await console_app.client.post(f"/h5/m/{token}/checkin", data={"text": "打卡"})
+        for name in ("小林", "Amy")
+    ]
+    token = await member_token(sessions, clock, first)
+    checked_in = await console_app.client.post(f"/h5/m/{token}/checkin", data={"text": "打卡"})
+    assert checked_in.status_code == 303, checked_in.text
     await make_account(
         sessions,
         clock,
@@ -35,7 +38,7 @@ async def test_the_numbers_page_chart_csv_and_participation(
         assert page.status_code == 200
         days = page.text.split('id="days"')[1]
         assert "50.0%" in days  # day 1: 1 of 2
-        assert 'hx-get="/console/stats/1/slices"' in page.text
+        assert f'hx-get="/console/stats/{mine}/slices"' in page.text
         slices = await browser.get(f"/console/stats/{mine}/slices")
         assert "李助教" in slices.text.split('id="by-assistant"')[1]
         shape = await browser.get(f"/console/stats/{mine}/shape")

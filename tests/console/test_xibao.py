@@ -4,16 +4,21 @@ unknown or ambiguous student is named beside the field."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin.common import Actor
-from app.admin.groups import service as groups
 from app.clock import ManualClock
 from app.console.models import Role
 from bots.xibao.models import Achievement
 from scripts_library.loader import seed_default_pack
-from tests.console.support import Console, make_account, make_cohort, make_member, member_token
+from tests.console.support import (
+    Console,
+    make_account,
+    make_cohort,
+    make_member,
+    make_robot_group,
+    member_token,
+    only_id,
+)
 from tests.support import AppHarness
 
 
@@ -21,17 +26,7 @@ async def _camp(sessions: async_sessionmaker[AsyncSession], clock: ManualClock) 
     cohort = await make_cohort(sessions, clock)
     async with sessions.begin() as session:
         await seed_default_pack(session=session, now=clock.now())
-        await groups.create_group(
-            session=session,
-            actor=Actor("test"),
-            now=clock.now(),
-            cohort_id=cohort,
-            name="6期1群",
-            channel="robot",
-            robot_key="robot-6-1",
-            chat_id=None,
-            owner_userid=None,
-        )
+    await make_robot_group(sessions, clock, cohort)
     return cohort
 
 
@@ -78,7 +73,7 @@ async def test_a_students_own_report_is_approved_from_the_console(
         assert "待审核的喜报" in (await browser.get("/console/")).text
         listing = await browser.get("/console/xibao")
         assert "上岸了" in listing.text
-        achievement = await _only_achievement(sessions)
+        achievement = await only_id(sessions, Achievement.id)
         approved = await browser.post(f"/console/xibao/{achievement}/approve")
         assert approved.status_code == 303
         again = await browser.post(f"/console/xibao/{achievement}/approve")
@@ -88,10 +83,3 @@ async def test_a_students_own_report_is_approved_from_the_console(
         stored = await session.get(Achievement, achievement)
     assert stored is not None
     assert stored.approved_by == "xiaolu"
-
-
-async def _only_achievement(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as session:
-        found = await session.scalar(select(Achievement.id))
-        assert found is not None
-        return found

@@ -16,30 +16,13 @@ from scripts_library.models import ScriptContent
 from scripts_library.render import render, render_text
 from scripts_library.validate import find_problems
 from scripts_library.variables import SAMPLE, LeaderboardEntry, RenderContext
+from tests.hostile_templates import FINDINGS, LOOPS_WITHIN_RANGE
 
 STALL_S = 0.1  # the service's rule: nothing stalls other requests longer
 
-# The templates of issue 10 (findings 3 and 4), and what each is told.
-FINDINGS = {
-    "nested range loops": (
-        "{% for i in range(100000) %}{% for j in range(3000) %}{% endfor %}{% endfor %}",
-        "range() 最多生成 1000 个数",
-    ),
-    "power tower": ("{{ ((10**100**100**100)**10) > 1 }}", "乘方结果太大"),
-    "ljust a billion": ("{{ 'a'.ljust(10**9) }}", "超过上限（16384 个字符或项"),
-    "ljust 2**62": ("{{ 'a'.ljust(2**62) }}", "超过上限（16384 个字符或项"),
-    "recursive macro": (
-        "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
-        "嵌套超过上限（20 层）",
-    ),
-}
-
 # More ways to grow a string, a number or a list, each past a bound.
 OTHER_RUNAWAYS = {
-    "loops within range": (
-        "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}",
-        "模板循环次数超过上限（10000 次）",
-    ),
+    "loops within range": LOOPS_WITHIN_RANGE,
     "string repeat": ("{{ 'x' * 100000 }}", "超过上限"),
     "list repeat of lists": ("{{ [[1] * 10000] * 10000 }}", "超过上限"),
     "center filter": ("{{ 'a'|center(10**9) }}", "超过上限"),

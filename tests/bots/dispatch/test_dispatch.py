@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -20,6 +21,33 @@ from app.wecom_sandbox.callbacks import CallbackBuilder
 from bots.dispatch import Context, Dispatcher, Router, SkipHandler, run_handlers
 from bots.dispatch.rules import ChangeType, FromUser, Keyword, Regex
 from tests.support import T0, Recorder, contact_added, inbox_rows, running_app, text_message
+
+DispatcherOf = Callable[..., Dispatcher]
+
+
+@pytest.fixture
+def dispatcher_of(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
+) -> DispatcherOf:
+    """A dispatcher of these routers on the test's database, settings and clock."""
+
+    def make(*routers: Router, concurrency: int | None = None) -> Dispatcher:
+        return Dispatcher(
+            routers=routers,
+            sessions=sessions,
+            settings=settings,
+            clock=clock,
+            concurrency=concurrency,
+        )
+
+    return make
+
+
+async def _sweep(
+    sessions: async_sessionmaker[AsyncSession], dispatcher: Dispatcher, clock: ManualClock
+) -> int:
+    """One pass of the sweeper; how many orphaned rows it ran."""
+    return await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock)
 
 
 def _ctx(xml: str, session: AsyncSession, settings: Settings, clock: ManualClock) -> Context:
@@ -126,9 +154,9 @@ async def test_failing_handler_marks_row_failed_and_server_stays_up(
 
 
 async def test_handler_writes_roll_back_with_the_failure(
-    settings: Settings,
     clock: ManualClock,
     sessions: async_sessionmaker[AsyncSession],
+    dispatcher_of: DispatcherOf,
 ) -> None:
     from app.models import Member
     from tests.support import count_rows
@@ -151,7 +179,7 @@ async def test_handler_writes_roll_back_with_the_failure(
             session=session, event=event, body=contact_added("wmHalf"), now=clock.now()
         )
     assert row_id is not None
-    dispatcher = Dispatcher(routers=[router], sessions=sessions, settings=settings, clock=clock)
+    dispatcher = dispatcher_of(router)
     await dispatcher.process(row_id, expected_attempts=0, late=False)
     assert await count_rows(sessions, Member) == 0
     [row] = await inbox_rows(sessions)
@@ -175,46 +203,34 @@ async def _claim_orphan(
 
 
 async def test_sweeper_runs_orphaned_rows_once(
-    settings: Settings,
     clock: ManualClock,
     sessions: async_sessionmaker[AsyncSession],
+    dispatcher_of: DispatcherOf,
 ) -> None:
     recorder = Recorder("text")
-    dispatcher = Dispatcher(
-        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
-    )
+    dispatcher = dispatcher_of(recorder.router)
     await _claim_orphan(sessions, clock, "8001", attempts=1)
 
     # Too fresh: the original worker may still be running it.
-    assert (
-        await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
-    )
+    assert await _sweep(sessions, dispatcher, clock) == 0
     clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
-    assert (
-        await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 1
-    )
-    assert (
-        await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
-    )
+    assert await _sweep(sessions, dispatcher, clock) == 1
+    assert await _sweep(sessions, dispatcher, clock) == 0
     assert recorder.seen == ["msg:8001"]
     [row] = await inbox_rows(sessions)
     assert (row.status, row.attempts) == ("handled", 2)
 
 
 async def test_sweeper_gives_up_after_max_attempts(
-    settings: Settings,
     clock: ManualClock,
     sessions: async_sessionmaker[AsyncSession],
+    dispatcher_of: DispatcherOf,
 ) -> None:
     recorder = Recorder("text")
-    dispatcher = Dispatcher(
-        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
-    )
+    dispatcher = dispatcher_of(recorder.router)
     await _claim_orphan(sessions, clock, "8002", attempts=inbox.MAX_ATTEMPTS)
     clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
-    assert (
-        await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 0
-    )
+    assert await _sweep(sessions, dispatcher, clock) == 0
     [row] = await inbox_rows(sessions)
     assert row.status == "failed"
     assert row.last_error is not None
@@ -223,14 +239,12 @@ async def test_sweeper_gives_up_after_max_attempts(
 
 
 async def test_two_workers_never_run_one_row_twice(
-    settings: Settings,
     clock: ManualClock,
     sessions: async_sessionmaker[AsyncSession],
+    dispatcher_of: DispatcherOf,
 ) -> None:
     recorder = Recorder("text")
-    dispatcher = Dispatcher(
-        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
-    )
+    dispatcher = dispatcher_of(recorder.router)
     row_id = await _claim_orphan(sessions, clock, "8003", attempts=1)
     # Both saw attempts=1; only the first to count its attempt runs the handlers.
     await dispatcher.process(row_id, expected_attempts=1, late=True)
@@ -239,14 +253,12 @@ async def test_two_workers_never_run_one_row_twice(
 
 
 async def test_purge_forgets_only_old_handled_rows(
-    settings: Settings,
     clock: ManualClock,
     sessions: async_sessionmaker[AsyncSession],
+    dispatcher_of: DispatcherOf,
 ) -> None:
     recorder = Recorder("text")
-    dispatcher = Dispatcher(
-        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
-    )
+    dispatcher = dispatcher_of(recorder.router)
     handled = await _claim_orphan(sessions, clock, "8004")
     await dispatcher.process(handled, expected_attempts=0, late=False)
     async with sessions.begin() as session:
@@ -257,7 +269,7 @@ async def test_purge_forgets_only_old_handled_rows(
             now=clock.now(),
         )
     clock.advance(inbox.KEY_RETENTION + timedelta(hours=1))
-    await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock)
+    await _sweep(sessions, dispatcher, clock)
     assert [r.dedupe_key for r in await inbox_rows(sessions)] == ["msg:8005"]
 
 
@@ -280,12 +292,10 @@ async def _fresh(
 
 
 async def test_fresh_row_runs_in_one_transaction_with_its_mark(
-    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession]
+    clock: ManualClock, sessions: async_sessionmaker[AsyncSession], dispatcher_of: DispatcherOf
 ) -> None:
     recorder = Recorder("text")
-    dispatcher = Dispatcher(
-        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
-    )
+    dispatcher = dispatcher_of(recorder.router)
     attempt, event = await _fresh(sessions, clock, "9001")
     await dispatcher.process_claimed(attempt, event)
     assert recorder.seen == ["msg:9001"]
@@ -294,12 +304,10 @@ async def test_fresh_row_runs_in_one_transaction_with_its_mark(
 
 
 async def test_transient_error_in_a_handler_leaves_the_row_for_the_sweeper(
-    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession]
+    clock: ManualClock, sessions: async_sessionmaker[AsyncSession], dispatcher_of: DispatcherOf
 ) -> None:
     flaky = Recorder("text", fail_with=_locked())
-    dispatcher = Dispatcher(
-        routers=[flaky.router], sessions=sessions, settings=settings, clock=clock
-    )
+    dispatcher = dispatcher_of(flaky.router)
     attempt, event = await _fresh(sessions, clock, "9002")
     await dispatcher.process_claimed(attempt, event)
     [row] = await inbox_rows(sessions)
@@ -307,24 +315,20 @@ async def test_transient_error_in_a_handler_leaves_the_row_for_the_sweeper(
 
     flaky.fail_with = None  # the lock is gone by the time the sweeper comes
     clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
-    assert (
-        await inbox_recovery.sweep_once(sessions=sessions, processor=dispatcher, clock=clock) == 1
-    )
+    assert await _sweep(sessions, dispatcher, clock) == 1
     [row] = await inbox_rows(sessions)
     assert (row.status, row.attempts) == ("handled", 2)
     assert flaky.seen == ["msg:9002", "msg:9002"]
 
 
 async def test_transient_error_starting_a_sweeper_attempt_does_not_escape(
-    settings: Settings,
     clock: ManualClock,
     sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
+    dispatcher_of: DispatcherOf,
 ) -> None:
     recorder = Recorder("text")
-    dispatcher = Dispatcher(
-        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
-    )
+    dispatcher = dispatcher_of(recorder.router)
     row_id = await _claim_orphan(sessions, clock, "9003", attempts=1)
 
     async def locked(**_: object) -> None:
@@ -338,12 +342,10 @@ async def test_transient_error_starting_a_sweeper_attempt_does_not_escape(
 
 
 async def test_a_run_the_sweeper_took_over_changes_nothing(
-    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession]
+    clock: ManualClock, sessions: async_sessionmaker[AsyncSession], dispatcher_of: DispatcherOf
 ) -> None:
     recorder = Recorder("text")
-    dispatcher = Dispatcher(
-        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
-    )
+    dispatcher = dispatcher_of(recorder.router)
     attempt, event = await _fresh(sessions, clock, "9004")
     # The sweeper presumed the first run dead and counted an attempt of its own.
     async with sessions.begin() as session:
@@ -370,7 +372,7 @@ async def test_a_stale_run_that_fails_does_not_mark_the_row_failed(
 
 
 async def test_time_critical_events_overtake_a_backlog(
-    settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession]
+    clock: ManualClock, sessions: async_sessionmaker[AsyncSession], dispatcher_of: DispatcherOf
 ) -> None:
     order: list[str] = []
     gate = asyncio.Event()
@@ -386,9 +388,7 @@ async def test_time_critical_events_overtake_a_backlog(
     async def welcome(ctx: Context) -> None:
         order.append("welcome")
 
-    dispatcher = Dispatcher(
-        routers=[router], sessions=sessions, settings=settings, clock=clock, concurrency=1
-    )
+    dispatcher = dispatcher_of(router, concurrency=1)
     claims = [await _fresh(sessions, clock, n) for n in ("blocker", "t1", "t2")]
     body = contact_added("wmUrgent")
     urgent = await inbox.Intake(sessions).claim(
@@ -406,17 +406,15 @@ async def test_time_critical_events_overtake_a_backlog(
 
 
 async def test_past_the_backlog_limit_intake_stops_following_its_runs(
-    settings: Settings,
     clock: ManualClock,
     sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
+    dispatcher_of: DispatcherOf,
 ) -> None:
     from bots.dispatch import dispatcher as dispatch
 
     recorder = Recorder("text")
-    dispatcher = Dispatcher(
-        routers=[recorder.router], sessions=sessions, settings=settings, clock=clock
-    )
+    dispatcher = dispatcher_of(recorder.router)
     monkeypatch.setattr(dispatch, "FOLLOW_BACKLOG", 0)
     attempt, event = await _fresh(sessions, clock, "9006")
     await dispatcher.process_claimed(attempt, event)  # returns at once: queued
@@ -427,10 +425,10 @@ async def test_past_the_backlog_limit_intake_stops_following_its_runs(
 
 
 async def test_a_drain_cut_short_by_a_timeout_cancels_no_run(
-    settings: Settings,
     clock: ManualClock,
     sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
+    dispatcher_of: DispatcherOf,
 ) -> None:
     from bots.dispatch import dispatcher as dispatch
 
@@ -441,7 +439,7 @@ async def test_a_drain_cut_short_by_a_timeout_cancels_no_run(
     async def slow(ctx: Context) -> None:
         await gate.wait()
 
-    dispatcher = Dispatcher(routers=[router], sessions=sessions, settings=settings, clock=clock)
+    dispatcher = dispatcher_of(router)
     monkeypatch.setattr(dispatch, "FOLLOW_BACKLOG", 0)
     attempt, event = await _fresh(sessions, clock, "9007")
     await dispatcher.process_claimed(attempt, event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -63,10 +64,9 @@ async def customer_camp(
         return Camp(cohort.id, group.id, ids)
 
 
-async def pack_timetable(
-    sessions: async_sessionmaker[AsyncSession], cohort_id: int, *, groups_only: bool = True
-) -> int:
-    """One schedule per timed script of the pack (the demo's way); how many."""
+async def pack_timetable(sessions: async_sessionmaker[AsyncSession], cohort_id: int) -> int:
+    """One schedule per timed script of the pack for the cohort's groups (the demo's way);
+    how many."""
     async with sessions.begin() as session:
         scripts = list(await session.scalars(select(Script).order_by(Script.id)))
         planned = 0
@@ -75,23 +75,36 @@ async def pack_timetable(
             if hint.get("type") not in ("cohort_day", "member_day", "cron"):
                 continue
             target = hint.get("target") or {"type": "cohort_groups"}
-            if groups_only and target.get("type") != "cohort_groups":
+            if target.get("type") != "cohort_groups":
                 continue
-            trigger = {k: hint[k] for k in ("type", "day", "time", "cron") if k in hint}
-            schedule = Schedule(
-                script_key=script.key,
-                cohort_id=cohort_id,
-                trigger=trigger,
-                target=target,
-                enabled=True,
-                created_at=T_START,
-                updated_at=T_START,
-            )
-            session.add(schedule)
-            await session.flush()
-            await plan_schedule(session=session, schedule=schedule, now=T_START, default_tz=TZ)
+            trigger: dict[str, Any] = {
+                k: hint[k] for k in ("type", "day", "time", "cron") if k in hint
+            }
+            await add_schedule(session, cohort_id, script.key, trigger, target)
             planned += 1
         return planned
+
+
+async def add_schedule(
+    session: AsyncSession,
+    cohort_id: int,
+    script_key: str,
+    trigger: dict[str, Any],
+    target: dict[str, Any] | None = None,
+) -> None:
+    """A schedule of the script (to the cohort's groups unless told), its firings planned."""
+    schedule = Schedule(
+        script_key=script_key,
+        cohort_id=cohort_id,
+        trigger=trigger,
+        target=target or {"type": "cohort_groups"},
+        enabled=True,
+        created_at=T_START,
+        updated_at=T_START,
+    )
+    session.add(schedule)
+    await session.flush()
+    await plan_schedule(session=session, schedule=schedule, now=T_START, default_tz=TZ)
 
 
 async def planned_until(
@@ -117,4 +130,3 @@ async def member(session: AsyncSession, member_id: int) -> Member:
 
 
 END = datetime(2026, 3, 9, 15, 59, tzinfo=UTC)  # day 7, 23:59 in Shanghai
-__all__ = ["END", "UTC"]

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.h5.headers import FALLBACK_POLICY, H5Headers, same_origin_relative
-from tests.bots.student_page.test_h5 import H5, h5, png  # noqa: F401  (`h5`: a fixture)
+from tests.bots.student_page.support import H5, png
 
 PRIVATE = {
     "cache-control": "no-store",
@@ -22,26 +22,21 @@ PRIVATE = {
 }
 
 
-@pytest.fixture
-def page(h5: H5) -> H5:  # noqa: F811  (the page's own fixture, under a name of ours)
-    return h5
-
-
 def assert_private(response: httpx.Response) -> None:
     for name, value in PRIVATE.items():
         assert response.headers.get(name) == value, (name, response.status_code)
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
 
 
-async def test_the_trailing_slash_redirect_is_relative_and_private(page: H5) -> None:
-    response = await page.client.get(
-        page.url(suffix="/"), params={"ok": "checkin"}, headers={"Host": "evil.example"}
+async def test_the_trailing_slash_redirect_is_relative_and_private(h5: H5) -> None:
+    response = await h5.client.get(
+        h5.url(suffix="/"), params={"ok": "checkin"}, headers={"Host": "evil.example"}
     )
 
     assert response.status_code in (307, 308)
-    assert response.headers["location"] == page.url() + "?ok=checkin"  # not evil.example
+    assert response.headers["location"] == h5.url() + "?ok=checkin"  # not evil.example
     assert_private(response)
-    followed = await page.client.get(response.headers["location"])
+    followed = await h5.client.get(response.headers["location"])
     assert followed.status_code == 200
 
 
@@ -57,34 +52,34 @@ async def test_the_trailing_slash_redirect_is_relative_and_private(page: H5) -> 
     ],
 )
 async def test_framework_and_route_answers_are_private(
-    page: H5, method: str, suffix: str, status: int
+    h5: H5, method: str, suffix: str, status: int
 ) -> None:
-    response = await page.client.request(method, page.url(suffix=suffix))
+    response = await h5.client.request(method, h5.url(suffix=suffix))
 
     assert response.status_code == status
     assert_private(response)
 
 
-async def test_refusals_and_errors_are_private(page: H5) -> None:
-    refused = await page.client.get("/h5/m/1.0.AAAAAAAAAAAAAAAAAAAAAA")
+async def test_refusals_and_errors_are_private(h5: H5) -> None:
+    refused = await h5.client.get("/h5/m/1.0.AAAAAAAAAAAAAAAAAAAAAA")
     assert refused.status_code == 403
     assert_private(refused)
-    outside = await page.client.get("/h5/nowhere/")
+    outside = await h5.client.get("/h5/nowhere/")
     assert outside.status_code == 404
     assert_private(outside)
-    not_an_image = await page.post(images=[("a.png", b"not an image", "image/png")])
+    not_an_image = await h5.post(images=[("a.png", b"not an image", "image/png")])
     assert not_an_image.status_code == 415
     assert_private(not_an_image)
 
 
-async def test_what_a_route_set_itself_is_kept(page: H5) -> None:
-    response = await page.client.get(page.url())
+async def test_what_a_route_set_itself_is_kept(h5: H5) -> None:
+    response = await h5.client.get(h5.url())
     assert "script-src 'nonce-" in response.headers["content-security-policy"]
     assert response.headers["content-security-policy"] != FALLBACK_POLICY
 
-    posted = await page.post(images=[("a.png", png(), "image/png")], json=True)
+    posted = await h5.post(images=[("a.png", png(), "image/png")], json=True)
     key = posted.json()["entry"]["images"][0]["key"]
-    image = await page.client.get(page.url(suffix=f"/img/{key}"))
+    image = await h5.client.get(h5.url(suffix=f"/img/{key}"))
     assert image.headers["cache-control"] == "private, max-age=31536000, immutable"
     assert image.headers["referrer-policy"] == "no-referrer"
 

@@ -10,10 +10,7 @@ from sqlalchemy import select
 from app.admin import h5_tokens
 from bots.xibao.models import Achievement, AchievementSource, AchievementStatus
 from tests.bots.checkin.camp import local
-from tests.bots.student_page import test_h5
-from tests.bots.student_page.test_h5 import H5
-
-h5 = test_h5.h5  # the page's fixture: 小林 and 小王 in a cohort on its day 1, 路人 in none
+from tests.bots.student_page.support import H5
 
 FLASH = "已提交，助教审核后会在群里发喜报"
 JSON = {"Accept": "application/json"}
