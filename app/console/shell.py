@@ -35,7 +35,10 @@ from app.runtime import Runtime
 
 HOME = "/console/"
 LOGIN_COOKIE = "campbot_console_login"
-public = APIRouter(include_in_schema=False)
+# Sign-in is open to anyone: its form (four short fields) is read only within these bounds.
+public = APIRouter(
+    include_in_schema=False, max_body_size=16 * 1024, form_limits={"max_fields": 10}
+)
 pages = console_router("", role=Role.ASSISTANT)
 
 FormText = Annotated[str, Form(max_length=1000)]
