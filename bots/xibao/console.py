@@ -75,6 +75,7 @@ async def create(
                 actor=viewer.actor,
                 now=runtime.clock.now(),
                 default_tz=runtime.settings.campbot_timezone,
+                routing=runtime.extensions.routing,
                 **body.model_dump(),
             )
     except Refused as refused:
@@ -98,6 +99,7 @@ async def approve(
             actor=viewer.actor,
             now=runtime.clock.now(),
             default_tz=runtime.settings.campbot_timezone,
+            routing=runtime.extensions.routing,
         )
     return RedirectResponse(f"/console/xibao/broadcasts/{broadcast.id}", status_code=303)
 
