@@ -14,7 +14,7 @@ from app.admin.cohorts import service as cohorts
 from app.admin.groups import service as groups
 from app.admin.members import service as members
 from app.api.admin.fields import IdPath
-from app.console.forms import Refused, parse, refusals, values
+from app.console.forms import Refused, form_id, parse, refusals, values
 from app.console.models import Role
 from app.console.pages import ConsolePages, HomePanel, NavItem
 from app.console.route import ConsoleSessionDep, ViewerDep, console_router, session_of, viewer_of
@@ -60,13 +60,12 @@ async def create(
     form = await request.form()
     data = values(form, ("title", "detail"), lists=("group_ids",))
     try:
-        cohort = str(form.get("cohort_id") or "")
         with refusals():
             data["member_id"] = await members.find_one(
                 session=session,
                 who=str(form.get("member") or ""),
                 field="member",
-                cohort_id=int(cohort) if cohort.isdigit() and len(cohort) < 10 else None,
+                cohort_id=form_id(form.get("cohort_id")),
             )
         body = parse(AchievementIn, {**data, "group_ids": data["group_ids"] or None})
         with refusals():
