@@ -50,9 +50,7 @@ async def outbox_page(
     target: Text = "",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    targets = None
-    if cohort_id is not None:
-        targets = await service.cohort_targets(session=session, cohort_id=cohort_id)
+    targets = None if cohort_id is None else service.cohort_targets(cohort_id=cohort_id)
     found = await service.list_outbox(
         session=session,
         status=status,
