@@ -236,8 +236,7 @@ async def update_member(
         return view
     member.updated_at = now
     await session.flush()
-    view = await view_of(member, session=session, now=now)
-    after = audit_shape(view)
+    after = audit_shape(view)  # `view.member` is `member`: it shows the new updated_at
     await AUDIT.record(
         "update", member.id, session=session, actor=actor, now=now, before=before, after=after
     )
