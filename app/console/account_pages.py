@@ -30,11 +30,6 @@ ACCOUNT_FIELDS = ("username", "display_name", "role", "password", "wecom_userid"
 PAGE_SIZE = 50
 
 
-async def _cohort_choices(session: ConsoleSessionDep) -> list[tuple[int, str]]:
-    page = await cohorts.list_cohorts(session=session, camp=None, limit=200, offset=0)
-    return [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in page.items]
-
-
 async def _accounts_page(
     request: Request, session: ConsoleSessionDep, *, status: int = 200, **extra: Any
 ) -> Response:
@@ -43,7 +38,7 @@ async def _accounts_page(
         "tokens": (
             await tokens.list_tokens(session=session, include_revoked=False, limit=200, offset=0)
         ).items,
-        "cohorts": await _cohort_choices(session),
+        "cohorts": await cohorts.cohort_choices(session=session),
         "roles": list(ROLE_NAMES.items()),
         "errors": {},
         "values": {},
@@ -93,7 +88,7 @@ async def _account_context(
 ) -> dict[str, Any]:
     return {
         "view": view,
-        "cohorts": await _cohort_choices(session),
+        "cohorts": await cohorts.cohort_choices(session=session),
         "roles": list(ROLE_NAMES.items()),
         "errors": {},
         "saved": saved,

@@ -98,6 +98,10 @@ def requires(role: Role) -> Callable[[Request], None]:
     return check
 
 
+# A page that asks for more than its router's role: `@router.post(..., dependencies=OPERATOR)`.
+OPERATOR = [Depends(requires(Role.OPERATOR))]
+
+
 def require_cohort(viewer: Viewer, cohort_id: int | None) -> None:
     """Forbidden unless the viewer works in this cohort (an assistant) or sees them all."""
     if not viewer.sees(cohort_id):

@@ -50,11 +50,6 @@ def _rule_body(form: FormData) -> dict[str, Any]:
     return data
 
 
-async def _cohorts(session: ConsoleSessionDep) -> list[tuple[int, str]]:
-    page = await cohorts.list_cohorts(session=session, camp=None, limit=200, offset=0)
-    return [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in page.items]
-
-
 @router.get("")
 async def qa_page(request: Request, session: ConsoleSessionDep) -> Response:
     rules = (await session.scalars(select(QaRule).order_by(QaRule.priority, QaRule.id))).all()
@@ -65,7 +60,7 @@ async def qa_page(request: Request, session: ConsoleSessionDep) -> Response:
         "rules": checked,
         "unanswered": unanswered,
         "unanswered_total": total,
-        "cohorts": await _cohorts(session),
+        "cohorts": await cohorts.cohort_choices(session=session),
     }
     return render(request, "qa/index.html", context)
 
@@ -97,7 +92,7 @@ async def _form_page(
     context = {
         "rule": rule,
         "modes": MODES,
-        "cohorts": await _cohorts(session),
+        "cohorts": await cohorts.cohort_choices(session=session),
         "errors": {},
         "from_id": None,
         **extra,

@@ -30,7 +30,6 @@ router = console_router("/xibao", role=Role.OPERATOR)
 async def _page(
     request: Request, session: ConsoleSessionDep, *, status: int = 200, **extra: Any
 ) -> Response:
-    page = await cohorts.list_cohorts(session=session, camp=None, limit=200, offset=0)
     active = await groups.list_groups(
         session=session, cohort_id=None, channel=None, status="active", limit=200, offset=0
     )
@@ -39,7 +38,7 @@ async def _page(
             session=session, status=AchievementStatus.PENDING, cohort_ids=None, limit=50
         ),
         "recent": await progress.listing(session=session, status=None, cohort_ids=None, limit=20),
-        "cohorts": [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in page.items],
+        "cohorts": await cohorts.cohort_choices(session=session),
         "groups": [(v.group.id, v.group.name or f"群 {v.group.id}") for v in active.items],
         "values": {},
         "errors": {},

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.routing import NoMatchFound
 
@@ -19,11 +19,11 @@ from app.console.forms import Refused, parse, refusals, values
 from app.console.models import Role
 from app.console.pages import ConsolePages, HomePanel, NavItem
 from app.console.route import (
+    OPERATOR,
     ConsoleSessionDep,
     ViewerDep,
     console_router,
     require_cohort,
-    requires,
     session_of,
     viewer_of,
 )
@@ -32,7 +32,6 @@ from app.deps import RuntimeDep, get_runtime
 from app.models import GroupChannel
 
 router = console_router("/cohorts", role=Role.ASSISTANT)
-OPERATOR = [Depends(requires(Role.OPERATOR))]
 COHORT_FIELDS = ("name", "camp", "start_date", "days", "channel_state", "timezone")
 GROUP_FIELDS = ("name", "channel", "robot_key", "chat_id", "owner_userid")
 CHANNELS = [

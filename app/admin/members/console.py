@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import segno
-from fastapi import Depends, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app.admin import h5_tokens
@@ -22,17 +22,16 @@ from app.console.forms import Refused, parse, refusals
 from app.console.models import Role
 from app.console.pages import ConsolePages
 from app.console.route import (
+    OPERATOR,
     ConsoleSessionDep,
     ViewerDep,
     console_router,
     require_cohort,
-    requires,
 )
 from app.console.templating import render
 from app.deps import RuntimeDep
 
 router = console_router("", role=Role.ASSISTANT)
-OPERATOR = [Depends(requires(Role.OPERATOR))]
 PAGE_SIZE = 50
 Search = Annotated[str, Query(max_length=100, pattern=PRINTABLE)]
 

@@ -63,7 +63,6 @@ async def outbox_page(
     names = await service.target_names(
         session=session, targets=[v.row.target for v in found.items]
     )
-    listed = await cohorts.list_cohorts(session=session, camp=None, limit=200, offset=0)
     query = {
         "status": status or "",
         "channel": channel,
@@ -76,7 +75,7 @@ async def outbox_page(
         "filters": query,
         "statuses": [(s.value, label(s.value)) for s in OutboxStatus],
         "channels": [(c, label(c)) for c in CHANNELS],
-        "cohorts": [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in listed.items],
+        "cohorts": await cohorts.cohort_choices(session=session),
         "awaiting": await service.awaiting_confirmation(session=session, limit=50),
         "page": {
             "number": page,
