@@ -3,9 +3,7 @@ the audit log, newest first."""
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -21,7 +19,7 @@ from app.console.forms import Refused, parse, refusals, values
 from app.console.models import ROLE_NAMES, Role
 from app.console.pages import ConsolePages, NavItem
 from app.console.route import ConsoleSessionDep, ViewerDep, console_router
-from app.console.templating import render
+from app.console.templating import pager, render
 from app.deps import RuntimeDep
 
 admin = console_router("/accounts", role=Role.ADMIN)
@@ -203,12 +201,7 @@ async def audit_log(
     context = {
         "entries": [(e, _changes(e.before, e.after)) for e in entries],
         "filters": query,
-        "page": {
-            "number": page,
-            "pages": max(1, math.ceil(found.total / PAGE_SIZE)),
-            "total": found.total,
-        },
-        "query": lambda n: urlencode({**query, "page": n}),
+        **pager(number=page, total=found.total, size=PAGE_SIZE, query=query),
     }
     return render(request, "console/audit.html", context)
 

@@ -5,9 +5,7 @@ their own cohorts' students; changing tags and links is the operators'."""
 from __future__ import annotations
 
 import io
-import math
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 import segno
 from fastapi import Query, Request, Response
@@ -28,7 +26,7 @@ from app.console.route import (
     console_router,
     require_cohort,
 )
-from app.console.templating import render
+from app.console.templating import pager, render
 from app.deps import RuntimeDep
 
 router = console_router("", role=Role.ASSISTANT)
@@ -69,12 +67,7 @@ async def member_list(
         "cohort": cohort,
         "members": [(v, _link(runtime, v)) for v in found.items],
         "filters": query,
-        "page": {
-            "number": page,
-            "pages": max(1, math.ceil(found.total / PAGE_SIZE)),
-            "total": found.total,
-        },
-        "query": lambda n: urlencode({**query, "page": n}),
+        **pager(number=page, total=found.total, size=PAGE_SIZE, query=query),
     }
     return render(request, "members/list.html", context)
 

@@ -5,9 +5,7 @@ mass sends waiting for their sender's confirmation; the 今日 panel of failures
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -20,7 +18,7 @@ from app.console.labels import label
 from app.console.models import Role
 from app.console.pages import ConsolePages, HomePanel, NavItem
 from app.console.route import ConsoleSessionDep, ViewerDep, console_router, session_of
-from app.console.templating import fragment, render
+from app.console.templating import fragment, pager, render
 from app.deps import RuntimeDep
 from app.models import OutboxStatus
 
@@ -77,12 +75,7 @@ async def outbox_page(
         "channels": [(c, label(c)) for c in CHANNELS],
         "cohorts": await cohorts.cohort_choices(session=session),
         "awaiting": await service.awaiting_confirmation(session=session, limit=50),
-        "page": {
-            "number": page,
-            "pages": max(1, math.ceil(found.total / PAGE_SIZE)),
-            "total": found.total,
-        },
-        "query": lambda n: urlencode({**query, "page": n}),
+        **pager(number=page, total=found.total, size=PAGE_SIZE, query=query),
     }
     return render(request, "outbox/index.html", context)
 
