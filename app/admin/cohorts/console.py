@@ -12,8 +12,10 @@ from starlette.routing import NoMatchFound
 
 from app.admin.cohorts import service
 from app.admin.cohorts.api import CohortCreate, CohortUpdate
+from app.admin.common import get_or_404
 from app.admin.groups import service as groups
 from app.admin.groups.api import GroupCreate
+from app.admin.models import Cohort
 from app.api.admin.fields import IdPath
 from app.console.forms import Refused, parse, refusals, values
 from app.console.models import Role
@@ -186,7 +188,9 @@ async def add_group(
     viewer: ViewerDep,
     runtime: RuntimeDep,
 ) -> Response:
-    view = await _view(session, viewer, cohort_id)
+    require_cohort(viewer, cohort_id)
+    with refusals():  # 404 before the form is read; the counts are not shown
+        await get_or_404(Cohort, cohort_id, session=session, what=service.WHAT)
     data = values(
         await request.form(), GROUP_FIELDS, optional=("robot_key", "chat_id", "owner_userid")
     )

@@ -13,8 +13,10 @@ from fastapi.responses import RedirectResponse
 
 from app.admin import h5_tokens
 from app.admin.cohorts import service as cohorts
+from app.admin.common import get_or_404
 from app.admin.members import service
 from app.admin.members.api import TagsChange
+from app.admin.models import Cohort
 from app.api.admin.fields import PRINTABLE, IdPath
 from app.console.forms import Refused, parse, refusals
 from app.console.models import Role
@@ -51,7 +53,7 @@ async def member_list(
 ) -> Response:
     require_cohort(viewer, cohort_id)
     with refusals():
-        cohort = (await cohorts.get_cohort(session=session, cohort_id=cohort_id)).cohort
+        cohort = await get_or_404(Cohort, cohort_id, session=session, what=cohorts.WHAT)
     found = await service.list_members(
         session=session,
         now=runtime.clock.now(),
