@@ -34,7 +34,10 @@ _waiting = 0  # hashes submitted and not finished
 # Verified against when the account does not exist, so the answer takes as long either way.
 # A constant (`_hasher.hash("campbot-no-such-account")` with these parameters): computing it
 # at import cost every process that imports the console 64 MiB and a tenth of a second.
-_DUMMY = "$argon2id$v=19$m=65536,t=3,p=1$tGuTp6KHfgwBnSeMPPoSsA$p64BrP8KOt3ORQvrBE5FAJab5a5KfO1FHNTDjKWd7oA"
+_DUMMY = (
+    "$argon2id$v=19$m=65536,t=3,p=1$tGuTp6KHfgwBnSeMPPoSsA"
+    "$p64BrP8KOt3ORQvrBE5FAJab5a5KfO1FHNTDjKWd7oA"
+)
 _T = TypeVar("_T")
 
 
