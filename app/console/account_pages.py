@@ -3,9 +3,7 @@ the audit log, newest first."""
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -21,18 +19,13 @@ from app.console.forms import Refused, parse, refusals, values
 from app.console.models import ROLE_NAMES, Role
 from app.console.pages import ConsolePages, NavItem
 from app.console.route import ConsoleSessionDep, ViewerDep, console_router
-from app.console.templating import render
+from app.console.templating import pager, render
 from app.deps import RuntimeDep
 
 admin = console_router("/accounts", role=Role.ADMIN)
 log = console_router("/audit", role=Role.OPERATOR)
 ACCOUNT_FIELDS = ("username", "display_name", "role", "password", "wecom_userid")
 PAGE_SIZE = 50
-
-
-async def _cohort_choices(session: ConsoleSessionDep) -> list[tuple[int, str]]:
-    page = await cohorts.list_cohorts(session=session, camp=None, limit=200, offset=0)
-    return [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in page.items]
 
 
 async def _accounts_page(
@@ -43,7 +36,7 @@ async def _accounts_page(
         "tokens": (
             await tokens.list_tokens(session=session, include_revoked=False, limit=200, offset=0)
         ).items,
-        "cohorts": await _cohort_choices(session),
+        "cohorts": await cohorts.cohort_choices(session=session),
         "roles": list(ROLE_NAMES.items()),
         "errors": {},
         "values": {},
@@ -93,7 +86,7 @@ async def _account_context(
 ) -> dict[str, Any]:
     return {
         "view": view,
-        "cohorts": await _cohort_choices(session),
+        "cohorts": await cohorts.cohort_choices(session=session),
         "roles": list(ROLE_NAMES.items()),
         "errors": {},
         "saved": saved,
@@ -208,12 +201,7 @@ async def audit_log(
     context = {
         "entries": [(e, _changes(e.before, e.after)) for e in entries],
         "filters": query,
-        "page": {
-            "number": page,
-            "pages": max(1, math.ceil(found.total / PAGE_SIZE)),
-            "total": found.total,
-        },
-        "query": lambda n: urlencode({**query, "page": n}),
+        **pager(number=page, total=found.total, size=PAGE_SIZE, query=query),
     }
     return render(request, "console/audit.html", context)
 

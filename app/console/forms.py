@@ -61,6 +61,14 @@ def values(
     return found
 
 
+def form_id(value: object) -> int | None:
+    """A posted id (a select's value) as an int, or None when it is not one: ASCII digits
+    only (`str.isdigit` takes '²', which int() refuses) and at most 9 of them (an INT32)."""
+    if isinstance(value, str) and 0 < len(value) <= 9 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def parse(model: type[M], data: Mapping[str, Any]) -> M:
     try:
         return model.model_validate(data)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -44,6 +44,12 @@ LOGIN_PATH = "/console/login"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+# A console form is a few fields of text: the body and the field count are bounded so that
+# parsing a posted form cannot cost the event loop much. A page that needs more says so on
+# its route (`max_body_size=`, `form_limits={"max_fields": n}`). The body holds one field
+# of Starlette's 1 MiB part limit (a pack's text on the import's confirm step) and the rest.
+BODY_MAX = 1024 * 1024 + 64 * 1024
+FORM_LIMITS = {"max_fields": 300}
 _SESSION, _VIEWER = "console_session", "console_viewer"
 HEADERS = {
     "Cache-Control": "no-store",
@@ -92,20 +98,28 @@ def requires(role: Role) -> Callable[[Request], None]:
     return check
 
 
+# A page that asks for more than its router's role: `@router.post(..., dependencies=OPERATOR)`.
+OPERATOR = [Depends(requires(Role.OPERATOR))]
+
+
 def require_cohort(viewer: Viewer, cohort_id: int | None) -> None:
     """Forbidden unless the viewer works in this cohort (an assistant) or sees them all."""
     if not viewer.sees(cohort_id):
         raise Forbidden("这不是你负责的期次。")
 
 
-def console_router(prefix: str, *, role: Role = Role.OPERATOR) -> APIRouter:
+def console_router(
+    prefix: str, *, role: Role = Role.OPERATOR, max_body_size: int = BODY_MAX
+) -> APIRouter:
     """The router a capability declares its console pages on: under /console, every route
-    a ConsoleRoute that needs at least `role` (a page may ask for more)."""
+    a ConsoleRoute that needs at least `role` (a page may ask for more), its body at most
+    `max_body_size` bytes (413 past it)."""
     return APIRouter(
         prefix="/console" + prefix,
         route_class=ConsoleRoute,
         dependencies=[Depends(requires(role))],
         include_in_schema=False,
+        max_body_size=max_body_size,
     )
 
 
@@ -117,12 +131,13 @@ def to_login(request: Request) -> Response:
     return RedirectResponse(location, status_code=303)
 
 
-async def _csrf_ok(request: Request, viewer: Viewer) -> bool:
+async def _csrf_ok(request: Request, viewer: Viewer, limits: Mapping[str, Any]) -> bool:
     presented = request.headers.get(CSRF_HEADER)
     if presented is None:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            value = (await request.form()).get(CSRF_FIELD)
+            # The form read here is the one the page gets (Starlette keeps it): same limits.
+            value = (await request.form(**limits)).get(CSRF_FIELD)
             presented = value if isinstance(value, str) else None
     return presented is not None and hmac.compare_digest(
         presented.encode(), viewer.csrf_token.encode()
@@ -130,7 +145,9 @@ async def _csrf_ok(request: Request, viewer: Viewer) -> bool:
 
 
 async def _run(
-    request: Request, handler: Callable[[Request], Coroutine[Any, Any, Response]]
+    request: Request,
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+    limits: Mapping[str, Any],
 ) -> Response:
     runtime = get_runtime(request)
     async with runtime.sessions() as session:
@@ -146,7 +163,7 @@ async def _run(
         if viewer is None:
             return to_login(request)
         setattr(request.state, _VIEWER, viewer)
-        if request.method not in SAFE_METHODS and not await _csrf_ok(request, viewer):
+        if request.method not in SAFE_METHODS and not await _csrf_ok(request, viewer, limits):
             await session.rollback()
             return error_page(
                 request, 403, "页面已过期或来源不明（CSRF 校验失败），请刷新后重试。"
@@ -182,13 +199,17 @@ def _as_page(request: Request, exc: Exception) -> Response:
 
 
 class ConsoleRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        options["form_limits"] = {**FORM_LIMITS, **(options.get("form_limits") or {})}
+        super().__init__(path, endpoint, **options)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def console_handler(request: Request) -> Response:
             started, cpu = time.perf_counter(), time.process_time()
             try:
-                response = await _run(request, handler)
+                response = await _run(request, handler, self.form_limits)
             finally:
                 await request.close()  # an uploaded form's temporary files
             for name, value in HEADERS.items():

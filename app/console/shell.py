@@ -14,9 +14,10 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 
-from app.admin.errors import AdminError, InvalidInput
+from app.admin.errors import InvalidInput
 from app.api.admin.throttle import client_address
 from app.console import accounts
+from app.console.forms import Refused, refusals
 from app.console.models import Role
 from app.console.pages import ConsolePages, NavItem
 from app.console.passwords import verify_password
@@ -35,7 +36,10 @@ from app.runtime import Runtime
 
 HOME = "/console/"
 LOGIN_COOKIE = "campbot_console_login"
-public = APIRouter(include_in_schema=False)
+# Sign-in is open to anyone: its form (four short fields) is read only within these bounds.
+public = APIRouter(
+    include_in_schema=False, max_body_size=16 * 1024, form_limits={"max_fields": 10}
+)
 pages = console_router("", role=Role.ASSISTANT)
 
 FormText = Annotated[str, Form(max_length=1000)]
@@ -186,24 +190,23 @@ async def change_password(
     account = (await accounts.get_account(session=session, account_id=viewer.account_id)).account
     await session.commit()  # a read: no connection held while the hash is checked
     try:
-        if not await verify_password(account.password_hash, current):
-            raise InvalidInput("current", "当前密码不正确。")
-        if new != again:
-            raise InvalidInput("again", "两次输入的新密码不一样。")
-        now = runtime.clock.now()
-        await accounts.set_password(
-            session=session,
-            actor=viewer.actor,
-            now=now,
-            account_id=account.id,
-            password=new,
-            field="new",
-        )
-    except AdminError as exc:
-        errors = {p.field: p.message for p in getattr(exc, "problems", [])} or {"": exc.message}
-        return render(
-            request, "console/password.html", {"errors": errors, "done": False}, status=422
-        )
+        with refusals():
+            if not await verify_password(account.password_hash, current):
+                raise InvalidInput("current", "当前密码不正确。")
+            if new != again:
+                raise InvalidInput("again", "两次输入的新密码不一样。")
+            now = runtime.clock.now()
+            await accounts.set_password(
+                session=session,
+                actor=viewer.actor,
+                now=now,
+                account_id=account.id,
+                password=new,
+                field="new",
+            )
+    except Refused as refused:
+        context = {"errors": refused.problems, "done": False}
+        return render(request, "console/password.html", context, status=refused.status)
     # Every session ended with the old password; this browser gets a new one.
     key = await signing_key(session=session, cache=console_of(request).keys, now=now)
     value = await open_session(

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.admin.throttle import AuthThrottle
 from app.console.models import ConsoleAccount
-from app.console.passwords import verify_password
+from app.console.passwords import HashesBusy, verify_password
 
 ACCOUNT_MAX_FAILURES = 5
 ACCOUNT_LOCK = timedelta(minutes=15)
@@ -68,7 +68,11 @@ async def sign_in(
     if account is not None and account.locked_until is not None and account.locked_until > now:
         until = _until(now, account.locked_until, tz)
         raise SignInRefused(f"密码错误次数过多，账号已锁定，请在 {until}再试。", 429)
-    if not await verify_password(account.password_hash if account else None, password):
+    try:
+        verified = await verify_password(account.password_hash if account else None, password)
+    except HashesBusy as busy:
+        raise SignInRefused(busy.message, 429) from None
+    if not verified:
         throttle.failed(address)
         if account is not None:
             await _count_failure(sessions, account.id, now)

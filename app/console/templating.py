@@ -7,10 +7,12 @@ template, and no template marks stored text safe.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
@@ -96,6 +98,15 @@ def render(
     status: int = 200,
 ) -> HTMLResponse:
     return HTMLResponse(fragment(request, name, context), status_code=status)
+
+
+def pager(*, number: int, total: int, size: int, query: Mapping[str, Any]) -> dict[str, Any]:
+    """A listing's pager: `page` (this one, how many, how many rows) and `query(n)`, the
+    query string of page n with the same filters."""
+    return {
+        "page": {"number": number, "pages": max(1, math.ceil(total / size)), "total": total},
+        "query": lambda n: urlencode({**query, "page": n}),
+    }
 
 
 def fragment(request: Request, name: str, context: Mapping[str, Any] | None = None) -> str:

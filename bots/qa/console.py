@@ -4,6 +4,7 @@ through `bots.qa.service` and the API's `RuleIn`/`RulePatch`."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
@@ -14,7 +15,7 @@ from starlette.datastructures import FormData
 from app.admin.cohorts import service as cohorts
 from app.admin.common import get_or_404
 from app.api.admin.fields import INT32_MAX, IdPath
-from app.console.forms import Refused, parse, refusals, values
+from app.console.forms import Refused, form_id, parse, refusals, values
 from app.console.models import Role
 from app.console.pages import ConsolePages, HomePanel, NavItem
 from app.console.route import ConsoleSessionDep, ViewerDep, console_router, session_of
@@ -49,20 +50,17 @@ def _rule_body(form: FormData) -> dict[str, Any]:
     return data
 
 
-async def _cohorts(session: ConsoleSessionDep) -> list[tuple[int, str]]:
-    page = await cohorts.list_cohorts(session=session, camp=None, limit=200, offset=0)
-    return [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in page.items]
-
-
 @router.get("")
 async def qa_page(request: Request, session: ConsoleSessionDep) -> Response:
     rules = (await session.scalars(select(QaRule).order_by(QaRule.priority, QaRule.id))).all()
     unanswered, total = await service.list_unanswered(session=session, limit=50, offset=0)
+    # Compiling every regex rule's patterns takes milliseconds each: not on the event loop.
+    checked = await asyncio.to_thread(lambda: [(r, service.pattern_error(r)) for r in rules])
     context = {
-        "rules": [(r, service.pattern_error(r)) for r in rules],
+        "rules": checked,
         "unanswered": unanswered,
         "unanswered_total": total,
-        "cohorts": await _cohorts(session),
+        "cohorts": await cohorts.cohort_choices(session=session),
     }
     return render(request, "qa/index.html", context)
 
@@ -72,14 +70,13 @@ async def test_question(request: Request, session: ConsoleSessionDep) -> Respons
     """Which rule answers this question, and why (an htmx fragment)."""
     form = await request.form()
     question = str(form.get("question") or "").strip()[:2048]
-    cohort = str(form.get("cohort_id") or "")
     if not question:
         return render(request, "qa/explain.html", {"result": None, "empty": True})
     result = await explain(
         session=session,
         question=question,
         group_id=None,
-        cohort_id=int(cohort) if cohort.isdigit() and int(cohort) <= INT32_MAX else None,
+        cohort_id=form_id(form.get("cohort_id")),
     )
     return render(request, "qa/explain.html", {"result": result, "empty": False})
 
@@ -95,7 +92,7 @@ async def _form_page(
     context = {
         "rule": rule,
         "modes": MODES,
-        "cohorts": await _cohorts(session),
+        "cohorts": await cohorts.cohort_choices(session=session),
         "errors": {},
         "from_id": None,
         **extra,

@@ -14,7 +14,7 @@ from app.admin.cohorts import service as cohorts
 from app.admin.groups import service as groups
 from app.admin.members import service as members
 from app.api.admin.fields import IdPath
-from app.console.forms import Refused, parse, refusals, values
+from app.console.forms import Refused, form_id, parse, refusals, values
 from app.console.models import Role
 from app.console.pages import ConsolePages, HomePanel, NavItem
 from app.console.route import ConsoleSessionDep, ViewerDep, console_router, session_of, viewer_of
@@ -30,7 +30,6 @@ router = console_router("/xibao", role=Role.OPERATOR)
 async def _page(
     request: Request, session: ConsoleSessionDep, *, status: int = 200, **extra: Any
 ) -> Response:
-    page = await cohorts.list_cohorts(session=session, camp=None, limit=200, offset=0)
     active = await groups.list_groups(
         session=session, cohort_id=None, channel=None, status="active", limit=200, offset=0
     )
@@ -39,7 +38,7 @@ async def _page(
             session=session, status=AchievementStatus.PENDING, cohort_ids=None, limit=50
         ),
         "recent": await progress.listing(session=session, status=None, cohort_ids=None, limit=20),
-        "cohorts": [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in page.items],
+        "cohorts": await cohorts.cohort_choices(session=session),
         "groups": [(v.group.id, v.group.name or f"群 {v.group.id}") for v in active.items],
         "values": {},
         "errors": {},
@@ -60,13 +59,12 @@ async def create(
     form = await request.form()
     data = values(form, ("title", "detail"), lists=("group_ids",))
     try:
-        cohort = str(form.get("cohort_id") or "")
         with refusals():
             data["member_id"] = await members.find_one(
                 session=session,
                 who=str(form.get("member") or ""),
                 field="member",
-                cohort_id=int(cohort) if cohort.isdigit() and len(cohort) < 10 else None,
+                cohort_id=form_id(form.get("cohort_id")),
             )
         body = parse(AchievementIn, {**data, "group_ids": data["group_ids"] or None})
         with refusals():
@@ -75,6 +73,7 @@ async def create(
                 actor=viewer.actor,
                 now=runtime.clock.now(),
                 default_tz=runtime.settings.campbot_timezone,
+                routing=runtime.extensions.routing,
                 **body.model_dump(),
             )
     except Refused as refused:
@@ -98,6 +97,7 @@ async def approve(
             actor=viewer.actor,
             now=runtime.clock.now(),
             default_tz=runtime.settings.campbot_timezone,
+            routing=runtime.extensions.routing,
         )
     return RedirectResponse(f"/console/xibao/broadcasts/{broadcast.id}", status_code=303)
 

@@ -29,7 +29,7 @@ from app.admin.audit import AuditTrail
 from app.admin.common import Actor, snapshot
 from app.admin.errors import Conflict, InvalidInput, NotFound
 from app.admin.models import Cohort, CohortGroup, CohortMember
-from app.channels.routing import DEFAULT_ROUTING, Routing
+from app.channels.routing import Routing
 from app.models import Group, GroupStatus, Member
 from bots.xibao import fanout, poster
 from bots.xibao.models import DETAIL_MAX as DETAIL_MAX
@@ -101,7 +101,7 @@ async def record_achievement(
     actor: Actor,
     now: datetime,
     default_tz: str,
-    routing: Routing = DEFAULT_ROUTING,
+    routing: Routing,
 ) -> tuple[Achievement, Broadcast]:
     """An operator's achievement, approved at once and broadcast (audited)."""
     member, achievement = await _new_achievement(
@@ -193,7 +193,7 @@ async def approve_achievement(
     actor: Actor,
     now: datetime,
     default_tz: str,
-    routing: Routing = DEFAULT_ROUTING,
+    routing: Routing,
 ) -> tuple[Achievement, Broadcast]:
     """Approve a reported achievement and broadcast it (Conflict if it already was);
     audited."""

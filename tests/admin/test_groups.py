@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import quota
 from app.clock import ManualClock
 from app.models import Group, GroupMembership
+from app.settings import QuotaMode
 from tests.admin.conftest import Admin, problems
 
 ROBOT_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx-4bc4-97a0"
@@ -165,3 +168,38 @@ async def test_groups_from_events_show_their_members_and_can_be_deleted(
     entry = (await admin.get("/audit", params={"resource": "groups"})).json()["items"][0]
     assert entry["action"] == "delete"
     assert entry["before"]["chat_id"] == "wrEvent"
+
+
+async def test_each_customer_groups_quota_follows_its_cohorts_clock(
+    admin: Admin, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """At 20:00 UTC on 31 March it is already April in Shanghai: a Shanghai cohort's group is
+    in April's window, a Los Angeles cohort's still in March's; a group of no cohort follows
+    CAMPBOT_TIMEZONE (Shanghai)."""
+    clock.advance(timedelta(days=30, hours=11))
+    west = await admin.cohort(timezone="America/Los_Angeles")
+    east = await admin.cohort(name="第 4 期", channel_state="write4", timezone="Asia/Shanghai")
+    await admin.created("/groups", group(cohort_id=west["id"], chat_id="west1"))
+    await admin.created("/groups", group(cohort_id=east["id"], chat_id="east1", name="4期"))
+    await admin.created("/groups", group(chat_id="loose1", name="散群"))
+    await admin.created(
+        "/groups",
+        group(channel="robot", robot_key="k1", name="机器人群", chat_id=None, owner_userid=None),
+    )
+    async with sessions.begin() as session:
+        spent = await quota.spend(
+            session=session,
+            target="east1",
+            mode=QuotaMode.MONTH_DAYS,
+            tz="Asia/Shanghai",
+            now=clock.now(),
+            outbox_key="t1",
+        )
+        assert spent
+    listed = (await admin.get("/groups")).json()["items"]
+    shown = {g["chat_id"] or g["name"]: g["mass_send_quota"] for g in listed}
+    assert shown["机器人群"] is None
+    assert (shown["west1"]["window_start"], shown["west1"]["used"]) == ("2026-03-01", 0)
+    assert (shown["east1"]["window_start"], shown["east1"]["used"]) == ("2026-04-01", 1)
+    assert (shown["loose1"]["window_start"], shown["loose1"]["used"]) == ("2026-04-01", 0)
+    assert shown["east1"]["left"] == shown["east1"]["limit"] - 1 == 29

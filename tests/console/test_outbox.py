@@ -54,6 +54,7 @@ async def test_a_dead_message_shows_its_hint_and_is_retried_after_the_fix(
         )
     await _send_all(sandboxed_console_app)  # the sandbox has no such robot: 93000, dead at once
     await make_account(sessions, clock, "xiaolu", Role.OPERATOR)
+    other = await make_cohort(sessions, clock, name="7 期", state="camp7")
     async with Console(sandboxed_console_app.app) as browser:
         await browser.sign_in("xiaolu")
         home = await browser.get("/console/")
@@ -62,6 +63,11 @@ async def test_a_dead_message_shows_its_hint_and_is_retried_after_the_fix(
         dead = await browser.get("/console/outbox?status=dead")
         assert "6期1群" in dead.text
         assert "群机器人 webhook 地址无效，或机器人已被移出群" in dead.text  # 93000's hint
+        ours = await browser.get(f"/console/outbox?cohort_id={cohort}")
+        assert "6期1群" in ours.text
+        theirs = await browser.get(f"/console/outbox?cohort_id={other}")
+        assert theirs.status_code == 200
+        assert "6期1群" not in theirs.text
         row_id = await only_id(sessions, OutboxMessage.id)
         sandbox.add_robot("gone-robot")  # the operator put the robot back into the group
         retried = await browser.hx_post(f"/console/outbox/{row_id}/retry")

@@ -111,3 +111,19 @@ async def test_a_regex_re2_refuses_is_named_beside_the_patterns(
     assert "须填且只填一个" in both.text
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(QaRule)) == 0
+
+
+async def test_an_odd_cohort_in_the_test_box_is_no_cohort(
+    console_app: AppHarness, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """'²' and a 5,000-digit number pass str.isdigit; int() refused one and the other was a
+    5,000-digit int: both are now simply no cohort, never a 500."""
+    await make_account(sessions, clock, "xiaolu", Role.OPERATOR)
+    async with Console(console_app.app) as browser:
+        await browser.sign_in("xiaolu")
+        for odd in ("²", "9" * 5000):
+            tested = await browser.hx_post(
+                "/console/qa/test", {"question": "今天天气", "cohort_id": odd}
+            )
+            assert tested.status_code == 200, tested.text
+            assert "没有规则回答" in tested.text

@@ -226,3 +226,23 @@ async def test_a_disabled_account_is_signed_out(
         refused = await op.try_sign_in("xiaolu")
     assert refused.status_code == 403
     assert "已停用" in refused.text
+
+
+async def test_an_oversized_form_is_refused_before_it_is_parsed(
+    console_app: AppHarness, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """Sign-in is open to anyone and a console page to any signed-in account: neither reads
+    a 20 MB body or thousands of fields (parsing them held the event loop for seconds)."""
+    huge = {"username": "x", "password": "y" * (20 * 1024 * 1024), "csrf_token": "z"}
+    assert (await console_app.client.post("/console/login", data=huge)).status_code == 413
+    many = {f"f{i}": "1" for i in range(50)}
+    assert (await console_app.client.post("/console/login", data=many)).status_code == 400
+    await make_account(sessions, clock, "xiaolu", Role.OPERATOR)
+    async with Console(console_app.app) as browser:
+        await browser.sign_in("xiaolu")
+        big = await browser.post("/console/cohorts", {"name": "x" * (2 * 1024 * 1024)})
+        assert big.status_code == 413
+        fields = await browser.post("/console/cohorts", {f"f{i}": "1" for i in range(400)})
+        assert fields.status_code == 400
+        # An ordinary form still goes through the same checks.
+        assert (await browser.post("/console/logout")).status_code == 303

@@ -42,6 +42,9 @@ async def test_a_xibao_goes_to_the_cohorts_groups_and_its_progress_polls(
         assert unknown.status_code == 422
         assert 'id="member-error"' in unknown.text
         assert "没有找到学员「没这个人」" in unknown.text
+        for odd in ("²", "9" * 5000):  # str.isdigit takes both; int() refused one, 500
+            data = {"member": "没这个人", "title": "出单啦", "cohort_id": odd}
+            assert (await browser.post("/console/xibao", data)).status_code == 422
         empty = await browser.post("/console/xibao", {"member": "小林", "title": " "})
         assert empty.status_code == 422
         assert 'id="title-error"' in empty.text

@@ -6,24 +6,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.routing import NoMatchFound
 
 from app.admin.cohorts import service
 from app.admin.cohorts.api import CohortCreate, CohortUpdate
+from app.admin.common import get_or_404
 from app.admin.groups import service as groups
 from app.admin.groups.api import GroupCreate
+from app.admin.models import Cohort
 from app.api.admin.fields import IdPath
 from app.console.forms import Refused, parse, refusals, values
 from app.console.models import Role
 from app.console.pages import ConsolePages, HomePanel, NavItem
 from app.console.route import (
+    OPERATOR,
     ConsoleSessionDep,
     ViewerDep,
     console_router,
     require_cohort,
-    requires,
     session_of,
     viewer_of,
 )
@@ -32,7 +34,6 @@ from app.deps import RuntimeDep, get_runtime
 from app.models import GroupChannel
 
 router = console_router("/cohorts", role=Role.ASSISTANT)
-OPERATOR = [Depends(requires(Role.OPERATOR))]
 COHORT_FIELDS = ("name", "camp", "start_date", "days", "channel_state", "timezone")
 GROUP_FIELDS = ("name", "channel", "robot_key", "chat_id", "owner_userid")
 CHANNELS = [
@@ -187,7 +188,9 @@ async def add_group(
     viewer: ViewerDep,
     runtime: RuntimeDep,
 ) -> Response:
-    view = await _view(session, viewer, cohort_id)
+    require_cohort(viewer, cohort_id)
+    with refusals():  # 404 before the form is read; the counts are not shown
+        await get_or_404(Cohort, cohort_id, session=session, what=service.WHAT)
     data = values(
         await request.form(), GROUP_FIELDS, optional=("robot_key", "chat_id", "owner_userid")
     )

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditTrail
-from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, snapshot
+from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, page_of, snapshot
 from app.admin.errors import Conflict, InvalidInput
 from app.admin.models import Cohort, CohortGroup, CohortMember
 
@@ -155,6 +155,9 @@ async def get_cohort(*, session: AsyncSession, cohort_id: int) -> CohortView:
     return await _view(cohort, session=session)
 
 
+NEWEST_FIRST = (Cohort.start_date.desc(), Cohort.id.desc())
+
+
 async def list_cohorts(
     *,
     session: AsyncSession,
@@ -164,17 +167,25 @@ async def list_cohorts(
     ids: Collection[int] | None = None,
 ) -> Page[CohortView]:
     """Newest start first; `ids` keeps only those cohorts (an assistant's)."""
-    statement = select(Cohort).order_by(Cohort.start_date.desc(), Cohort.id.desc())
+    statement = select(Cohort).order_by(*NEWEST_FIRST)
     if camp is not None:
         statement = statement.where(Cohort.camp == camp)
     if ids is not None:
         statement = statement.where(Cohort.id.in_(ids))
-    total = await session.scalar(
-        select(func.count()).select_from(statement.order_by(None).subquery())
-    )
-    cohorts = (await session.execute(statement.limit(limit).offset(offset))).scalars().all()
-    counts = await _counts(session=session, cohort_ids=[c.id for c in cohorts])
-    return Page([CohortView(c, *counts[c.id]) for c in cohorts], int(total or 0))
+    page = await page_of(statement, session=session, limit=limit, offset=offset)
+    counts = await _counts(session=session, cohort_ids=[c.id for c in page.items])
+    return Page([CohortView(c, *counts[c.id]) for c in page.items], page.total)
+
+
+async def cohort_choices(
+    *, session: AsyncSession, ids: Collection[int] | None = None, limit: int = 200
+) -> list[tuple[int, str]]:
+    """(id, "camp · name") for a cohort dropdown, in `list_cohorts`' order; `ids` keeps only
+    those. Only the three columns: no counts (a dropdown shows none)."""
+    statement = select(Cohort.id, Cohort.camp, Cohort.name).order_by(*NEWEST_FIRST).limit(limit)
+    if ids is not None:
+        statement = statement.where(Cohort.id.in_(ids))
+    return [(i, f"{camp} · {name}") for i, camp, name in await session.execute(statement)]
 
 
 async def update_cohort(

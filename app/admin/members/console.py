@@ -5,34 +5,33 @@ their own cohorts' students; changing tags and links is the operators'."""
 from __future__ import annotations
 
 import io
-import math
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 import segno
-from fastapi import Depends, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app.admin import h5_tokens
 from app.admin.cohorts import service as cohorts
+from app.admin.common import get_or_404
 from app.admin.members import service
 from app.admin.members.api import TagsChange
+from app.admin.models import Cohort
 from app.api.admin.fields import PRINTABLE, IdPath
 from app.console.forms import Refused, parse, refusals
 from app.console.models import Role
 from app.console.pages import ConsolePages
 from app.console.route import (
+    OPERATOR,
     ConsoleSessionDep,
     ViewerDep,
     console_router,
     require_cohort,
-    requires,
 )
-from app.console.templating import render
+from app.console.templating import pager, render
 from app.deps import RuntimeDep
 
 router = console_router("", role=Role.ASSISTANT)
-OPERATOR = [Depends(requires(Role.OPERATOR))]
 PAGE_SIZE = 50
 Search = Annotated[str, Query(max_length=100, pattern=PRINTABLE)]
 
@@ -54,7 +53,7 @@ async def member_list(
 ) -> Response:
     require_cohort(viewer, cohort_id)
     with refusals():
-        cohort = (await cohorts.get_cohort(session=session, cohort_id=cohort_id)).cohort
+        cohort = await get_or_404(Cohort, cohort_id, session=session, what=cohorts.WHAT)
     found = await service.list_members(
         session=session,
         now=runtime.clock.now(),
@@ -70,12 +69,7 @@ async def member_list(
         "cohort": cohort,
         "members": [(v, _link(runtime, v)) for v in found.items],
         "filters": query,
-        "page": {
-            "number": page,
-            "pages": max(1, math.ceil(found.total / PAGE_SIZE)),
-            "total": found.total,
-        },
-        "query": lambda n: urlencode({**query, "page": n}),
+        **pager(number=page, total=found.total, size=PAGE_SIZE, query=query),
     }
     return render(request, "members/list.html", context)
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin import h5_tokens
 from app.admin.audit import AuditTrail
 from app.admin.cohorts.service import CohortChange, CohortHook, require_cohort
 from app.admin.cohorts.service import notify as notify_cohort_changed
-from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, snapshot
+from app.admin.common import Actor, Page, flush_or_conflict, get_or_404, page_of, snapshot
 from app.admin.errors import Conflict, InvalidInput
 from app.admin.models import CohortMember, MemberTag
 from app.models import Member, MemberStatus
@@ -154,11 +154,8 @@ async def list_members(
                 )
             )
         )
-    total = await session.scalar(
-        select(func.count()).select_from(statement.order_by(None).subquery())
-    )
-    members = (await session.execute(statement.limit(limit).offset(offset))).scalars().all()
-    return Page(await _views(members, session=session, now=now), int(total or 0))
+    page = await page_of(statement, session=session, limit=limit, offset=offset)
+    return Page(await _views(page.items, session=session, now=now), page.total)
 
 
 async def create_member(
@@ -236,8 +233,7 @@ async def update_member(
         return view
     member.updated_at = now
     await session.flush()
-    view = await view_of(member, session=session, now=now)
-    after = audit_shape(view)
+    after = audit_shape(view)  # `view.member` is `member`: it shows the new updated_at
     await AUDIT.record(
         "update", member.id, session=session, actor=actor, now=now, before=before, after=after
     )

@@ -5,9 +5,7 @@ mass sends waiting for their sender's confirmation; the 今日 panel of failures
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -20,7 +18,7 @@ from app.console.labels import label
 from app.console.models import Role
 from app.console.pages import ConsolePages, HomePanel, NavItem
 from app.console.route import ConsoleSessionDep, ViewerDep, console_router, session_of
-from app.console.templating import fragment, render
+from app.console.templating import fragment, pager, render
 from app.deps import RuntimeDep
 from app.models import OutboxStatus
 
@@ -50,9 +48,7 @@ async def outbox_page(
     target: Text = "",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    targets = None
-    if cohort_id is not None:
-        targets = await service.cohort_targets(session=session, cohort_id=cohort_id)
+    targets = None if cohort_id is None else service.cohort_targets(cohort_id=cohort_id)
     found = await service.list_outbox(
         session=session,
         status=status,
@@ -65,7 +61,6 @@ async def outbox_page(
     names = await service.target_names(
         session=session, targets=[v.row.target for v in found.items]
     )
-    listed = await cohorts.list_cohorts(session=session, camp=None, limit=200, offset=0)
     query = {
         "status": status or "",
         "channel": channel,
@@ -78,14 +73,9 @@ async def outbox_page(
         "filters": query,
         "statuses": [(s.value, label(s.value)) for s in OutboxStatus],
         "channels": [(c, label(c)) for c in CHANNELS],
-        "cohorts": [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in listed.items],
+        "cohorts": await cohorts.cohort_choices(session=session),
         "awaiting": await service.awaiting_confirmation(session=session, limit=50),
-        "page": {
-            "number": page,
-            "pages": max(1, math.ceil(found.total / PAGE_SIZE)),
-            "total": found.total,
-        },
-        "query": lambda n: urlencode({**query, "page": n}),
+        **pager(number=page, total=found.total, size=PAGE_SIZE, query=query),
     }
     return render(request, "outbox/index.html", context)
 

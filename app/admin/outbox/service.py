@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import CompoundSelect, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditTrail
@@ -99,20 +100,24 @@ async def target_names(*, session: AsyncSession, targets: Collection[str]) -> di
     return names
 
 
-async def cohort_targets(*, session: AsyncSession, cohort_id: int) -> list[str]:
-    """The outbox targets that are this cohort's: its groups' robot keys and chat ids, its
-    members' userids and external userids."""
-    groups = await session.execute(
-        select(Group.robot_key, Group.chat_id)
-        .join(CohortGroup, CohortGroup.group_id == Group.id)
-        .where(CohortGroup.cohort_id == cohort_id)
+def cohort_targets(*, cohort_id: int) -> CompoundSelect[Any]:
+    """The outbox targets that are this cohort's, as a statement to filter by (a cohort's
+    thousands of members bound as parameters would fail past the driver's limit): its
+    groups' robot keys and chat ids, its members' userids and external userids."""
+    in_cohort = CohortGroup.cohort_id == cohort_id
+    member_in_cohort = CohortMember.cohort_id == cohort_id
+    return union_all(
+        *(
+            select(column).join(CohortGroup, CohortGroup.group_id == Group.id).where(in_cohort)
+            for column in (Group.robot_key, Group.chat_id)
+        ),
+        *(
+            select(column)
+            .join(CohortMember, CohortMember.member_id == Member.id)
+            .where(member_in_cohort)
+            for column in (Member.external_userid, Member.userid)
+        ),
     )
-    members = await session.execute(
-        select(Member.external_userid, Member.userid)
-        .join(CohortMember, CohortMember.member_id == Member.id)
-        .where(CohortMember.cohort_id == cohort_id)
-    )
-    return [t for row in (*groups, *members) for t in row if t]
 
 
 async def get_outbox(*, session: AsyncSession, outbox_id: int) -> OutboxView:
@@ -128,9 +133,9 @@ async def list_outbox(
     target: str | None,
     limit: int,
     offset: int,
-    targets: Collection[str] | None = None,
+    targets: CompoundSelect[Any] | None = None,
 ) -> Page[OutboxView]:
-    """Newest first; `targets` keeps the rows sent to one of them (a cohort's)."""
+    """Newest first; `targets` keeps the rows sent to one of them (`cohort_targets`)."""
     statement = select(OutboxMessage).order_by(OutboxMessage.id.desc())
     if targets is not None:
         statement = statement.where(OutboxMessage.target.in_(targets))
