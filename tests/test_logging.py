@@ -166,3 +166,36 @@ def test_lines_are_readable_on_a_terminal_json_elsewhere_and_apscheduler_ticks_q
         first, second = (json.loads(line) for line in lines)
         assert (first["event"], first["firing"], first["level"]) == ("推送已发出", 7, "info")
         assert (second["logger"], second["level"]) == ("apscheduler.scheduler", "warning")
+
+
+def test_accepted_callbacks_leave_no_access_line_refusals_and_other_requests_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An access line per accepted callback costs a busy evening's CPU and says what
+    campbot_callbacks_total counts; a refusal, and every other request, keeps its line."""
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    root = logging.getLogger()
+    access = logging.getLogger("uvicorn.access")
+    saved = root.handlers[:], root.level, access.filters[:]
+    root.handlers[:] = []
+    try:
+        assert configure_logging(level="INFO") is True
+        signed = "/wecom/callback?msg_signature=ab&timestamp=1&nonce=n"
+        # uvicorn's access call: (client, method, full path, HTTP version, status)
+        for method, path, status in [
+            ("POST", signed, 200),
+            ("POST", signed, 403),
+            ("GET", signed, 200),  # URL verification
+            ("POST", "/admin/api/cohorts", 201),
+        ]:
+            access.info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", method, path, "1.1", status)
+    finally:
+        root.handlers[:], level, access.filters[:] = saved
+        root.setLevel(level)
+    lines = [json.loads(line)["event"] for line in stderr.getvalue().splitlines()]
+    assert len(lines) == 3, lines
+    assert not any("POST /wecom/callback" in line and " 200" in line for line in lines)
+    assert any("POST /wecom/callback" in line and " 403" in line for line in lines)
+    assert any("GET /wecom/callback" in line for line in lines)
+    assert any("/admin/api/cohorts" in line for line in lines)
