@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, Update, bindparam, update
+from sqlalchemy import Table, Update, bindparam, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import dialect_insert, is_transient, session_scope
@@ -344,6 +344,24 @@ async def mark_handled(
     return await _mark(
         session, row_id=row_id, attempts=attempts, status=InboxStatus.HANDLED, error=None, now=now
     )
+
+
+async def mark_handled_many(
+    *, session: AsyncSession, attempts: Sequence[tuple[int, int]], now: datetime
+) -> set[int]:
+    """`mark_handled` for several (row id, attempt) pairs in one statement: the ids of the
+    rows that were still at that attempt, and are now handled."""
+    table = cast(Table, InboxEvent.__table__)
+    statement = (
+        update(table)
+        .where(
+            table.c.status == InboxStatus.RECEIVED,
+            tuple_(table.c.id, table.c.attempts).in_(attempts),
+        )
+        .values(status=InboxStatus.HANDLED, last_error=None, updated_at=now)
+        .returning(table.c.id)
+    )
+    return set((await session.execute(statement)).scalars())
 
 
 async def mark_failed(

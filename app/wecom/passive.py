@@ -12,6 +12,7 @@ transition below is one synchronous step, so callback and dispatcher never both 
 
     OPEN ─claim─▶ CLAIMED ─settle(commit)─▶ COMMITTED ─callback takes─▶ CARRIED
     OPEN ─close─▶ CLOSED, OPEN ─settle─▶ SETTLED  (nothing to carry; later claims refused)
+    CLAIMED ─reopen─▶ OPEN                         (rolled back, run again while it waits)
     CLAIMED ─settle(no commit)─▶ SETTLED          (void: the event runs again later)
     CLAIMED or COMMITTED ─callback gone─▶ ABANDONED (the dispatcher sends the reply)
 """
@@ -61,6 +62,13 @@ class PassiveReply:
         """Nobody will wait (the run was queued behind a backlog): refuse every claim."""
         if self._state is _State.OPEN:
             self._to(_State.CLOSED)
+
+    def reopen(self) -> None:
+        """The claim's transaction rolled back and the event runs again at once, the
+        callback still waiting (a batch of events that failed, each run alone): the void
+        claim is forgotten, so the run again may claim."""
+        if self._state is _State.CLAIMED:
+            self._state, self._text = _State.OPEN, None
 
     def settle(self, *, committed: bool) -> None:
         """Once the event's transaction committed (or did not): hand a claimed reply to the

@@ -1,6 +1,7 @@
 """Routing events to handlers: `router` (the Router, Context and registrations handlers
-use) with `rules` (what a registration matches on), `queue` (the run queue) and
-`dispatcher` (runs inbox rows through the routers, with passive replies).
+use) with `rules` (what a registration matches on), `queue` (the run queue), `dispatcher`
+(runs inbox rows through the routers, with passive replies), `batch` (fresh runs sharing a
+transaction under a burst) and `after_commit` (what follows an event's commit).
 
 The capabilities' routers reach the dispatcher through their registrations
 (`app.capability.Capability.event_routers`), in the precedence order of

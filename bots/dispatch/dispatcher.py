@@ -1,6 +1,7 @@
 """The dispatcher: runs inbox rows through the routers (`app.inbox.InboxProcessor`), one
-transaction per event, through the run queue; and passive replies, carried by the waiting
-callback or, when it stopped waiting, sent as a message.
+transaction per event (or per batch of fresh events under a burst), through the run queue;
+and passive replies, carried by the waiting callback or, when it stopped waiting, sent as a
+message.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from app.settings import Settings
 from app.wecom.client import WeComClient
 from app.wecom.events import WeComEvent, parse_event
 from app.wecom.passive import PassiveReply
+from bots.dispatch import after_commit, batch
+from bots.dispatch.batch import FreshRun, FreshRuns
 from bots.dispatch.queue import RunQueue
 from bots.dispatch.router import (
     Context,
     Outbound,
-    PassiveFallback,
     Router,
     prepare_handlers,
     run_handlers,
@@ -41,11 +43,6 @@ SERVER_DB_CONCURRENCY = 4
 SLACK_URGENT_S, SLACK_NORMAL_S, SLACK_LATE_S = 0.0, 10.0, 60.0
 # Beyond this many queued runs, intake's background tasks stop following theirs.
 FOLLOW_BACKLOG = 64
-# A committed passive reply: how long the callback (woken at once) has to take it.
-PASSIVE_PICKUP_S = 1.0
-# Tries at turning a passive reply the callback did not carry into an app message (a
-# transient database error would otherwise lose it), and the pauses between them.
-PASSIVE_FALLBACK_PAUSES_S = (0.2, 1.0)
 
 
 def default_concurrency(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -67,6 +64,13 @@ class Dispatcher:
     this attempt's: the sweeper may have taken it over) and the handlers' writes commit
     together. A transient database error leaves the row `received` for the sweeper; any
     other exception marks it `failed` with the error.
+
+    Fresh runs (rows intake just claimed) of events without a prepare step wait in
+    `FreshRuns` too: the worker that starts one takes up to MAX_BATCH of those waiting into
+    the same transaction, run one after another as if alone (each event's reads afresh),
+    marked handled in one statement and committed once. If anything in a batch fails, it
+    rolls back whole and each of its events runs again alone, so one event's error never
+    costs another its run.
     """
 
     def __init__(
@@ -100,6 +104,15 @@ class Dispatcher:
             for r in router.registrations
             if r.max_age is not None
         )
+        # Prepare steps read WeCom before the transaction: such events run alone, so a slow
+        # read never holds a batch's other events.
+        self._alone_kinds = frozenset(
+            r.kind
+            for router in self.routers
+            for r in router.registrations
+            if r.prepare is not None
+        )
+        self._fresh = FreshRuns()
 
     @property
     def waiting(self) -> int:
@@ -122,8 +135,7 @@ class Dispatcher:
         """
         event = event or parse_event(attempt.body)
         following = len(self._queue) < FOLLOW_BACKLOG
-        run = partial(self._run, attempt, event, late=False)
-        done = self._queue.submit(self._slack(event.kind), run)
+        done = self._submit_fresh(attempt, event, self._slack(event.kind))
         if following:
             await done
 
@@ -136,10 +148,37 @@ class Dispatcher:
         could not answer in time: it stays queued and replies another way."""
         if len(self._queue) >= FOLLOW_BACKLOG:
             passive.close()
-            self._queue.submit(self._slack(event.kind), partial(self._run, attempt, event))
+            self._submit_fresh(attempt, event, self._slack(event.kind))
             return None
-        run = partial(self._run, attempt, event, late=False, passive=passive)
-        return self._queue.submit(SLACK_URGENT_S, run)
+        return self._submit_fresh(attempt, event, SLACK_URGENT_S, passive)
+
+    def _submit_fresh(
+        self,
+        attempt: inbox.Attempt,
+        event: WeComEvent,
+        slack: float,
+        passive: PassiveReply | None = None,
+    ) -> asyncio.Future[None]:
+        if event.kind in self._alone_kinds:
+            return self._queue.submit(
+                slack, partial(self._run, attempt, event, late=False, passive=passive)
+            )
+        run = self._fresh.add(attempt, event, passive)
+        self._queue.submit(slack, partial(self._run_fresh, run))
+        return run.done
+
+    async def _run_fresh(self, first: FreshRun) -> None:
+        """Run `first` with the fresh runs waiting behind it (nothing if an earlier batch
+        took it); each run's future is done once it ran."""
+        runs = self._fresh.take(first, batch.MAX_BATCH)
+        try:
+            if len(runs) == 1:
+                await self._run(first.attempt, first.event, passive=first.passive)
+            elif runs:
+                await self._run_batch(runs)
+        finally:
+            for run in runs:
+                run.finish()
 
     async def process(
         self, row_id: int, *, expected_attempts: int, late: bool, kind: str | None = None
@@ -216,42 +255,8 @@ class Dispatcher:
             # only once committed (else the event runs again later and replies otherwise).
             if passive is not None:
                 passive.settle(committed=committed)
-        if ctx is None:
-            return
-        if passive is not None and ctx.passive_fallback is not None:
-            if not await passive.carried(PASSIVE_PICKUP_S):
-                await self._send_passive_otherwise(ctx, ctx.passive_fallback, attempt)
-        for action in ctx.after_commit:
-            try:
-                await action()
-            except Exception:
-                # The event is handled and the row durable; the sender loop will retry it.
-                logger.exception("after-commit action failed for %s", attempt.dedupe_key)
-
-    async def _send_passive_otherwise(
-        self, ctx: Context[WeComEvent], fallback: PassiveFallback, attempt: inbox.Attempt
-    ) -> None:
-        """The callback stopped waiting after a handler claimed the passive reply: the reply
-        becomes an outbox row (a new short transaction), pushed before the event's other
-        after-commit sends, as it is the event's first reply."""
-        for pause in (*PASSIVE_FALLBACK_PAUSES_S, None):
-            try:
-                async with session_scope(self.sessions) as session:
-                    row_id = await fallback(session=session, now=self.clock.now())
-                break
-            except Exception as exc:
-                if pause is None or not is_transient(exc):
-                    logger.error("inbox %s: passive reply lost", attempt.dedupe_key, exc_info=exc)
-                    return
-                await asyncio.sleep(pause)
-        logger.warning(
-            "inbox %s: the callback stopped waiting, the passive reply goes as a message",
-            attempt.dedupe_key,
-            extra={"dedupe_key": attempt.dedupe_key, "outbox_id": row_id},
-        )
-        if row_id is not None and self.outbound is not None:
-            outbound = self.outbound
-            ctx.after_commit.insert(0, lambda: outbound.deliver_now(row_id))
+        if ctx is not None:
+            await self._after_commit(ctx, attempt, passive)
 
     async def _handle_in_transaction(
         self,
@@ -264,18 +269,7 @@ class Dispatcher:
         """Run the handlers and commit; the context, or None when another worker had
         taken the row over."""
         async with self.sessions() as session:
-            ctx = Context(
-                event=event,
-                session=session,
-                settings=self.settings,
-                clock=self.clock,
-                inbox_id=attempt.id,
-                late=late,
-                outbound=self.outbound,
-                wecom=self.wecom,
-                cohort_hooks=self.cohort_hooks,
-                passive=passive,
-            )
+            ctx = self._context(session, attempt, event, late=late, passive=passive)
             # WeCom reads first, with no statement run yet: the session holds no connection.
             await prepare_handlers(ctx, self.routers)
             # The mark comes first: it proves the row is still this attempt's (the sweeper
@@ -286,21 +280,73 @@ class Dispatcher:
                 session=session, row_id=attempt.id, attempts=attempt.attempts, now=self.clock.now()
             )
             if not marked:
-                metrics.EVENTS.labels("taken").inc()
-                logger.warning("inbox %s: taken over by another worker", attempt.dedupe_key)
+                batch.taken(attempt)
                 return None
             ran = await run_handlers(ctx, self.routers)
             await session.commit()
-        metrics.EVENTS.labels("handled").inc()
-        # Counted in campbot_events_total and campbot_handler_runs_total; a line per event
-        # at INFO cost about 6% of an event's CPU (bench/callback_ingest.py under py-spy).
-        logger.debug(
-            "inbox %s handled by %s",
-            attempt.dedupe_key,
-            ran or "no handler",
-            extra={"dedupe_key": attempt.dedupe_key},
-        )
+        batch.handled(attempt, ran)
         return ctx
+
+    def _context(
+        self,
+        session: AsyncSession,
+        attempt: inbox.Attempt,
+        event: WeComEvent,
+        *,
+        late: bool,
+        passive: PassiveReply | None,
+    ) -> Context[WeComEvent]:
+        return Context(
+            event=event,
+            session=session,
+            settings=self.settings,
+            clock=self.clock,
+            inbox_id=attempt.id,
+            late=late,
+            outbound=self.outbound,
+            wecom=self.wecom,
+            cohort_hooks=self.cohort_hooks,
+            passive=passive,
+        )
+
+    async def _after_commit(
+        self, ctx: Context[WeComEvent], attempt: inbox.Attempt, passive: PassiveReply | None
+    ) -> None:
+        await after_commit.run(
+            ctx, attempt, passive, sessions=self.sessions, clock=self.clock, outbound=self.outbound
+        )
+
+    async def _run_batch(self, runs: list[FreshRun]) -> None:
+        """Fresh runs in one transaction; if it fails, each runs again alone."""
+        try:
+            done = await batch.handle(
+                runs,
+                sessions=self.sessions,
+                routers=self.routers,
+                now=self.clock.now(),
+                context=lambda session, run: self._context(
+                    session, run.attempt, run.event, late=False, passive=run.passive
+                ),
+            )
+        except Exception as exc:
+            logger.warning(
+                "a batch of %d events rolled back (%s: %s); each runs again alone",
+                len(runs),
+                type(exc).__name__,
+                exc,
+            )
+            for run in runs:
+                if run.passive is not None:
+                    run.passive.reopen()
+                await self._run(run.attempt, run.event, passive=run.passive)
+            return
+        for run, ctx in done:
+            if run.passive is not None:
+                run.passive.settle(committed=ctx is not None)
+        for run, ctx in done:
+            if ctx is not None:
+                await self._after_commit(ctx, run.attempt, run.passive)
+            run.finish()
 
     async def _mark_failed(self, attempt: inbox.Attempt, error: str) -> None:
         try:

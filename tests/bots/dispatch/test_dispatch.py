@@ -395,8 +395,10 @@ async def test_time_critical_events_overtake_a_backlog(
         event=parse_event(body), body=body, now=clock.now()
     )
     assert urgent is not None
-    runs = [asyncio.ensure_future(dispatcher.process_claimed(a, e)) for a, e in claims]
-    await asyncio.sleep(0.05)  # the blocker holds the only worker; t1, t2 wait
+    runs = [asyncio.ensure_future(dispatcher.process_claimed(*claims[0]))]
+    await asyncio.sleep(0.05)  # the blocker holds the only worker (a batch of one) …
+    runs += [asyncio.ensure_future(dispatcher.process_claimed(a, e)) for a, e in claims[1:]]
+    await asyncio.sleep(0.05)  # … and t1, t2 wait behind it
     assert dispatcher.waiting == 2
     runs.append(asyncio.ensure_future(dispatcher.process_claimed(urgent)))
     await asyncio.sleep(0)
