@@ -11,13 +11,14 @@ turns the row into that app message (`passive_to_app_message`) and sends it."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, literal, select, union_all, update
+from sqlalchemy import ScalarSelect, bindparam, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.admin.h5_tokens import member_url
 from app.admin.models import Cohort, CohortMember
@@ -29,9 +30,16 @@ from app.outbox import MAX_ATTEMPTS, rate_key
 from app.wecom.errors import UndeliverableError
 from bots.dispatch import PassiveFallback
 from bots.qa.matcher import RuleSpec
-from bots.qa.models import QaCooldown, QaRule
+from bots.qa.models import QaCooldown, QaRule, QaRulesVersion
 from bots.qa.regex import MAX_TEXT
-from bots.qa.service import count_hit, match, record_unanswered
+from bots.qa.service import (
+    NO_VERSION,
+    VERSION_ROW,
+    VersionKey,
+    count_hit,
+    match,
+    record_unanswered,
+)
 from scripts_library.errors import RenderError, ScriptNotFoundError
 from scripts_library.render import render
 from scripts_library.service import get_script
@@ -50,14 +58,24 @@ class PassiveOffer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Asker:
-    """A member writing to the app, and the scopes their question is answered in."""
+    """A member writing to the app (`member_id` None: CampBot does not know them), and the
+    scopes their question is answered in: their cohorts and groups. Those are read only when
+    something needs them (`with_scopes`): most questions match no scoped rule."""
 
     userid: str
-    member: Member | None
-    cohort_ids: frozenset[int]
-    group_ids: frozenset[int]
+    member_id: int | None = None
+    name: str | None = None
+    cohort_ids: frozenset[int] = frozenset()
+    group_ids: frozenset[int] = frozenset()
+    scopes_read: bool = False
+
+    @property
+    def scoped(self) -> bool:
+        """Whether `cohort_ids` and `group_ids` are the asker's (a stranger has none)."""
+        return self.member_id is None or self.scopes_read
 
     def allows(self, rule: RuleSpec) -> bool:
+        assert self.scoped, "the asker's scopes are not read yet (with_scopes)"
         if rule.cohort_id is not None:
             return rule.cohort_id in self.cohort_ids
         if rule.group_id is not None:
@@ -65,8 +83,22 @@ class Asker:
         return True
 
 
-# Built once: a question's statements are the hot path of a busy evening.
-_MEMBER = select(Member).where(Member.userid == bindparam("userid"))
+def _of_version(column: InstrumentedAttribute[Any]) -> ScalarSelect[Any]:
+    return select(column).where(QaRulesVersion.id == VERSION_ROW).scalar_subquery()
+
+
+def _of_member(column: InstrumentedAttribute[Any]) -> ScalarSelect[Any]:
+    return select(column).where(Member.userid == bindparam("userid")).scalar_subquery()
+
+
+# Built once: a question's statements are the hot path of a busy evening. The rules' version
+# and who asks are one statement (scalar subqueries: neither row need exist).
+_LOOKUP = select(
+    _of_version(QaRulesVersion.epoch).label("epoch"),
+    _of_version(QaRulesVersion.version).label("version"),
+    _of_member(Member.id).label("member_id"),
+    _of_member(Member.name).label("name"),
+)
 _SCOPES = union_all(
     select(literal("cohort"), CohortMember.cohort_id).where(
         CohortMember.member_id == bindparam("member_id")
@@ -77,14 +109,25 @@ _SCOPES = union_all(
 )
 
 
-async def asker(*, session: AsyncSession, userid: str) -> Asker:
-    member = await session.scalar(_MEMBER, {"userid": userid})
-    if member is None:
-        return Asker(userid, None, frozenset(), frozenset())
-    scopes = (await session.execute(_SCOPES, {"member_id": member.id})).all()
+async def lookup(*, session: AsyncSession, userid: str) -> tuple[VersionKey, Asker]:
+    """The rules' version (for `service.match`) and who asks, their scopes not yet read."""
+    row = (await session.execute(_LOOKUP, {"userid": userid})).one()
+    version = (row.epoch, row.version) if row.epoch is not None else NO_VERSION
+    return version, Asker(userid, row.member_id, row.name)
+
+
+async def with_scopes(*, session: AsyncSession, who: Asker) -> Asker:
+    """`who` with their cohorts and the groups they are in (read once, for a member)."""
+    if who.scoped:
+        return who
+    scopes = (await session.execute(_SCOPES, {"member_id": who.member_id})).all()
     cohorts = frozenset(n for kind, n in scopes if kind == "cohort")
     groups = frozenset(n for kind, n in scopes if kind == "group")
-    return Asker(userid, member, cohorts, groups)
+    return replace(who, cohort_ids=cohorts, group_ids=groups, scopes_read=True)
+
+
+def _scoped(rule: RuleSpec) -> bool:
+    return rule.cohort_id is not None or rule.group_id is not None
 
 
 async def claim_cooldown(
@@ -115,19 +158,21 @@ async def _cohort_for(session: AsyncSession, rule: QaRule, who: Asker) -> Cohort
 async def reply_message(
     *, session: AsyncSession, rule: QaRule, who: Asker, public_base_url: str, now: datetime
 ) -> OutMessage:
-    """The rule's reply text, or its script rendered for the asker (RenderError,
-    ScriptNotFoundError if it cannot be)."""
+    """The rule's reply text, or its script rendered for the asker (`who` with their scopes
+    read: their cohort and H5 link go into it; RenderError, ScriptNotFoundError if it
+    cannot be)."""
     if rule.reply is not None:
         return OutMessage("text", content=rule.reply)
+    assert who.scoped, "a script is rendered for the asker's cohort (with_scopes)"
     script = await get_script(session=session, key=rule.script_key or "")
     cohort = await _cohort_for(session, rule, who)
     h5 = None
-    if who.member is not None and who.cohort_ids:
+    if who.member_id is not None and who.cohort_ids:
         h5 = await member_url(
-            session=session, member_id=who.member.id, public_base_url=public_base_url, now=now
+            session=session, member_id=who.member_id, public_base_url=public_base_url, now=now
         )
     context = RenderContext(
-        student_name=who.member.name if who.member else None,
+        student_name=who.name,
         cohort_name=cohort.name if cohort else None,
         camp_name=cohort.camp if cohort else None,
         total_days=cohort.days if cohort else None,
@@ -230,6 +275,19 @@ async def _send(
         return None
 
 
+async def _matching(
+    session: AsyncSession, userid: str, question: str
+) -> tuple[Asker, list[RuleSpec]]:
+    """Who asks, and the rules that match their question in answer order. Matched for
+    everyone first: the asker's scopes are read only if a matched rule has one."""
+    version, who = await lookup(session=session, userid=userid)
+    matched = await match(session=session, question=question, allow=None, version=version)
+    if any(_scoped(spec) for spec in matched):
+        who = await with_scopes(session=session, who=who)
+        matched = [spec for spec in matched if who.allows(spec)]
+    return who, matched
+
+
 async def answer(
     *,
     session: AsyncSession,
@@ -250,8 +308,7 @@ async def answer(
     are at most 2,048 bytes, and nothing longer should cost more to handle.
     """
     question = question[:MAX_TEXT]
-    who = await asker(session=session, userid=userid)
-    matched = await match(session=session, question=question, allow=who.allows)
+    who, matched = await _matching(session, userid, question)
     if not matched:
         await record_unanswered(session=session, question=question, now=now)
         return []
@@ -266,6 +323,8 @@ async def answer(
             session=session, rule_id=rule.id, chat=userid, cooldown_s=rule.cooldown_s, now=now
         ):
             await count_hit(session=session, rule_id=rule.id)
+            if rule.reply is None:  # a script: rendered for the asker's cohort
+                who = await with_scopes(session=session, who=who)
             row_id = await _send(
                 session,
                 rule,

@@ -168,9 +168,13 @@ async def bump_version(*, session: AsyncSession) -> None:
 # --- the matcher ----------------------------------------------------------------------------
 
 
+VersionKey = tuple[str, int]  # (epoch, version) of the rules
+NO_VERSION: VersionKey = ("", 0)  # no rule saved yet: no version row
+
+
 @dataclass(frozen=True, slots=True)
 class _Cached:
-    key: tuple[str, int]
+    key: VersionKey
     matcher: Matcher
 
 
@@ -182,9 +186,9 @@ _VERSION = select(QaRulesVersion.epoch, QaRulesVersion.version).where(
 )
 
 
-async def _version_key(session: AsyncSession) -> tuple[str, int]:
+async def _version_key(session: AsyncSession) -> VersionKey:
     row = (await session.execute(_VERSION)).first()
-    return (row.epoch, row.version) if row is not None else ("", 0)
+    return (row.epoch, row.version) if row is not None else NO_VERSION
 
 
 def spec_of(rule: QaRule) -> RuleSpec:
@@ -198,27 +202,43 @@ def spec_of(rule: QaRule) -> RuleSpec:
     )
 
 
-async def get_matcher(*, session: AsyncSession) -> Matcher:
-    """This process's matcher, rebuilt when the rules' version moved (another instance, or
-    an admin request, saved a rule). The version is read before the rules: a rule saved in
-    between makes the next call rebuild again, never leaves a stale matcher current."""
+async def matcher_for(*, session: AsyncSession, version: VersionKey) -> Matcher:
+    """This process's matcher for the rules at `version`, which the caller read from
+    `qa_rules_version` (in the session, before this call): rebuilt when it moved (another
+    instance, or an admin request, saved a rule). As the version was read before the
+    rules, a rule saved in between makes the next call rebuild again, never leaves a stale
+    matcher current."""
     global _cache
-    key = await _version_key(session)
-    if _cache is not None and _cache.key == key:
+    if _cache is not None and _cache.key == version:
         return _cache.matcher
     rules = (await session.execute(select(QaRule).where(QaRule.enabled))).scalars().all()
     specs = [spec_of(r) for r in rules]
-    matcher = await asyncio.to_thread(Matcher, specs, key[1])  # compiling every regex
-    _cache = _Cached(key, matcher)
+    matcher = await asyncio.to_thread(Matcher, specs, version[1])  # compiling every regex
+    _cache = _Cached(version, matcher)
     return matcher
 
 
-async def match(*, session: AsyncSession, question: str, allow: Allow) -> list[RuleSpec]:
-    """The rules `question` matches (`Matcher.match`). With regexes among the rules it is
+async def get_matcher(*, session: AsyncSession) -> Matcher:
+    """This process's matcher for the rules' current version (`matcher_for`)."""
+    return await matcher_for(session=session, version=await _version_key(session))
+
+
+async def match(
+    *,
+    session: AsyncSession,
+    question: str,
+    allow: Allow | None,
+    version: VersionKey | None = None,
+) -> list[RuleSpec]:
+    """The rules `question` matches (`Matcher.match`), by the matcher for `version` (the
+    rules' version the caller read; None: read here). With regexes among the rules it is
     searched in a worker thread: RE2 lets go of the GIL while it searches, so however long
     the regexes take, the event loop (and every other request) goes on. Keywords alone
     are one linear pass of the automaton, cheaper than the trip to a thread."""
-    matcher = await get_matcher(session=session)
+    if version is None:
+        matcher = await get_matcher(session=session)
+    else:
+        matcher = await matcher_for(session=session, version=version)
     if not matcher.has_regexes:
         return matcher.match(question, allow)
     return await asyncio.to_thread(matcher.match, question, allow)
