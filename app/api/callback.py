@@ -4,7 +4,8 @@ Intake does no business work (ARCHITECTURE §1 rule 1). Every refusal is a
 `CallbackError` with its 4xx status, raised before anything is written.
 
 One exception to "answer, then dispatch": a member's text to the app may be answered in
-the HTTP answer itself (WeCom's passive reply). For those the callback, once the event is
+the HTTP answer itself (WeCom's passive reply). For those a handler may answer (the
+processor's `may_reply`, e.g. a Q&A keyword occurs in it) the callback, once the event is
 recorded, waits up to PASSIVE_BUDGET_S for the dispatcher to run it; a handler that
 claimed the reply (`Context.passive_reply`) has it carried, encrypted and signed, once
 its transaction committed, if that happens within PASSIVE_TOTAL_S of the request's start.
@@ -59,6 +60,8 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 @runtime_checkable
 class PassiveProcessor(Protocol):
     """An inbox processor that can run a row while its callback waits (`bots.dispatch`)."""
+
+    def may_reply(self, event: WeComEvent) -> bool: ...
 
     def submit_replying(
         self, attempt: inbox.Attempt, event: WeComEvent, passive: PassiveReply
@@ -195,7 +198,11 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
         )
         if idle:
             metrics.EVENTS.labels("no_handler").inc()
-        elif _may_reply(event) and isinstance(processor, PassiveProcessor):
+        elif (
+            _may_reply(event)
+            and isinstance(processor, PassiveProcessor)
+            and processor.may_reply(event)
+        ):
             passive = PassiveReply()
             done = processor.submit_replying(attempt, event, passive)
             if done is not None:

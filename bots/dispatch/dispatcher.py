@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -113,6 +113,11 @@ class Dispatcher:
             if r.prepare is not None
         )
         self._fresh = FreshRuns()
+        self._replies: dict[str, list[Callable[[WeComEvent], bool]]] = {}
+        for router in self.routers:
+            for r in router.registrations:
+                if r.replies is not None:
+                    self._replies.setdefault(r.kind, []).append(r.replies)
 
     @property
     def waiting(self) -> int:
@@ -138,6 +143,11 @@ class Dispatcher:
         done = self._submit_fresh(attempt, event, self._slack(event.kind))
         if following:
             await done
+
+    def may_reply(self, event: WeComEvent) -> bool:
+        """Whether a handler may answer `event` with a passive reply (its registration's
+        `replies`): only then is its callback worth holding while it runs."""
+        return any(replies(event) for replies in self._replies.get(event.kind, ()))
 
     def submit_replying(
         self, attempt: inbox.Attempt, event: WeComEvent, passive: PassiveReply

@@ -129,6 +129,9 @@ class Registration:
     # Time-critical handlers (WeCom's 20 s welcome window) are pointless after this.
     max_age: timedelta | None
     prepare: Prepare[Any] | None = None
+    # Whether the handler may offer a passive reply to this event (`Context.passive_reply`):
+    # pure and quick, no I/O. The callback waits for the run only if one may.
+    replies: Callable[[Any], bool] | None = None
 
     @property
     def name(self) -> str:
@@ -148,6 +151,7 @@ class Router:
         priority: int = 50,
         block: bool = True,
         max_age: timedelta | None = None,
+        replies: Callable[[E], bool] | None = None,
         prepare: Prepare[E] | None = None,
     ) -> Callable[[Handler[E]], Handler[E]]: ...
 
@@ -159,6 +163,7 @@ class Router:
         priority: int = 50,
         block: bool = True,
         max_age: timedelta | None = None,
+        replies: Callable[[WeComEvent], bool] | None = None,
         prepare: Prepare[WeComEvent] | None = None,
     ) -> Callable[[Handler[WeComEvent]], Handler[WeComEvent]]: ...
 
@@ -169,15 +174,17 @@ class Router:
         priority: int = 50,
         block: bool = True,
         max_age: timedelta | None = None,
+        replies: Callable[[Any], bool] | None = None,
         prepare: Prepare[Any] | None = None,
     ) -> Callable[[Handler[Any]], Handler[Any]]:
         """Register for an event class (its handler's `ctx.event` has that type), or for a
-        kind no class models (`"event.view"`: the handler sees a `WeComEvent`)."""
+        kind no class models (`"event.view"`: the handler sees a `WeComEvent`). A handler
+        that may answer with a passive reply says for which events (`replies`)."""
         kind = event if isinstance(event, str) else kind_of(event)
 
         def register(handler: Handler[Any]) -> Handler[Any]:
             self.registrations.append(
-                Registration(kind, rules, handler, priority, block, max_age, prepare)
+                Registration(kind, rules, handler, priority, block, max_age, prepare, replies)
             )
             return handler
 

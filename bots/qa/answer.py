@@ -30,16 +30,10 @@ from app.outbox import MAX_ATTEMPTS, rate_key
 from app.wecom.errors import UndeliverableError
 from bots.dispatch import PassiveFallback
 from bots.qa.matcher import RuleSpec
+from bots.qa.matching import NO_VERSION, VERSION_ROW, VersionKey, match
 from bots.qa.models import QaCooldown, QaRule, QaRulesVersion
 from bots.qa.regex import MAX_TEXT
-from bots.qa.service import (
-    NO_VERSION,
-    VERSION_ROW,
-    VersionKey,
-    count_hit,
-    match,
-    record_unanswered,
-)
+from bots.qa.service import count_hit, record_unanswered
 from scripts_library.errors import RenderError, ScriptNotFoundError
 from scripts_library.render import render
 from scripts_library.service import get_script

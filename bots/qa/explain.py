@@ -1,5 +1,5 @@
 """「测试一个问题」: which rules a question matches, which one answers and why — by the same
-matcher and the same order members get (`bots.qa.service.match`, `bots.qa.answer.Asker`);
+matcher and the same order members get (`bots.qa.matching.match`, `bots.qa.answer.Asker`);
 cooldowns are not counted, nothing is recorded."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Cohort
-from bots.qa import service
+from bots.qa import matching, service
 from bots.qa.matcher import Matcher, Mode, RuleSpec, normalize
 from bots.qa.models import QaRule
 
@@ -60,7 +60,7 @@ async def explain(
             return rule.group_id == group_id
         return True
 
-    matched = await service.match(session=session, question=question, allow=allows)
+    matched = await matching.match(session=session, question=question, allow=allows)
     rules = {
         r.id: r
         for r in await session.scalars(

@@ -21,6 +21,7 @@ from app.wecom.events import TextMessage
 from bots.checkin import service as checkin
 from bots.dispatch import Context, Router, RuleResult
 from bots.qa import answer as qa_answer
+from bots.qa.matching import may_answer as may_match
 
 router = Router("qa")
 AFTER_CHECKIN = 60  # check-in's handlers register with lower (earlier) priorities
@@ -34,7 +35,14 @@ def a_question(ctx: Context[Any]) -> RuleResult:
     return not checkin.is_checkin_text(event.content)
 
 
-@router.on(TextMessage, a_question, priority=AFTER_CHECKIN)
+def may_answer(event: TextMessage) -> bool:
+    """For the callback: whether `on_question` may answer this text with a passive reply (a
+    rule's keyword, or a literal a rule's regex needs, occurs in it), so it is worth waiting."""
+    content = event.content
+    return bool(event.from_user) and not checkin.is_checkin_text(content) and may_match(content)
+
+
+@router.on(TextMessage, a_question, priority=AFTER_CHECKIN, replies=may_answer)
 async def on_question(ctx: Context[TextMessage]) -> None:
     """成员给应用发消息：按问答规则回复；没有规则匹配时记入「未解答问题」。"""
     event = ctx.event

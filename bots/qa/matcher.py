@@ -147,6 +147,20 @@ class Matcher:
         """Regex rules with no required literal: they run on every question."""
         return len(self._always)
 
+    def may_match(self, text: str) -> bool:
+        """Whether `text` may match some rule, whoever asks: a keyword occurs in it, or a
+        literal a regex needs (or a regex needs none). No regex runs: one linear pass of the
+        automaton, cheap enough for the callback to ask before it decides to wait."""
+        if self._always:
+            return True
+        key = strip(question_text(text))
+        if not key or not len(self._automaton):
+            return False
+        whole: _Entry | None = self._automaton.get(key, None)
+        if whole is not None and whole.exact:
+            return True
+        return any(entry.contains or entry.regex for _end, entry in self._automaton.iter(key))
+
     def match(self, text: str, allow: Allow | None = None) -> list[RuleSpec]:
         """Every rule `text` matches (and `allow` admits), lowest priority first, ties by id."""
         lowered = question_text(text)

@@ -32,7 +32,7 @@ MAX_TEXT = 2048  # characters of a question the matchers see (WeCom texts are â‰
 MAX_PATTERN = 200  # characters (the admin API's limit too)
 # RE2 instructions (\w alone, a Unicode class, is ~1,350). A search is linear in the text,
 # its constant grows with the program: at this size the worst we built takes tens of ms on
-# MAX_TEXT random characters, and matching runs off the event loop (`qa_service.match`).
+# MAX_TEXT random characters, and matching runs off the event loop (`bots.qa.matching.match`).
 MAX_PROGRAM = 10_000
 MAX_MEM = 1 << 20  # bytes per regex: a huge pattern fails to compile in ms, not after 8 MiB
 

@@ -1,9 +1,8 @@
-"""Q&A rules: saving them (validated, versioned), the per-process matcher, the questions
-nothing answered, and the FAQ search of the H5 page."""
+"""Q&A rules: saving them (validated, versioned), the questions nothing answered, and the
+FAQ search of the H5 page. The per-process matcher is `bots.qa.matching`."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import secrets
@@ -21,7 +20,8 @@ from app.admin.common import Actor, snapshot
 from app.admin.models import Cohort
 from app.db import dialect_insert
 from app.models import Group
-from bots.qa.matcher import Allow, Matcher, Mode, RuleSpec, normalize
+from bots.qa.matcher import Mode, normalize
+from bots.qa.matching import VERSION_ROW, forget_matcher, match
 from bots.qa.models import QaRule, QaRulesVersion, QaUnanswered
 from bots.qa.regex import UnsafeRegex, compile_regex
 from scripts_library.errors import RenderError, ScriptNotFoundError
@@ -30,7 +30,6 @@ from scripts_library.service import get_script
 from scripts_library.variables import RenderContext
 
 logger = logging.getLogger(__name__)
-VERSION_ROW = 1
 RULE_FIELDS = (
     "patterns", "mode", "reply", "script_key", "question", "priority", "block",
     "cohort_id", "group_id", "cooldown_s", "enabled",
@@ -153,7 +152,10 @@ async def delete_rule(*, session: AsyncSession, rule: QaRule, actor: Actor, now:
 
 
 async def bump_version(*, session: AsyncSession) -> None:
-    """Add one to the rules' version in the caller's transaction (row created on first use)."""
+    """Add one to the rules' version in the caller's transaction (row created on first use).
+    This process forgets its matcher at once, so `may_answer` says "may" until a question
+    rebuilds it (from the new version, once committed)."""
+    forget_matcher()
     insert = dialect_insert(session)
     statement = insert(QaRulesVersion).values(
         id=VERSION_ROW, version=1, epoch=secrets.token_hex(16)
@@ -163,85 +165,6 @@ async def bump_version(*, session: AsyncSession) -> None:
             index_elements=["id"], set_={"version": QaRulesVersion.version + 1}
         )
     )
-
-
-# --- the matcher ----------------------------------------------------------------------------
-
-
-VersionKey = tuple[str, int]  # (epoch, version) of the rules
-NO_VERSION: VersionKey = ("", 0)  # no rule saved yet: no version row
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    key: VersionKey
-    matcher: Matcher
-
-
-_cache: _Cached | None = None
-
-
-_VERSION = select(QaRulesVersion.epoch, QaRulesVersion.version).where(
-    QaRulesVersion.id == VERSION_ROW
-)
-
-
-async def _version_key(session: AsyncSession) -> VersionKey:
-    row = (await session.execute(_VERSION)).first()
-    return (row.epoch, row.version) if row is not None else NO_VERSION
-
-
-def spec_of(rule: QaRule) -> RuleSpec:
-    return RuleSpec(
-        id=rule.id,
-        mode=Mode(rule.mode),
-        patterns=tuple(rule.patterns),
-        priority=rule.priority,
-        cohort_id=rule.cohort_id,
-        group_id=rule.group_id,
-    )
-
-
-async def matcher_for(*, session: AsyncSession, version: VersionKey) -> Matcher:
-    """This process's matcher for the rules at `version`, which the caller read from
-    `qa_rules_version` (in the session, before this call): rebuilt when it moved (another
-    instance, or an admin request, saved a rule). As the version was read before the
-    rules, a rule saved in between makes the next call rebuild again, never leaves a stale
-    matcher current."""
-    global _cache
-    if _cache is not None and _cache.key == version:
-        return _cache.matcher
-    rules = (await session.execute(select(QaRule).where(QaRule.enabled))).scalars().all()
-    specs = [spec_of(r) for r in rules]
-    matcher = await asyncio.to_thread(Matcher, specs, version[1])  # compiling every regex
-    _cache = _Cached(version, matcher)
-    return matcher
-
-
-async def get_matcher(*, session: AsyncSession) -> Matcher:
-    """This process's matcher for the rules' current version (`matcher_for`)."""
-    return await matcher_for(session=session, version=await _version_key(session))
-
-
-async def match(
-    *,
-    session: AsyncSession,
-    question: str,
-    allow: Allow | None,
-    version: VersionKey | None = None,
-) -> list[RuleSpec]:
-    """The rules `question` matches (`Matcher.match`), by the matcher for `version` (the
-    rules' version the caller read; None: read here). With regexes among the rules it is
-    searched in a worker thread: RE2 lets go of the GIL while it searches, so however long
-    the regexes take, the event loop (and every other request) goes on. Keywords alone
-    are one linear pass of the automaton, cheaper than the trip to a thread."""
-    if version is None:
-        matcher = await get_matcher(session=session)
-    else:
-        matcher = await matcher_for(session=session, version=version)
-    if not matcher.has_regexes:
-        return matcher.match(question, allow)
-    return await asyncio.to_thread(matcher.match, question, allow)
 
 
 # --- questions nothing answered -------------------------------------------------------------

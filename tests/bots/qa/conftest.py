@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -12,10 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import schedules.models  # noqa: F401 - a member joining a cohort re-plans schedules
+from app.api import callback
 from app.clock import ManualClock
 from app.models import OutboxMessage
 from app.sender import Sender
 from app.settings import Settings
+from app.wecom.passive import PassiveReply
 from app.wecom_sandbox.records import Delivery
 from app.wecom_sandbox.sender import CallbackSender, SentCallback
 from app.wecom_sandbox.server import sandbox_transport
@@ -129,3 +132,45 @@ async def desk(
             sandbox, harness.client, token=TOKEN, encoding_aes_key=AES_KEY, agent_id=AGENT_ID
         )
         yield Desk(harness, sandbox, wecom, Admin(harness), sessions, clock)
+
+
+class Watched(PassiveReply):
+    """The real hand-off, also noting whether the handler's claim was accepted and when the
+    callback stopped waiting."""
+
+    def __init__(self, on_claim: asyncio.Event) -> None:
+        super().__init__()
+        self.claimed = False
+        self.gone = asyncio.Event()
+        self._on_claim = on_claim
+
+    def claim(self, text: str) -> bool:
+        self.claimed = super().claim(text)
+        if self.claimed:
+            self._on_claim.set()
+        return self.claimed
+
+    async def wait(self, budget_s: float, *, deadline: float) -> str | None:
+        try:
+            return await super().wait(budget_s, deadline=deadline)
+        finally:
+            self.gone.set()
+
+
+@dataclass
+class Watch:
+    made: list[Watched] = field(default_factory=list)  # every hand-off, in order
+    claimed: asyncio.Event = field(default_factory=asyncio.Event)  # one was claimed
+
+
+@pytest.fixture
+def passives(monkeypatch: pytest.MonkeyPatch) -> Watch:
+    """The callback's hand-offs, watched."""
+    watch = Watch()
+
+    def make() -> Watched:
+        watch.made.append(Watched(watch.claimed))
+        return watch.made[-1]
+
+    monkeypatch.setattr(callback, "PassiveReply", make)
+    return watch

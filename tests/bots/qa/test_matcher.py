@@ -80,3 +80,26 @@ def test_matching_sees_the_first_2048_characters_counted_after_nfkc_too() -> Non
     # NFKC spells ㍿ as 株式会社: the text grows fourfold, what matching sees does not.
     assert ids(matcher.match("㍿" * 1000 + "回放")) == []
     assert question_text("㍿" * MAX_TEXT) == "株式会社" * (MAX_TEXT // 4)
+
+
+def test_may_match_is_true_whenever_a_rule_matches_and_runs_no_regex() -> None:
+    """The callback asks `may_match` before it waits for a passive reply: a question some rule
+    answers must never be told no; one no keyword or needed literal occurs in is."""
+    rng = random.Random(11)
+    words = ["直播", "回放", "退款", "作业", "几点", "开课", "第", "天", "收到", "谢谢"]
+    rules = [RuleSpec(i, Mode.CONTAINS, (rng.choice(words[:6]),)) for i in range(6)]
+    rules += [RuleSpec(50, Mode.EXACT, ("你好",)), RuleSpec(51, Mode.REGEX, (r"第\s*\d+\s*天",))]
+    matcher = Matcher(rules)
+    for _ in range(500):
+        text = "".join(rng.choice([*words, " ", "3", "？"]) for _ in range(rng.randint(1, 5)))
+        if matcher.match(text):
+            assert matcher.may_match(text), text
+    assert not matcher.may_match("收到，谢谢！")
+    assert not matcher.may_match("你好啊")  # exact: the whole question
+    assert matcher.may_match("你好！")
+    # The regex's literal occurs, so it may match, though it does not: no regex ran.
+    assert matcher.may_match("第 N 天")
+    assert not matcher.match("第 N 天")
+    # A regex with no literal to look for runs on every question: so every one may match.
+    assert Matcher([RuleSpec(1, Mode.REGEX, (r"\d{4}",))]).may_match("收到")
+    assert not Matcher([]).may_match("回放")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +32,7 @@ from app.wecom_sandbox.state import SandboxState
 from bots.dispatch import Context, Dispatcher, Router
 from bots.qa.models import QaUnanswered
 from tests.admin.conftest import Admin
-from tests.bots.qa.conftest import ASKER, Desk, Sessions
+from tests.bots.qa.conftest import ASKER, Desk, Sessions, Watch, Watched
 from tests.support import AES_KEY, AGENT_ID, APP_SECRET, CORP_ID, T0, TOKEN, running_app
 
 ANSWER = "退款请在第 3 天前联系班主任。"
@@ -46,55 +45,13 @@ def _before_qa(handler: Callable[[Context], Any]) -> Router:
     return router
 
 
-class _Watched(PassiveReply):
-    """The real hand-off, also noting whether the handler's claim was accepted and when the
-    callback stopped waiting."""
-
-    def __init__(self, on_claim: asyncio.Event) -> None:
-        super().__init__()
-        self.claimed = False
-        self.gone = asyncio.Event()
-        self._on_claim = on_claim
-
-    def claim(self, text: str) -> bool:
-        self.claimed = super().claim(text)
-        if self.claimed:
-            self._on_claim.set()
-        return self.claimed
-
-    async def wait(self, budget_s: float, *, deadline: float) -> str | None:
-        try:
-            return await super().wait(budget_s, deadline=deadline)
-        finally:
-            self.gone.set()
-
-
-@dataclass
-class Watch:
-    made: list[_Watched] = field(default_factory=list)  # every hand-off, in order
-    claimed: asyncio.Event = field(default_factory=asyncio.Event)  # one was claimed
-
-
-@pytest.fixture
-def passives(monkeypatch: pytest.MonkeyPatch) -> Watch:
-    """The callback's hand-offs, watched."""
-    watch = Watch()
-
-    def make() -> _Watched:
-        watch.made.append(_Watched(watch.claimed))
-        return watch.made[-1]
-
-    monkeypatch.setattr(callback, "PassiveReply", make)
-    return watch
-
-
 def _commit_after_the_callback_left() -> Router:
     """Holds the event's commit (Q&A claims the reply before it) until the callback stopped
     waiting: a commit stuck behind a lock past the callback's deadline."""
 
     async def hold(ctx: Context) -> None:
         passive, commit = ctx.passive, ctx.session.commit
-        assert isinstance(passive, _Watched)
+        assert isinstance(passive, Watched)
 
         async def held() -> None:
             await passive.gone.wait()

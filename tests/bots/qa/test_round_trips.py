@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.models import Group, GroupMembership, Member, OutboxMessage
 from bots.qa import answer as qa_answer
-from bots.qa import service
+from bots.qa import matching
 from bots.qa.models import QaUnanswered
 from tests.bots.qa.conftest import ASKER, OTHER, Desk
 
@@ -44,7 +44,7 @@ class Asking:
     async def __call__(self, userid: str, question: str) -> tuple[list[str], list[str]]:
         """The replies queued for `userid` and the statements the answer cost."""
         async with self.desk.sessions.begin() as session:  # the matcher built beforehand
-            await service.get_matcher(session=session)
+            await matching.get_matcher(session=session)
         self.asked += 1
         with counted(self.engine) as statements:
             async with self.desk.sessions.begin() as session:
