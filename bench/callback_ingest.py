@@ -87,6 +87,12 @@ TEXTS = [
     "今天的任务是什么",
 ]
 USERS = [f"bench_member_{i:04d}" for i in range(400)]
+# `--qa-rules`: a camp's FAQ, answering three of the eight texts above (as passive replies).
+FAQ = [
+    ("开课", "每晚 8 点开课，提前 10 分钟进直播间。"),
+    ("回放", "回放在课程群公告的链接里，课后 2 小时内上传。"),
+    ("打不开", "请复制链接到手机浏览器打开，仍不行请联系助教。"),
+]
 
 
 # --------------------------------------------------------------------------- bare app
@@ -291,6 +297,37 @@ class InboxCheck:
     errors: list[str] = field(default_factory=list)
 
 
+async def seed_faq(url: str) -> None:
+    """The FAQ as Q&A rules (`--qa-rules`), saved as an operator's would be."""
+    from app.db import create_engine, create_sessionmaker, session_scope
+    from bots.qa.service import create_rule
+
+    engine = create_engine(url)
+    try:
+        async with session_scope(create_sessionmaker(engine)) as session:
+            for keyword, reply in FAQ:
+                fields = {"patterns": [keyword], "mode": "contains", "reply": reply}
+                await create_rule(session=session, fields=fields, now=datetime.now(UTC))
+    finally:
+        await engine.dispose()
+
+
+async def replies(url: str) -> Counter[str]:
+    """Q&A answers by channel: `passive_reply` carried in the callback's answer, else a
+    pending app message."""
+    from sqlalchemy import text
+
+    from app.db import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            query = text("SELECT channel, count(*) FROM outbox GROUP BY channel")
+            return Counter({str(c): int(n) for c, n in (await conn.execute(query)).all()})
+    finally:
+        await engine.dispose()
+
+
 async def pending_rows(url: str) -> int:
     from sqlalchemy import text
 
@@ -358,6 +395,7 @@ class Result:
     server_cpu_s: float
     check: InboxCheck
     problems: Counter[str]
+    replies: Counter[str] = field(default_factory=Counter)
 
     @property
     def ratio(self) -> float:
@@ -402,6 +440,7 @@ class Options:
     drain_timeout: float
     serve_args: tuple[str, ...]
     py_spy: Path | None = None
+    qa_rules: bool = False
 
 
 def _workloads(options: Options, workdir: Path) -> tuple[Workload, Path, Workload, Path]:
@@ -441,6 +480,8 @@ def _py_spy(pid: int, to: Path | None, key: str) -> subprocess.Popen[bytes] | No
 def bench_backend(backend: Backend, options: Options, workdir: Path) -> Result:
     print(f"\n[{backend.name}] fresh schema …", flush=True)
     asyncio.run(fresh_schema(backend.url, backend.sqlite_file))
+    if options.qa_rules:
+        asyncio.run(seed_faq(backend.url))
     warm, warm_file, timed, timed_file = _workloads(options, workdir)
     env = server_env(backend.url)
     wrk: Callable[..., WrkRun] = lambda port, file, seconds, wrap: run_wrk(  # noqa: E731
@@ -482,6 +523,7 @@ def bench_backend(backend: Backend, options: Options, workdir: Path) -> Result:
     events = len(events_sent)
     unanswered = (warmup.sent - warmup.answered) + (intake.sent - intake.answered)
     check = asyncio.run(check_inbox(backend.url, expected, max(unanswered, 0)))
+    answers = asyncio.run(replies(backend.url))
     bare_server = Server(
         "bench.callback_ingest:bare_app", env=env, workdir=workdir, name=f"bare-{backend.key}"
     )
@@ -490,7 +532,9 @@ def bench_backend(backend: Backend, options: Options, workdir: Path) -> Result:
         bare = wrk(bare_server.port, timed_file, options.seconds, True)
     finally:
         bare_server.stop()
-    return Result(backend.name, intake, bare, events, sustained_s, server_cpu, check, problems)
+    return Result(
+        backend.name, intake, bare, events, sustained_s, server_cpu, check, problems, answers
+    )
 
 
 # --------------------------------------------------------------------------- report
@@ -559,6 +603,12 @@ def report(r: Result) -> None:
             f"{b.non200} / {b.socket_errors}",
             "0 / 0",
         ),
+        (
+            "Q&A answers passive / app",
+            f"{r.replies['passive_reply']} / {r.replies['app_message']}",
+            "",
+            "warm-up included; app: the callback had stopped waiting",
+        ),
     ]
     print(f"\n== {r.name} ==")
     for label, a, bb, t in rows:
@@ -618,6 +668,11 @@ def _parser() -> argparse.ArgumentParser:
         "the sampling's cost",
     )
     add_backend_option(parser)
+    parser.add_argument(
+        "--qa-rules",
+        action="store_true",
+        help="save a three-rule FAQ first, so that some texts get answers (passive replies)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, files)")
     return parser
 
@@ -638,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         drain_timeout=args.drain_timeout,
         serve_args=tuple(args.serve_arg),
         py_spy=args.py_spy,
+        qa_rules=args.qa_rules,
     )
     workdir = Path(tempfile.mkdtemp(prefix="campbot-bench-"))
     results: list[Result] = []
