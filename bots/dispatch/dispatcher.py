@@ -68,9 +68,9 @@ class Dispatcher:
     Fresh runs (rows intake just claimed) of events without a prepare step wait in
     `FreshRuns` too: the worker that starts one takes up to MAX_BATCH of those waiting into
     the same transaction, run one after another as if alone (each event's reads afresh),
-    marked handled in one statement and committed once. If anything in a batch fails, it
-    rolls back whole and each of its events runs again alone, so one event's error never
-    costs another its run.
+    marked handled in one statement and committed once; one batch at a time, other workers
+    meanwhile run theirs alone. If anything in a batch fails, it rolls back whole and each
+    of its events runs again alone, so one event's error never costs another its run.
     """
 
     def __init__(
@@ -113,6 +113,7 @@ class Dispatcher:
             if r.prepare is not None
         )
         self._fresh = FreshRuns()
+        self._batching = False
         self._replies: dict[str, list[Callable[[WeComEvent], bool]]] = {}
         for router in self.routers:
             for r in router.registrations:
@@ -180,12 +181,18 @@ class Dispatcher:
     async def _run_fresh(self, first: FreshRun) -> None:
         """Run `first` with the fresh runs waiting behind it (nothing if an earlier batch
         took it); each run's future is done once it ran."""
-        runs = self._fresh.take(first, batch.MAX_BATCH)
+        # One batch at a time: two batches take their events' row locks (a question's
+        # counter, a rule's hits) in different orders, which deadlocks on PostgreSQL.
+        runs = self._fresh.take(first, 1 if self._batching else batch.MAX_BATCH)
         try:
             if len(runs) == 1:
                 await self._run(first.attempt, first.event, passive=first.passive)
             elif runs:
-                await self._run_batch(runs)
+                self._batching = True
+                try:
+                    await self._run_batch(runs)
+                finally:
+                    self._batching = False
         finally:
             for run in runs:
                 run.finish()

@@ -225,3 +225,27 @@ async def test_one_run_waiting_runs_alone(
         await worker.process_claimed(*row)
     assert len(committed) == 1
     assert await counts(sessions) == {"独": 1}
+
+
+async def test_one_batch_at_a_time_others_run_alone_meanwhile(
+    engine: AsyncEngine, sessions: Sessions, settings: Settings, clock: ManualClock
+) -> None:
+    """Two batches at once would take their events' row locks (a question's counter) in
+    different orders: on PostgreSQL, a deadlock that rolls both back. While one batch runs,
+    the other worker runs its events alone."""
+    counting = Counting()
+    worker = Dispatcher(
+        routers=[counting.router], sessions=sessions, settings=settings, clock=clock, concurrency=2
+    )
+    first = [await claimed(sessions, clock, str(n), c) for n, c in enumerate(["等", "甲", "乙"])]
+    later = [await claimed(sessions, clock, str(n), c) for n, c in [(3, "乙"), (4, "甲")]]
+    with commits(engine) as committed:
+        runs = [asyncio.ensure_future(worker.process_claimed(*row)) for row in first]
+        await asyncio.sleep(0.05)  # 等, 甲, 乙: one batch, held by 等
+        runs += [asyncio.ensure_future(worker.process_claimed(*row)) for row in later]
+        await asyncio.sleep(0.05)
+        counting.gate.set()
+        await asyncio.gather(*runs)
+    assert len(committed) == 3  # the batch, then 乙 and 甲 each alone
+    assert await counts(sessions) == {"等": 1, "甲": 2, "乙": 2}
+    assert {row.status for row in await inbox_rows(sessions)} == {"handled"}
