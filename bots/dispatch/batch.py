@@ -50,6 +50,7 @@ class FreshRuns:
     def __init__(self) -> None:
         self._waiting: dict[int, FreshRun] = {}
         self._keys = itertools.count()
+        self.replying = 0  # waiting runs whose callback waits for a passive reply
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -59,6 +60,7 @@ class FreshRuns:
     ) -> FreshRun:
         run = FreshRun(attempt, event, passive, next(self._keys))
         self._waiting[run.key] = run
+        self.replying += passive is not None
         return run
 
     def take(self, first: FreshRun, limit: int) -> list[FreshRun]:
@@ -69,6 +71,7 @@ class FreshRuns:
         batch = [first]
         for key in list(itertools.islice(self._waiting, limit - 1)):
             batch.append(self._waiting.pop(key))
+        self.replying -= sum(run.passive is not None for run in batch)
         return batch
 
 

@@ -155,9 +155,11 @@ class Dispatcher:
     ) -> asyncio.Future[None] | None:
         """Queue a fresh row whose callback waits to carry a passive reply (see
         `app.wecom.passive`); it goes first, as a request is waiting. The future is done
-        when the run ended; None (and the slot closed) behind a backlog, where the run
-        could not answer in time: it stays queued and replies another way."""
-        if len(self._queue) >= FOLLOW_BACKLOG:
+        when the run ended; None (and the slot closed) behind FOLLOW_BACKLOG other runs
+        whose callbacks wait, where it could not answer in time: it stays queued and
+        replies another way. Runs nobody waits for are no backlog for it: it overtakes
+        them (and the batch it starts takes the oldest of them along)."""
+        if self._fresh.replying >= FOLLOW_BACKLOG:
             passive.close()
             self._submit_fresh(attempt, event, self._slack(event.kind))
             return None

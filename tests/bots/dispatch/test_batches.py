@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -249,3 +250,49 @@ async def test_one_batch_at_a_time_others_run_alone_meanwhile(
     assert len(committed) == 3  # the batch, then 乙 and 甲 each alone
     assert await counts(sessions) == {"等": 1, "甲": 2, "乙": 2}
     assert {row.status for row in await inbox_rows(sessions)} == {"handled"}
+
+
+async def test_a_reply_waits_behind_runs_nobody_waits_for_not_behind_other_replies(
+    sessions: Sessions,
+    settings: Settings,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run whose callback waits overtakes the queued runs nobody waits for, so those are
+    no reason to give its passive reply up; only other waiting replies are."""
+    from bots.dispatch import dispatcher as dispatch
+
+    monkeypatch.setattr(dispatch, "FOLLOW_BACKLOG", 2)
+    router = Router("replying")
+    gate = asyncio.Event()
+
+    @router.on_message("text")
+    async def reply(ctx: Context) -> None:
+        content = ctx.event.content  # type: ignore[attr-defined]
+        if content == "等":
+            await gate.wait()
+        elif content.startswith("问"):
+
+            async def never(*, session: AsyncSession, now: object) -> int | None:
+                raise AssertionError("the callback carries the reply")
+
+            ctx.passive_reply(f"答{content}", fallback=never)
+
+    worker = dispatcher(router, sessions, settings, clock)
+    contents = ["等", "甲", "乙", "丙", "问1", "问2", "问3"]
+    rows = [await claimed(sessions, clock, str(n), c) for n, c in enumerate(contents)]
+    blocker = asyncio.ensure_future(worker.process_claimed(*rows[0]))
+    await asyncio.sleep(0.05)
+    quiet = [asyncio.ensure_future(worker.process_claimed(*row)) for row in rows[1:4]]
+    await asyncio.sleep(0.05)
+    assert worker.waiting == 3  # past FOLLOW_BACKLOG, none of them waited for
+    passives = [PassiveReply() for _ in range(3)]
+    done = [worker.submit_replying(*row, p) for row, p in zip(rows[4:], passives, strict=True)]
+    assert done[0] is not None
+    assert done[1] is not None
+    assert done[2] is None  # behind two waiting replies: this callback does not wait
+    deadline = asyncio.get_running_loop().time() + 5
+    waits = [asyncio.ensure_future(p.wait(5.0, deadline=deadline)) for p in passives]
+    gate.set()
+    await asyncio.gather(blocker, *quiet, *(d for d in done if d is not None))
+    assert await asyncio.gather(*waits) == ["答问1", "答问2", None]
