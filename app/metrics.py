@@ -56,7 +56,8 @@ HANDLER_SECONDS = Histogram(
 EVENTS = Counter(
     "campbot_events",
     "Inbox events run by outcome: handled, failed, retry (left for the sweeper), taken "
-    "(another worker had it), no_handler (recorded handled at intake: nothing to run)",
+    "(another worker had it), no_handler (recorded handled at intake: nothing to run), "
+    "deferred (not queued behind a backlog of 10,000: the sweeper runs it)",
     ["outcome"],
 )
 

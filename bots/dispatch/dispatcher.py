@@ -43,6 +43,10 @@ SERVER_DB_CONCURRENCY = 4
 SLACK_URGENT_S, SLACK_NORMAL_S, SLACK_LATE_S = 0.0, 10.0, 60.0
 # Beyond this many queued runs, intake's background tasks stop following theirs.
 FOLLOW_BACKLOG = 64
+# Beyond this many, a fresh run is not queued at all (a time-critical one still is): its row
+# stays `received` and the sweeper runs it after STUCK_AFTER. Under an overload that lasts,
+# memory stays bounded (a queued run holds its event, a few KB) instead of growing with it.
+MAX_QUEUED = 10_000
 
 
 def default_concurrency(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -142,7 +146,7 @@ class Dispatcher:
         event = event or parse_event(attempt.body)
         following = len(self._queue) < FOLLOW_BACKLOG
         done = self._submit_fresh(attempt, event, self._slack(event.kind))
-        if following:
+        if following and done is not None:
             await done
 
     def may_reply(self, event: WeComEvent) -> bool:
@@ -163,7 +167,10 @@ class Dispatcher:
             passive.close()
             self._submit_fresh(attempt, event, self._slack(event.kind))
             return None
-        return self._submit_fresh(attempt, event, SLACK_URGENT_S, passive)
+        done = self._submit_fresh(attempt, event, SLACK_URGENT_S, passive)
+        if done is None:
+            passive.close()
+        return done
 
     def _submit_fresh(
         self,
@@ -171,7 +178,12 @@ class Dispatcher:
         event: WeComEvent,
         slack: float,
         passive: PassiveReply | None = None,
-    ) -> asyncio.Future[None]:
+    ) -> asyncio.Future[None] | None:
+        """The run queued (None: deferred to the sweeper past MAX_QUEUED)."""
+        if len(self._queue) >= MAX_QUEUED and event.kind not in self.time_critical_kinds:
+            metrics.EVENTS.labels("deferred").inc()
+            logger.debug("inbox %s deferred to the sweeper", attempt.dedupe_key)
+            return None
         if event.kind in self._alone_kinds:
             return self._queue.submit(
                 slack, partial(self._run, attempt, event, late=False, passive=passive)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event as sa_event
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import inbox
 from app.clock import ManualClock
+from app.inbox_recovery import sweep_once
 from app.models import InboxEvent
 from app.settings import Settings
 from app.wecom.events import WeComEvent, parse_event
@@ -23,7 +25,7 @@ from app.wecom.passive import PassiveReply
 from bots.dispatch import Context, Dispatcher, Router
 from bots.qa.models import QaUnanswered
 from bots.qa.service import record_unanswered
-from tests.support import inbox_rows, text_message
+from tests.support import contact_added, inbox_rows, text_message
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -296,3 +298,64 @@ async def test_a_reply_waits_behind_runs_nobody_waits_for_not_behind_other_repli
     gate.set()
     await asyncio.gather(blocker, *quiet, *(d for d in done if d is not None))
     assert await asyncio.gather(*waits) == ["答问1", "答问2", None]
+
+
+async def test_past_the_queue_cap_a_run_is_left_to_the_sweeper_a_welcome_is_not(
+    sessions: Sessions,
+    settings: Settings,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under an overload that lasts, the in-memory queue stops growing: past MAX_QUEUED a
+    fresh run stays a `received` row, run by the sweeper later; a time-critical one (the
+    welcome's 20 s) is still queued."""
+    from bots.dispatch import dispatcher as dispatch
+
+    monkeypatch.setattr(dispatch, "MAX_QUEUED", 2)
+    counting = Counting()
+    urgent = Router("urgent")
+    welcomed: list[str] = []
+
+    @urgent.on_event("change_external_contact", max_age=timedelta(seconds=20))
+    async def welcome(ctx: Context) -> None:
+        welcomed.append(ctx.event.dedupe_key)
+
+    worker = Dispatcher(
+        routers=[counting.router, urgent],
+        sessions=sessions,
+        settings=settings,
+        clock=clock,
+        concurrency=1,
+    )
+    more: list[tuple[inbox.Attempt, WeComEvent]] = []
+    body = contact_added("wmUrgent")
+
+    async def claim_more() -> None:  # before 等 holds SQLite's one connection
+        more.append(await claimed(sessions, clock, "3", "丙"))
+        attempt = await inbox.Intake(sessions).claim(
+            event=parse_event(body), body=body, now=clock.now()
+        )
+        assert attempt is not None
+        more.append((attempt, parse_event(body)))
+
+    blocker, runs = await behind_a_busy_worker(
+        worker, sessions, clock, ["甲", "乙"], before=claim_more
+    )
+    late, (new_contact, contact_event) = more
+    async with asyncio.timeout(5):  # past the cap: returns at once, nothing queued
+        await worker.process_claimed(*late)
+    assert worker.waiting == 2
+    welcoming = asyncio.ensure_future(worker.process_claimed(new_contact, contact_event))
+    await asyncio.sleep(0.05)
+    assert worker.waiting == 3  # the welcome is queued all the same
+    counting.gate.set()
+    await asyncio.gather(blocker, *runs, welcoming)
+    assert counting.ran == ["等", "甲", "乙"]
+    assert welcomed == [new_contact.dedupe_key]
+    rows = {row.dedupe_key: row.status for row in await inbox_rows(sessions)}
+    assert rows["msg:3"] == "received"
+
+    clock.advance(inbox.STUCK_AFTER + timedelta(seconds=1))
+    assert await sweep_once(sessions=sessions, processor=worker, clock=clock) == 1
+    assert counting.ran[-1] == "丙"
+    assert {row.status for row in await inbox_rows(sessions)} == {"handled"}
