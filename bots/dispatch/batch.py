@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import inbox, metrics
+from app import inbox
 from app.wecom.events import WeComEvent
 from app.wecom.passive import PassiveReply
+from bots.dispatch import outcomes
 from bots.dispatch.router import Context, Router, run_handlers
-
-logger = logging.getLogger(__name__)
 
 # Fresh runs one worker takes into one transaction at most: enough to share a commit among
 # a burst's events, few enough that the batch holds SQLite's write lock for milliseconds.
@@ -34,7 +32,6 @@ class FreshRun:
     attempt: inbox.Attempt
     event: WeComEvent
     passive: PassiveReply | None
-    key: int
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -48,8 +45,7 @@ class FreshRuns:
     """The fresh runs queued and not started, in arrival order."""
 
     def __init__(self) -> None:
-        self._waiting: dict[int, FreshRun] = {}
-        self._keys = itertools.count()
+        self._waiting: dict[FreshRun, None] = {}  # an ordered set (runs hash by identity)
         self.replying = 0  # waiting runs whose callback waits for a passive reply
 
     def __len__(self) -> int:
@@ -58,40 +54,22 @@ class FreshRuns:
     def add(
         self, attempt: inbox.Attempt, event: WeComEvent, passive: PassiveReply | None
     ) -> FreshRun:
-        run = FreshRun(attempt, event, passive, next(self._keys))
-        self._waiting[run.key] = run
+        run = FreshRun(attempt, event, passive)
+        self._waiting[run] = None
         self.replying += passive is not None
         return run
 
     def take(self, first: FreshRun, limit: int) -> list[FreshRun]:
         """`first` (the run the queue chose) and up to `limit - 1` other waiting runs, the
         longest waiting first; empty when `first` was already taken into another batch."""
-        if self._waiting.pop(first.key, None) is None:
+        if first not in self._waiting:
             return []
-        batch = [first]
-        for key in list(itertools.islice(self._waiting, limit - 1)):
-            batch.append(self._waiting.pop(key))
+        del self._waiting[first]
+        batch = [first, *itertools.islice(self._waiting, limit - 1)]
+        for run in batch[1:]:
+            del self._waiting[run]
         self.replying -= sum(run.passive is not None for run in batch)
         return batch
-
-
-def taken(attempt: inbox.Attempt) -> None:
-    """A run that found its row taken over by another worker: nothing ran."""
-    metrics.EVENTS.labels("taken").inc()
-    logger.warning("inbox %s: taken over by another worker", attempt.dedupe_key)
-
-
-def handled(attempt: inbox.Attempt, ran: list[str]) -> None:
-    """A run committed: its row handled by the handlers `ran`."""
-    metrics.EVENTS.labels("handled").inc()
-    # Counted in campbot_events_total and campbot_handler_runs_total; a line per event
-    # at INFO cost about 6% of an event's CPU (bench/callback_ingest.py under py-spy).
-    logger.debug(
-        "inbox %s handled by %s",
-        attempt.dedupe_key,
-        ran or "no handler",
-        extra={"dedupe_key": attempt.dedupe_key},
-    )
 
 
 Ran = list[tuple[FreshRun, Context[WeComEvent] | None]]
@@ -118,7 +96,6 @@ async def handle(
         )
         for run in runs:
             if run.attempt.id not in owned:
-                taken(run.attempt)
                 done.append((run, None))
                 continue
             ctx = context(session, run)
@@ -129,7 +106,11 @@ async def handle(
             session.expire_all()
             done.append((run, ctx))
         await session.commit()
+    # Counted once committed: a batch that rolls back is run again alone, and counted then.
     committed = (run for run, ctx in done if ctx is not None)
     for run, ran in zip(committed, names, strict=True):
-        handled(run.attempt, ran)
+        outcomes.handled(run.attempt, ran)
+    for run, result in done:
+        if result is None:
+            outcomes.taken(run.attempt)
     return done

@@ -21,7 +21,7 @@ from app.settings import Settings
 from app.wecom.client import WeComClient
 from app.wecom.events import WeComEvent, parse_event
 from app.wecom.passive import PassiveReply
-from bots.dispatch import after_commit, batch
+from bots.dispatch import after_commit, batch, outcomes
 from bots.dispatch.batch import FreshRun, FreshRuns
 from bots.dispatch.queue import RunQueue
 from bots.dispatch.router import (
@@ -117,7 +117,12 @@ class Dispatcher:
             if r.prepare is not None
         )
         self._fresh = FreshRuns()
-        self._batching = False
+        # Batches on SQLite only: its one write lock serialises transactions anyway, while on
+        # PostgreSQL a batch holding its events' row locks (a question's counter, a rule's
+        # hits) until one commit deadlocks against another batch or a lone run (another
+        # instance's too) that takes them in another order.
+        self._max_batch = batch.MAX_BATCH if backend(sessions) == "sqlite" else 1
+        self._stale = 0  # queue entries of runs an earlier batch took along
         self._replies: dict[str, list[Callable[[WeComEvent], bool]]] = {}
         for router in self.routers:
             for r in router.registrations:
@@ -127,7 +132,7 @@ class Dispatcher:
     @property
     def waiting(self) -> int:
         """Runs queued and not started yet (a measure of handler lag)."""
-        return len(self._queue)
+        return len(self._queue) - self._stale
 
     def _slack(self, kind: str) -> float:
         return SLACK_URGENT_S if kind in self.time_critical_kinds else SLACK_NORMAL_S
@@ -144,7 +149,7 @@ class Dispatcher:
         would make every full garbage collection of the process slower.
         """
         event = event or parse_event(attempt.body)
-        following = len(self._queue) < FOLLOW_BACKLOG
+        following = self.waiting < FOLLOW_BACKLOG
         done = self._submit_fresh(attempt, event, self._slack(event.kind))
         if following and done is not None:
             await done
@@ -180,7 +185,7 @@ class Dispatcher:
         passive: PassiveReply | None = None,
     ) -> asyncio.Future[None] | None:
         """The run queued (None: deferred to the sweeper past MAX_QUEUED)."""
-        if len(self._queue) >= MAX_QUEUED and event.kind not in self.time_critical_kinds:
+        if self.waiting >= MAX_QUEUED and event.kind not in self.time_critical_kinds:
             metrics.EVENTS.labels("deferred").inc()
             logger.debug("inbox %s deferred to the sweeper", attempt.dedupe_key)
             return None
@@ -195,18 +200,13 @@ class Dispatcher:
     async def _run_fresh(self, first: FreshRun) -> None:
         """Run `first` with the fresh runs waiting behind it (nothing if an earlier batch
         took it); each run's future is done once it ran."""
-        # One batch at a time: two batches take their events' row locks (a question's
-        # counter, a rule's hits) in different orders, which deadlocks on PostgreSQL.
-        runs = self._fresh.take(first, 1 if self._batching else batch.MAX_BATCH)
+        runs = self._fresh.take(first, self._max_batch)
+        self._stale += len(runs) - 1  # -1 when `first` was taken along: its entry is stale
         try:
             if len(runs) == 1:
                 await self._run(first.attempt, first.event, passive=first.passive)
             elif runs:
-                self._batching = True
-                try:
-                    await self._run_batch(runs)
-                finally:
-                    self._batching = False
+                await self._run_batch(runs)
         finally:
             for run in runs:
                 run.finish()
@@ -234,7 +234,7 @@ class Dispatcher:
             attempt = await self._begin(row_id, expected_attempts)
         except Exception as exc:
             # Nothing ran and nothing changed: the sweeper will find the row again.
-            self._log_error(f"inbox row {row_id}", exc, "could not start an attempt")
+            outcomes.log_error(f"inbox row {row_id}", exc, "could not start an attempt")
             return
         if attempt is not None:
             await self._run(attempt, parse_event(attempt.body), late=late)
@@ -263,11 +263,16 @@ class Dispatcher:
             # The edge of handler land: record, never propagate into the server.
             if is_transient(exc):
                 metrics.EVENTS.labels("retry").inc()
-                self._log_error(attempt.dedupe_key, exc, "left received for the sweeper")
+                outcomes.log_error(attempt.dedupe_key, exc, "left received for the sweeper")
             else:
                 metrics.EVENTS.labels("failed").inc()
                 logger.exception("inbox %s failed", attempt.dedupe_key)
-                await self._mark_failed(attempt, f"{type(exc).__name__}: {exc}")
+                await outcomes.mark_failed(
+                    attempt,
+                    f"{type(exc).__name__}: {exc}",
+                    sessions=self.sessions,
+                    now=self.clock.now(),
+                )
 
     async def _handle(
         self,
@@ -311,11 +316,11 @@ class Dispatcher:
                 session=session, row_id=attempt.id, attempts=attempt.attempts, now=self.clock.now()
             )
             if not marked:
-                batch.taken(attempt)
+                outcomes.taken(attempt)
                 return None
             ran = await run_handlers(ctx, self.routers)
             await session.commit()
-        batch.handled(attempt, ran)
+        outcomes.handled(attempt, ran)
         return ctx
 
     def _context(
@@ -348,7 +353,9 @@ class Dispatcher:
         )
 
     async def _run_batch(self, runs: list[FreshRun]) -> None:
-        """Fresh runs in one transaction; if it fails, each runs again alone."""
+        """Fresh runs in one transaction; if it fails, each runs again alone. Each run's
+        after-commit steps (a WeCom send, a passive reply's pickup) go at once, side by
+        side, each run done when its own are."""
         try:
             done = await batch.handle(
                 runs,
@@ -359,6 +366,12 @@ class Dispatcher:
                     session, run.attempt, run.event, late=False, passive=run.passive
                 ),
             )
+        except asyncio.CancelledError:
+            # A shutdown before the commit: every waiting callback answers now.
+            for run in runs:
+                if run.passive is not None:
+                    run.passive.settle(committed=False)
+            raise
         except Exception as exc:
             logger.warning(
                 "a batch of %d events rolled back (%s: %s); each runs again alone",
@@ -374,27 +387,11 @@ class Dispatcher:
         for run, ctx in done:
             if run.passive is not None:
                 run.passive.settle(committed=ctx is not None)
-        for run, ctx in done:
+        await asyncio.gather(*(self._finish(run, ctx) for run, ctx in done))
+
+    async def _finish(self, run: FreshRun, ctx: Context[WeComEvent] | None) -> None:
+        try:
             if ctx is not None:
                 await self._after_commit(ctx, run.attempt, run.passive)
+        finally:
             run.finish()
-
-    async def _mark_failed(self, attempt: inbox.Attempt, error: str) -> None:
-        try:
-            async with session_scope(self.sessions) as session:
-                await inbox.mark_failed(
-                    session=session,
-                    row_id=attempt.id,
-                    attempts=attempt.attempts,
-                    error=error,
-                    now=self.clock.now(),
-                )
-        except Exception as exc:
-            self._log_error(attempt.dedupe_key, exc, "could not be marked failed")
-
-    @staticmethod
-    def _log_error(what: str, exc: Exception, outcome: str) -> None:
-        if is_transient(exc):
-            logger.warning("%s: %s (transient: %s)", what, outcome, exc)
-        else:
-            logger.error("%s: %s", what, outcome, exc_info=exc)

@@ -21,25 +21,27 @@ from app.wecom.events import TextMessage
 from bots.checkin import service as checkin
 from bots.dispatch import Context, Router, RuleResult
 from bots.qa import answer as qa_answer
-from bots.qa.matching import may_answer as may_match
+from bots.qa import matching
 
 router = Router("qa")
 AFTER_CHECKIN = 60  # check-in's handlers register with lower (earlier) priorities
 
 
-def a_question(ctx: Context[Any]) -> RuleResult:
+def _is_question(event: object) -> bool:
     """A member's text to the app that is not a check-in."""
-    event = ctx.event
     if not isinstance(event, TextMessage) or not event.from_user:
         return False
     return not checkin.is_checkin_text(event.content)
 
 
+def a_question(ctx: Context[Any]) -> RuleResult:
+    return _is_question(ctx.event)
+
+
 def may_answer(event: TextMessage) -> bool:
     """For the callback: whether `on_question` may answer this text with a passive reply (a
     rule's keyword, or a literal a rule's regex needs, occurs in it), so it is worth waiting."""
-    content = event.content
-    return bool(event.from_user) and not checkin.is_checkin_text(content) and may_match(content)
+    return _is_question(event) and matching.may_answer(event.content)
 
 
 @router.on(TextMessage, a_question, priority=AFTER_CHECKIN, replies=may_answer)

@@ -18,7 +18,7 @@ normalized form occurs in the normalized text. Regexes with no required literal 
 A stored pattern RE2 cannot take (saved before it was the engine) is left out, with a
 warning; the rule listing shows why (`pattern_error`).
 
-A `Matcher` is immutable; `bots.qa.service` rebuilds it when the rules' version moves.
+A `Matcher` is immutable; `bots.qa.matching` rebuilds it when the rules' version moves.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib
 import logging
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -153,28 +153,29 @@ class Matcher:
         automaton, cheap enough for the callback to ask before it decides to wait."""
         if self._always:
             return True
-        key = strip(question_text(text))
+        exact, found = self._entries(strip(question_text(text)))
+        return bool(exact) or any(entry.contains or entry.regex for entry in found)
+
+    def _entries(self, key: str) -> tuple[list[int], Iterator[_Entry]]:
+        """The rules whose exact keyword `key` is, and the automaton's entries that occur in it."""
         if not key or not len(self._automaton):
-            return False
-        whole: _Entry | None = self._automaton.get(key, None)
-        if whole is not None and whole.exact:
-            return True
-        return any(entry.contains or entry.regex for _end, entry in self._automaton.iter(key))
+            return [], iter(())
+        whole: _Entry | None = self._automaton.get(key, None)  # the trie's own lookup
+        return (whole.exact if whole is not None else []), (
+            entry for _end, entry in self._automaton.iter(key)
+        )
 
     def match(self, text: str, allow: Allow | None = None) -> list[RuleSpec]:
         """Every rule `text` matches (and `allow` admits), lowest priority first, ties by id."""
         lowered = question_text(text)
         key = strip(lowered)
         encoded = _utf8(lowered)
-        hits: set[int] = set()
         regex_candidates: set[int] = set(self._always)
-        if key and len(self._automaton):
-            whole: _Entry | None = self._automaton.get(key, None)
-            if whole is not None:  # the trie's own lookup: the question is exactly a keyword
-                hits.update(whole.exact)
-            for _end, entry in self._automaton.iter(key):
-                hits.update(entry.contains)
-                regex_candidates.update(entry.regex)
+        exact, found = self._entries(key)
+        hits: set[int] = set(exact)
+        for entry in found:
+            hits.update(entry.contains)
+            regex_candidates.update(entry.regex)
         for index in regex_candidates - hits:
             rule = self.rules[index]
             if (allow is None or allow(rule)) and self._searches(index, encoded):

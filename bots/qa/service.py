@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Executable, bindparam, delete, func, or_, select, update
+from sqlalchemy import Executable, bindparam, delete, event, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditTrail
@@ -153,9 +153,11 @@ async def delete_rule(*, session: AsyncSession, rule: QaRule, actor: Actor, now:
 
 async def bump_version(*, session: AsyncSession) -> None:
     """Add one to the rules' version in the caller's transaction (row created on first use).
-    This process forgets its matcher at once, so `may_answer` says "may" until a question
-    rebuilds it (from the new version, once committed)."""
+    This process forgets its matcher now and again once the save committed (a question in
+    between may rebuild it from the old version), so `may_answer` says "may" until a
+    question rebuilds it from the new one."""
     forget_matcher()
+    event.listen(session.sync_session, "after_commit", lambda _s: forget_matcher(), once=True)
     insert = dialect_insert(session)
     statement = insert(QaRulesVersion).values(
         id=VERSION_ROW, version=1, epoch=secrets.token_hex(16)
