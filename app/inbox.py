@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, Update, bindparam, tuple_, update
+from sqlalchemy import Table, Update, bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import dialect_insert, is_transient, session_scope
@@ -268,6 +268,22 @@ class Intake:
     async def _insert(self, claims: list[_Claim]) -> dict[str, int]:
         async with session_scope(self._sessions) as session:
             return await insert_new(session=session, rows=[c.values for c in claims])
+
+
+async def received_attempts(*, session: AsyncSession, ids: Sequence[int]) -> list[Attempt]:
+    """The rows among `ids` still `received`, each as its current attempt, in id order."""
+    statement = (
+        select(
+            InboxEvent.id,
+            InboxEvent.dedupe_key,
+            InboxEvent.body,
+            InboxEvent.attempts,
+            InboxEvent.received_at,
+        )
+        .where(InboxEvent.id.in_(ids), InboxEvent.status == InboxStatus.RECEIVED)
+        .order_by(InboxEvent.id)
+    )
+    return [Attempt(*row) for row in (await session.execute(statement)).all()]
 
 
 async def begin_attempt(

@@ -21,7 +21,7 @@ from app.settings import Settings
 from app.wecom.client import WeComClient
 from app.wecom.events import WeComEvent, parse_event
 from app.wecom.passive import PassiveReply
-from bots.dispatch import after_commit, batch, outcomes
+from bots.dispatch import after_commit, batch, outcomes, overflow
 from bots.dispatch.batch import FreshRun, FreshRuns
 from bots.dispatch.queue import RunQueue
 from bots.dispatch.router import (
@@ -43,9 +43,9 @@ SERVER_DB_CONCURRENCY = 4
 SLACK_URGENT_S, SLACK_NORMAL_S, SLACK_LATE_S = 0.0, 10.0, 60.0
 # Beyond this many queued runs, intake's background tasks stop following theirs.
 FOLLOW_BACKLOG = 64
-# Beyond this many, a fresh run is not queued at all (a time-critical one still is): its row
-# stays `received` and the sweeper runs it after STUCK_AFTER. Under an overload that lasts,
-# memory stays bounded (a queued run holds its event, a few KB) instead of growing with it.
+# Beyond this many, a fresh run is not queued (a time-critical one still is): only its row
+# id waits (`overflow`), and the row is read back once the queue is down to half. Under an
+# overload that lasts, memory stays bounded (a queued run holds its event, ~4 KB).
 MAX_QUEUED = 10_000
 
 
@@ -69,12 +69,12 @@ class Dispatcher:
     together. A transient database error leaves the row `received` for the sweeper; any
     other exception marks it `failed` with the error.
 
-    Fresh runs (rows intake just claimed) of events without a prepare step wait in
-    `FreshRuns` too: the worker that starts one takes up to MAX_BATCH of those waiting into
-    the same transaction, run one after another as if alone (each event's reads afresh),
-    marked handled in one statement and committed once; one batch at a time, other workers
-    meanwhile run theirs alone. If anything in a batch fails, it rolls back whole and each
-    of its events runs again alone, so one event's error never costs another its run.
+    On SQLite, fresh runs (rows intake just claimed) of events without a prepare step wait
+    in `FreshRuns` too: the worker that starts one takes up to MAX_BATCH of those waiting
+    into the same transaction, run one after another as if alone (each event's reads
+    afresh), marked handled in one statement and committed once. If anything in a batch
+    fails, it rolls back whole and each of its events runs again alone. Past MAX_QUEUED
+    runs, fresh ones wait as row ids only (`overflow`).
     """
 
     def __init__(
@@ -99,23 +99,14 @@ class Dispatcher:
         self.cohort_hooks = cohort_hooks
         self._queue = RunQueue(concurrency or default_concurrency(sessions))
         self.instance = instance  # what re-runs record as the row's runner (app.instances)
-        self.handled_kinds = frozenset(
-            r.kind for router in self.routers for r in router.registrations
-        )
+        registrations = [r for router in self.routers for r in router.registrations]
+        self.handled_kinds = frozenset(r.kind for r in registrations)
         self.time_critical_kinds = frozenset(
-            r.kind
-            for router in self.routers
-            for r in router.registrations
-            if r.max_age is not None
+            r.kind for r in registrations if r.max_age is not None
         )
         # Prepare steps read WeCom before the transaction: such events run alone, so a slow
         # read never holds a batch's other events.
-        self._alone_kinds = frozenset(
-            r.kind
-            for router in self.routers
-            for r in router.registrations
-            if r.prepare is not None
-        )
+        self._alone_kinds = frozenset(r.kind for r in registrations if r.prepare)
         self._fresh = FreshRuns()
         # Batches on SQLite only: its one write lock serialises transactions anyway, while on
         # PostgreSQL a batch holding its events' row locks (a question's counter, a rule's
@@ -123,11 +114,11 @@ class Dispatcher:
         # instance's too) that takes them in another order.
         self._max_batch = batch.MAX_BATCH if backend(sessions) == "sqlite" else 1
         self._stale = 0  # queue entries of runs an earlier batch took along
+        self._overflow = overflow.Overflow(sessions, chunk=MAX_QUEUED // 2)
         self._replies: dict[str, list[Callable[[WeComEvent], bool]]] = {}
-        for router in self.routers:
-            for r in router.registrations:
-                if r.replies is not None:
-                    self._replies.setdefault(r.kind, []).append(r.replies)
+        for r in registrations:
+            if r.replies is not None:
+                self._replies.setdefault(r.kind, []).append(r.replies)
 
     @property
     def waiting(self) -> int:
@@ -183,11 +174,14 @@ class Dispatcher:
         event: WeComEvent,
         slack: float,
         passive: PassiveReply | None = None,
+        *,
+        read_back: bool = False,
     ) -> asyncio.Future[None] | None:
-        """The run queued (None: deferred to the sweeper past MAX_QUEUED)."""
-        if self.waiting >= MAX_QUEUED and event.kind not in self.time_critical_kinds:
+        """The run queued (None: deferred past MAX_QUEUED, behind those deferred before)."""
+        full = self.waiting >= MAX_QUEUED or len(self._overflow) > 0
+        if full and not read_back and event.kind not in self.time_critical_kinds:
             metrics.EVENTS.labels("deferred").inc()
-            logger.debug("inbox %s deferred to the sweeper", attempt.dedupe_key)
+            self._overflow.defer(attempt.id)
             return None
         if event.kind in self._alone_kinds:
             return self._queue.submit(
@@ -210,6 +204,11 @@ class Dispatcher:
         finally:
             for run in runs:
                 run.finish()
+            if self.waiting <= MAX_QUEUED // 2:
+                self._overflow.read_back(self._resubmit)
+
+    def _resubmit(self, attempt: inbox.Attempt, event: WeComEvent) -> None:
+        self._submit_fresh(attempt, event, self._slack(event.kind), read_back=True)
 
     async def process(
         self, row_id: int, *, expected_attempts: int, late: bool, kind: str | None = None
@@ -227,6 +226,8 @@ class Dispatcher:
     async def drain(self) -> None:
         """Wait until every queued run has finished (a clean shutdown; bound it with
         `asyncio.timeout`: runs still queued then are `received` rows for the sweeper)."""
+        await self._queue.drain()
+        await self._overflow.wait()  # rows the last runs read back, then their runs
         await self._queue.drain()
 
     async def _attempt(self, row_id: int, expected_attempts: int, late: bool) -> None:
