@@ -57,7 +57,7 @@ EVENTS = Counter(
     "campbot_events",
     "Inbox events run by outcome: handled, failed, retry (left for the sweeper), taken "
     "(another worker had it), no_handler (recorded handled at intake: nothing to run), "
-    "deferred (not queued behind a backlog of 10,000: the sweeper runs it)",
+    "deferred (past 10,000 queued runs: read back from the inbox once there is room)",
     ["outcome"],
 )
 

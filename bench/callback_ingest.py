@@ -161,9 +161,15 @@ class Workload:
 
 
 def build_workload(
-    *, events: int, duplicates: float, seed: int, now: datetime, serial_from: int
+    *,
+    events: int,
+    duplicates: float,
+    seed: int,
+    now: datetime,
+    serial_from: int,
+    share_text: float = SHARE_TEXT,
 ) -> Workload:
-    """`events` unique callbacks (SHARE_TEXT texts, the rest enter_agent) and a share of
+    """`events` unique callbacks (`share_text` texts, the rest enter_agent) and a share of
     retries of earlier ones (the same line again, 20–400 lines later)."""
     from app.wecom.crypto import CallbackCrypto
     from app.wecom_sandbox.callbacks import CallbackBuilder
@@ -181,7 +187,7 @@ def build_workload(
     for n in range(events):
         serial = serial_from + n
         at, user = base + n // 50, rng.choice(USERS)
-        if rng.random() < SHARE_TEXT:
+        if rng.random() < share_text:
             msg_id = 7_300_000_000_000_000_000 + serial
             plaintext = _text_xml(at=at, user=user, content=rng.choice(TEXTS), msg_id=msg_id)
             kinds["text"] += 1
@@ -441,13 +447,19 @@ class Options:
     serve_args: tuple[str, ...]
     py_spy: Path | None = None
     qa_rules: bool = False
+    share_text: float = SHARE_TEXT
 
 
 def _workloads(options: Options, workdir: Path) -> tuple[Workload, Path, Workload, Path]:
     now = datetime.now(UTC)
     started = time.perf_counter()
     warm = build_workload(
-        events=500, duplicates=options.duplicates, seed=options.seed, now=now, serial_from=0
+        events=500,
+        duplicates=options.duplicates,
+        seed=options.seed,
+        now=now,
+        serial_from=0,
+        share_text=options.share_text,
     )
     timed = build_workload(
         events=options.events,
@@ -455,6 +467,7 @@ def _workloads(options: Options, workdir: Path) -> tuple[Workload, Path, Workloa
         seed=options.seed + 1,
         now=now,
         serial_from=10_000_000,
+        share_text=options.share_text,
     )
     warm_file, timed_file = workdir / "warm.txt", workdir / "timed.txt"
     warm.write(warm_file)
@@ -669,6 +682,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_backend_option(parser)
     parser.add_argument(
+        "--share-text",
+        type=float,
+        default=SHARE_TEXT,
+        help="share of members' texts among the events (the rest: enter_agent, which no "
+        "handler runs); 0 measures intake alone",
+    )
+    parser.add_argument(
         "--qa-rules",
         action="store_true",
         help="save a three-rule FAQ first, so that some texts get answers (passive replies)",
@@ -694,6 +714,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_args=tuple(args.serve_arg),
         py_spy=args.py_spy,
         qa_rules=args.qa_rules,
+        share_text=args.share_text,
     )
     workdir = Path(tempfile.mkdtemp(prefix="campbot-bench-"))
     results: list[Result] = []
