@@ -87,6 +87,7 @@ class _Send:
     label: str
     target: Target
     message: OutMessage
+    payload: dict[str, object]  # for `target.destination` (built once: images are base64)
 
 
 class _Plan(NamedTuple):
@@ -161,8 +162,9 @@ class FiringBatch:
         for target in targets:
             context = context_for(cohort=cohort, target=target, local_now=local_now)
             message = self._render(script, with_values(context, extra.get(target.label)))
-            message_payload(target.destination, message)  # refused here if over the limits
-            sends.append(_Send(target.label, target, message))
+            # Refused here if over the limits; kept for the rows that go where it was built for.
+            payload = message_payload(target.destination, message, title=script.title)
+            sends.append(_Send(target.label, target, message, payload))
         return sends
 
     async def messages(self, firing: Claimed, plan: _Plan, script: Script) -> list[NewMessage]:
@@ -221,6 +223,12 @@ class RoutePush:
                     now=self.now,
                     tz=self.tz,
                 )
+            if destination is send.target.destination:  # routed where it was built for
+                key = self.key_of(send.label)
+                rows.append(
+                    NewMessage(key, destination.channel, destination.target, {**send.payload})
+                )
+                continue
             rows.append(self._row(send.label, destination, send.message))
         if students:
             routed = await route_students(

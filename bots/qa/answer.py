@@ -104,7 +104,7 @@ _SCOPES = union_all(
 
 
 async def lookup(*, session: AsyncSession, userid: str) -> tuple[VersionKey, Asker]:
-    """The rules' version (for `service.match`) and who asks, their scopes not yet read."""
+    """The rules' version (for `matching.match`) and who asks, their scopes not yet read."""
     row = (await session.execute(_LOOKUP, {"userid": userid})).one()
     version = (row.epoch, row.version) if row.epoch is not None else NO_VERSION
     return version, Asker(userid, row.member_id, row.name)
