@@ -22,13 +22,13 @@ from app import inbox
 from app.clock import ManualClock
 from app.db import backend
 from app.models import InboxEvent
-from app.settings import Settings
-from app.wecom.events import WeComEvent, parse_event
+from app.wecom.events import WeComEvent
 from app.wecom.passive import PassiveReply
 from bots.dispatch import Context, Dispatcher, Router
 from bots.qa.models import QaUnanswered
 from bots.qa.service import record_unanswered
-from tests.support import contact_added, inbox_rows, text_message
+from tests.bots.dispatch.conftest import DispatcherOf, claimed
+from tests.support import contact_added, inbox_rows
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -55,24 +55,6 @@ class Counting:
 
 def batches(sessions: Sessions) -> bool:
     return backend(sessions) == "sqlite"
-
-
-def dispatcher(
-    router: Router, sessions: Sessions, settings: Settings, clock: ManualClock
-) -> Dispatcher:
-    return Dispatcher(
-        routers=[router], sessions=sessions, settings=settings, clock=clock, concurrency=1
-    )
-
-
-async def claimed(
-    sessions: Sessions, clock: ManualClock, msg_id: str, content: str
-) -> tuple[inbox.Attempt, WeComEvent]:
-    body = text_message(msg_id, content)
-    event = parse_event(body)
-    attempt = await inbox.Intake(sessions).claim(event=event, body=body, now=clock.now())
-    assert attempt is not None
-    return attempt, event
 
 
 @contextmanager
@@ -118,10 +100,10 @@ async def behind_a_busy_worker(
 
 
 async def test_runs_queued_behind_a_busy_worker_share_one_commit(
-    engine: AsyncEngine, sessions: Sessions, settings: Settings, clock: ManualClock
+    engine: AsyncEngine, sessions: Sessions, dispatcher_of: DispatcherOf, clock: ManualClock
 ) -> None:
     counting = Counting()
-    worker = dispatcher(counting.router, sessions, settings, clock)
+    worker = dispatcher_of(counting.router, concurrency=1)
     contents = [f"问题{n}" for n in range(6)]
     blocker, runs = await behind_a_busy_worker(worker, sessions, clock, contents)
     with commits(engine) as committed:
@@ -135,10 +117,10 @@ async def test_runs_queued_behind_a_busy_worker_share_one_commit(
 
 
 async def test_a_failing_event_costs_the_rest_of_its_batch_nothing(
-    sessions: Sessions, settings: Settings, clock: ManualClock
+    sessions: Sessions, dispatcher_of: DispatcherOf, clock: ManualClock
 ) -> None:
     counting = Counting()
-    worker = dispatcher(counting.router, sessions, settings, clock)
+    worker = dispatcher_of(counting.router, concurrency=1)
     blocker, runs = await behind_a_busy_worker(worker, sessions, clock, ["甲", "坏", "乙"])
     counting.gate.set()
     await asyncio.gather(blocker, *runs)
@@ -159,10 +141,10 @@ async def test_a_failing_event_costs_the_rest_of_its_batch_nothing(
 
 
 async def test_a_row_another_worker_took_is_left_to_it(
-    sessions: Sessions, settings: Settings, clock: ManualClock
+    sessions: Sessions, dispatcher_of: DispatcherOf, clock: ManualClock
 ) -> None:
     counting = Counting()
-    worker = dispatcher(counting.router, sessions, settings, clock)
+    worker = dispatcher_of(counting.router, concurrency=1)
 
     async def sweeper_takes_the_second() -> None:
         async with sessions() as session, session.begin():
@@ -186,7 +168,7 @@ async def test_a_row_another_worker_took_is_left_to_it(
 
 
 async def test_a_passive_reply_claimed_in_a_rolled_back_batch_is_claimed_again(
-    sessions: Sessions, settings: Settings, clock: ManualClock
+    sessions: Sessions, dispatcher_of: DispatcherOf, clock: ManualClock
 ) -> None:
     gate = asyncio.Event()
     claims: list[bool] = []
@@ -206,7 +188,7 @@ async def test_a_passive_reply_claimed_in_a_rolled_back_batch_is_claimed_again(
         if content == "坏":
             raise ValueError("坏了")
 
-    worker = dispatcher(router, sessions, settings, clock)
+    worker = dispatcher_of(router, concurrency=1)
     first, asked, broken = [
         await claimed(sessions, clock, str(n), c) for n, c in enumerate(["等", "问", "坏"])
     ]
@@ -228,11 +210,11 @@ async def test_a_passive_reply_claimed_in_a_rolled_back_batch_is_claimed_again(
 
 
 async def test_one_run_waiting_runs_alone(
-    engine: AsyncEngine, sessions: Sessions, settings: Settings, clock: ManualClock
+    engine: AsyncEngine, sessions: Sessions, dispatcher_of: DispatcherOf, clock: ManualClock
 ) -> None:
     """No batch without company: the single path (its own `handled` mark) is unchanged."""
     counting = Counting()
-    worker = dispatcher(counting.router, sessions, settings, clock)
+    worker = dispatcher_of(counting.router, concurrency=1)
     row = await claimed(sessions, clock, "1", "独")
     with commits(engine) as committed:
         await worker.process_claimed(*row)
@@ -242,7 +224,7 @@ async def test_one_run_waiting_runs_alone(
 
 async def test_a_reply_waits_behind_runs_nobody_waits_for_not_behind_other_replies(
     sessions: Sessions,
-    settings: Settings,
+    dispatcher_of: DispatcherOf,
     clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -266,7 +248,7 @@ async def test_a_reply_waits_behind_runs_nobody_waits_for_not_behind_other_repli
 
             ctx.passive_reply(f"答{content}", fallback=never)
 
-    worker = dispatcher(router, sessions, settings, clock)
+    worker = dispatcher_of(router, concurrency=1)
     contents = ["等", "甲", "乙", "丙", "问1", "问2", "问3"]
     rows = [await claimed(sessions, clock, str(n), c) for n, c in enumerate(contents)]
     blocker = asyncio.ensure_future(worker.process_claimed(*rows[0]))
@@ -288,7 +270,7 @@ async def test_a_reply_waits_behind_runs_nobody_waits_for_not_behind_other_repli
 
 async def test_past_the_queue_cap_a_run_waits_as_its_row_a_welcome_does_not(
     sessions: Sessions,
-    settings: Settings,
+    dispatcher_of: DispatcherOf,
     clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -306,23 +288,13 @@ async def test_past_the_queue_cap_a_run_waits_as_its_row_a_welcome_does_not(
     async def welcome(ctx: Context) -> None:
         welcomed.append(ctx.event.dedupe_key)
 
-    worker = Dispatcher(
-        routers=[counting.router, urgent],
-        sessions=sessions,
-        settings=settings,
-        clock=clock,
-        concurrency=1,
-    )
+    worker = dispatcher_of(counting.router, urgent, concurrency=1)
     more: list[tuple[inbox.Attempt, WeComEvent]] = []
     body = contact_added("wmUrgent")
 
     async def claim_more() -> None:  # before 等 holds SQLite's one connection
         more.append(await claimed(sessions, clock, "3", "丙"))
-        attempt = await inbox.Intake(sessions).claim(
-            event=parse_event(body), body=body, now=clock.now()
-        )
-        assert attempt is not None
-        more.append((attempt, parse_event(body)))
+        more.append(await claimed(sessions, clock, "", body=body))
 
     blocker, runs = await behind_a_busy_worker(
         worker, sessions, clock, ["甲", "乙"], before=claim_more

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -16,31 +15,12 @@ from app import inbox, inbox_recovery
 from app.clock import ManualClock
 from app.models import InboxEvent
 from app.settings import Settings
-from app.wecom.events import WeComEvent, parse_event
+from app.wecom.events import parse_event
 from app.wecom_sandbox.callbacks import CallbackBuilder
 from bots.dispatch import Context, Dispatcher, Router, SkipHandler, run_handlers
 from bots.dispatch.rules import ChangeType, FromUser, Keyword, Regex
+from tests.bots.dispatch.conftest import DispatcherOf, claimed
 from tests.support import T0, Recorder, contact_added, inbox_rows, running_app, text_message
-
-DispatcherOf = Callable[..., Dispatcher]
-
-
-@pytest.fixture
-def dispatcher_of(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
-) -> DispatcherOf:
-    """A dispatcher of these routers on the test's database, settings and clock."""
-
-    def make(*routers: Router, concurrency: int | None = None) -> Dispatcher:
-        return Dispatcher(
-            routers=routers,
-            sessions=sessions,
-            settings=settings,
-            clock=clock,
-            concurrency=concurrency,
-        )
-
-    return make
 
 
 async def _sweep(
@@ -280,23 +260,12 @@ def _locked() -> OperationalError:
     return OperationalError("UPDATE inbox", {}, Exception("database is locked"))
 
 
-async def _fresh(
-    sessions: async_sessionmaker[AsyncSession], clock: ManualClock, msg_id: str
-) -> tuple[inbox.Attempt, WeComEvent]:
-    """A row as intake leaves it: recorded with its first attempt counted."""
-    body = text_message(msg_id)
-    event = parse_event(body)
-    attempt = await inbox.Intake(sessions).claim(event=event, body=body, now=clock.now())
-    assert attempt is not None
-    return attempt, event
-
-
 async def test_fresh_row_runs_in_one_transaction_with_its_mark(
     clock: ManualClock, sessions: async_sessionmaker[AsyncSession], dispatcher_of: DispatcherOf
 ) -> None:
     recorder = Recorder("text")
     dispatcher = dispatcher_of(recorder.router)
-    attempt, event = await _fresh(sessions, clock, "9001")
+    attempt, event = await claimed(sessions, clock, "9001")
     await dispatcher.process_claimed(attempt, event)
     assert recorder.seen == ["msg:9001"]
     [row] = await inbox_rows(sessions)
@@ -308,7 +277,7 @@ async def test_transient_error_in_a_handler_leaves_the_row_for_the_sweeper(
 ) -> None:
     flaky = Recorder("text", fail_with=_locked())
     dispatcher = dispatcher_of(flaky.router)
-    attempt, event = await _fresh(sessions, clock, "9002")
+    attempt, event = await claimed(sessions, clock, "9002")
     await dispatcher.process_claimed(attempt, event)
     [row] = await inbox_rows(sessions)
     assert (row.status, row.attempts, row.last_error) == ("received", 1, None)
@@ -346,7 +315,7 @@ async def test_a_run_the_sweeper_took_over_changes_nothing(
 ) -> None:
     recorder = Recorder("text")
     dispatcher = dispatcher_of(recorder.router)
-    attempt, event = await _fresh(sessions, clock, "9004")
+    attempt, event = await claimed(sessions, clock, "9004")
     # The sweeper presumed the first run dead and counted an attempt of its own.
     async with sessions.begin() as session:
         taken = await inbox.begin_attempt(
@@ -362,7 +331,7 @@ async def test_a_run_the_sweeper_took_over_changes_nothing(
 async def test_a_stale_run_that_fails_does_not_mark_the_row_failed(
     settings: Settings, clock: ManualClock, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    attempt, _ = await _fresh(sessions, clock, "9005")
+    attempt, _ = await claimed(sessions, clock, "9005")
     async with sessions.begin() as session:
         assert not await inbox.mark_failed(
             session=session, row_id=attempt.id, attempts=2, error="stale", now=clock.now()
@@ -389,7 +358,7 @@ async def test_time_critical_events_overtake_a_backlog(
         order.append("welcome")
 
     dispatcher = dispatcher_of(router, concurrency=1)
-    claims = [await _fresh(sessions, clock, n) for n in ("blocker", "t1", "t2")]
+    claims = [await claimed(sessions, clock, n) for n in ("blocker", "t1", "t2")]
     body = contact_added("wmUrgent")
     urgent = await inbox.Intake(sessions).claim(
         event=parse_event(body), body=body, now=clock.now()
@@ -418,7 +387,7 @@ async def test_past_the_backlog_limit_intake_stops_following_its_runs(
     recorder = Recorder("text")
     dispatcher = dispatcher_of(recorder.router)
     monkeypatch.setattr(dispatch, "FOLLOW_BACKLOG", 0)
-    attempt, event = await _fresh(sessions, clock, "9006")
+    attempt, event = await claimed(sessions, clock, "9006")
     await dispatcher.process_claimed(attempt, event)  # returns at once: queued
     assert recorder.seen == []
     await dispatcher.drain()
@@ -443,7 +412,7 @@ async def test_a_drain_cut_short_by_a_timeout_cancels_no_run(
 
     dispatcher = dispatcher_of(router)
     monkeypatch.setattr(dispatch, "FOLLOW_BACKLOG", 0)
-    attempt, event = await _fresh(sessions, clock, "9007")
+    attempt, event = await claimed(sessions, clock, "9007")
     await dispatcher.process_claimed(attempt, event)
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.05):
