@@ -75,3 +75,10 @@ def assert_private(data: bytes, *, orientation: int | None) -> None:
         assert not exif.get_ifd(GPS_IFD)
         assert exif.get(ORIENTATION) == orientation
         assert not {"comment", "xmp", "XML:com.adobe.xmp", "Comment"} & set(image.info)
+
+
+def png_bytes(size: tuple[int, int] = (64, 48)) -> bytes:
+    """A plain green PNG, for uploads whose content does not matter."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (26, 173, 25)).save(buffer, format="PNG")
+    return buffer.getvalue()

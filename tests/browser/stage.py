@@ -9,7 +9,6 @@ Playwright's download; without it a browser test fails, saying so (CI installs i
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import signal
 import subprocess
@@ -23,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from PIL import Image
 
+from tests.images import png_bytes
 from tests.processes import HOST, free_port
 
 if TYPE_CHECKING:
@@ -67,12 +66,6 @@ def camp_today(now: datetime | None = None) -> date:
     return (
         (now or datetime.now(ZoneInfo(TZ))).astimezone(ZoneInfo(TZ)) - timedelta(hours=4)
     ).date()
-
-
-def png_bytes(size: tuple[int, int] = (320, 240)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (26, 173, 25)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def png_file(path: Path, size: tuple[int, int] = (320, 240)) -> Path:

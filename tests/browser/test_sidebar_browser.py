@@ -21,10 +21,10 @@ from tests.browser.stage import (
     PNG_SIGNATURE,
     camp_today,
     launch,
-    png_bytes,
     require_chromium,
     served,
 )
+from tests.images import png_bytes
 
 ADMIN = "browser-admin"
 CHAT = "wrBrowserGroup"

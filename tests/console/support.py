@@ -228,13 +228,3 @@ async def member_token(
             session=session, member_ids=[member_id], now=clock.now()
         )
         return tokens[member_id]
-
-
-def png_bytes(size: tuple[int, int] = (64, 48)) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (26, 173, 25)).save(buffer, format="PNG")
-    return buffer.getvalue()

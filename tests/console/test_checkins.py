@@ -19,8 +19,8 @@ from tests.console.support import (
     make_cohort,
     make_member,
     member_token,
-    png_bytes,
 )
+from tests.images import png_bytes
 from tests.support import AppHarness
 
 

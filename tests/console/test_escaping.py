@@ -31,8 +31,8 @@ from tests.console.support import (
     make_script,
     member_token,
     only_id,
-    png_bytes,
 )
+from tests.images import png_bytes
 from tests.support import AppHarness
 
 HOSTILE = "<script>alert(1)</script>\"'{{ 7*7 }}"
