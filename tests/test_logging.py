@@ -10,13 +10,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app.logging import configure_logging
+from app.logging import QUIET_LOGGERS, UVICORN_LOGGERS, configure_logging
 from app.migrations import upgrade
 from tests.processes import CAMPBOT, HOST, Process, free_port, wait_ready
 
@@ -107,18 +107,31 @@ def test_campbot_serve_configures_logging_once(tmp_path: Path) -> None:
     assert_structured(lines)  # the_one: no line twice, though both the CLI and the app set up
 
 
-@pytest.mark.parametrize("already", [True, False])
-def test_configure_logging_leaves_a_configured_root_alone(already: bool) -> None:
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    root.handlers[:] = [logging.NullHandler()] if already else []
+@pytest.fixture
+def restored() -> Iterator[logging.Logger]:
+    """The root logger; everything `configure_logging` changes (root, uvicorn's and the
+    quieted loggers, the access filter) is put back afterwards, so no other test sees it.
+    (A test empties the root's handlers itself: pytest adds its own after fixtures ran.)"""
+    names = ("", *UVICORN_LOGGERS, *QUIET_LOGGERS)
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(lg.handlers[:], lg.level, lg.propagate, lg.filters[:]) for lg in loggers]
     try:
-        assert configure_logging() is (not already)
-        assert configure_logging() is False  # a second call: nothing more
-        assert len(root.handlers) == 1
+        yield logging.getLogger()
     finally:
-        root.handlers[:], level = saved
-        root.setLevel(level)
+        for lg, (handlers, level, propagate, filters) in zip(loggers, saved, strict=True):
+            lg.handlers[:], lg.propagate, lg.filters[:] = handlers, propagate, filters
+            lg.setLevel(level)
+
+
+@pytest.mark.parametrize("already", [True, False])
+def test_configure_logging_leaves_a_configured_root_alone(
+    restored: logging.Logger, already: bool
+) -> None:
+    root = restored
+    root.handlers[:] = [logging.NullHandler()] if already else []
+    assert configure_logging() is (not already)
+    assert configure_logging() is False  # a second call: nothing more
+    assert len(root.handlers) == 1
 
 
 def test_uvicorns_log_level_is_campbots_too(tmp_path: Path) -> None:
@@ -138,23 +151,16 @@ class _Terminal(io.StringIO):
 
 @pytest.mark.parametrize("terminal", [True, False])
 def test_lines_are_readable_on_a_terminal_json_elsewhere_and_apscheduler_ticks_quiet(
-    monkeypatch: pytest.MonkeyPatch, terminal: bool
+    monkeypatch: pytest.MonkeyPatch, restored: logging.Logger, terminal: bool
 ) -> None:
     stderr = _Terminal() if terminal else io.StringIO()
     monkeypatch.setattr(sys, "stderr", stderr)
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level, logging.getLogger("apscheduler").level
-    root.handlers[:] = []
-    try:
-        assert configure_logging(level="INFO") is True
-        logging.getLogger("app.scheduler").info("推送已发出", extra={"firing": 7})
-        # APScheduler's per-tick lines (its executors log every job run at INFO).
-        logging.getLogger("apscheduler.executors.default").info('Running job "tick"')
-        logging.getLogger("apscheduler.scheduler").warning("Execution of job skipped")
-    finally:
-        root.handlers[:], level, quiet = saved
-        root.setLevel(level)
-        logging.getLogger("apscheduler").setLevel(quiet)
+    restored.handlers[:] = []
+    assert configure_logging(level="INFO") is True
+    logging.getLogger("app.scheduler").info("推送已发出", extra={"firing": 7})
+    # APScheduler's per-tick lines (its executors log every job run at INFO).
+    logging.getLogger("apscheduler.executors.default").info('Running job "tick"')
+    logging.getLogger("apscheduler.scheduler").warning("Execution of job skipped")
     lines = stderr.getvalue().splitlines()
     assert len(lines) == 2, lines
     assert not any("Running job" in line for line in lines)
@@ -169,30 +175,24 @@ def test_lines_are_readable_on_a_terminal_json_elsewhere_and_apscheduler_ticks_q
 
 
 def test_accepted_callbacks_leave_no_access_line_refusals_and_other_requests_do(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, restored: logging.Logger
 ) -> None:
     """An access line per accepted callback costs a busy evening's CPU and says what
     campbot_callbacks_total counts; a refusal, and every other request, keeps its line."""
     stderr = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stderr)
-    root = logging.getLogger()
     access = logging.getLogger("uvicorn.access")
-    saved = root.handlers[:], root.level, access.filters[:]
-    root.handlers[:] = []
-    try:
-        assert configure_logging(level="INFO") is True
-        signed = "/wecom/callback?msg_signature=ab&timestamp=1&nonce=n"
-        # uvicorn's access call: (client, method, full path, HTTP version, status)
-        for method, path, status in [
-            ("POST", signed, 200),
-            ("POST", signed, 403),
-            ("GET", signed, 200),  # URL verification
-            ("POST", "/admin/api/cohorts", 201),
-        ]:
-            access.info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", method, path, "1.1", status)
-    finally:
-        root.handlers[:], level, access.filters[:] = saved
-        root.setLevel(level)
+    restored.handlers[:] = []
+    assert configure_logging(level="INFO") is True
+    signed = "/wecom/callback?msg_signature=ab&timestamp=1&nonce=n"
+    # uvicorn's access call: (client, method, full path, HTTP version, status)
+    for method, path, status in [
+        ("POST", signed, 200),
+        ("POST", signed, 403),
+        ("GET", signed, 200),  # URL verification
+        ("POST", "/admin/api/cohorts", 201),
+    ]:
+        access.info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", method, path, "1.1", status)
     lines = [json.loads(line)["event"] for line in stderr.getvalue().splitlines()]
     assert len(lines) == 3, lines
     assert not any("POST /wecom/callback" in line and " 200" in line for line in lines)
