@@ -281,7 +281,10 @@ async def _remind_students(
     for route in routed:
         if route.destination.channel == Channel.STAFF:
             member = by_external[route.destination.target]
-            message = render(personal, contexts[member.id])  # the personal one, 1:1
+            # The personal one, 1:1 (already rendered when no same-for-everyone one exists).
+            message = (
+                route.message if script is personal else render(personal, contexts[member.id])
+            )
             key, whom = reminder_key(member.id, date), [member]
         else:
             message, key = route.message, reminder_route_key(route.label, date)
