@@ -50,13 +50,6 @@ RULE_FIELDS = (
 )
 
 
-async def _cohort_choices(session: ConsoleSessionDep, viewer: ViewerDep) -> list[Any]:
-    page = await cohorts.list_cohorts(
-        session=session, camp=None, limit=200, offset=0, ids=viewer.cohort_ids
-    )
-    return [v.cohort for v in page.items]
-
-
 async def _assistants(session: ConsoleSessionDep) -> list[tuple[str, str]]:
     return [
         (v.account.wecom_userid, v.account.display_name)
@@ -111,9 +104,7 @@ async def review_queue(
         "items": found.items,
         "total": found.total,
         "filters": filters,
-        "cohorts": [
-            (c.id, f"{c.camp} · {c.name}") for c in await _cohort_choices(session, viewer)
-        ],
+        "cohorts": await cohorts.cohort_choices(session=session, ids=viewer.cohort_ids),
         "groups": in_cohort,
         "assistants": await _assistants(session),
         "page": page,
@@ -240,10 +231,14 @@ async def save_rules(
 async def today_panel(request: Request) -> str:
     """今日: per running cohort, check-ins so far vs yesterday, homework waiting."""
     viewer, session, runtime = viewer_of(request), session_of(request), get_runtime(request)
+    # The whole Cohort (calendar, days) is wanted here, not just a dropdown's label.
+    listed = await cohorts.list_cohorts(
+        session=session, camp=None, limit=200, offset=0, ids=viewer.cohort_ids
+    )
     running = [
-        c
-        for c in await _cohort_choices(session, viewer)
-        if 0 <= cohorts.camp_day(c, runtime.clock.now()) <= c.days
+        v.cohort
+        for v in listed.items
+        if 0 <= cohorts.camp_day(v.cohort, runtime.clock.now()) <= v.cohort.days
     ]
     figures = await service.cohorts_today(
         session=session, cohorts=running, now=runtime.clock.now()
