@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app.admin.cohorts import service as cohorts
@@ -19,11 +19,11 @@ from app.console.forms import Refused, parse, refusals, values
 from app.console.models import Role
 from app.console.pages import ConsolePages, HomePanel, NavItem
 from app.console.route import (
+    OPERATOR,
     ConsoleSessionDep,
     ViewerDep,
     console_router,
     require_cohort,
-    requires,
     session_of,
     viewer_of,
 )
@@ -36,7 +36,6 @@ from bots.checkin.models import EntryKind
 from bots.checkin.rules import as_json
 
 router = console_router("/checkins", role=Role.ASSISTANT)
-OPERATOR = [Depends(requires(Role.OPERATOR))]
 PAGE_SIZE = 20
 Id = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
 RULE_FIELDS = (
