@@ -122,15 +122,16 @@ async def schedule_page(
     cohort_id: CohortParam = None,
     ran: int | None = None,
 ) -> Response:
-    page = await cohorts.list_cohorts(session=session, camp=None, limit=200, offset=0)
-    chosen = next((v.cohort for v in page.items if v.cohort.id == cohort_id), None)
-    if chosen is None and page.items and cohort_id is None:
-        chosen = page.items[0].cohort
+    choices = await cohorts.cohort_choices(session=session)
+    chosen_id = next((i for i, _ in choices if i == cohort_id), None)
+    if chosen_id is None and choices and cohort_id is None:
+        chosen_id = choices[0][0]
+    chosen = await session.get(Cohort, chosen_id) if chosen_id is not None else None
     if chosen is None and cohort_id is not None:
         raise Refused({"cohort_id": f"期次 {cohort_id} 不存在。"}, 404)
     values = {"trigger_type": "cohort_day", "target_type": "cohort_groups", "enabled": True}
     return await _timetable_page(
-        request, session, runtime, page.items, chosen, values=values, errors={}, ran=ran
+        request, session, runtime, choices, chosen, values=values, errors={}, ran=ran
     )
 
 
@@ -138,7 +139,7 @@ async def _timetable_page(
     request: Request,
     session: ConsoleSessionDep,
     runtime: RuntimeDep,
-    listed: Sequence[cohorts.CohortView],
+    choices: Sequence[tuple[int, str]],
     cohort: Cohort | None,
     *,
     values: dict[str, Any],
@@ -146,9 +147,9 @@ async def _timetable_page(
     ran: int | None = None,
     status: int = 200,
 ) -> Response:
-    """The timetable of `cohort` (of the `listed` cohorts' views) with the add form."""
+    """The timetable of `cohort` (one of the dropdown's `choices`) with the add form."""
     context = {
-        "cohorts": [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in listed],
+        "cohorts": choices,
         "table": await timetable(session=session, cohort=cohort) if cohort else None,
         "cohort": cohort,
         "values": values,
@@ -198,12 +199,11 @@ async def _refused_page(
         if cohort_id.isdigit() and int(cohort_id) <= INT32_MAX
         else None
     )
-    page = await cohorts.list_cohorts(session=session, camp=None, limit=200, offset=0)
     return await _timetable_page(
         request,
         session,
         runtime,
-        page.items,
+        await cohorts.cohort_choices(session=session),
         cohort,
         values=_form_values(form),
         errors=refused.problems,

@@ -70,6 +70,11 @@ class FireReport:
     failed: int = 0
     enqueued: int = 0
 
+    @property
+    def did_anything(self) -> bool:
+        """Whether any firing was settled (fired, missed or failed) in this call."""
+        return bool(self.fired or self.missed or self.failed)
+
     def add(self, other: FireReport) -> None:
         self.fired += other.fired
         self.missed += other.missed

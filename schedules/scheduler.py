@@ -155,16 +155,15 @@ async def next_due(sessions: async_sessionmaker[AsyncSession]) -> datetime | Non
 class Firer:
     """Fires what is due, one call at a time (the timer and the safety tick share it)."""
 
-    def __init__(self, fire: Callable[[], Awaitable[FireReport]], clock: Clock) -> None:
+    def __init__(self, fire: Callable[[], Awaitable[FireReport]]) -> None:
         self._fire = fire
-        self._clock = clock
         self._lock = asyncio.Lock()
 
     async def fire(self) -> FireReport:
         async with self._lock:
             started = time.monotonic()
             report = await self._fire()
-            if report.fired or report.missed or report.failed:
+            if report.did_anything:
                 logger.info(
                     "scheduler fired %d firings (%d rows), %d missed, %d failed in %.2f s",
                     report.fired,
@@ -202,7 +201,7 @@ async def fire_on_time(
                 wait = min(wait, (due - clock.now()).total_seconds())
             if wait <= 0:
                 report = await firer.fire()
-                if not (report.fired or report.missed or report.failed):
+                if not report.did_anything:
                     # Due but not fired: another scheduler holds it; do not spin.
                     await _sleep_or_change(stop, changed, RECHECK_S)
                 continue
@@ -265,7 +264,7 @@ async def run_scheduler(
         grace=MISFIRE_GRACE,
         extensions=extensions,
     )
-    firer = Firer(fire, clock)
+    firer = Firer(fire)
     while not stop.is_set():
         try:
             leader = await try_lead(engine, sessions=sessions, holder=instance, clock=clock)

@@ -349,11 +349,6 @@ class SandboxState:
         day = self.clock.now().astimezone(quota.WECOM_TZ).date()
         return quota.window(self.msg_template_quota_mode, day)[2]
 
-    def monthly_msg_template_quota(self) -> int:
-        """The default rule's quota: the days of the current month."""
-        day = self.clock.now().astimezone(quota.WECOM_TZ).date()
-        return quota.window("month_days", day)[2]
-
     def _received_in_window(self, target: str) -> int:
         received = (d.at for d in self.delivered("msg_template") if d.target == target)
         return quota.received_in_window(self.msg_template_quota_mode, self.clock.now(), received)

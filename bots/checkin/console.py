@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app.admin.cohorts import service as cohorts
@@ -19,11 +19,11 @@ from app.console.forms import Refused, parse, refusals, values
 from app.console.models import Role
 from app.console.pages import ConsolePages, HomePanel, NavItem
 from app.console.route import (
+    OPERATOR,
     ConsoleSessionDep,
     ViewerDep,
     console_router,
     require_cohort,
-    requires,
     session_of,
     viewer_of,
 )
@@ -36,7 +36,6 @@ from bots.checkin.models import EntryKind
 from bots.checkin.rules import as_json
 
 router = console_router("/checkins", role=Role.ASSISTANT)
-OPERATOR = [Depends(requires(Role.OPERATOR))]
 PAGE_SIZE = 20
 Id = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
 RULE_FIELDS = (
@@ -48,13 +47,6 @@ RULE_FIELDS = (
     "homework_points",
     "full_attendance_points",
 )
-
-
-async def _cohort_choices(session: ConsoleSessionDep, viewer: ViewerDep) -> list[Any]:
-    page = await cohorts.list_cohorts(
-        session=session, camp=None, limit=200, offset=0, ids=viewer.cohort_ids
-    )
-    return [v.cohort for v in page.items]
 
 
 async def _assistants(session: ConsoleSessionDep) -> list[tuple[str, str]]:
@@ -111,9 +103,7 @@ async def review_queue(
         "items": found.items,
         "total": found.total,
         "filters": filters,
-        "cohorts": [
-            (c.id, f"{c.camp} · {c.name}") for c in await _cohort_choices(session, viewer)
-        ],
+        "cohorts": await cohorts.cohort_choices(session=session, ids=viewer.cohort_ids),
         "groups": in_cohort,
         "assistants": await _assistants(session),
         "page": page,
@@ -240,10 +230,14 @@ async def save_rules(
 async def today_panel(request: Request) -> str:
     """今日: per running cohort, check-ins so far vs yesterday, homework waiting."""
     viewer, session, runtime = viewer_of(request), session_of(request), get_runtime(request)
+    # The whole Cohort (calendar, days) is wanted here, not just a dropdown's label.
+    listed = await cohorts.list_cohorts(
+        session=session, camp=None, limit=200, offset=0, ids=viewer.cohort_ids
+    )
     running = [
-        c
-        for c in await _cohort_choices(session, viewer)
-        if 0 <= cohorts.camp_day(c, runtime.clock.now()) <= c.days
+        v.cohort
+        for v in listed.items
+        if 0 <= cohorts.camp_day(v.cohort, runtime.clock.now()) <= v.cohort.days
     ]
     figures = await service.cohorts_today(
         session=session, cohorts=running, now=runtime.clock.now()

@@ -25,11 +25,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from app.deps import RuntimeDep
 from app.first_run import SANDBOX_MOUNT
 from app.wecom.errors import WeComError
 from app.wecom.jsapi import AUTHORIZE_PATH, authorize_base, authorize_url
 from bots.sop import sessions
-from bots.sop.sidebar_deps import NO_STORE, RuntimeDep, harness_allowed
+from bots.sop.sidebar_deps import NO_STORE, harness_allowed
 
 router = APIRouter(prefix="/sidebar", tags=["sidebar"], include_in_schema=False)
 _env = Environment(

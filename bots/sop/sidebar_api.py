@@ -24,6 +24,7 @@ from app.admin.errors import Conflict, NotFound
 from app.admin.members.service import change_tags
 from app.api.admin.fields import Tag
 from app.api.h5.deps import StorageDep
+from app.deps import RuntimeDep
 from app.models import OutboxMessage
 from app.storage import content_type_of
 from app.wecom.errors import WeComError
@@ -31,7 +32,7 @@ from bots.checkin import service as checkin
 from bots.checkin.models import CheckinEntry
 from bots.sop import cards, service
 from bots.sop.rendering import personal_reminder, render_for_group, search_scripts
-from bots.sop.sidebar_deps import NO_STORE, RuntimeDep, SidebarRoute, StaffDep
+from bots.sop.sidebar_deps import NO_STORE, SidebarRoute, StaffDep
 from bots.sop.views import card_json, item_json, student_json
 from bots.sop.visibility import Hidden, can_see_chat, group_for, student_for
 from bots.xibao import service as xibao

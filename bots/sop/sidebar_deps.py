@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.admin.errors import Conflict, InvalidInput, NotFound
-from app.runtime import Runtime
+from app.deps import get_runtime
 from bots.sop import sessions
 from bots.sop.visibility import Hidden
 
@@ -50,13 +50,8 @@ class SidebarRoute(APIRoute):
         return guarded
 
 
-async def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 async def current_staff(request: Request) -> sessions.Staff:
-    runtime = await get_runtime(request)
+    runtime = get_runtime(request)
     now = runtime.clock.now()
     key = await sessions.key_of(runtime.sessions, now)
     staff = sessions.verify(key, request.cookies.get(sessions.COOKIE), now)
@@ -74,5 +69,4 @@ def harness_allowed(request: Request) -> bool:
     )
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 StaffDep = Annotated[sessions.Staff, Depends(current_staff)]

@@ -50,10 +50,8 @@ async def stats_page(
     runtime: RuntimeDep,
     cohort_id: CohortParam = None,
 ) -> Response:
-    page = await cohorts.list_cohorts(
-        session=session, camp=None, limit=200, offset=0, ids=viewer.cohort_ids
-    )
-    chosen = cohort_id or (page.items[0].cohort.id if page.items else None)
+    choices = await cohorts.cohort_choices(session=session, ids=viewer.cohort_ids)
+    chosen = cohort_id or (choices[0][0] if choices else None)
     # The day table and the summary's counts; the groups, assistants, drop-off and streaks
     # are fetched by the page as fragments (`/slices`, `/shape`), each its own request.
     stats = (
@@ -62,7 +60,7 @@ async def stats_page(
         else None
     )
     context = {
-        "cohorts": [(v.cohort.id, f"{v.cohort.camp} · {v.cohort.name}") for v in page.items],
+        "cohorts": choices,
         "cohort": stats.calendar.cohort if stats else None,
         "stats": stats,
         "summary": summary_of(stats) if stats else None,

@@ -136,7 +136,7 @@ async def test_status_3_past_the_monthly_quota(
 
 
 async def test_default_quota_is_the_days_in_the_month(state: SandboxState) -> None:
-    assert state.monthly_msg_template_quota() == 31  # March
+    assert state.msg_template_quota() == 31  # March: the default rule, no override
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ WeCom settings."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -242,4 +241,3 @@ async def test_the_harness_is_not_served_with_real_wecom_settings(app: AppHarnes
     assert sdk.status_code == 200
     assert sdk.content.startswith(b"var ww=function")
     assert (await app.client.get("/sidebar/static/../models.py")).status_code == 404
-    _ = timedelta
