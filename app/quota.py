@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import Select, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Cohort, CohortGroup, CohortMember
@@ -196,6 +196,16 @@ async def release(*, session: AsyncSession, outbox_key: str, target: str | None 
     )
     if target is not None:
         statement = statement.where(MassSendQuotaSlot.target == target)
+    result = await session.execute(statement.execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def release_tasks(*, session: AsyncSession, outbox_keys: Select[str]) -> int:
+    """`release` for every task `outbox_keys` selects, in one statement."""
+    statement = delete(MassSendQuotaSlot).where(
+        MassSendQuotaSlot.outbox_key.in_(outbox_keys),
+        MassSendQuotaSlot.source == TASK,
+    )
     result = await session.execute(statement.execution_options(synchronize_session=False))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

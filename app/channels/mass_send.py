@@ -33,7 +33,6 @@ from app.channels.routing import DEFAULT_ROUTING, Routing
 from app.clock import Clock
 from app.models import (
     Group,
-    MassSendQuotaSlot,
     MassSendResult,
     MassSendStatus,
     Member,
@@ -174,17 +173,11 @@ async def _post_by_staff(
 
 async def release_refused(*, session: AsyncSession) -> int:
     """Give back the slots of mass sends that never became a task (dead or cancelled)."""
-    refused = await session.scalars(
-        select(OutboxMessage.key).where(
-            OutboxMessage.channel.in_(MASS_CHANNELS),
-            OutboxMessage.status.in_((OutboxStatus.DEAD, OutboxStatus.CANCELLED)),
-            exists().where(MassSendQuotaSlot.outbox_key == OutboxMessage.key),
-        )
+    refused = select(OutboxMessage.key).where(
+        OutboxMessage.channel.in_(MASS_CHANNELS),
+        OutboxMessage.status.in_((OutboxStatus.DEAD, OutboxStatus.CANCELLED)),
     )
-    released = 0
-    for key in refused.all():
-        released += await quota.release(session=session, outbox_key=key)
-    return released
+    return await quota.release_tasks(session=session, outbox_keys=refused)
 
 
 async def _remind_overdue(
