@@ -31,7 +31,7 @@ from app.outbox import (
     LEASES,
     RATE_INTERVALS,
     RELEASED,
-    STAFF_CHANNEL,
+    SENDABLE,
     claim_due,
     claim_row,
     recover_expired,
@@ -279,10 +279,7 @@ class Sender:
             return (
                 await session.execute(
                     select(OutboxMessage.not_before)
-                    .where(
-                        OutboxMessage.status == OutboxStatus.PENDING,
-                        OutboxMessage.channel != STAFF_CHANNEL,
-                    )
+                    .where(*SENDABLE)
                     .order_by(OutboxMessage.not_before)
                     .limit(1)
                 )
