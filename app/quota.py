@@ -20,7 +20,7 @@ week from Monday, a day.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -233,17 +233,30 @@ async def mark_full(
     return marked
 
 
+async def group_timezones(*, session: AsyncSession, chat_ids: Sequence[str]) -> dict[str, str]:
+    """Chat id → its customer group's cohort's time zone, for the groups that have one: one
+    query for them all."""
+    if not chat_ids:
+        return {}
+    rows = await session.execute(
+        select(Group.chat_id, Cohort.timezone)
+        .join(CohortGroup, CohortGroup.group_id == Group.id)
+        .join(Cohort, Cohort.id == CohortGroup.cohort_id)
+        .where(Group.chat_id.in_(chat_ids))
+    )
+    zones: dict[str, str] = {}
+    for chat_id, tz in rows:
+        if chat_id and tz:
+            zones.setdefault(chat_id, str(tz))
+    return zones
+
+
 async def camp_timezone(*, session: AsyncSession, target: str, default_tz: str) -> str:
     """The calendar a target's quota windows follow: its cohort's time zone (a customer
     group's cohort, or an external student's latest), else the default."""
-    group_tz = await session.scalar(
-        select(Cohort.timezone)
-        .join(CohortGroup, CohortGroup.cohort_id == Cohort.id)
-        .join(Group, Group.id == CohortGroup.group_id)
-        .where(Group.chat_id == target)
-    )
+    group_tz = (await group_timezones(session=session, chat_ids=[target])).get(target)
     if group_tz:
-        return str(group_tz)
+        return group_tz
     member_tz = await session.scalar(
         select(Cohort.timezone)
         .join(CohortMember, CohortMember.cohort_id == Cohort.id)
