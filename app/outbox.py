@@ -47,6 +47,11 @@ ERROR_LIMIT = 2000  # characters of an error kept on its row
 # Rows a person sends, not the sender: 群SOP items wait for their staff member to post them
 # from the chat toolbar (`app.channels.staff`); the sender never claims them.
 STAFF_CHANNEL = "staff"
+# The rows the sender may send (now or later): pending, and not a person's to post.
+SENDABLE: tuple[ColumnElement[bool], ...] = (
+    OutboxMessage.status == OutboxStatus.PENDING,
+    OutboxMessage.channel != STAFF_CHANNEL,
+)
 
 
 def rate_key(channel: str, target: str) -> str | None:
@@ -255,11 +260,7 @@ async def _reserve_slot(
 def _due(now: datetime) -> Select[OutboxMessage]:
     return (
         select(OutboxMessage)
-        .where(
-            OutboxMessage.status == OutboxStatus.PENDING,
-            OutboxMessage.not_before <= now,
-            OutboxMessage.channel != STAFF_CHANNEL,
-        )
+        .where(*SENDABLE, OutboxMessage.not_before <= now)
         .order_by(OutboxMessage.not_before, OutboxMessage.id)
         .with_for_update(skip_locked=True)
     )

@@ -20,12 +20,12 @@ week from Monday, a day.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import Select, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Cohort, CohortGroup, CohortMember
@@ -200,6 +200,16 @@ async def release(*, session: AsyncSession, outbox_key: str, target: str | None 
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+async def release_tasks(*, session: AsyncSession, outbox_keys: Select[str]) -> int:
+    """`release` for every task `outbox_keys` selects, in one statement."""
+    statement = delete(MassSendQuotaSlot).where(
+        MassSendQuotaSlot.outbox_key.in_(outbox_keys),
+        MassSendQuotaSlot.source == TASK,
+    )
+    result = await session.execute(statement.execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def mark_full(
     *, session: AsyncSession, target: str, mode: QuotaMode, tz: str, now: datetime
 ) -> int:
@@ -223,17 +233,30 @@ async def mark_full(
     return marked
 
 
+async def group_timezones(*, session: AsyncSession, chat_ids: Sequence[str]) -> dict[str, str]:
+    """Chat id → its customer group's cohort's time zone, for the groups that have one: one
+    query for them all."""
+    if not chat_ids:
+        return {}
+    rows = await session.execute(
+        select(Group.chat_id, Cohort.timezone)
+        .join(CohortGroup, CohortGroup.group_id == Group.id)
+        .join(Cohort, Cohort.id == CohortGroup.cohort_id)
+        .where(Group.chat_id.in_(chat_ids))
+    )
+    zones: dict[str, str] = {}
+    for chat_id, tz in rows:
+        if chat_id and tz:
+            zones.setdefault(chat_id, str(tz))
+    return zones
+
+
 async def camp_timezone(*, session: AsyncSession, target: str, default_tz: str) -> str:
     """The calendar a target's quota windows follow: its cohort's time zone (a customer
     group's cohort, or an external student's latest), else the default."""
-    group_tz = await session.scalar(
-        select(Cohort.timezone)
-        .join(CohortGroup, CohortGroup.cohort_id == Cohort.id)
-        .join(Group, Group.id == CohortGroup.group_id)
-        .where(Group.chat_id == target)
-    )
+    group_tz = (await group_timezones(session=session, chat_ids=[target])).get(target)
     if group_tz:
-        return str(group_tz)
+        return group_tz
     member_tz = await session.scalar(
         select(Cohort.timezone)
         .join(CohortMember, CohortMember.cohort_id == Cohort.id)

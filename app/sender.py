@@ -31,7 +31,7 @@ from app.outbox import (
     LEASES,
     RATE_INTERVALS,
     RELEASED,
-    STAFF_CHANNEL,
+    SENDABLE,
     claim_due,
     claim_row,
     recover_expired,
@@ -56,7 +56,19 @@ SEND_CHUNK = 8
 # at most this long after its heartbeat went stale.
 RECOVER_EVERY = timedelta(seconds=1)
 
-Deliver = Callable[[OutboxMessage], Awaitable[str | None]]
+# The payload key of the targets WeCom refused in a task it accepted for the others.
+FAILED_TARGETS = "failed_targets"
+
+
+@dataclass(frozen=True, slots=True)
+class PartlySent:
+    """A task WeCom accepted for some of its targets only (a merged 群发's `fail_list`)."""
+
+    msgid: str
+    failed: tuple[str, ...]
+
+
+Deliver = Callable[[OutboxMessage], Awaitable[str | PartlySent | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +78,7 @@ class Outcome:
     row_id: int
     msgid: str | None = None
     error: WeComError | None = None
+    failed: tuple[str, ...] = ()  # targets WeCom refused in the task it accepted
 
 
 def _errcode(error: WeComError) -> str:
@@ -108,6 +121,15 @@ async def _apply(session: AsyncSession, outcome: Outcome, *, worker: str, now: d
         return
     wait = timedelta(seconds=error.retry_after) if error.retry_after else _backoff(row.attempts)
     row.status, row.not_before = OutboxStatus.PENDING, now + wait
+
+
+async def _keep_failed(session: AsyncSession, outcome: Outcome, *, worker: str) -> None:
+    """Note on the row, while it is still `sending`, the targets WeCom refused: its result
+    never lists them, so whoever follows the task must know not to wait for them."""
+    row = await session.get(OutboxMessage, outcome.row_id, with_for_update=True)
+    if row is None or row.status != OutboxStatus.SENDING or row.claimed_by != worker:
+        return
+    row.payload = {**row.payload, FAILED_TARGETS: list(outcome.failed)}
 
 
 class Sender:
@@ -208,6 +230,11 @@ class Sender:
                     async with self.sessions.begin() as session:
                         for outcome in refused:
                             await _apply(session, outcome, worker=worker, now=now)
+                partly = [outcome for outcome in done if outcome.failed]
+                if partly:  # rare too, and committed before the row is seen `sent`
+                    async with self.sessions.begin() as session:
+                        for outcome in partly:
+                            await _keep_failed(session, outcome, worker=worker)
                 sent = [(o.row_id, o.msgid) for o in done if o.error is None]
                 if not chunk and not sent:
                     break
@@ -229,7 +256,11 @@ class Sender:
 
     async def _attempt(self, row: OutboxMessage) -> Outcome:
         try:
-            outcome = Outcome(row.id, msgid=await self._deliver(row))
+            sent = await self._deliver(row)
+            if isinstance(sent, PartlySent):
+                outcome = Outcome(row.id, msgid=sent.msgid, failed=sent.failed)
+            else:
+                outcome = Outcome(row.id, msgid=sent)
             metrics.SENDS.labels(row.channel, "0").inc()
             return outcome
         except WeComError as exc:
@@ -248,10 +279,7 @@ class Sender:
             return (
                 await session.execute(
                     select(OutboxMessage.not_before)
-                    .where(
-                        OutboxMessage.status == OutboxStatus.PENDING,
-                        OutboxMessage.channel != STAFF_CHANNEL,
-                    )
+                    .where(*SENDABLE)
                     .order_by(OutboxMessage.not_before)
                     .limit(1)
                 )

@@ -8,11 +8,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import outbox, quota
 from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import sync_mass_sends
 from app.channels.messages import OutMessage
-from app.channels.reach import Channel, Destination, enqueue_message
-from app.models import MassSendResult
+from app.channels.reach import Channel, Destination, enqueue_message, message_payload
+from app.models import MassSendQuotaSlot, MassSendResult
+from app.quota import QuotaMode
 from app.sender import Sender
 from app.wecom_sandbox.state import SandboxState
 
@@ -77,3 +79,52 @@ async def test_results_recorded_and_the_owner_reminded_once(
     await sender.run_once()
     assert len(sandbox.calls_to(REMIND)) == 1  # once, not every pass
     assert await _results(sessions) == {"wrA": "sent", "wrB": "awaiting"}
+
+
+async def test_targets_wecom_refused_in_a_merged_send_get_their_slot_back(
+    sessions, clock, wecom_client, sandbox
+) -> None:
+    # wmOut deleted zhangsan: WeCom accepts the merged task for wmIn only (fail_list).
+    sandbox.add_external_contact("wmIn", "小王", follow_userid="zhangsan")
+    sandbox.add_external_contact("wmOut", "小李", follow_userid="lisi")
+    key = "push:merged"
+    async with sessions.begin() as session:
+        for student in ("wmIn", "wmOut"):
+            assert await quota.spend(
+                session=session,
+                target=student,
+                mode=QuotaMode.MONTH_DAYS,
+                tz="Asia/Shanghai",
+                now=clock.now(),
+                outbox_key=key,
+            )
+        await outbox.enqueue(
+            session=session,
+            key=key,
+            channel=Channel.CUSTOMER_SINGLE,
+            target="zhangsan",
+            payload={
+                **message_payload(
+                    Destination(Channel.CUSTOMER_SINGLE, "zhangsan", sender="zhangsan"),
+                    OutMessage("text", content="今晚八点直播"),
+                ),
+                "external_userids": ["wmIn", "wmOut"],
+            },
+            now=clock.now(),
+        )
+    await Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock).run_once()
+    [call] = sandbox.calls_to("/cgi-bin/externalcontact/add_msg_template")
+    assert call.response["fail_list"] == ["wmOut"]
+
+    await sync_mass_sends(sessions=sessions, client=wecom_client, clock=clock)
+    # Only the target WeCom took is followed: get_groupmsg_send_result never lists wmOut.
+    assert await _results(sessions) == {"wmIn": "awaiting"}
+    async with sessions() as session:
+        slots = await session.scalars(
+            select(MassSendQuotaSlot.target).where(MassSendQuotaSlot.outbox_key == key)
+        )
+        assert list(slots) == ["wmIn"]
+
+    sandbox.confirm_msg_template(call.response["msgid"])
+    await sync_mass_sends(sessions=sessions, client=wecom_client, clock=clock)
+    assert await _results(sessions) == {"wmIn": "sent"}  # nothing left awaiting forever

@@ -177,3 +177,31 @@ async def test_over_quota_from_wecom_is_shown_with_a_chinese_hint(
     assert "群发次数已用完" in view.row.last_error
     assert view.hint is not None
     assert "群SOP" in view.hint
+
+
+async def test_the_slots_of_a_send_wecom_refused_are_given_back(
+    sessions, clock, wecom_client, sandbox: SandboxState
+) -> None:
+    # wrGone is not zhangsan's group: WeCom refuses the task and the row dies.
+    sandbox.add_customer_group(CHAT, owner="zhangsan", members=[])
+    at = clock.now()
+    for key, target in (("push:refused", "wrGone"), ("push:kept", CHAT)):
+        assert await _spend(sessions, key, at=at, target=target)
+        async with sessions.begin() as session:
+            await enqueue_message(
+                session=session,
+                key=key,
+                destination=Destination(Channel.CUSTOMER_GROUP, target, sender="zhangsan"),
+                message=OutMessage("text", content="今晚八点直播"),
+                now=at,
+            )
+    await Sender(sessions=sessions, deliver=ChannelDeliverer(wecom_client), clock=clock).run_once()
+    await sync_mass_sends(sessions=sessions, client=wecom_client, clock=clock)
+
+    async with sessions() as session:
+        statuses = dict(
+            (await session.execute(select(OutboxMessage.key, OutboxMessage.status))).all()
+        )
+        slots = list(await session.scalars(select(MassSendQuotaSlot.outbox_key)))
+    assert statuses == {"push:refused": "dead", "push:kept": "sent"}
+    assert slots == ["push:kept"]

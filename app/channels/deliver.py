@@ -10,6 +10,7 @@ from typing import Any
 from app.channels.messages import OutMessage, check, vars_of
 from app.channels.reach import LIMITS, Channel
 from app.models import OutboxMessage
+from app.sender import FAILED_TARGETS, PartlySent
 from app.wecom.client import WeComClient
 from app.wecom.errors import UndeliverableError
 
@@ -22,12 +23,19 @@ def recipients(row: OutboxMessage) -> list[str]:
     return [str(t) for t in merged] if isinstance(merged, list) and merged else [row.target]
 
 
+def refused_recipients(row: OutboxMessage) -> set[str]:
+    """The recipients WeCom left out of the task it accepted (its `fail_list`)."""
+    failed = row.payload.get(FAILED_TARGETS)
+    return {str(t) for t in failed} if isinstance(failed, list) else set()
+
+
 class ChannelDeliverer:
-    """`await deliverer(row)` sends the row and returns WeCom's msgid when it gives one."""
+    """`await deliverer(row)` sends the row and returns WeCom's msgid when it gives one
+    (as `PartlySent`, with the targets it refused, when it accepted a task for the others)."""
 
     def __init__(self, client: WeComClient) -> None:
         self.client = client
-        self._routes: dict[str, Callable[[OutboxMessage], Awaitable[str | None]]] = {
+        self._routes: dict[str, Callable[[OutboxMessage], Awaitable[str | PartlySent | None]]] = {
             Channel.ROBOT: self._robot,
             Channel.APPCHAT: self._appchat,
             Channel.APP_MESSAGE: self._app_message,
@@ -38,7 +46,7 @@ class ChannelDeliverer:
             Channel.REMIND: self._remind,
         }
 
-    async def __call__(self, row: OutboxMessage) -> str | None:
+    async def __call__(self, row: OutboxMessage) -> str | PartlySent | None:
         send = self._routes.get(row.channel)
         if send is None:
             raise UndeliverableError(f"未知的发送渠道：{row.channel}")
@@ -145,7 +153,7 @@ class ChannelDeliverer:
             case _:
                 return []
 
-    async def _mass_send(self, row: OutboxMessage) -> str:
+    async def _mass_send(self, row: OutboxMessage) -> str | PartlySent:
         message = self._message(row)
         group = row.channel == Channel.CUSTOMER_GROUP
         targets = recipients(row)
@@ -161,7 +169,9 @@ class ChannelDeliverer:
             raise UndeliverableError(
                 f"群发无法送达 {'、'.join(targets)}（不是该员工的客户或客户群）。"
             )
-        return result.msgid
+        refused = set(result.fail_list)
+        failed = [t for t in targets if t in refused]
+        return PartlySent(result.msgid, tuple(failed)) if failed else result.msgid
 
     async def _welcome(self, row: OutboxMessage) -> None:
         await self.client.send_welcome_msg(

@@ -7,8 +7,10 @@ through the outbox) when a task is still unsent after `remind_after`.
 
 It also corrects the quota (`app.quota`): a target WeCom says never got the task (status 2:
 not a friend, not in the group any more) gets its slot back, as do the targets of a task
-WeCom refused (a dead row); a target over quota (status 3) keeps it and its window is marked
-full, and the row says so to operators in Chinese (`OVER_QUOTA_NOTE`).
+WeCom refused (a dead row) and those it left out of a task it accepted (its `fail_list`,
+which its results never list: they are not followed); a target over quota (status 3) keeps
+it and its window is marked full, and the row says so to operators in Chinese
+(`OVER_QUOTA_NOTE`).
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import outbox, quota
 from app.background import every
-from app.channels.deliver import recipients
+from app.channels.deliver import recipients, refused_recipients
 from app.channels.messages import OutMessage
 from app.channels.reach import Channel, enqueue_message, staff_of_group, staff_of_member
 from app.channels.routing import DEFAULT_ROUTING, Routing
 from app.clock import Clock
 from app.models import (
     Group,
-    MassSendQuotaSlot,
     MassSendResult,
     MassSendStatus,
     Member,
@@ -73,7 +74,10 @@ async def track_new(*, session: AsyncSession, now: datetime) -> int:
         .all()
     )
     for row in untracked:
-        for target in recipients(row):
+        refused = refused_recipients(row)
+        for target in refused:  # never reached: WeCom's results will not list them either
+            await quota.release(session=session, outbox_key=row.key, target=target)
+        for target in [t for t in recipients(row) if t not in refused]:
             session.add(
                 MassSendResult(
                     outbox_id=row.id,
@@ -169,17 +173,11 @@ async def _post_by_staff(
 
 async def release_refused(*, session: AsyncSession) -> int:
     """Give back the slots of mass sends that never became a task (dead or cancelled)."""
-    refused = await session.scalars(
-        select(OutboxMessage.key).where(
-            OutboxMessage.channel.in_(MASS_CHANNELS),
-            OutboxMessage.status.in_((OutboxStatus.DEAD, OutboxStatus.CANCELLED)),
-            exists().where(MassSendQuotaSlot.outbox_key == OutboxMessage.key),
-        )
+    refused = select(OutboxMessage.key).where(
+        OutboxMessage.channel.in_(MASS_CHANNELS),
+        OutboxMessage.status.in_((OutboxStatus.DEAD, OutboxStatus.CANCELLED)),
     )
-    released = 0
-    for key in refused.all():
-        released += await quota.release(session=session, outbox_key=key)
-    return released
+    return await quota.release_tasks(session=session, outbox_keys=refused)
 
 
 async def _remind_overdue(

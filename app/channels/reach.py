@@ -25,7 +25,7 @@ class Channel(StrEnum):
     REMIND = "remind_mass_send"  # nudge a mass-send's sender to confirm
     # 群SOP: a staff member posts it from the chat toolbar (`app.channels.staff`); the
     # target is the chat (a customer group's chat id, or an external userid for a 1:1 chat).
-    STAFF = "staff"
+    STAFF = outbox.STAFF_CHANNEL
 
 
 LIMITS: dict[Channel, Limits] = {

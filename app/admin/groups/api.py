@@ -7,12 +7,10 @@ from typing import Annotated
 
 from fastapi import Query, Response
 from pydantic import Field, field_validator
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import quota
 from app.admin.groups import service
-from app.admin.models import Cohort, CohortGroup
 from app.api.admin.deps import ActorDep, AdminSessionDep, admin_resource_router
 from app.api.admin.fields import (
     CohortQuery,
@@ -27,7 +25,7 @@ from app.api.admin.fields import (
 )
 from app.api.admin.schemas import ERRORS_404, ERRORS_409, ERRORS_422, Input, ItemsPage, Output
 from app.deps import RuntimeDep
-from app.models import Group, GroupChannel, GroupStatus
+from app.models import GroupChannel, GroupStatus
 from app.runtime import Runtime
 
 router = admin_resource_router("/groups", "groups")
@@ -98,13 +96,11 @@ async def _with_quota(
     routing, now = runtime.extensions.routing, runtime.clock.now()
     customer = [o for o in outs if o.channel == GroupChannel.CUSTOMER and o.chat_id]
     chat_ids = list(dict.fromkeys(o.chat_id for o in customer if o.chat_id))
-    zones = await _cohort_timezones(session=session, chat_ids=chat_ids)
+    # What quota.camp_timezone finds for each: a chat id is never a student's external userid.
+    zones = await quota.group_timezones(session=session, chat_ids=chat_ids)
     by_zone: dict[str, list[str]] = {}
     for chat_id in chat_ids:
-        tz = zones.get(chat_id) or await quota.camp_timezone(
-            session=session, target=chat_id, default_tz=routing.default_tz
-        )
-        by_zone.setdefault(tz, []).append(chat_id)
+        by_zone.setdefault(zones.get(chat_id, routing.default_tz), []).append(chat_id)
     found: dict[str, quota.QuotaLeft] = {}
     for tz, targets in by_zone.items():
         found |= await quota.quota_left(
@@ -122,23 +118,6 @@ async def _with_quota(
             full=left.full,
         )
     return outs
-
-
-async def _cohort_timezones(*, session: AsyncSession, chat_ids: list[str]) -> dict[str, str]:
-    """Chat id → its group's cohort's time zone (as `quota.camp_timezone` finds it first)."""
-    if not chat_ids:
-        return {}
-    rows = await session.execute(
-        select(Group.chat_id, Cohort.timezone)
-        .join(CohortGroup, CohortGroup.group_id == Group.id)
-        .join(Cohort, Cohort.id == CohortGroup.cohort_id)
-        .where(Group.chat_id.in_(chat_ids))
-    )
-    zones: dict[str, str] = {}
-    for chat_id, tz in rows:
-        if chat_id and tz:
-            zones.setdefault(chat_id, str(tz))
-    return zones
 
 
 def _out(view: service.GroupView) -> GroupOut:
