@@ -45,9 +45,8 @@ RATE_INTERVALS: Mapping[str, timedelta] = {
 }
 ERROR_LIMIT = 2000  # characters of an error kept on its row
 # Rows a person sends, not the sender: 群SOP items wait for their staff member to post them
-# from the chat toolbar (`app.channels.staff`); the sender never claims them.
+# from the chat toolbar (`app.channels.staff`); the sender never claims them (SENDABLE).
 STAFF_CHANNEL = "staff"
-# The rows the sender may send (now or later): pending, and not a person's to post.
 SENDABLE: tuple[ColumnElement[bool], ...] = (
     OutboxMessage.status == OutboxStatus.PENDING,
     OutboxMessage.channel != STAFF_CHANNEL,
