@@ -43,6 +43,14 @@ class _CodeGenerator(CodeGenerator):
             node.body = [nodes.ExprStmt(call, lineno=node.lineno), *node.body]
         super().visit_For(node, frame)
 
+    def visit_ExprStmt(self, node: nodes.ExprStmt, frame: Frame) -> None:
+        if _is_turn(node):
+            # Called directly: through the sandbox's `call` a turn cost ~3 µs, so a slow
+            # machine ran out of time (MAX_CPU_SECONDS) before it ran out of turns.
+            self.writeline("environment.loop_turn()", node)
+        else:
+            super().visit_ExprStmt(node, frame)
+
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.join_text((")
         for part in node.nodes:
