@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import ManualClock
@@ -186,3 +187,18 @@ def upload_folder(tmp_path: Path) -> Iterator[FolderStorage]:
     use_storage(storage)
     yield storage
     use_storage(None)
+
+
+@pytest.fixture(autouse=True)
+def forget_finished_engines() -> Iterator[None]:
+    """Each mapper caches its INSERT/UPDATE statements per dialect, and PostgreSQL's dialect
+    its reflection queries in lru_caches keyed by the dialect, so every finished test's
+    engine would stay alive in them: hundreds of dialects after a hundred tests, and full
+    garbage collections slow enough (> 100 ms) to fail the tests that time the event loop.
+    A server has one engine; the tests forget each test's instead."""
+    yield
+    for mapper in Base.registry.mappers:
+        mapper._compiled_cache.clear()
+    for method in vars(PGDialect).values():
+        if hasattr(method, "cache_clear"):
+            method.cache_clear()
