@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import instances
 from app.admin import api as admin_api
 from app.admin import console as admin_console
-from app.api import api_router
+from app.api import api_router, callback_routes
 from app.api.admin.throttle import AuthThrottle
 from app.api.callback import callback_error_response
 from app.api.h5.headers import H5Headers
@@ -284,6 +284,7 @@ def create_app(
     app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
     app.state.admin_throttle = AuthThrottle()
     app.state.sidebar_harness = sidebar_harness and wecom_transport is not None
+    app.router.routes[:0] = callback_routes  # the hot path: matched first (app.api)
     app.include_router(api_router)
     app.include_router(admin_api.router, prefix="/admin/api")
     # The capabilities' admin resources authenticate like every /admin/api one; their public
