@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+
+from app.commit_hooks import call_after_commit
 
 # The schedulers of this process waiting for a change (one, or several in tests).
 _listeners: set[asyncio.Event] = set()
-_HOOKED = "schedules.wake"
 
 
 def listen() -> asyncio.Event:
@@ -35,21 +34,7 @@ def firings_changed() -> None:
         changed.set()
 
 
-def _committed(_session: Session) -> None:
-    firings_changed()
-
-
 def after_commit(session: AsyncSession) -> None:
     """Wake the schedulers once this session's transaction commits (not before: the
     firings must be visible when they look)."""
-    sync = session.sync_session
-    if sync.info.get(_HOOKED):
-        return
-    sync.info[_HOOKED] = True
-    event.listen(sync, "after_commit", _committed, once=True)
-
-    def _forget(_session: Session, *_args: object) -> None:
-        sync.info.pop(_HOOKED, None)
-
-    event.listen(sync, "after_soft_rollback", _forget, once=True)
-    event.listen(sync, "after_commit", _forget, once=True)
+    call_after_commit(session, firings_changed)

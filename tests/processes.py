@@ -49,6 +49,8 @@ CAMPBOT = (
     "-c",
     "import sys; from app.cli import main; sys.argv[0] = 'campbot'; main()",
 )
+# The app as compose.yaml runs it, for `ServerProcess.start`'s `command`.
+UVICORN = (sys.executable, "-m", "uvicorn", "app.main:app")
 # What a `campbot serve` logs when it becomes the scheduler's leader.
 LEADS = "this instance leads the scheduler"
 
@@ -216,7 +218,8 @@ class SandboxServer:
 
 
 class ServerProcess:
-    """`campbot serve` on `port`, ready once /healthz answers 200 (its database is up)."""
+    """`campbot serve` (or `command`, given --host and --port) on `port`, ready once /healthz
+    answers 200 (its database is up); its log is `workdir/{name}.log`."""
 
     def __init__(self, process: Process, port: int) -> None:
         self.process = process
@@ -224,13 +227,22 @@ class ServerProcess:
         self.base_url = f"http://{HOST}:{port}"
 
     @classmethod
-    def start(cls, workdir: Path, *, env: dict[str, str], port: int, name: str) -> ServerProcess:
-        args = ["serve", "--host", HOST, "--port", str(port)]
-        server = cls(start_campbot(args, env=env, cwd=workdir, name=name), port)
+    def start(
+        cls,
+        workdir: Path,
+        *,
+        env: dict[str, str],
+        port: int,
+        name: str,
+        command: Sequence[str] = (*CAMPBOT, "serve"),
+    ) -> ServerProcess:
+        args = [*command, "--host", HOST, "--port", str(port)]
+        process = Process(args, env=env, cwd=workdir, log=workdir / f"{name}.log")
+        server = cls(process, port)
         if wait_ready(server.process, f"{server.base_url}/healthz"):
             return server
         server.process.stop()
-        raise RuntimeError(f"`campbot serve` did not start:\n{server.process.log_tail()}")
+        raise RuntimeError(f"server {name!r} did not start:\n{server.process.log_tail()}")
 
 
 async def wait_until(

@@ -12,12 +12,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Executable, bindparam, delete, event, func, or_, select, update
+from sqlalchemy import Executable, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditTrail
 from app.admin.common import Actor, snapshot
 from app.admin.models import Cohort
+from app.commit_hooks import call_after_commit
 from app.db import dialect_insert
 from app.models import Group
 from bots.qa.matcher import Mode, normalize
@@ -157,7 +158,7 @@ async def bump_version(*, session: AsyncSession) -> None:
     between may rebuild it from the old version), so `may_answer` says "may" until a
     question rebuilds it from the new one."""
     forget_matcher()
-    event.listen(session.sync_session, "after_commit", lambda _s: forget_matcher(), once=True)
+    call_after_commit(session, forget_matcher)
     insert = dialect_insert(session)
     statement = insert(QaRulesVersion).values(
         id=VERSION_ROW, version=1, epoch=secrets.token_hex(16)

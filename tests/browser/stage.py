@@ -11,20 +11,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from tests.images import png_bytes
-from tests.processes import HOST, free_port
+from tests.processes import HOST, UVICORN, ServerProcess, free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright
@@ -108,35 +104,9 @@ def served(
     port = free_port()
     base = f"http://{HOST}:{port}"
     extra = {**(extra_env or {}), **({"PUBLIC_BASE_URL": base} if base_as_public_url else {})}
-    log_path = workdir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port", str(port)],
-            cwd=workdir,
-            env=server_env(database_url, extra),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            _wait_healthy(base, process, log_path)
-            yield base
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()  # our own child, by its id
-                process.wait(5)
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited early:\n{log_path.read_text(errors='replace')}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz", timeout=2, trust_env=False).status_code == 200:
-                return
-        time.sleep(0.2)
-    pytest.fail(f"the server did not answer /healthz in 30 s:\n{log_path.read_text()}")
+    env = server_env(database_url, extra)
+    server = ServerProcess.start(workdir, env=env, port=port, name="server", command=UVICORN)
+    try:
+        yield server.base_url
+    finally:
+        server.process.stop(signal.SIGINT)
