@@ -69,7 +69,11 @@ async def _rows(sessions: Sessions, prefix: str) -> list[tuple[object, ...]]:
         return sorted((row[0].removeprefix(prefix), *row[1:]) for row in rows)
 
 
-async def test_spend_many_grants_and_writes_what_spend_one_by_one_does(sessions) -> None:
+@pytest.mark.parametrize("chunk", [quota.SPEND_CHUNK, 5])
+async def test_spend_many_grants_and_writes_what_spend_one_by_one_does(
+    sessions, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(quota, "SPEND_CHUNK", chunk)  # 5: the targets in eight chunks
     one, many = await _seed(sessions, "one:", 36), await _seed(sessions, "many:", 36)
     assert await _rows(sessions, "one:") == await _rows(sessions, "many:")
 
