@@ -12,6 +12,7 @@ is created (the row is enqueued) under the task's outbox key (spending again und
 key is a no-op), given back when WeCom says the target never got it (status 2, or a task
 WeCom refused), and kept when WeCom says it was over quota (status 3): then the window is
 marked full, because something CampBot does not see (a staff member's own 群发) spent it.
+A merged 群发 to many students spends for them all at once (`spend_many`): a few statements.
 
 Windows are the camp's calendar (the cohort's time zone): a month from its first day, a
 week from Monday, a day.
@@ -20,7 +21,8 @@ week from Monday, a day.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -37,6 +39,8 @@ __all__ = ["QuotaMode"]
 
 FULL = "wecom_full"  # a slot WeCom said was spent (status 3), not a task of ours
 TASK = "task"
+# Targets per `spend_many` round: a row is 7 parameters, far below either backend's limit.
+SPEND_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +90,14 @@ async def _taken(session: AsyncSession, target: str, mode: QuotaMode, window: Wi
     return set(rows)
 
 
-async def _holds(session: AsyncSession, target: str, outbox_key: str) -> bool:
-    found = await session.scalar(
-        select(MassSendQuotaSlot.id).where(
-            MassSendQuotaSlot.outbox_key == outbox_key, MassSendQuotaSlot.target == target
+async def _holding(session: AsyncSession, targets: list[str], outbox_key: str) -> set[str]:
+    """Those of `targets` holding a slot under the task `outbox_key`."""
+    rows = await session.scalars(
+        select(MassSendQuotaSlot.target).where(
+            MassSendQuotaSlot.outbox_key == outbox_key, MassSendQuotaSlot.target.in_(targets)
         )
     )
-    return found is not None
+    return set(rows)
 
 
 async def _insert(
@@ -135,7 +140,7 @@ async def spend(
 ) -> bool:
     """Take a slot of `target`'s current window for the task `outbox_key`; False when the
     window is full. Spending again under the same key answers True and takes nothing."""
-    if await _holds(session, target, outbox_key):
+    if target in await _holding(session, [target], outbox_key):
         return True
     window = window_of(mode, local_day(now, tz))
     taken = await _taken(session, target, mode, window)
@@ -153,9 +158,119 @@ async def spend(
             source=TASK,
         ):
             return True
-        if await _holds(session, target, outbox_key):
+        if target in await _holding(session, [target], outbox_key):
             return True  # another transaction spent it for this very task meanwhile
     return False
+
+
+async def spend_many(
+    *,
+    session: AsyncSession,
+    targets: Mapping[str, str],
+    mode: QuotaMode,
+    now: datetime,
+    outbox_key: str,
+) -> set[str]:
+    """`spend` for each of `targets` (target → the time zone of its windows) under the task
+    `outbox_key`, in a few statements for them all: the targets granted (or already holding)
+    a slot. Sorted, so instances racing for the same targets wait on each other in one order."""
+    wanted = sorted(targets)
+    granted: set[str] = set()
+    for start in range(0, len(wanted), SPEND_CHUNK):
+        chunk = wanted[start : start + SPEND_CHUNK]
+        windows = {t: window_of(mode, local_day(now, targets[t])) for t in chunk}
+        granted |= await _spend_chunk(session, windows, mode=mode, now=now, outbox_key=outbox_key)
+    return granted
+
+
+async def _spend_chunk(
+    session: AsyncSession,
+    windows: dict[str, Window],
+    *,
+    mode: QuotaMode,
+    now: datetime,
+    outbox_key: str,
+) -> set[str]:
+    tried: dict[str, set[int]] = defaultdict(set)  # slots lost to another transaction
+    while True:
+        # A round that lost a slot is undone whole and redone: keeping its winners while
+        # retrying lower targets would take row locks out of order (a deadlock on PostgreSQL).
+        savepoint = await session.begin_nested()
+        holding = await _holding(session, list(windows), outbox_key)
+        rest = [t for t in windows if t not in holding]
+        taken = await _taken_many(session, {t: windows[t] for t in rest}, mode)
+        offers = {
+            t: n
+            for t in rest
+            if (n := _first_free(windows[t].limit, taken[t] | tried[t])) is not None
+        }
+        won = await _insert_many(session, offers, windows, mode=mode, now=now, key=outbox_key)
+        lost = {t: n for t, n in offers.items() if t not in won}
+        if not lost:
+            await savepoint.commit()
+            return holding | won
+        await savepoint.rollback()
+        for t, n in lost.items():
+            tried[t].add(n)
+
+
+def _first_free(limit: int, taken: set[int]) -> int | None:
+    return next((n for n in range(1, limit + 1) if n not in taken), None)
+
+
+async def _taken_many(
+    session: AsyncSession, windows: dict[str, Window], mode: QuotaMode
+) -> defaultdict[str, set[int]]:
+    taken: defaultdict[str, set[int]] = defaultdict(set)
+    if not windows:
+        return taken
+    rows = await session.execute(
+        select(
+            MassSendQuotaSlot.target, MassSendQuotaSlot.window_start, MassSendQuotaSlot.n
+        ).where(
+            MassSendQuotaSlot.target.in_(list(windows)),
+            MassSendQuotaSlot.mode == mode,
+            MassSendQuotaSlot.window_start.in_({w.start for w in windows.values()}),
+        )
+    )
+    for target, start, n in rows:
+        if windows[target].start == start:
+            taken[target].add(n)
+    return taken
+
+
+async def _insert_many(
+    session: AsyncSession,
+    offers: dict[str, int],
+    windows: dict[str, Window],
+    *,
+    mode: QuotaMode,
+    now: datetime,
+    key: str,
+) -> set[str]:
+    """Insert each offered slot unless taken meanwhile (either unique key): those inserted."""
+    if not offers:
+        return set()
+    values = [
+        {
+            "target": t,
+            "mode": mode,
+            "window_start": windows[t].start,
+            "n": n,
+            "outbox_key": key,
+            "source": TASK,
+            "spent_at": now,
+        }
+        for t, n in sorted(offers.items())
+    ]
+    insert = dialect_insert(session)
+    inserted = await session.execute(
+        insert(MassSendQuotaSlot)
+        .values(values)
+        .on_conflict_do_nothing()
+        .returning(MassSendQuotaSlot.target)
+    )
+    return set(inserted.scalars())
 
 
 async def quota_left(
@@ -254,15 +369,25 @@ async def group_timezones(*, session: AsyncSession, chat_ids: Sequence[str]) -> 
 async def camp_timezone(*, session: AsyncSession, target: str, default_tz: str) -> str:
     """The calendar a target's quota windows follow: its cohort's time zone (a customer
     group's cohort, or an external student's latest), else the default."""
-    group_tz = (await group_timezones(session=session, chat_ids=[target])).get(target)
-    if group_tz:
-        return group_tz
-    member_tz = await session.scalar(
-        select(Cohort.timezone)
-        .join(CohortMember, CohortMember.cohort_id == Cohort.id)
-        .join(Member, Member.id == CohortMember.member_id)
-        .where(Member.external_userid == target)
-        .order_by(CohortMember.joined_at.desc())
-        .limit(1)
-    )
-    return str(member_tz) if member_tz else default_tz
+    zones = await camp_timezones(session=session, targets=[target], default_tz=default_tz)
+    return zones[target]
+
+
+async def camp_timezones(
+    *, session: AsyncSession, targets: Sequence[str], default_tz: str
+) -> dict[str, str]:
+    """`camp_timezone` of each target, in two queries for them all."""
+    zones = await group_timezones(session=session, chat_ids=targets)
+    students = [t for t in dict.fromkeys(targets) if t not in zones]
+    latest: dict[str, str | None] = {}
+    if students:
+        rows = await session.execute(
+            select(Member.external_userid, Cohort.timezone)
+            .join(CohortMember, CohortMember.member_id == Member.id)
+            .join(Cohort, Cohort.id == CohortMember.cohort_id)
+            .where(Member.external_userid.in_(students))
+            .order_by(CohortMember.joined_at.desc())
+        )
+        for external, tz in rows:
+            latest.setdefault(str(external), tz)  # the first row is the latest cohort
+    return zones | {t: latest.get(t) or default_tz for t in students}

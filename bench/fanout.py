@@ -23,6 +23,7 @@ import asyncio
 import cProfile
 import inspect
 import io
+import os
 import pstats
 import shutil
 import sys
@@ -54,7 +55,7 @@ from app.wecom.client import WeComClient
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
 from bench._senders import SendersResult, report_senders, senders
-from bench._support import add_backend_option, backends, fresh_schema
+from bench._support import add_backend_option, backends, fresh_schema, machine_ticks
 
 # Obviously fake credentials for the benchmark corp.
 CORP_ID, AGENT_ID, SECRET = "wwcampbotbench0002", 1000002, "bench-secret"
@@ -333,11 +334,26 @@ class ThroughputResult:
     duplicates: int
     losses: int
     settings: str
+    cpu_s: float  # this process's CPU over the drain: sender, client, sandbox, driver thread
+    machine_cpu_s: float  # every CPU's busy time over the drain (PostgreSQL's server too)
     profile: str = ""
 
     @property
     def per_second(self) -> float:
         return self.rows / self.wall_s if self.wall_s else float("inf")
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu_s * 1000 / self.rows
+
+    @property
+    def per_core(self) -> float:
+        """Messages a second one core would send at this CPU per message."""
+        return self.rows / self.cpu_s if self.cpu_s else float("inf")
+
+    @property
+    def machine_cpu_ms(self) -> float:
+        return self.machine_cpu_s * 1000 / self.rows
 
     @property
     def correct(self) -> bool:
@@ -369,8 +385,10 @@ async def throughput(
         profiler = cProfile.Profile() if profile else None
         if profiler:
             profiler.enable()
+        cpu, busy = time.process_time(), machine_ticks()[0]
         result = await drain(sender, clock)
         wall = time.perf_counter() - enqueued
+        cpu, busy = time.process_time() - cpu, machine_ticks()[0] - busy
         if profiler:
             profiler.disable()
         statuses = await outbox_statuses(sender)
@@ -388,6 +406,8 @@ async def throughput(
         duplicates=sum(n - 1 for n in delivered.values() if n > 1),
         losses=len(expected - set(delivered)),
         settings=_sender_settings(tuning),
+        cpu_s=cpu,
+        machine_cpu_s=busy / os.sysconf("SC_CLK_TCK"),
         profile=_profile_summary(profiler) if profiler else "",
     )
 
@@ -455,6 +475,14 @@ def report_throughput(r: ThroughputResult) -> None:
         f"{r.enqueue_s:.2f} s more, not counted)"
     )
     print(f"  SQL statements per message   {r.statements / max(r.rows, 1):8.1f}")
+    print(
+        f"  CPU per message              {r.cpu_ms:8.3f} ms  this process (sender, client, "
+        f"the in-process sandbox): {r.per_core:.0f} msg/s per core"
+    )
+    print(
+        f"  machine CPU per message      {r.machine_cpu_ms:8.3f} ms  all {os.cpu_count()} CPUs' "
+        "busy time: the database server's too, and anything else running"
+    )
     print(f"  duplicates / losses          {r.duplicates} / {r.losses}   [{ok}]")
     print(f"  outbox rows                  {dict(r.statuses)}")
     if r.drain.failed_rounds:
@@ -513,7 +541,7 @@ def summary(results: Sequence[Row]) -> None:
     print("\n== summary")
     print(
         f"  {'backend':<20} {'makespan':>9} {'ratio':>6} {'dup/loss/45009':>15} "
-        f"{'msg/s':>7} {'wall':>7} {'senders':>8}  correct"
+        f"{'msg/s':>7} {'wall':>7} {'cpu ms':>7} {'senders':>8}  correct"
     )
     for row in results:
         name, fan, raw, many = row
@@ -523,7 +551,11 @@ def summary(results: Sequence[Row]) -> None:
             if fan
             else f"{'-':>9} {'-':>6} {'-':>15}"
         )
-        rate = f"{raw.per_second:7.0f} {raw.wall_s:6.2f}s" if raw else f"{'-':>7} {'-':>7}"
+        rate = (
+            f"{raw.per_second:7.0f} {raw.wall_s:6.2f}s {raw.cpu_ms:7.3f}"
+            if raw
+            else f"{'-':>7} {'-':>7} {'-':>7}"
+        )
         two = f"{many.per_second:8.0f}" if many else f"{'-':>8}"
         print(f"  {name:<20} {fanned} {rate} {two}  {'yes' if correct(row) else 'NO'}")
     print(

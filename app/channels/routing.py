@@ -178,19 +178,20 @@ async def _merge(
     message = bucket[0].message
     label = merged_label(staff, message)
     key = key_of(label)
-    spent: list[str] = []
-    rest: list[Routed] = []
-    for push in bucket:
-        external = str(push.member.external_userid)
-        zone = tz or await quota.camp_timezone(
-            session=session, target=external, default_tz=routing.default_tz
+    externals = [str(push.member.external_userid) for push in bucket]
+    if tz:
+        zones = dict.fromkeys(externals, tz)
+    else:
+        zones = await quota.camp_timezones(
+            session=session, targets=externals, default_tz=routing.default_tz
         )
-        if await quota.spend(
-            session=session, target=external, mode=routing.mode, tz=zone, now=now, outbox_key=key
-        ):
-            spent.append(external)
-        else:
-            rest.append(_one_to_one(push))
+    granted = await quota.spend_many(
+        session=session, targets=zones, mode=routing.mode, now=now, outbox_key=key
+    )
+    spent = [e for e in externals if e in granted]
+    rest = [
+        _one_to_one(push) for push, e in zip(bucket, externals, strict=True) if e not in granted
+    ]
     if not spent:
         return rest
     merged = Destination(Channel.CUSTOMER_SINGLE, staff, sender=staff)
