@@ -20,6 +20,7 @@ from app.channels import staff
 from app.channels.messages import OutMessage
 from app.channels.reach import Channel
 from app.clock import Clock
+from app.console.labels import label
 from app.models import OutboxMessage, OutboxStatus
 from bots.sop import notices
 from bots.sop.models import SopOutcome, SopSettings, SopTask
@@ -127,6 +128,16 @@ async def timing_for(*, session: AsyncSession, cohort_id: int | None) -> Timing:
     return timing_of(await session.get(SopSettings, cohort_id) if cohort_id else None)
 
 
+# The console's words for the states (`app.console.labels`), but for one the sidebar has always
+# said in full: "dead" is 发送失败 here (失败 in the console's lists).
+_SIDEBAR_WORDS: dict[str, str] = {OutboxStatus.DEAD: "发送失败"}
+
+
+def state_word(code: str) -> str:
+    """What the sidebar calls an outbox row's or a firing's state."""
+    return _SIDEBAR_WORDS.get(code) or label(code)
+
+
 @dataclass(frozen=True, slots=True)
 class Closed:
     item: Item
@@ -151,12 +162,9 @@ async def _close(
             on_time = now <= overdue_at(task.due_at, timing)
             task.outcome = SopOutcome.ON_TIME if on_time else SopOutcome.LATE
     elif row.status not in (status,):
-        raise Conflict(f"这条群SOP已是「{_STATUS_NAMES.get(row.status, row.status)}」。")
+        raise Conflict(f"这条群SOP已是「{state_word(row.status)}」。")
     await session.flush()
     return Closed(item_of(row, task), recorded)
-
-
-_STATUS_NAMES: dict[str, str] = {OutboxStatus.SENT: "已发送", OutboxStatus.SKIPPED: "已跳过"}
 
 
 async def record_sent(*, session: AsyncSession, item_id: int, by: str, now: datetime) -> Closed:
