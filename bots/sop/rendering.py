@@ -19,7 +19,7 @@ from app.capability import BoundProvider
 from app.channels.reach import Channel, Destination
 from app.models import Group
 from bots.checkin import service as checkin
-from bots.checkin.variables import FALLBACK_ASSISTANT, FALLBACK_NAME, member_contexts
+from bots.checkin.service.reminder import FALLBACK_ASSISTANT, FALLBACK_NAME, member_contexts
 from bots.sop.cards import StudentCard, cohort_of
 from bots.sop.notices import staff_names
 from schedules.context import provided_variables
