@@ -18,7 +18,7 @@ from app.channels.routing import CHANNEL_NAMES
 from app.models import Group, GroupMembership, Member, OutboxMessage
 from bots.checkin import service as checkin
 from bots.checkin.models import CheckinEntry, EntryKind, EntryStatus
-from bots.sop.service import Item, due_items
+from bots.sop.service import Item, due_items, state_word
 from bots.xibao.models import Achievement
 from schedules.models import Firing, Schedule
 from schedules.sends import due_label, row_key
@@ -59,14 +59,6 @@ async def cohort_of(session: AsyncSession, group: Group) -> Cohort | None:
     )
 
 
-_STATES = {
-    "pending": "待发送",
-    "awaiting_staff": "待员工发送",
-    "sent": "已发送",
-    "skipped": "已跳过",
-    "dead": "发送失败",
-    "cancelled": "已取消",
-}
 # How a group's chat id is reached (`app.channels.reach.reach_group`): its rows' key labels.
 _GROUP_CHANNELS = (Channel.CUSTOMER_GROUP, Channel.APPCHAT)
 _KEYS_PER_QUERY = 500  # a day's firings of a cohort, many per-member: bounded IN lists
@@ -121,12 +113,12 @@ async def _timetable(
     for due_at, status, schedule_id, title, delivery in today:
         found = sent.get(f"{schedule_id}@{due_at:%Y%m%dT%H%M%SZ}")
         if found is not None:
-            how, state = CHANNEL_NAMES.get(found[0], found[0]), _STATES.get(found[1], found[1])
-            if found[0] == "staff" and found[1] == "pending":
-                state = "待员工发送"
+            # A 群SOP item waits for its staff member from the start.
+            code = "awaiting_staff" if found == ("staff", "pending") else found[1]
+            how, state = CHANNEL_NAMES.get(found[0], found[0]), state_word(code)
         else:
             how = "群发（次数够时）" if delivery == "mass_send" else "群SOP"
-            state = "计划中" if status == "planned" else status
+            state = state_word(status)
         slots.append(Slot(f"{due_at.astimezone(tz):%H:%M}", title, how, state))
     return slots
 

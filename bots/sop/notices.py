@@ -23,7 +23,7 @@ from app.channels.staff import take_due
 from app.models import Group, Member, OutboxMessage
 from bots.checkin.service.place import latest_cohort_id
 from bots.sop.models import SopSettings, SopTask
-from bots.sop.settings import timing_of
+from bots.sop.settings import overdue_at, timing_of
 
 DEFAULT_TZ = "Asia/Shanghai"  # an item of no cohort: the camps' usual clock
 MAX_LISTED = 10  # an app message's text is at most 2048 bytes
@@ -75,7 +75,7 @@ def _zone(tz: str | None) -> ZoneInfo:
     return ZoneInfo(tz or DEFAULT_TZ)
 
 
-async def _cohorts_of(session: AsyncSession, rows: Sequence[OutboxMessage]) -> dict[str, int]:
+async def cohorts_of(session: AsyncSession, rows: Sequence[OutboxMessage]) -> dict[str, int]:
     """Each row's cohort by its chat: a group's (`CohortGroup`), or the student's latest (as
     `bots.checkin` picks it); a chat of no cohort is absent."""
     groups = {r.target for r in rows if r.payload.get("chat") == "group"}
@@ -112,7 +112,7 @@ async def tasks_for(
     tasks = {t.outbox_id: t for t in existing}
     missing = [r for r in rows if r.id not in tasks]
     if missing:
-        cohorts = await _cohorts_of(session, missing)
+        cohorts = await cohorts_of(session, missing)
         new = [_new_task(row, cohorts.get(row.target), now) for row in missing]
         session.add_all(new)
         await session.flush()
@@ -200,8 +200,11 @@ async def _open_tasks(session: AsyncSession, *, column: object) -> list[SopTask]
     return list(rows)
 
 
-async def _settings(session: AsyncSession, tasks: Iterable[SopTask]) -> dict[int, SopSettings]:
-    ids = {t.cohort_id for t in tasks if t.cohort_id}
+async def settings_of(
+    session: AsyncSession, cohort_ids: Iterable[int | None]
+) -> dict[int, SopSettings]:
+    """The cohorts' own timing rows (a cohort without one keeps the defaults)."""
+    ids = {c for c in cohort_ids if c}
     if not ids:
         return {}
     rows = await session.scalars(select(SopSettings).where(SopSettings.cohort_id.in_(ids)))
@@ -211,7 +214,7 @@ async def _settings(session: AsyncSession, tasks: Iterable[SopTask]) -> dict[int
 async def remind_late(*, session: AsyncSession, now: datetime) -> int:
     """One reminder per staff member for their items open past the cohort's remind time."""
     tasks = await _open_tasks(session, column=SopTask.reminded_at)
-    settings = await _settings(session, tasks)
+    settings = await settings_of(session, (t.cohort_id for t in tasks))
     late = [
         t
         for t in tasks
@@ -229,9 +232,9 @@ async def escalate_overdue(*, session: AsyncSession, now: datetime) -> int:
     """Items open past the cohort's escalation time: marked, and the cohort's operators told
     (else the group's owner, when an assistant runs it); the admin API lists them either way."""
     tasks = await _open_tasks(session, column=SopTask.escalated_at)
-    settings = await _settings(session, tasks)
+    settings = await settings_of(session, (t.cohort_id for t in tasks))
     timings = {t.outbox_id: timing_of(settings.get(t.cohort_id or 0)) for t in tasks}
-    due = [t for t in tasks if now >= t.due_at + timedelta(minutes=timings[t.outbox_id].escalate)]
+    due = [t for t in tasks if now >= overdue_at(t.due_at, timings[t.outbox_id])]
     if not due:
         return 0
     owners = await _owners(session, (t for t in due if not timings[t.outbox_id].operators))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -20,10 +20,11 @@ from app.channels import staff
 from app.channels.messages import OutMessage
 from app.channels.reach import Channel
 from app.clock import Clock
+from app.console.labels import label
 from app.models import OutboxMessage, OutboxStatus
 from bots.sop import notices
 from bots.sop.models import SopOutcome, SopSettings, SopTask
-from bots.sop.settings import Timing, timing_of
+from bots.sop.settings import Timing, overdue_at, timing_of
 
 MY_ITEMS_LIMIT = 200  # the sidebar's list outside a chat: the oldest open items first
 
@@ -42,9 +43,10 @@ class Item:
     has_image: bool = False
     done_at: datetime | None = None
     done_by: str | None = None
+    overdue: bool = False  # open past its cohort's escalation time (`settings.overdue_at`)
 
 
-def item_of(row: OutboxMessage, task: SopTask | None = None) -> Item:
+def item_of(row: OutboxMessage, task: SopTask | None = None, *, overdue: bool = False) -> Item:
     """The item as listed: its image (base64 in the payload, up to 2 MB) is left encoded, as
     a list only says whether there is one (`image_of` decodes it for the upload)."""
     data: dict[str, Any] = row.payload["message"]  # type: ignore[assignment]
@@ -59,6 +61,7 @@ def item_of(row: OutboxMessage, task: SopTask | None = None) -> Item:
         has_image=bool(data.get("image")),
         done_at=task.done_at if task else None,
         done_by=task.done_by if task else None,
+        overdue=overdue,
     )
 
 
@@ -70,7 +73,7 @@ def image_of(row: OutboxMessage) -> bytes:
 async def due_items(*, session: AsyncSession, chats: Sequence[str], now: datetime) -> list[Item]:
     """The open items whose time has come in these chats (due and overdue), oldest first."""
     rows = await staff.due_in_chats(session=session, chats=chats, now=now)
-    return [item_of(row) for row in rows]
+    return await _listed(session, rows, now)
 
 
 async def my_items(
@@ -84,7 +87,34 @@ async def my_items(
         .order_by(OutboxMessage.not_before, OutboxMessage.id)
         .limit(limit)
     )
-    return [item_of(row) for row in rows]
+    return await _listed(session, list(rows), now)
+
+
+async def _listed(
+    session: AsyncSession, rows: Sequence[OutboxMessage], now: datetime
+) -> list[Item]:
+    """Open items as listed, each marked overdue as `notices.escalate_overdue` finds it: by
+    its task's cohort once staff were told, else its chat's (a few queries for any number)."""
+    if not rows:
+        return []
+    told = await session.execute(
+        select(SopTask.outbox_id, SopTask.cohort_id).where(
+            SopTask.outbox_id.in_([r.id for r in rows])
+        )
+    )
+    cohorts: dict[int, int | None] = dict(told.all())
+    by_chat = await notices.cohorts_of(session, [r for r in rows if r.id not in cohorts])
+    for row in rows:
+        cohorts.setdefault(row.id, by_chat.get(row.target))
+    settings = await notices.settings_of(session, cohorts.values())
+    return [
+        item_of(
+            row,
+            overdue=now
+            >= overdue_at(row.not_before, timing_of(settings.get(cohorts[row.id] or 0))),
+        )
+        for row in rows
+    ]
 
 
 async def get_item(*, session: AsyncSession, item_id: int) -> tuple[OutboxMessage, SopTask | None]:
@@ -96,6 +126,16 @@ async def get_item(*, session: AsyncSession, item_id: int) -> tuple[OutboxMessag
 
 async def timing_for(*, session: AsyncSession, cohort_id: int | None) -> Timing:
     return timing_of(await session.get(SopSettings, cohort_id) if cohort_id else None)
+
+
+# The console's words for the states (`app.console.labels`), but for one the sidebar has always
+# said in full: "dead" is 发送失败 here (失败 in the console's lists).
+_SIDEBAR_WORDS: dict[str, str] = {OutboxStatus.DEAD: "发送失败"}
+
+
+def state_word(code: str) -> str:
+    """What the sidebar calls an outbox row's or a firing's state."""
+    return _SIDEBAR_WORDS.get(code) or label(code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +159,12 @@ async def _close(
             task.outcome = SopOutcome.SKIPPED
         else:
             timing = await timing_for(session=session, cohort_id=task.cohort_id)
-            on_time = now <= task.due_at + timedelta(minutes=timing.escalate)
+            on_time = now <= overdue_at(task.due_at, timing)
             task.outcome = SopOutcome.ON_TIME if on_time else SopOutcome.LATE
     elif row.status not in (status,):
-        raise Conflict(f"这条群SOP已是「{_STATUS_NAMES.get(row.status, row.status)}」。")
+        raise Conflict(f"这条群SOP已是「{state_word(row.status)}」。")
     await session.flush()
     return Closed(item_of(row, task), recorded)
-
-
-_STATUS_NAMES: dict[str, str] = {OutboxStatus.SENT: "已发送", OutboxStatus.SKIPPED: "已跳过"}
 
 
 async def record_sent(*, session: AsyncSession, item_id: int, by: str, now: datetime) -> Closed:

@@ -123,7 +123,12 @@ async def script(
     async with runtime.sessions() as session:
         found = await group_for(session, staff.userid, chat_id)
         return await render_for_group(
-            session=session, group=found, key=key, now=runtime.clock.now()
+            session=session,
+            group=found,
+            key=key,
+            now=runtime.clock.now(),
+            default_tz=runtime.settings.campbot_timezone,
+            providers=runtime.extensions.context_providers.values(),
         )
 
 
@@ -179,15 +184,22 @@ async def media(item_id: ItemId, staff: StaffDep, runtime: RuntimeDep) -> dict[s
 async def student(
     external_userid: Chat, staff: StaffDep, runtime: RuntimeDep
 ) -> dict[str, object]:
+    now = runtime.clock.now()  # one clock reading: the card and its reminder agree
     async with runtime.sessions.begin() as session:
         member = await student_for(session, staff.userid, external_userid)
         card = await cards.student_card(
             session=session,
             member=member,
-            now=runtime.clock.now(),
+            now=now,
             public_base_url=runtime.settings.public_base_url,
         )
-        reminder = await personal_reminder(session=session, card=card, now=runtime.clock.now())
+        reminder = await personal_reminder(
+            session=session,
+            card=card,
+            now=now,
+            public_base_url=runtime.settings.public_base_url,
+            default_tz=runtime.settings.campbot_timezone,
+        )
     return student_json(card, reminder)
 
 

@@ -17,6 +17,7 @@ def item_json(item: Item) -> dict[str, object]:
         "title": item.title,
         "due_at": item.due_at.isoformat(),
         "status": item.status,
+        "overdue": item.overdue,  # the server's rule: the page never keeps its own threshold
         "msgtype": message.msgtype,
         "text": message.content,
         "has_image": item.has_image,

@@ -80,8 +80,7 @@
         .catch(function (err) { state.textContent = err.message; skip.disabled = false; send.disabled = false; });
     });
     var when = new Date(item.due_at);
-    var late = Date.now() - when.getTime() > 30 * 60 * 1000;
-    return el("div", { "class": "sop-item" + (late ? " overdue" : ""), "data-id": String(item.id) }, [
+    return el("div", { "class": "sop-item" + (item.overdue ? " overdue" : ""), "data-id": String(item.id) }, [
       el("div", { "class": "title", text: item.title }),
       el("div", { "class": "muted", text: "计划 " + when.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: cfg.timezone || "Asia/Shanghai" }) + (item.has_image ? " · 含图片" : "") }),
       item.text ? el("div", { "class": "text", text: item.text }) : null,

@@ -24,6 +24,8 @@ from app.settings import Settings
 from app.wecom.jsapi import jsapi_signature
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
+from bots.sop import service
+from bots.sop.notices import escalate_overdue, notify_due
 from tests.bots.checkin.camp import T_START, local, make_cohort
 from tests.bots.sop.camp import ASSISTANT, CHAT, OWNER, customer_camp
 from tests.support import AppHarness, running_app
@@ -187,6 +189,53 @@ async def test_an_items_image_is_flagged_in_lists_and_uploaded_whole(
     assert uploaded.status_code == 200, uploaded.text
     assert sandbox.media[uploaded.json()["mediaid"]].data == png
     assert (await app.client.post(f"/sidebar/api/tasks/{ids[1]}/media")).status_code == 404
+
+
+async def test_items_carry_the_servers_overdue_flag_by_the_cohorts_escalation_time(
+    app: AppHarness, sandbox: SandboxState, clock: ManualClock, sessions
+) -> None:
+    camp = await customer_camp(sessions)
+    async with sessions.begin() as session:
+        item = await enqueue_message(
+            session=session,
+            key="sop-overdue",
+            destination=Destination(Channel.STAFF, CHAT, sender=ASSISTANT, chat="group"),
+            message=OutMessage("text", content="今天的内容"),
+            now=T_START,
+            not_before=local(1, 8),
+            title="第 1 天 今日任务",
+        )
+
+    async def overdue() -> list[tuple[int, bool]]:
+        """What the page is told, in a chat and outside one (the same item)."""
+        await sign_in(app, sandbox, clock, ASSISTANT)
+        mine = (await app.client.get("/sidebar/api/tasks")).json()["items"]
+        card = (await app.client.get(f"/sidebar/api/groups/{CHAT}")).json()["items"]
+        assert [i["overdue"] for i in mine] == [i["overdue"] for i in card]
+        return [(i["id"], i["overdue"]) for i in mine]
+
+    # The default escalation time (30 minutes), told or not yet told to staff.
+    clock.set(local(1, 8, 29))
+    assert await overdue() == [(item, False)]
+    clock.set(local(1, 8, 30))
+    assert await overdue() == [(item, True)]
+    async with sessions.begin() as session:
+        assert await notify_due(session=session, now=local(1, 8, 1)) == 1
+        assert await escalate_overdue(session=session, now=local(1, 8, 30)) == 1
+    assert await overdue() == [(item, True)]
+    # The cohort's own setting moves the sidebar's flag with the escalation.
+    async with sessions.begin() as session:
+        await service.put_settings(
+            session=session,
+            cohort_id=camp.cohort_id,
+            now=T_START,
+            remind_after_minutes=None,
+            escalate_after_minutes=45,
+            operator_userids=None,
+        )
+    assert await overdue() == [(item, False)]
+    clock.set(local(1, 8, 45))
+    assert await overdue() == [(item, True)]
 
 
 async def test_linked_console_accounts_see_the_cohorts_they_run(
