@@ -140,27 +140,11 @@ async def spend(
 ) -> bool:
     """Take a slot of `target`'s current window for the task `outbox_key`; False when the
     window is full. Spending again under the same key answers True and takes nothing."""
-    if target in await _holding(session, [target], outbox_key):
-        return True
-    window = window_of(mode, local_day(now, tz))
-    taken = await _taken(session, target, mode, window)
-    for n in range(1, window.limit + 1):
-        if n in taken:
-            continue
-        if await _insert(
-            session,
-            target=target,
-            mode=mode,
-            window=window,
-            now=now,
-            n=n,
-            outbox_key=outbox_key,
-            source=TASK,
-        ):
-            return True
-        if target in await _holding(session, [target], outbox_key):
-            return True  # another transaction spent it for this very task meanwhile
-    return False
+    # One way to spend: `spend_many`'s, so the two can never disagree or lock differently.
+    granted = await spend_many(
+        session=session, targets={target: tz}, mode=mode, now=now, outbox_key=outbox_key
+    )
+    return target in granted
 
 
 async def spend_many(
