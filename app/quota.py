@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import calendar
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, case, delete, func, select
+from sqlalchemy import ColumnElement, Select, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Cohort, CohortGroup, CohortMember
@@ -287,24 +287,24 @@ async def quota_left(
     return {target: QuotaLeft(target, window, *found.get(target, (0, False))) for target in wanted}
 
 
-async def release(*, session: AsyncSession, outbox_key: str, target: str | None = None) -> int:
-    """Give back what the task `outbox_key` spent (for `target`, or all its targets): WeCom
+async def release(
+    *, session: AsyncSession, outbox_key: str, targets: Collection[str] | None = None
+) -> int:
+    """Give back what the task `outbox_key` spent (for `targets`, or all its targets): WeCom
     says it never reached them. Slots WeCom marked full stay."""
-    statement = delete(MassSendQuotaSlot).where(
-        MassSendQuotaSlot.outbox_key == outbox_key, MassSendQuotaSlot.source == TASK
-    )
-    if target is not None:
-        statement = statement.where(MassSendQuotaSlot.target == target)
-    result = await session.execute(statement.execution_options(synchronize_session=False))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    spent = MassSendQuotaSlot.outbox_key == outbox_key
+    if targets is not None:
+        spent &= MassSendQuotaSlot.target.in_(list(targets))
+    return await _release(session, spent)
 
 
 async def release_tasks(*, session: AsyncSession, outbox_keys: Select[str]) -> int:
     """`release` for every task `outbox_keys` selects, in one statement."""
-    statement = delete(MassSendQuotaSlot).where(
-        MassSendQuotaSlot.outbox_key.in_(outbox_keys),
-        MassSendQuotaSlot.source == TASK,
-    )
+    return await _release(session, MassSendQuotaSlot.outbox_key.in_(outbox_keys))
+
+
+async def _release(session: AsyncSession, spent: ColumnElement[bool]) -> int:
+    statement = delete(MassSendQuotaSlot).where(spent, MassSendQuotaSlot.source == TASK)
     result = await session.execute(statement.execution_options(synchronize_session=False))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

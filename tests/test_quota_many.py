@@ -41,7 +41,7 @@ async def _seed(sessions: Sessions, prefix: str, count: int) -> dict[str, str]:
                     session=session, target=target, mode=WEEK, tz=tz, now=AT, outbox_key=f"o{used}"
                 )
             if i % 3 == 1:  # a gap: the first free slot is not the count + 1
-                await quota.release(session=session, outbox_key="o1", target=target)
+                await quota.release(session=session, outbox_key="o1", targets=[target])
             if i % 5 == 0:
                 await quota.spend(
                     session=session, target=target, mode=WEEK, tz=tz, now=AT, outbox_key=KEY

@@ -75,8 +75,8 @@ async def track_new(*, session: AsyncSession, now: datetime) -> int:
     )
     for row in untracked:
         refused = refused_recipients(row)
-        for target in refused:  # never reached: WeCom's results will not list them either
-            await quota.release(session=session, outbox_key=row.key, target=target)
+        if refused:  # never reached: WeCom's results will not list them either
+            await quota.release(session=session, outbox_key=row.key, targets=refused)
         for target in [t for t in recipients(row) if t not in refused]:
             session.add(
                 MassSendResult(
@@ -133,7 +133,7 @@ async def _correct_quota(
 ) -> None:
     """Settle the quota of one target whose result just came in (see the module docstring)."""
     if result.wecom_status == _GONE:
-        await quota.release(session=session, outbox_key=row.key, target=result.target)
+        await quota.release(session=session, outbox_key=row.key, targets=[result.target])
     elif result.wecom_status == _OVER_QUOTA:
         tz = await quota.camp_timezone(
             session=session, target=result.target, default_tz=rule.default_tz
