@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.admin.common import Actor
 from app.channels.messages import OutMessage
@@ -41,6 +41,21 @@ async def app(
         settings=settings, clock=clock, engine=engine, wecom_transport=sandbox_transport(sandbox)
     ) as running:
         yield running
+
+
+async def _sop_item(session: AsyncSession, key: str, message: OutMessage, *, title: str) -> int:
+    """A 群SOP item for the assistant to post in CHAT, due on day 1 at 08:00."""
+    row_id = await enqueue_message(
+        session=session,
+        key=key,
+        destination=Destination(Channel.STAFF, CHAT, sender=ASSISTANT, chat="group"),
+        message=message,
+        now=T_START,
+        not_before=local(1, 8),
+        title=title,
+    )
+    assert row_id is not None  # a fresh key
+    return row_id
 
 
 async def sign_in(app: AppHarness, sandbox: SandboxState, clock, userid: str) -> httpx.Response:
@@ -123,13 +138,10 @@ async def test_cards_posting_once_and_403_elsewhere(
                 joined_at=T_START,
             )
         )
-        item = await enqueue_message(
-            session=session,
-            key="sop-test",
-            destination=Destination(Channel.STAFF, CHAT, sender=ASSISTANT, chat="group"),
-            message=OutMessage("text", content="☀️ 早上好！今天是第 1 天"),
-            now=T_START,
-            not_before=local(1, 8),
+        item = await _sop_item(
+            session,
+            "sop-test",
+            OutMessage("text", content="☀️ 早上好！今天是第 1 天"),
             title="第 1 天 今日任务",
         )
     clock.set(local(1, 8, 5))
@@ -170,17 +182,7 @@ async def test_an_items_image_is_flagged_in_lists_and_uploaded_whole(
             ("with-image", OutMessage("image", image=png)),
             ("text-only", OutMessage("text", content="今天的内容")),
         ):
-            ids.append(
-                await enqueue_message(
-                    session=session,
-                    key=key,
-                    destination=Destination(Channel.STAFF, CHAT, sender=ASSISTANT, chat="group"),
-                    message=message,
-                    now=T_START,
-                    not_before=local(1, 8),
-                    title=key,
-                )
-            )
+            ids.append(await _sop_item(session, key, message, title=key))
     clock.set(local(1, 8, 5))
     await sign_in(app, sandbox, clock, ASSISTANT)
     mine = (await app.client.get("/sidebar/api/tasks")).json()["items"]
@@ -196,13 +198,10 @@ async def test_items_carry_the_servers_overdue_flag_by_the_cohorts_escalation_ti
 ) -> None:
     camp = await customer_camp(sessions)
     async with sessions.begin() as session:
-        item = await enqueue_message(
-            session=session,
-            key="sop-overdue",
-            destination=Destination(Channel.STAFF, CHAT, sender=ASSISTANT, chat="group"),
-            message=OutMessage("text", content="今天的内容"),
-            now=T_START,
-            not_before=local(1, 8),
+        item = await _sop_item(
+            session,
+            "sop-overdue",
+            OutMessage("text", content="今天的内容"),
             title="第 1 天 今日任务",
         )
 
