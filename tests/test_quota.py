@@ -4,6 +4,8 @@ once per task and never twice across instances, corrected from WeCom's results."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -101,8 +103,9 @@ async def test_a_task_spends_once_and_gets_its_slot_back(sessions) -> None:
     assert await _spend(sessions, "other", at=at, mode=QuotaMode.DAY_1)
 
 
-@pytest.mark.postgres
-async def test_two_instances_on_postgresql_never_spend_one_slot_twice() -> None:
+@asynccontextmanager
+async def two_instances() -> AsyncIterator[list[async_sessionmaker[AsyncSession]]]:
+    """Two engines on the test PostgreSQL, as two instances have, over an empty quota table."""
     url = postgres_url()
     assert url is not None
     engines = [create_engine(url) for _ in range(2)]
@@ -110,7 +113,15 @@ async def test_two_instances_on_postgresql_never_spend_one_slot_twice() -> None:
         async with engines[0].begin() as conn:
             await conn.run_sync(MassSendQuotaSlot.__table__.drop, checkfirst=True)
             await conn.run_sync(MassSendQuotaSlot.__table__.create)
-        makers = [create_sessionmaker(e) for e in engines]
+        yield [create_sessionmaker(e) for e in engines]
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_two_instances_on_postgresql_never_spend_one_slot_twice() -> None:
+    async with two_instances() as makers:
         at = datetime(2026, 2, 10, 4, 0, tzinfo=UTC)  # February: 28 slots
         spends = [_spend(makers[n % 2], f"task{n}", at=at, target="wrRace") for n in range(40)]
         outcomes = await asyncio.gather(*spends)
@@ -127,9 +138,6 @@ async def test_two_instances_on_postgresql_never_spend_one_slot_twice() -> None:
             for n in range(10)
         ]
         assert sum(await asyncio.gather(*day)) == 1
-    finally:
-        for engine in engines:
-            await engine.dispose()
 
 
 async def test_over_quota_from_wecom_is_shown_with_a_chinese_hint(

@@ -12,10 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import quota
-from app.db import create_engine, create_sessionmaker
 from app.models import MassSendQuotaSlot
 from app.quota import QuotaMode
-from tests.conftest import postgres_url
+from tests.test_quota import two_instances
 
 Sessions = async_sessionmaker[AsyncSession]
 KEY = "reminder:customer_single:zhangsan:abc"
@@ -121,14 +120,7 @@ async def test_spending_again_under_the_key_takes_nothing(sessions) -> None:
 
 @pytest.mark.postgres
 async def test_two_instances_spending_for_the_same_students_never_spend_a_slot_twice() -> None:
-    url = postgres_url()
-    assert url is not None
-    engines = [create_engine(url) for _ in range(2)]
-    try:
-        async with engines[0].begin() as conn:
-            await conn.run_sync(MassSendQuotaSlot.__table__.drop, checkfirst=True)
-            await conn.run_sync(MassSendQuotaSlot.__table__.create)
-        makers = [create_sessionmaker(e) for e in engines]
+    async with two_instances() as makers:
         students = [f"wmRace{i:02}" for i in range(30)]
 
         async def spend(n: int) -> set[str]:
@@ -162,6 +154,3 @@ async def test_two_instances_spending_for_the_same_students_never_spend_a_slot_t
         # What each call was told it got is exactly what it holds.
         for n, got in enumerate(granted):
             assert got == {t for t, _, key in rows if key == f"task{n}"}
-    finally:
-        for engine in engines:
-            await engine.dispose()
