@@ -83,6 +83,8 @@ def pid_running(pid: int) -> bool:
     try:
         # /proc/<pid>/stat: "pid (name) state …"; the name may hold spaces and parentheses.
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False  # reaped since the signal, or between the open and the read
     except (OSError, IndexError):
         return True
     return state not in ("Z", "X")

@@ -37,7 +37,7 @@ def _state(pid: int) -> str | None:
     """The process's state letter (Z: exited, not yet reaped), None once it is gone."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped before or during the read
         return None
 
 
