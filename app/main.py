@@ -27,9 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import instances
 from app.admin import api as admin_api
 from app.admin import console as admin_console
-from app.api import api_router, callback_routes
+from app.api import api_router
 from app.api.admin.throttle import AuthThrottle
-from app.api.callback import callback_error_response
+from app.api.callback_asgi import CallbackLane
 from app.api.h5.headers import H5Headers
 from app.background import Loops
 from app.capability import (
@@ -44,7 +44,6 @@ from app.channels.mass_send import run_mass_send_sync
 from app.clock import Clock, SystemClock
 from app.console.mount import mount as mount_console
 from app.db import create_engine, create_sessionmaker
-from app.errors import CallbackError
 from app.first_run import DEMO_USERNAME, SANDBOX_MOUNT, demo_login, first_run, wecom_unconfigured
 from app.inbox import InboxProcessor
 from app.inbox_recovery import run_resumer, run_sweeper
@@ -284,7 +283,6 @@ def create_app(
     app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
     app.state.admin_throttle = AuthThrottle()
     app.state.sidebar_harness = sidebar_harness and wecom_transport is not None
-    app.router.routes[:0] = callback_routes  # the hot path: matched first (app.api)
     app.include_router(api_router)
     app.include_router(admin_api.router, prefix="/admin/api")
     # The capabilities' admin resources authenticate like every /admin/api one; their public
@@ -295,8 +293,8 @@ def create_app(
         app.include_router(public)
     # The operators' console: the platform's pages, then the capabilities', in their order.
     mount_console(app, (*admin_console.PAGES, *(p for c in capabilities for p in c.console_pages)))
-    app.add_exception_handler(CallbackError, callback_error_response)
     app.add_middleware(H5Headers)  # every /h5/ answer, the framework's own included
+    app.add_middleware(CallbackLane)  # outermost: the hot path skips the framework
     return app
 
 

@@ -13,6 +13,9 @@ Otherwise the callback answers `success` and the reply goes as an app message in
 sent by the handler if it had not claimed yet, by the dispatcher after the commit if it had
 (`app.wecom.passive` makes sure exactly one of them does). Contact and group events never
 wait.
+
+This module knows no web framework: `app.api.callback_asgi` serves it ahead of FastAPI's
+routing, whose request machinery cost more than the whole of intake's own work.
 """
 
 from __future__ import annotations
@@ -20,11 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
-
-from fastapi import APIRouter, BackgroundTasks, Request
-from fastapi.responses import PlainTextResponse, Response
 
 from app import inbox, metrics
 from app.errors import (
@@ -42,7 +44,6 @@ from app.wecom.events import TextMessage, WeComEvent, parse_event
 from app.wecom.passive import PassiveReply, text_reply_xml
 
 logger = logging.getLogger(__name__)
-router = APIRouter(tags=["wecom"])
 
 MAX_BODY_BYTES = 1024 * 1024
 # How long a member's text to the app waits for its handlers to claim a passive reply:
@@ -68,6 +69,28 @@ class PassiveProcessor(Protocol):
     ) -> asyncio.Future[None] | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CallbackRequest:
+    """What intake reads of a request: its query, its declared length and its body."""
+
+    query: Mapping[str, str]
+    content_length: str  # as declared; "" when absent
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The HTTP answer, and what runs once it is sent (the event's handlers)."""
+
+    body: str
+    media_type: str = "text/plain; charset=utf-8"
+    status: int = 200
+    after: Callable[[], Awaitable[None]] | None = None
+
+
+SUCCESS = Answer("success")
+
+
 def _require_crypto(runtime: Runtime) -> CallbackCrypto:
     if runtime.crypto is None:
         raise CallbackDisabledError(
@@ -76,8 +99,8 @@ def _require_crypto(runtime: Runtime) -> CallbackCrypto:
     return runtime.crypto
 
 
-def _query(request: Request, *names: str) -> list[str]:
-    values = [request.query_params.get(name, "") for name in names]
+def _query(query: Mapping[str, str], *names: str) -> list[str]:
+    values = [query.get(name, "") for name in names]
     missing = [name for name, value in zip(names, values, strict=True) if not value]
     if missing:
         raise MalformedCallbackError("missing query parameter: " + ", ".join(missing))
@@ -98,13 +121,13 @@ def _check_fresh(timestamp: str, now: datetime) -> None:
         )
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
+async def _read_body(request: CallbackRequest) -> bytes:
+    declared = request.content_length
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(f"body over {MAX_BODY_BYTES} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in request.chunks:
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise PayloadTooLargeError(f"body over {MAX_BODY_BYTES} bytes")
@@ -141,36 +164,23 @@ def _reply_body(crypto: CallbackCrypto, event: WeComEvent, text: str, now: datet
     return passive_reply(encrypted)
 
 
-async def _follow(done: asyncio.Future[None]) -> None:
-    await done
-
-
-def _runtime(request: Request) -> Runtime:
-    # Not `RuntimeDep`: FastAPI runs a sync dependency in its thread pool, a thread hop
-    # per callback that costs more than the rest of intake's own work.
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-@router.get("/wecom/callback", response_class=PlainTextResponse)
-async def verify_url(request: Request) -> PlainTextResponse:
+def verify_url(runtime: Runtime, query: Mapping[str, str]) -> Answer:
     """URL verification: answer the decrypted echostr, nothing else (WeCom wants it in 1 s)."""
-    crypto = _require_crypto(_runtime(request))
-    signature, timestamp, nonce, echostr = _query(
-        request, "msg_signature", "timestamp", "nonce", "echostr"
-    )
-    echo = crypto.verify_and_decrypt(
-        msg_signature=signature, timestamp=timestamp, nonce=nonce, encrypt=echostr
-    )
-    return PlainTextResponse(echo)
-
-
-@router.post("/wecom/callback", response_class=PlainTextResponse)
-async def receive(request: Request, background: BackgroundTasks) -> Response:
-    deadline = asyncio.get_running_loop().time() + PASSIVE_TOTAL_S
-    runtime = _runtime(request)
     crypto = _require_crypto(runtime)
-    signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
+    signature, timestamp, nonce, echostr = _query(
+        query, "msg_signature", "timestamp", "nonce", "echostr"
+    )
+    return Answer(
+        crypto.verify_and_decrypt(
+            msg_signature=signature, timestamp=timestamp, nonce=nonce, encrypt=echostr
+        )
+    )
+
+
+async def receive(runtime: Runtime, request: CallbackRequest) -> Answer:
+    deadline = asyncio.get_running_loop().time() + PASSIVE_TOTAL_S
+    crypto = _require_crypto(runtime)
+    signature, timestamp, nonce = _query(request.query, "msg_signature", "timestamp", "nonce")
     now = runtime.clock.now()
     _check_fresh(timestamp, now)
     body = await _read_body(request)
@@ -190,36 +200,33 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
             "callback duplicate ignored",
             extra={"dedupe_key": event.dedupe_key, "kind": event.kind},
         )
-    else:
-        metrics.ACCEPTED.inc()
-        logger.debug(  # counted; its handlers' run logs the event at INFO
-            "callback accepted",
-            extra={"dedupe_key": attempt.dedupe_key, "kind": event.kind, "inbox_id": attempt.id},
-        )
-        if idle:
-            metrics.EVENTS.labels("no_handler").inc()
-        elif (
-            _may_reply(event)
-            and isinstance(processor, PassiveProcessor)
-            and processor.may_reply(event)
-        ):
-            passive = PassiveReply()
-            done = processor.submit_replying(attempt, event, passive)
-            if done is not None:
-                # As below: the request's background task ends when the run has.
-                background.add_task(_follow, done)
-            text = await passive.wait(PASSIVE_BUDGET_S, deadline=deadline)
-            if text is not None:
-                logger.info(
-                    "callback answered with a passive reply", extra={"inbox_id": attempt.id}
-                )
-                answer = _reply_body(crypto, event, text, runtime.clock.now())
-                return Response(answer, media_type="application/xml")
-        else:
-            # A background task runs after the answer is sent; the dispatcher bounds how
-            # many run at once, so a burst cannot starve intake.
-            background.add_task(processor.process_claimed, attempt, event)
-    return PlainTextResponse("success")
+        return SUCCESS
+    metrics.ACCEPTED.inc()
+    logger.debug(  # counted; its handlers' run logs the event at INFO
+        "callback accepted",
+        extra={"dedupe_key": attempt.dedupe_key, "kind": event.kind, "inbox_id": attempt.id},
+    )
+    if idle:
+        metrics.EVENTS.labels("no_handler").inc()
+        return SUCCESS
+    if (
+        _may_reply(event)
+        and isinstance(processor, PassiveProcessor)
+        and processor.may_reply(event)
+    ):
+        passive = PassiveReply()
+        done = processor.submit_replying(attempt, event, passive)
+        # As below: the request ends when the run has.
+        after = None if done is None else (lambda: done)
+        text = await passive.wait(PASSIVE_BUDGET_S, deadline=deadline)
+        if text is None:
+            return Answer("success", after=after)
+        logger.info("callback answered with a passive reply", extra={"inbox_id": attempt.id})
+        answer = _reply_body(crypto, event, text, runtime.clock.now())
+        return Answer(answer, media_type="application/xml", after=after)
+    # Runs after the answer is sent; the dispatcher bounds how many run at once, so a
+    # burst cannot starve intake.
+    return Answer("success", after=lambda: processor.process_claimed(attempt, event))
 
 
 def _reason(exc: CallbackError) -> str:
@@ -228,9 +235,8 @@ def _reason(exc: CallbackError) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
-def callback_error_response(_request: Request, exc: Exception) -> PlainTextResponse:
-    """Turn a refusal into its status with a one-line reason (registered in main)."""
-    assert isinstance(exc, CallbackError)
+def refusal(exc: CallbackError) -> Answer:
+    """A refusal as its status with a one-line reason, counted and logged."""
     metrics.CALLBACKS.labels("refused", str(exc.status_code), _reason(exc)).inc()
     logger.warning("callback refused: %s", exc.reason, extra={"status": exc.status_code})
-    return PlainTextResponse(exc.reason, status_code=exc.status_code)
+    return Answer(exc.reason, status=exc.status_code)
