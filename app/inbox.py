@@ -89,6 +89,11 @@ class InboxProcessor(Protocol):
         """Wait for the runs queued and in progress (at shutdown, before the engine goes)."""
         ...
 
+    @property
+    def waiting(self) -> int:
+        """Runs queued and not started yet (a worker takes more rows below a level)."""
+        ...
+
 
 def _row_values(
     event: WeComEvent,

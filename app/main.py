@@ -43,15 +43,16 @@ from app.channels.deliver import ChannelDeliverer
 from app.channels.mass_send import run_mass_send_sync
 from app.clock import Clock, SystemClock
 from app.console.mount import mount as mount_console
-from app.db import create_engine, create_sessionmaker
+from app.db import backend, create_engine, create_sessionmaker
 from app.first_run import DEMO_USERNAME, SANDBOX_MOUNT, demo_login, first_run, wecom_unconfigured
 from app.inbox import InboxProcessor
 from app.inbox_recovery import run_resumer, run_sweeper
+from app.inbox_taker import INTAKE_KIND
 from app.instances import Identity
 from app.logging import configure_logging
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
 from app.sender import Sender
-from app.settings import Settings, describe_settings_error, get_settings
+from app.settings import HandlersMode, Settings, describe_settings_error, get_settings
 from bots import checkin, group_welcome, membership, qa, sop, stats, student_page, welcome, xibao
 from bots.dispatch import Dispatcher, Router
 from schedules import api as schedules_api
@@ -149,7 +150,7 @@ def build_runtime(
     )
 
 
-def _start_loops(
+def start_loops(
     runtime: Runtime, loops: Loops, *, sweeper: bool, sender: bool, scheduler: bool
 ) -> None:
     if scheduler:
@@ -247,7 +248,8 @@ def create_app(
             if engine is None:
                 own_engine = create_engine(resolved.database_url)
                 stack.push_async_callback(own_engine.dispose)
-            identity = Identity.of_this_process("server")
+            here = resolved.campbot_handlers is HandlersMode.INLINE
+            identity = Identity.of_this_process("server" if here else INTAKE_KIND)
             runtime = build_runtime(
                 settings=resolved,
                 clock=clock or SystemClock(),
@@ -272,11 +274,14 @@ def create_app(
                 )
             )
             # Runs before the client and engine close (the stack unwinds in reverse).
-            stack.push_async_callback(_drain_handlers, runtime.processor)
+            stack.push_async_callback(drain_handlers, runtime.processor)
             _warn_unconfigured(runtime)
             loops = Loops()
             stack.push_async_callback(loops.close)
-            _start_loops(runtime, loops, sweeper=sweeper, sender=sender, scheduler=scheduler)
+            # Without handlers here, the workers resume and sweep the inbox.
+            start_loops(
+                runtime, loops, sweeper=sweeper and here, sender=sender, scheduler=scheduler
+            )
             _log_started(runtime, sandboxed=sandboxed)
             yield
 
@@ -328,7 +333,7 @@ async def _demo_login(runtime: Runtime) -> None:
         )
 
 
-async def _drain_handlers(processor: InboxProcessor) -> None:
+async def drain_handlers(processor: InboxProcessor) -> None:
     """Let handler runs in flight finish on shutdown; what is still queued after the
     grace stays `received` in the inbox for the sweeper of the next start."""
     with contextlib.suppress(TimeoutError):
@@ -346,6 +351,7 @@ def _log_started(runtime: Runtime, *, sandboxed: bool) -> None:
             "wecom": wecom,
             "callback": runtime.crypto is not None,
             "public_base_url": settings.public_base_url,
+            "handlers": settings.campbot_handlers.value,  # worker: `campbot worker` runs them
         },
     )
 
@@ -355,6 +361,11 @@ def _warn_unconfigured(runtime: Runtime) -> None:
         logger.warning("WeCom callback settings are unset: /wecom/callback answers 503")
     if runtime.wecom is None:
         logger.warning("WECOM_CORP_ID/WECOM_SECRET unset: nothing is sent to WeCom")
+    if not runtime.handlers_here and backend(runtime.sessions) == "sqlite":
+        logger.warning(
+            "CAMPBOT_HANDLERS=worker on SQLite: the workers' writes wait for the lock intake "
+            "commits with, so intake gets slower; keep SQLite inline (README)"
+        )
 
 
 app = create_app(sandbox_when_unconfigured=True)

@@ -30,6 +30,13 @@ class QuotaMode(StrEnum):
     DAY_1 = "day_1"  # 1 a day
 
 
+class HandlersMode(StrEnum):
+    """Where the event handlers run (`app.inbox_taker`)."""
+
+    INLINE = "inline"  # in the server that recorded the event, after its answer
+    WORKER = "worker"  # in `campbot worker` processes; the server only records
+
+
 class SettingsError(ValueError):
     """Settings that would make the service misbehave; the message names the variable."""
 
@@ -57,6 +64,9 @@ class Settings(BaseSettings):
     campbot_timezone: str = Field(default="Asia/Shanghai", validation_alias="CAMPBOT_TIMEZONE")
     wecom_mass_send_quota: QuotaMode = Field(
         default=QuotaMode.MONTH_DAYS, validation_alias="WECOM_MASS_SEND_QUOTA"
+    )
+    campbot_handlers: HandlersMode = Field(
+        default=HandlersMode.INLINE, validation_alias="CAMPBOT_HANDLERS"
     )
 
     @field_validator(

@@ -10,6 +10,7 @@ from app.settings import DEFAULT_DATABASE_URL, Settings, describe_settings_error
 from tests.support import AES_KEY
 
 VARIABLES = (
+    "CAMPBOT_HANDLERS",
     "WECOM_CORP_ID",
     "WECOM_AGENT_ID",
     "WECOM_SECRET",
@@ -47,6 +48,7 @@ def test_defaults() -> None:
     assert not settings.callback_enabled
     assert settings.admin_token is None
     assert settings.metrics_token is None  # /metrics answers 404
+    assert settings.campbot_handlers == "inline"  # handlers run in the server
 
 
 def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,12 +65,14 @@ def test_reads_exactly_the_documented_variables(monkeypatch: pytest.MonkeyPatch)
         "CAMPBOT_TIMEZONE": "UTC",
         "WECOM_MASS_SEND_QUOTA": "week_7",
         "METRICS_TOKEN": "metrics-0123456789abcdef",
+        "CAMPBOT_HANDLERS": "worker",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert settings.wecom_agent_id == 1000002
     assert settings.wecom_mass_send_quota == "week_7"
+    assert settings.campbot_handlers == "worker"
     assert settings.wecom_api_base == "http://127.0.0.1:9"
     assert settings.public_base_url == "https://camp.example"
     assert settings.callback_enabled
@@ -194,3 +198,12 @@ def test_short_metrics_token_is_refused_naming_it() -> None:
     message = _refusal(WECOM_CORP_ID="wwcorp", WECOM_SECRET="s", METRICS_TOKEN="short")
     assert "METRICS_TOKEN" in message
     assert "16" in message
+
+
+def test_handlers_are_inline_or_in_workers_and_anything_else_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CAMPBOT_HANDLERS", "elsewhere")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert "CAMPBOT_HANDLERS" in describe_settings_error(refused.value)

@@ -12,7 +12,7 @@ its transaction committed, if that happens within PASSIVE_TOTAL_S of the request
 Otherwise the callback answers `success` and the reply goes as an app message instead:
 sent by the handler if it had not claimed yet, by the dispatcher after the commit if it had
 (`app.wecom.passive` makes sure exactly one of them does). Contact and group events never
-wait.
+wait. With `CAMPBOT_HANDLERS=worker` nothing waits or runs here: the row is a worker's.
 
 This module knows no web framework: `app.api.callback_asgi` serves it ahead of FastAPI's
 routing, whose request machinery cost more than the whole of intake's own work.
@@ -209,6 +209,8 @@ async def receive(runtime: Runtime, request: CallbackRequest) -> Answer:
     if idle:
         metrics.EVENTS.labels("no_handler").inc()
         return SUCCESS
+    if not runtime.handlers_here:
+        return SUCCESS  # a `campbot worker` takes the row (app.inbox_taker)
     if (
         _may_reply(event)
         and isinstance(processor, PassiveProcessor)

@@ -192,6 +192,39 @@ def sender() -> None:
         raise typer.Exit(2) from None
 
 
+@cli.command()
+def worker() -> None:
+    """Run the event handlers of servers started with CAMPBOT_HANDLERS=worker (any number)."""
+    import asyncio
+    import signal
+
+    import uvloop
+
+    from app.main import CAPABILITIES
+    from app.settings import HandlersMode
+    from app.worker import run_worker
+
+    settings = _settings_or_exit()
+    configure_logging()
+    if wecom_unconfigured(settings):
+        typer.echo(
+            "CampBot cannot start: a worker needs the WECOM_* settings (on the built-in "
+            "sandbox each process would have a WeCom of its own)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if settings.campbot_handlers is not HandlersMode.WORKER:
+        typer.echo("note: only servers with CAMPBOT_HANDLERS=worker leave their events to workers")
+
+    async def until_signalled() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await run_worker(stop, settings=settings, capabilities=CAPABILITIES)
+
+    uvloop.run(until_signalled())  # the servers' event loop too (uvicorn's)
+
+
 sandbox_cli = typer.Typer(
     help="The built-in WeCom sandbox: serve it, or play a demo camp against it.",
     invoke_without_command=True,

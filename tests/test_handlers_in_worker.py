@@ -1,0 +1,226 @@
+"""`CAMPBOT_HANDLERS=worker`: the server records and answers at once, `campbot worker`
+processes run each recorded event exactly once — several workers included — and what an
+intake server or a worker left behind is still run. A member's question is then answered
+by an app message, never in the callback's answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from typer.testing import CliRunner
+
+from app.capability import Capability
+from app.clock import ManualClock
+from app.inbox_taker import INTAKE_KIND, WORKER_KIND
+from app.main import CAPABILITIES
+from app.models import Instance
+from app.settings import HandlersMode, Settings, get_settings
+from app.wecom_sandbox.callbacks import CallbackBuilder
+from app.wecom_sandbox.sender import CallbackSender
+from app.wecom_sandbox.server import sandbox_transport
+from app.wecom_sandbox.state import SandboxState
+from app.worker import run_worker
+from bots.dispatch import Router
+from tests.admin.conftest import ADMIN_TOKEN, Admin
+from tests.support import (
+    AES_KEY,
+    AGENT_ID,
+    APP_SECRET,
+    CORP_ID,
+    T0,
+    TOKEN,
+    AppHarness,
+    Recorder,
+    inbox_rows,
+    running_app,
+    text_message,
+)
+
+Sessions = async_sessionmaker[AsyncSession]
+WITHIN_S = 10.0
+
+
+def _intake(settings: Settings) -> Settings:
+    return settings.model_copy(update={"campbot_handlers": HandlersMode.WORKER})
+
+
+@asynccontextmanager
+async def _worker(
+    settings: Settings,
+    clock: ManualClock,
+    engine: AsyncEngine,
+    routers: tuple[Router, ...],
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    capabilities = (Capability(name="under_test", event_routers=routers),)
+    running = asyncio.ensure_future(
+        run_worker(
+            stop,
+            settings=settings,
+            capabilities=capabilities,
+            clock=clock,
+            engine=engine,
+            wecom_transport=transport or httpx.MockTransport(lambda _: httpx.Response(503)),
+            heartbeat=False,
+        )
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        await running
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    deadline = time.monotonic() + WITHIN_S
+    while not await check():
+        assert time.monotonic() < deadline, "not within the time"
+        await asyncio.sleep(0.02)
+
+
+async def _all_handled(sessions: Sessions) -> bool:
+    return all(row.status == "handled" for row in await inbox_rows(sessions))
+
+
+async def _instances(sessions: Sessions) -> dict[str, str]:
+    async with sessions() as session:
+        rows = await session.execute(select(Instance.id, Instance.kind))
+        return {row.id: row.kind for row in rows}
+
+
+async def test_intake_records_and_answers_and_runs_nothing(
+    settings: Settings,
+    clock: ManualClock,
+    engine: AsyncEngine,
+    sessions: Sessions,
+    wecom: CallbackBuilder,
+) -> None:
+    recorder = Recorder()
+    async with running_app(
+        settings=_intake(settings), clock=clock, engine=engine, routers=[recorder.router]
+    ) as intake:
+        answer = await intake.deliver(wecom.post(text_message("8001"), at=T0))
+        await asyncio.sleep(0.1)  # a run here would have started by now
+        kinds = await _instances(sessions)
+    assert (answer.status_code, answer.text) == (200, "success")
+    assert recorder.seen == []
+    [row] = await inbox_rows(sessions)
+    assert (row.status, row.attempts) == ("received", 1)
+    assert row.instance_id is not None
+    assert kinds[row.instance_id] == INTAKE_KIND
+
+
+async def test_workers_run_each_recorded_event_once(
+    settings: Settings,
+    clock: ManualClock,
+    engine: AsyncEngine,
+    sessions: Sessions,
+    wecom: CallbackBuilder,
+) -> None:
+    recorder = Recorder()
+    async with running_app(
+        settings=_intake(settings), clock=clock, engine=engine, routers=[recorder.router]
+    ) as intake:
+        first = [text_message(str(9000 + n)) for n in range(60)]
+        await _deliver_all(intake, wecom, first)
+        async with (
+            _worker(settings, clock, engine, (recorder.router,)),
+            _worker(settings, clock, engine, (recorder.router,)),
+        ):
+            # Events arriving while the workers look are taken too.
+            await _deliver_all(intake, wecom, [text_message(str(9100 + n)) for n in range(60)])
+            await _eventually(lambda: _all_handled(sessions))
+            kinds = await _instances(sessions)
+    rows = await inbox_rows(sessions)
+    assert len(rows) == 120
+    assert Counter(recorder.seen) == Counter(row.dedupe_key for row in rows)  # once each
+    assert {row.attempts for row in rows} == {1}  # the attempt intake counted
+    assert {kinds[row.instance_id] for row in rows if row.instance_id} == {WORKER_KIND}
+
+
+async def _deliver_all(harness: AppHarness, wecom: CallbackBuilder, messages: list[str]) -> None:
+    answers = await asyncio.gather(*(harness.deliver(wecom.post(m, at=T0)) for m in messages))
+    assert {(a.status_code, a.text) for a in answers} == {(200, "success")}
+
+
+async def test_what_a_stopped_intake_server_left_is_run_by_a_worker(
+    settings: Settings,
+    clock: ManualClock,
+    engine: AsyncEngine,
+    sessions: Sessions,
+    wecom: CallbackBuilder,
+) -> None:
+    recorder = Recorder()
+    async with running_app(
+        settings=_intake(settings), clock=clock, engine=engine, routers=[recorder.router]
+    ) as intake:
+        await intake.deliver(wecom.post(text_message("8101"), at=T0))
+    # The intake server is gone (unregistered): its row is no intake's row any more.
+    async with _worker(settings, clock, engine, (recorder.router,)):
+        await _eventually(lambda: _all_handled(sessions))
+    assert recorder.seen == ["msg:8101"]
+
+
+async def test_a_question_gets_its_answer_as_an_app_message(
+    settings: Settings,
+    clock: ManualClock,
+    engine: AsyncEngine,
+    sessions: Sessions,
+) -> None:
+    with_admin = _intake(settings).model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN)})
+    sandbox = SandboxState(corp_id=CORP_ID, apps={AGENT_ID: APP_SECRET}, clock=clock)
+    sandbox.add_user("lisi", "成员lisi")
+    async with running_app(
+        settings=with_admin,
+        clock=clock,
+        engine=engine,
+        wecom_transport=sandbox_transport(sandbox),
+        sender=False,
+    ) as intake:
+        await Admin(intake).created(
+            "/qa-rules", {"mode": "contains", "patterns": ["退款"], "reply": "找班主任"}
+        )
+        members = CallbackSender(
+            sandbox, intake.client, token=TOKEN, encoding_aes_key=AES_KEY, agent_id=AGENT_ID
+        )
+        routers = tuple(r for c in CAPABILITIES for r in c.event_routers)
+        async with _worker(with_admin, clock, engine, routers, sandbox_transport(sandbox)):
+            sent = await members.text_from_member("lisi", "怎么退款")
+            await _eventually(lambda: _all_handled(sessions))
+            await _eventually(lambda: _delivered(sandbox))
+    assert sent.response.text == "success"
+    assert sent.passive_reply is None
+    [message] = sandbox.delivered("message")
+    assert message.target == "lisi"
+
+
+async def _delivered(sandbox: SandboxState) -> bool:
+    return bool(sandbox.delivered("message"))
+
+
+def test_the_worker_command_needs_wecom_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from app.cli import cli
+
+    for name in ("WECOM_CORP_ID", "WECOM_SECRET", "WECOM_TOKEN", "WECOM_ENCODING_AES_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/worker.db")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["worker"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "a worker needs the WECOM_* settings" in result.output
