@@ -21,6 +21,7 @@ import contextlib
 import json
 import math
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -161,14 +162,22 @@ def _uvicorn(app: str, port: int, profile_to: Path | None) -> list[str]:
     return [sys.executable, *profiled, *serve, "--log-level", "warning"]
 
 
-def campbot_serve(*extra: str) -> Callable[[int], list[str]]:
+RUN_CLI = "import sys; from app.cli import main; sys.argv[0] = 'campbot'; main()"
+
+
+def campbot_serve(*extra: str, workers: int = 0) -> Callable[[int], list[str]]:
     """The command line of `campbot serve` on 127.0.0.1 and a port: what production runs
-    (its logging included), for `Server(command=...)`."""
+    (its logging included), for `Server(command=...)`. `workers`: that many `campbot worker`
+    processes beside it, `nice` as the README starts them, for `CAMPBOT_HANDLERS=worker`; in
+    the server's session, so that their CPU is the server's and its stop stops them."""
 
     def command(port: int) -> list[str]:
-        run_cli = "import sys; from app.cli import main; sys.argv[0] = 'campbot'; main()"
-        serve = ["serve", "--host", HOST, "--port", str(port), *extra]
-        return [sys.executable, "-c", run_cli, *serve]
+        serve = [sys.executable, "-c", RUN_CLI, "serve", "--host", HOST, "--port", str(port)]
+        serve += extra
+        if not workers:
+            return serve
+        worker = shlex.join(["nice", "-n", "10", sys.executable, "-c", RUN_CLI, "worker"])
+        return ["sh", "-c", f"{worker} & " * workers + "exec " + shlex.join(serve)]
 
     return command
 
@@ -248,7 +257,7 @@ class Server:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            os.killpg(self.process.pid, signal.SIGINT)  # its session's group: workers too
             try:
                 self.process.wait(SERVER_STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
