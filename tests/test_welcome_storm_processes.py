@@ -1,5 +1,7 @@
 """A CampBot server killed with kill -9 in the middle of a storm of new contacts, and
-restarted at once: every student still gets their welcome, once, inside WeCom's 20 s.
+restarted at once: every student still gets their welcome, once, inside WeCom's 20 s. With
+`CAMPBOT_HANDLERS=worker` the process killed is the `campbot worker` running the handlers
+(the server goes on answering), and another worker is started.
 
 Real processes: `campbot serve` takes the callbacks, the fake WeCom (`campbot sandbox`) runs
 on its own so it outlives the kill and keeps the record of what reached WeCom. WeCom's side
@@ -36,6 +38,7 @@ from tests.processes import (
     deliveries,
     free_port,
     migrated_from_empty,
+    start_campbot,
     wait_until,
 )
 from tests.support import AES_KEY, TOKEN
@@ -186,11 +189,12 @@ async def progress(sessions: async_sessionmaker[AsyncSession], storm: Storm) -> 
     return f"answered {storm.answered}/{STUDENTS}; inbox {dict(events)}; welcomes {dict(welcomes)}"
 
 
+@pytest.mark.parametrize("handlers", ["inline", "worker"])
 async def test_kill_9_mid_welcome_storm_and_restart_welcomes_every_student_once(
-    tmp_path: Path, database_url: str, sandbox_server: SandboxServer
+    tmp_path: Path, database_url: str, sandbox_server: SandboxServer, handlers: str
 ) -> None:
     env = campbot_env(database_url=database_url, api_base=sandbox_server.base_url)
-    env.update(WECOM_TOKEN=TOKEN, WECOM_ENCODING_AES_KEY=AES_KEY)
+    env.update(WECOM_TOKEN=TOKEN, WECOM_ENCODING_AES_KEY=AES_KEY, CAMPBOT_HANDLERS=handlers)
     port = free_port()
     async with database(database_url) as sessions, sandbox_server.client() as fake:
         await seed_camp(sessions)
@@ -201,16 +205,23 @@ async def test_kill_9_mid_welcome_storm_and_restart_welcomes_every_student_once(
         first = await asyncio.to_thread(
             ServerProcess.start, tmp_path, env=env, port=port, name="a"
         )
+        inline = handlers == "inline"
+        # The process running the handlers: the one killed.
+        victim = (
+            first.process
+            if inline
+            else start_campbot(["worker"], env=env, cwd=tmp_path, name="worker-a")
+        )
         storm = Storm(fake, first.base_url)
         posting = asyncio.create_task(storm.run())
         try:
             await wait_until(
                 lambda: mid_storm(sessions, fake, storm),
                 what="a welcome on the wire and events queued behind it",
-                watch=[first.process],
+                watch=[first.process, victim],
             )
         finally:
-            first.process.kill()
+            victim.kill()
         at_kill = {code: row.status for code, row in (await welcome_rows(sessions)).items()}
         in_flight = {code for code, status in at_kill.items() if status == "sending"}
         reached = {d["body"]["welcome_code"] for d in await welcome_deliveries(fake)}
@@ -219,22 +230,29 @@ async def test_kill_9_mid_welcome_storm_and_restart_welcomes_every_student_once(
         assert storm.answered < STUDENTS, "the kill came after the storm"
 
         (await fake.post("/sandbox/clear-failures")).raise_for_status()  # WeCom answers fast
-        second = await asyncio.to_thread(
-            ServerProcess.start, tmp_path, env=env, port=port, name="b"
-        )
+        if inline:
+            second = await asyncio.to_thread(
+                ServerProcess.start, tmp_path, env=env, port=port, name="b"
+            )
+            running = [second.process]
+        else:
+            running = [
+                first.process,
+                start_campbot(["worker"], env=env, cwd=tmp_path, name="worker-b"),
+            ]
         try:
             await wait_until(
                 lambda: settled(sessions, storm),
                 what="every event handled and every welcome settled after the restart",
                 within=SETTLE_S,
-                watch=[second.process],
+                watch=running,
             )
             await posting
         except AssertionError as exc:
             raise AssertionError(f"{await progress(sessions, storm)}\n{exc}") from None
         finally:
             posting.cancel()
-            await asyncio.to_thread(second.process.stop)
+            await asyncio.gather(*(asyncio.to_thread(p.stop) for p in running))
         rows = await welcome_rows(sessions)
         delivered = await welcome_deliveries(fake)
 
