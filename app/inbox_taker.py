@@ -34,6 +34,7 @@ TAKE_AHEAD = 256
 # How long an idle worker waits before it looks again: the lag an event may have beyond
 # its run (a welcome has 20 s).
 IDLE_POLL_S = 0.05
+RETRY_S = 1.0  # after a failed take (the database away): one log line a second, not twenty
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,10 @@ async def run_taker(
                 async with session_scope(sessions) as session:
                     taken = await take(session=session, me=me, limit=room)
             except Exception:
-                logger.exception("inbox: taking intake's rows failed")
+                logger.exception("inbox: taking intake's rows failed; again in %.0f s", RETRY_S)
+                if await sleep_or_stop(stop, RETRY_S):
+                    return
+                continue
         for attempt in taken:
             task = asyncio.ensure_future(processor.process_claimed(attempt))
             running.add(task)

@@ -6,6 +6,7 @@ by an app message, never in the callback's answer."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,7 +23,8 @@ from typer.testing import CliRunner
 
 from app.capability import Capability
 from app.clock import ManualClock
-from app.inbox_taker import INTAKE_KIND, WORKER_KIND
+from app.db import create_engine, create_sessionmaker
+from app.inbox_taker import INTAKE_KIND, RETRY_S, WORKER_KIND, run_taker
 from app.main import CAPABILITIES
 from app.models import Instance
 from app.settings import HandlersMode, Settings, get_settings
@@ -30,8 +33,9 @@ from app.wecom_sandbox.sender import CallbackSender
 from app.wecom_sandbox.server import sandbox_transport
 from app.wecom_sandbox.state import SandboxState
 from app.worker import run_worker
-from bots.dispatch import Router
+from bots.dispatch import Dispatcher, Router
 from tests.admin.conftest import ADMIN_TOKEN, Admin
+from tests.processes import free_port
 from tests.support import (
     AES_KEY,
     AGENT_ID,
@@ -61,6 +65,7 @@ async def _worker(
     engine: AsyncEngine,
     routers: tuple[Router, ...],
     transport: httpx.AsyncBaseTransport | None = None,
+    metrics_at: tuple[str, int] | None = None,
 ) -> AsyncIterator[None]:
     stop = asyncio.Event()
     capabilities = (Capability(name="under_test", event_routers=routers),)
@@ -73,6 +78,7 @@ async def _worker(
             engine=engine,
             wecom_transport=transport or httpx.MockTransport(lambda _: httpx.Response(503)),
             heartbeat=False,
+            metrics_at=metrics_at,
         )
     )
     try:
@@ -207,6 +213,59 @@ async def test_a_question_gets_its_answer_as_an_app_message(
 
 async def _delivered(sandbox: SandboxState) -> bool:
     return bool(sandbox.delivered("message"))
+
+
+async def test_a_worker_serves_its_handler_metrics_on_its_own_port_while_it_runs(
+    settings: Settings,
+    clock: ManualClock,
+    engine: AsyncEngine,
+    sessions: Sessions,
+    wecom: CallbackBuilder,
+) -> None:
+    recorder = Recorder()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    labels = {"handler": HANDLER, "outcome": "ok"}
+    before = REGISTRY.get_sample_value(RUNS, labels) or 0.0  # counted by earlier tests too
+    async with running_app(
+        settings=_intake(settings), clock=clock, engine=engine, routers=[recorder.router]
+    ) as intake:
+        await intake.deliver(wecom.post(text_message("8201"), at=T0))
+        async with _worker(settings, clock, engine, (recorder.router,), metrics_at=_at(port)):
+            await _eventually(lambda: _all_handled(sessions))
+            async with httpx.AsyncClient(trust_env=False) as http:
+                scraped = (await http.get(url)).text
+    ran = f'{RUNS}{{handler="{HANDLER}",outcome="ok"}} {before + 1}'
+    assert ran in scraped.splitlines()
+    with pytest.raises(httpx.ConnectError):  # stopped with the worker
+        await httpx.AsyncClient(trust_env=False).get(url)
+
+
+RUNS = "campbot_handler_runs_total"
+HANDLER = "tests.support.Recorder.handle"
+
+
+def _at(port: int) -> tuple[str, int]:
+    return ("127.0.0.1", port)
+
+
+async def test_a_failing_take_is_retried_each_second_not_in_a_tight_loop(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    nowhere = create_engine(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db")
+    stop = asyncio.Event()
+    sessions = create_sessionmaker(nowhere)
+    processor = Dispatcher(routers=(), sessions=sessions, settings=settings, clock=ManualClock(T0))
+    with caplog.at_level(logging.ERROR, logger="app.inbox_taker"):
+        taking = asyncio.ensure_future(
+            run_taker(stop, sessions=sessions, processor=processor, me="w")
+        )
+        await asyncio.sleep(RETRY_S * 1.5)
+        stop.set()
+        await asyncio.wait_for(taking, 2)
+    await nowhere.dispose()
+    failures = [r for r in caplog.records if "taking intake's rows failed" in r.getMessage()]
+    assert len(failures) == 2  # at once, then after RETRY_S
 
 
 def test_the_worker_command_needs_wecom_settings(

@@ -193,16 +193,18 @@ def sender() -> None:
 
 
 @cli.command()
-def worker() -> None:
+def worker(
+    metrics_port: int | None = typer.Option(
+        None,
+        help="serve this process's Prometheus metrics on this port (no token: bind it "
+        "where only Prometheus reaches)",
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", help="interface for --metrics-port"),
+) -> None:
     """Run the event handlers of servers started with CAMPBOT_HANDLERS=worker (any number)."""
-    import asyncio
-    import signal
-
-    import uvloop
-
     from app.main import CAPABILITIES
     from app.settings import HandlersMode
-    from app.worker import run_worker
+    from app.worker import run_until_signalled
 
     settings = _settings_or_exit()
     configure_logging()
@@ -216,13 +218,8 @@ def worker() -> None:
     if settings.campbot_handlers is not HandlersMode.WORKER:
         typer.echo("note: only servers with CAMPBOT_HANDLERS=worker leave their events to workers")
 
-    async def until_signalled() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await run_worker(stop, settings=settings, capabilities=CAPABILITIES)
-
-    uvloop.run(until_signalled())  # the servers' event loop too (uvicorn's)
+    metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
+    run_until_signalled(settings=settings, capabilities=CAPABILITIES, metrics_at=metrics_at)
 
 
 sandbox_cli = typer.Typer(
