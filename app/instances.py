@@ -110,6 +110,9 @@ async def register(
 ) -> list[str]:
     """Record this process; forget the earlier processes of this pid space that no longer
     run (a restart after a crash), so their work is taken over now. Their ids."""
+    # Ours before the commit: another instance of this process registering meanwhile must
+    # not take this one, already in the table, for an earlier process's.
+    _OURS.add(identity.id)
     async with sessions.begin() as session:
         session.add(
             Instance(
@@ -130,7 +133,6 @@ async def register(
         ended = [found_id for found_id, pid in rows.all() if _ended(found_id, pid, identity.pid)]
         if ended:
             await session.execute(delete(Instance).where(Instance.id.in_(ended)))
-    _OURS.add(identity.id)
     if ended:
         logger.warning("instances %s ended without stopping; taking over their work", ended)
     return ended
