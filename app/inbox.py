@@ -59,6 +59,16 @@ class Attempt:
     received_at: datetime
 
 
+# An `Attempt`'s fields, in its order: what a statement returns to build one.
+ATTEMPT_COLUMNS = (
+    InboxEvent.id,
+    InboxEvent.dedupe_key,
+    InboxEvent.body,
+    InboxEvent.attempts,
+    InboxEvent.received_at,
+)
+
+
 class InboxProcessor(Protocol):
     """Runs the handlers for one inbox row (implemented by `bots.dispatch`)."""
 
@@ -278,13 +288,7 @@ class Intake:
 async def received_attempts(*, session: AsyncSession, ids: Sequence[int]) -> list[Attempt]:
     """The rows among `ids` still `received`, each as its current attempt, in id order."""
     statement = (
-        select(
-            InboxEvent.id,
-            InboxEvent.dedupe_key,
-            InboxEvent.body,
-            InboxEvent.attempts,
-            InboxEvent.received_at,
-        )
+        select(*ATTEMPT_COLUMNS)
         .where(InboxEvent.id.in_(ids), InboxEvent.status == InboxStatus.RECEIVED)
         .order_by(InboxEvent.id)
     )
@@ -309,13 +313,7 @@ async def begin_attempt(
             InboxEvent.attempts == expected_attempts,
         )
         .values(attempts=InboxEvent.attempts + 1, updated_at=now, instance_id=instance_id)
-        .returning(
-            InboxEvent.id,
-            InboxEvent.dedupe_key,
-            InboxEvent.body,
-            InboxEvent.attempts,
-            InboxEvent.received_at,
-        )
+        .returning(*ATTEMPT_COLUMNS)
     )
     row = (await session.execute(statement)).one_or_none()
     return Attempt(*row) if row else None

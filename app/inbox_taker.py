@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.background import sleep_or_stop
 from app.db import session_scope
-from app.inbox import Attempt, InboxProcessor
+from app.inbox import ATTEMPT_COLUMNS, Attempt, InboxProcessor
 from app.models import InboxEvent, InboxStatus, Instance
 
 INTAKE_KIND = "intake"  # the instance kind of a server that runs no handlers
@@ -54,13 +54,7 @@ async def take(*, session: AsyncSession, me: str, limit: int) -> list[Attempt]:
         update(InboxEvent)
         .where(InboxEvent.id.in_(candidates), waiting, from_intake)
         .values(instance_id=me)
-        .returning(
-            InboxEvent.id,
-            InboxEvent.dedupe_key,
-            InboxEvent.body,
-            InboxEvent.attempts,
-            InboxEvent.received_at,
-        )
+        .returning(*ATTEMPT_COLUMNS)
         .execution_options(synchronize_session=False)
     )
     rows = (await session.execute(statement)).all()

@@ -264,20 +264,8 @@ def create_app(
             if sandboxed:
                 await _seed_scripts(runtime)
                 await _demo_login(runtime)
-            # Registered before any work is taken, heartbeat kept until the handlers drained.
-            await stack.enter_async_context(
-                instances.running(
-                    sessions=runtime.sessions,
-                    identity=identity,
-                    clock=runtime.clock,
-                    heartbeat=heartbeat,
-                )
-            )
-            # Runs before the client and engine close (the stack unwinds in reverse).
-            stack.push_async_callback(drain_handlers, runtime.processor)
+            loops = await enter_running(stack, runtime, identity, heartbeat=heartbeat)
             _warn_unconfigured(runtime)
-            loops = Loops()
-            stack.push_async_callback(loops.close)
             # Without handlers here, the workers resume and sweep the inbox.
             start_loops(
                 runtime, loops, sweeper=sweeper and here, sender=sender, scheduler=scheduler
@@ -333,7 +321,24 @@ async def _demo_login(runtime: Runtime) -> None:
         )
 
 
-async def drain_handlers(processor: InboxProcessor) -> None:
+async def enter_running(
+    stack: contextlib.AsyncExitStack, runtime: Runtime, identity: Identity, *, heartbeat: bool
+) -> Loops:
+    """Register the instance (before any work is taken; its heartbeat kept until the
+    handlers drained), then the loops' stop; the stack unwinds them in reverse, before the
+    client and the engine close. The loops to start."""
+    await stack.enter_async_context(
+        instances.running(
+            sessions=runtime.sessions, identity=identity, clock=runtime.clock, heartbeat=heartbeat
+        )
+    )
+    stack.push_async_callback(_drain_handlers, runtime.processor)
+    loops = Loops()
+    stack.push_async_callback(loops.close)
+    return loops
+
+
+async def _drain_handlers(processor: InboxProcessor) -> None:
     """Let handler runs in flight finish on shutdown; what is still queued after the
     grace stays `received` in the inbox for the sweeper of the next start."""
     with contextlib.suppress(TimeoutError):

@@ -23,14 +23,12 @@ import prometheus_client
 import uvloop
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import instances
-from app.background import Loops
 from app.capability import Capability, Extensions, event_routers
 from app.clock import Clock, SystemClock
 from app.db import create_engine
 from app.inbox_taker import WORKER_KIND, run_taker
 from app.instances import Identity
-from app.main import build_runtime, drain_handlers, start_loops
+from app.main import build_runtime, enter_running, start_loops
 from app.runtime import wecom_http
 from app.settings import Settings
 from bots.dispatch import Router
@@ -81,17 +79,7 @@ async def run_worker(
             identity=identity,
             extensions=Extensions.of(capabilities, settings=settings),
         )
-        await stack.enter_async_context(
-            instances.running(
-                sessions=runtime.sessions,
-                identity=identity,
-                clock=runtime.clock,
-                heartbeat=heartbeat,
-            )
-        )
-        stack.push_async_callback(drain_handlers, runtime.processor)
-        loops = Loops()
-        stack.push_async_callback(loops.close)
+        loops = await enter_running(stack, runtime, identity, heartbeat=heartbeat)
         take = partial(run_taker, sessions=runtime.sessions, processor=runtime.processor)
         loops.start(partial(take, me=identity.id))
         start_loops(runtime, loops, sweeper=True, sender=False, scheduler=False)

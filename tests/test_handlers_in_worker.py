@@ -10,8 +10,10 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,34 +60,65 @@ def _intake(settings: Settings) -> Settings:
     return settings.model_copy(update={"campbot_handlers": HandlersMode.WORKER})
 
 
-@asynccontextmanager
-async def _worker(
-    settings: Settings,
-    clock: ManualClock,
-    engine: AsyncEngine,
-    routers: tuple[Router, ...],
-    transport: httpx.AsyncBaseTransport | None = None,
-    metrics_at: tuple[str, int] | None = None,
-) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    capabilities = (Capability(name="under_test", event_routers=routers),)
-    running = asyncio.ensure_future(
-        run_worker(
-            stop,
-            settings=settings,
-            capabilities=capabilities,
-            clock=clock,
-            engine=engine,
-            wecom_transport=transport or httpx.MockTransport(lambda _: httpx.Response(503)),
-            heartbeat=False,
-            metrics_at=metrics_at,
+@dataclass
+class Stage:
+    """One database and clock for intake servers and workers; `recorder` runs in both."""
+
+    settings: Settings
+    clock: ManualClock
+    engine: AsyncEngine
+    sessions: Sessions
+    recorder: Recorder = field(default_factory=Recorder)
+
+    def intake(self, **overrides: Any) -> AbstractAsyncContextManager[AppHarness]:
+        """A server with CAMPBOT_HANDLERS=worker (its routers: the recorder's)."""
+        given: dict[str, Any] = {"routers": [self.recorder.router]} | overrides
+        return running_app(
+            settings=_intake(self.settings), clock=self.clock, engine=self.engine, **given
         )
-    )
-    try:
-        yield
-    finally:
-        stop.set()
-        await running
+
+    @asynccontextmanager
+    async def worker(
+        self,
+        routers: tuple[Router, ...] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        metrics_at: tuple[str, int] | None = None,
+    ) -> AsyncIterator[None]:
+        """`run_worker` with `routers` (the recorder's), until the block ends."""
+        stop = asyncio.Event()
+        routers = routers or (self.recorder.router,)
+        running = asyncio.ensure_future(
+            run_worker(
+                stop,
+                settings=self.settings,
+                capabilities=(Capability(name="under_test", event_routers=routers),),
+                clock=self.clock,
+                engine=self.engine,
+                wecom_transport=transport or httpx.MockTransport(lambda _: httpx.Response(503)),
+                heartbeat=False,
+                metrics_at=metrics_at,
+            )
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            await running
+
+    async def all_handled(self) -> bool:
+        return all(row.status == "handled" for row in await inbox_rows(self.sessions))
+
+    async def instance_kinds(self) -> dict[str, str]:
+        async with self.sessions() as session:
+            rows = await session.execute(select(Instance.id, Instance.kind))
+            return {row.id: row.kind for row in rows}
+
+
+@pytest.fixture
+def stage(
+    settings: Settings, clock: ManualClock, engine: AsyncEngine, sessions: Sessions
+) -> Stage:
+    return Stage(settings, clock, engine, sessions)
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]]) -> None:
@@ -95,62 +128,33 @@ async def _eventually(check: Callable[[], Awaitable[bool]]) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _all_handled(sessions: Sessions) -> bool:
-    return all(row.status == "handled" for row in await inbox_rows(sessions))
-
-
-async def _instances(sessions: Sessions) -> dict[str, str]:
-    async with sessions() as session:
-        rows = await session.execute(select(Instance.id, Instance.kind))
-        return {row.id: row.kind for row in rows}
-
-
 async def test_intake_records_and_answers_and_runs_nothing(
-    settings: Settings,
-    clock: ManualClock,
-    engine: AsyncEngine,
-    sessions: Sessions,
-    wecom: CallbackBuilder,
+    stage: Stage, wecom: CallbackBuilder
 ) -> None:
-    recorder = Recorder()
-    async with running_app(
-        settings=_intake(settings), clock=clock, engine=engine, routers=[recorder.router]
-    ) as intake:
+    async with stage.intake() as intake:
         answer = await intake.deliver(wecom.post(text_message("8001"), at=T0))
         await asyncio.sleep(0.1)  # a run here would have started by now
-        kinds = await _instances(sessions)
+        kinds = await stage.instance_kinds()
     assert (answer.status_code, answer.text) == (200, "success")
-    assert recorder.seen == []
-    [row] = await inbox_rows(sessions)
+    assert stage.recorder.seen == []
+    [row] = await inbox_rows(stage.sessions)
     assert (row.status, row.attempts) == ("received", 1)
     assert row.instance_id is not None
     assert kinds[row.instance_id] == INTAKE_KIND
 
 
-async def test_workers_run_each_recorded_event_once(
-    settings: Settings,
-    clock: ManualClock,
-    engine: AsyncEngine,
-    sessions: Sessions,
-    wecom: CallbackBuilder,
-) -> None:
-    recorder = Recorder()
-    async with running_app(
-        settings=_intake(settings), clock=clock, engine=engine, routers=[recorder.router]
-    ) as intake:
+async def test_workers_run_each_recorded_event_once(stage: Stage, wecom: CallbackBuilder) -> None:
+    async with stage.intake() as intake:
         first = [text_message(str(9000 + n)) for n in range(60)]
         await _deliver_all(intake, wecom, first)
-        async with (
-            _worker(settings, clock, engine, (recorder.router,)),
-            _worker(settings, clock, engine, (recorder.router,)),
-        ):
+        async with stage.worker(), stage.worker():
             # Events arriving while the workers look are taken too.
             await _deliver_all(intake, wecom, [text_message(str(9100 + n)) for n in range(60)])
-            await _eventually(lambda: _all_handled(sessions))
-            kinds = await _instances(sessions)
-    rows = await inbox_rows(sessions)
+            await _eventually(stage.all_handled)
+            kinds = await stage.instance_kinds()
+    rows = await inbox_rows(stage.sessions)
     assert len(rows) == 120
-    assert Counter(recorder.seen) == Counter(row.dedupe_key for row in rows)  # once each
+    assert Counter(stage.recorder.seen) == Counter(row.dedupe_key for row in rows)  # once each
     assert {row.attempts for row in rows} == {1}  # the attempt intake counted
     assert {kinds[row.instance_id] for row in rows if row.instance_id} == {WORKER_KIND}
 
@@ -161,49 +165,32 @@ async def _deliver_all(harness: AppHarness, wecom: CallbackBuilder, messages: li
 
 
 async def test_what_a_stopped_intake_server_left_is_run_by_a_worker(
-    settings: Settings,
-    clock: ManualClock,
-    engine: AsyncEngine,
-    sessions: Sessions,
-    wecom: CallbackBuilder,
+    stage: Stage, wecom: CallbackBuilder
 ) -> None:
-    recorder = Recorder()
-    async with running_app(
-        settings=_intake(settings), clock=clock, engine=engine, routers=[recorder.router]
-    ) as intake:
+    async with stage.intake() as intake:
         await intake.deliver(wecom.post(text_message("8101"), at=T0))
     # The intake server is gone (unregistered): its row is no intake's row any more.
-    async with _worker(settings, clock, engine, (recorder.router,)):
-        await _eventually(lambda: _all_handled(sessions))
-    assert recorder.seen == ["msg:8101"]
+    async with stage.worker():
+        await _eventually(stage.all_handled)
+    assert stage.recorder.seen == ["msg:8101"]
 
 
-async def test_a_question_gets_its_answer_as_an_app_message(
-    settings: Settings,
-    clock: ManualClock,
-    engine: AsyncEngine,
-    sessions: Sessions,
-) -> None:
-    with_admin = _intake(settings).model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN)})
-    sandbox = SandboxState(corp_id=CORP_ID, apps={AGENT_ID: APP_SECRET}, clock=clock)
+async def test_a_question_gets_its_answer_as_an_app_message(stage: Stage) -> None:
+    stage.settings = stage.settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN)})
+    sandbox = SandboxState(corp_id=CORP_ID, apps={AGENT_ID: APP_SECRET}, clock=stage.clock)
     sandbox.add_user("lisi", "成员lisi")
-    async with running_app(
-        settings=with_admin,
-        clock=clock,
-        engine=engine,
-        wecom_transport=sandbox_transport(sandbox),
-        sender=False,
-    ) as intake:
+    routers = tuple(r for c in CAPABILITIES for r in c.event_routers)
+    transport = sandbox_transport(sandbox)
+    async with stage.intake(routers=routers, wecom_transport=transport, sender=False) as intake:
         await Admin(intake).created(
             "/qa-rules", {"mode": "contains", "patterns": ["退款"], "reply": "找班主任"}
         )
         members = CallbackSender(
             sandbox, intake.client, token=TOKEN, encoding_aes_key=AES_KEY, agent_id=AGENT_ID
         )
-        routers = tuple(r for c in CAPABILITIES for r in c.event_routers)
-        async with _worker(with_admin, clock, engine, routers, sandbox_transport(sandbox)):
+        async with stage.worker(routers, transport):
             sent = await members.text_from_member("lisi", "怎么退款")
-            await _eventually(lambda: _all_handled(sessions))
+            await _eventually(stage.all_handled)
             await _eventually(lambda: _delivered(sandbox))
     assert sent.response.text == "success"
     assert sent.passive_reply is None
@@ -216,23 +203,16 @@ async def _delivered(sandbox: SandboxState) -> bool:
 
 
 async def test_a_worker_serves_its_handler_metrics_on_its_own_port_while_it_runs(
-    settings: Settings,
-    clock: ManualClock,
-    engine: AsyncEngine,
-    sessions: Sessions,
-    wecom: CallbackBuilder,
+    stage: Stage, wecom: CallbackBuilder
 ) -> None:
-    recorder = Recorder()
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
     labels = {"handler": HANDLER, "outcome": "ok"}
     before = REGISTRY.get_sample_value(RUNS, labels) or 0.0  # counted by earlier tests too
-    async with running_app(
-        settings=_intake(settings), clock=clock, engine=engine, routers=[recorder.router]
-    ) as intake:
+    async with stage.intake() as intake:
         await intake.deliver(wecom.post(text_message("8201"), at=T0))
-        async with _worker(settings, clock, engine, (recorder.router,), metrics_at=_at(port)):
-            await _eventually(lambda: _all_handled(sessions))
+        async with stage.worker(metrics_at=("127.0.0.1", port)):
+            await _eventually(stage.all_handled)
             async with httpx.AsyncClient(trust_env=False) as http:
                 scraped = (await http.get(url)).text
     ran = f'{RUNS}{{handler="{HANDLER}",outcome="ok"}} {before + 1}'
@@ -243,10 +223,6 @@ async def test_a_worker_serves_its_handler_metrics_on_its_own_port_while_it_runs
 
 RUNS = "campbot_handler_runs_total"
 HANDLER = "tests.support.Recorder.handle"
-
-
-def _at(port: int) -> tuple[str, int]:
-    return ("127.0.0.1", port)
 
 
 async def test_a_failing_take_is_retried_each_second_not_in_a_tight_loop(
