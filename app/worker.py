@@ -2,11 +2,11 @@
 record (`app.inbox_taker`), and keeps their inbox (the resumer and the sweeper).
 
 It sends nothing on its own (the servers' senders do), leads no schedule and serves no
-HTTP but, when asked (`metrics_at`), its own Prometheus metrics — handler runs and their
-durations are counted where they run — on a port of their own, as the issue's "or served on
-a separate port" allows: no token there, so bind it where only Prometheus reaches. The
-database's gauges stay the servers' `/metrics`. The capabilities come from the composition
-root (`app.main.CAPABILITIES`, by the CLI).
+HTTP but, when asked (`metrics_at`), its own Prometheus metrics on a port of their own:
+handler runs and their durations are counted where they run. There is no token on that
+port, so bind it where only Prometheus reaches; the database's gauges stay the servers'
+`/metrics`. The capabilities come from the composition root (`app.main.CAPABILITIES`, by
+the CLI).
 """
 
 from __future__ import annotations
@@ -80,8 +80,11 @@ async def run_worker(
             extensions=Extensions.of(capabilities, settings=settings),
         )
         loops = await enter_running(stack, runtime, identity, heartbeat=heartbeat)
-        take = partial(run_taker, sessions=runtime.sessions, processor=runtime.processor)
-        loops.start(partial(take, me=identity.id))
+        loops.start(
+            partial(
+                run_taker, sessions=runtime.sessions, processor=runtime.processor, me=identity.id
+            )
+        )
         start_loops(runtime, loops, sweeper=True, sender=False, scheduler=False)
         logger.info("CampBot worker started", extra={"instance": identity.id})
         await stop.wait()

@@ -28,6 +28,8 @@ class ClientGone(Exception):
 
 
 class CallbackLane:
+    """ASGI middleware: the callback's path answered here, every other request passed on."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
