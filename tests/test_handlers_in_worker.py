@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,16 @@ from typer.testing import CliRunner
 from app.capability import Capability
 from app.clock import ManualClock
 from app.db import create_engine, create_sessionmaker
-from app.inbox_taker import INTAKE_KIND, RETRY_S, WORKER_KIND, run_taker
+from app.inbox_taker import (
+    CATCH_UP_S,
+    GRACE,
+    INTAKE_KIND,
+    RETRY_S,
+    WORKER_KIND,
+    Cursor,
+    run_taker,
+    take,
+)
 from app.main import CAPABILITIES
 from app.models import Instance
 from app.settings import HandlersMode, Settings, get_settings
@@ -157,6 +167,30 @@ async def test_workers_run_each_recorded_event_once(stage: Stage, wecom: Callbac
     assert Counter(stage.recorder.seen) == Counter(row.dedupe_key for row in rows)  # once each
     assert {row.attempts for row in rows} == {1}  # the attempt intake counted
     assert {kinds[row.instance_id] for row in rows if row.instance_id} == {WORKER_KIND}
+
+
+async def test_a_take_starts_at_the_newest_taken_and_catches_up_on_late_rows_each_second(
+    stage: Stage, wecom: CallbackBuilder
+) -> None:
+    async def take_now(at: float) -> list[str]:
+        async with stage.sessions.begin() as session:
+            taken = await take(session=session, me="w", limit=10, since=cursor.start(at))
+        if taken:
+            cursor.advance(taken)
+        return [attempt.dedupe_key for attempt in taken]
+
+    cursor = Cursor()
+    async with stage.intake() as intake:
+        stage.clock.set(T0 + timedelta(seconds=10))
+        await intake.deliver(wecom.post(text_message("8301"), at=T0))
+        assert await take_now(0.0) == ["msg:8301"]  # the first take reads from the oldest
+        # Recorded now, dated before the newest taken (beyond GRACE): a commit that came late.
+        stage.clock.set(T0 + timedelta(seconds=10) - GRACE * 2)
+        await intake.deliver(wecom.post(text_message("8302"), at=T0))
+        stage.clock.set(T0 + timedelta(seconds=10) - GRACE / 2)
+        await intake.deliver(wecom.post(text_message("8303"), at=T0))
+        assert await take_now(0.5) == ["msg:8303"]  # within GRACE of the newest: at once
+        assert await take_now(CATCH_UP_S) == ["msg:8302"]  # the catch-up, a second on
 
 
 async def _deliver_all(harness: AppHarness, wecom: CallbackBuilder, messages: list[str]) -> None:
