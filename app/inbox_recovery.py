@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
@@ -21,7 +22,7 @@ from app.background import every
 from app.clock import Clock
 from app.db import session_scope
 from app.inbox import KEY_RETENTION, MAX_ATTEMPTS, STUCK_AFTER, InboxProcessor
-from app.instances import gone
+from app.instances import gone, live_ids
 from app.models import InboxEvent, InboxStatus
 
 SWEEP_INTERVAL_S = 30.0
@@ -29,6 +30,11 @@ SWEEP_INTERVAL_S = 30.0
 # many are resumed at once.
 RESUME_INTERVAL_S = 1.0
 RESUME_BATCH = 100
+# A resume pass reads every `received` row (thousands under a burst: ~16 ms of PostgreSQL's
+# CPU a pass, each second, on every instance), so it runs when it may find something: the
+# live instances changed, the last pass was full, or this long went by (an instance that
+# started and died between two passes changes nothing they see).
+RESUME_AT_LEAST_S = 10.0
 
 # The lines keep the logger name they always had.
 logger = logging.getLogger("app.inbox")
@@ -154,6 +160,42 @@ async def run_sweeper(
     await every(stop, interval, sweep, name="inbox sweep")
 
 
+class ResumeWatch:
+    """Whether a resume pass may find new orphans (see RESUME_AT_LEAST_S)."""
+
+    def __init__(self) -> None:
+        self._live: frozenset[str] | None = None
+        self._scanned_at = -math.inf
+        self._full = False
+
+    def needs_scan(self, live: frozenset[str], now: float) -> bool:
+        changed, self._live = live != self._live, live
+        return changed or self._full or now - self._scanned_at >= RESUME_AT_LEAST_S
+
+    def scanned(self, resumed: int, now: float) -> None:
+        self._scanned_at, self._full = now, resumed >= RESUME_BATCH
+
+
+async def resume_when_needed(
+    watch: ResumeWatch,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    processor: InboxProcessor,
+    clock: Clock,
+    me: str | None,
+) -> int:
+    """`resume_orphaned`, when `watch` says the pass may find something (one cheap read of
+    the live instances otherwise)."""
+    async with session_scope(sessions) as session:
+        live = frozenset((await session.scalars(live_ids(clock.now()))).all())
+    now = asyncio.get_running_loop().time()
+    if not watch.needs_scan(live, now):
+        return 0
+    resumed = await resume_orphaned(sessions=sessions, processor=processor, clock=clock, me=me)
+    watch.scanned(resumed, now)
+    return resumed
+
+
 async def run_resumer(
     stop: asyncio.Event,
     *,
@@ -164,5 +206,12 @@ async def run_resumer(
     interval: float = RESUME_INTERVAL_S,
 ) -> None:
     """Resume gone instances' rows now (a restart's first pass) and every `interval`."""
-    resume = partial(resume_orphaned, sessions=sessions, processor=processor, clock=clock, me=me)
+    resume = partial(
+        resume_when_needed,
+        ResumeWatch(),
+        sessions=sessions,
+        processor=processor,
+        clock=clock,
+        me=me,
+    )
     await every(stop, interval, resume, name="inbox resume")

@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import delete, select, update
@@ -283,6 +284,43 @@ async def test_events_of_a_gone_instance_are_resumed_at_once_the_urgent_first(
         == 0
     )
     await instances.unregister(sessions=sessions, identity=HERE)
+
+
+async def test_a_resumer_runs_the_rows_an_instance_left_when_it_stops(
+    sessions: Sessions, settings: Settings, clock: ManualClock
+) -> None:
+    dispatcher, texts, _ = _dispatcher(sessions, settings, clock)
+    neighbour = other(pid=os.getppid())
+    for identity in (neighbour, HERE):
+        await instances.register(sessions=sessions, identity=identity, now=clock.now())
+    resume = partial(
+        inbox_recovery.resume_when_needed,
+        inbox_recovery.ResumeWatch(),
+        sessions=sessions,
+        processor=dispatcher,
+        clock=clock,
+        me=HERE.id,
+    )
+    await _received(sessions, clock, text_message("7201"), instance_id=neighbour.id)
+    assert await resume() == 0  # the neighbour lives: its row is its own
+    await instances.unregister(sessions=sessions, identity=neighbour)  # it stopped
+    assert await resume() == 1
+    assert texts.seen == ["msg:7201"]
+    await instances.unregister(sessions=sessions, identity=HERE)
+
+
+def test_a_resume_pass_reads_the_inbox_only_when_it_may_find_something() -> None:
+    watch = inbox_recovery.ResumeWatch()
+    two, one = frozenset({"a", "b"}), frozenset({"a"})
+    assert watch.needs_scan(two, now=0.0)  # the first pass
+    watch.scanned(0, now=0.0)
+    assert not watch.needs_scan(two, now=1.0)  # nobody left: nothing new to find
+    assert watch.needs_scan(one, now=2.0)  # "b" stopped or went stale
+    watch.scanned(inbox_recovery.RESUME_BATCH, now=2.0)
+    assert watch.needs_scan(one, now=3.0)  # a full pass left more
+    watch.scanned(3, now=3.0)
+    assert not watch.needs_scan(one, now=4.0)
+    assert watch.needs_scan(one, now=3.0 + inbox_recovery.RESUME_AT_LEAST_S)  # now and then
 
 
 async def test_an_event_that_keeps_killing_its_process_is_resumed_a_bounded_number_of_times(
