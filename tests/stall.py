@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,9 +64,14 @@ class StallReport:
     worst_s: float  # the longest a /healthz poll waited (or was still waiting at the end)
     polls: int
     outcomes: tuple[Outcome, ...]
+    first_worst_s: float | None = None  # the first measure's, when it was taken again
 
     def describe(self) -> str:
         lines = [f"worst /healthz wait {self.worst_s * 1000:.0f} ms over {self.polls} polls"]
+        if self.first_worst_s is not None:
+            lines[0] += (
+                f" (measured again: the first run's was {self.first_worst_s * 1000:.0f} ms)"
+            )
         lines += [
             f"  {o.name}: {o.status} in {o.seconds * 1000:.0f} ms ({o.reason[:80]!r})"
             for o in self.outcomes
@@ -98,6 +103,18 @@ class ServedApp:
 
     def stop(self) -> int:
         return self.process.stop()
+
+
+async def stall_report(served: ServedApp, hostile: Sequence[Hostile]) -> StallReport:
+    """`worst_healthz_latency`, and once more when it is over the limit: the probe is a client
+    on the same 2-core machine, whose own scheduling adds tens of ms now and then, while work
+    on the server's event loop stalls every run. The outcomes are the first run's (a request
+    sent twice may answer otherwise, e.g. an account created already)."""
+    first = await worst_healthz_latency(served, hostile)
+    if first.worst_s < STALL_LIMIT_S:
+        return first
+    again = await worst_healthz_latency(served, hostile)
+    return replace(first, worst_s=again.worst_s, polls=again.polls, first_worst_s=first.worst_s)
 
 
 async def worst_healthz_latency(served: ServedApp, hostile: Sequence[Hostile]) -> StallReport:

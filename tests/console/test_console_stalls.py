@@ -19,7 +19,7 @@ import pytest
 
 from tests.hostile_templates import HOSTILE as HOSTILE_TEMPLATES
 from tests.processes import CAMPBOT
-from tests.stall import STALL_LIMIT_S, Hostile, ServedApp, worst_healthz_latency
+from tests.stall import STALL_LIMIT_S, Hostile, ServedApp, stall_report
 
 PASSWORD = "stall-test-password"
 _CSRF = re.compile(r'"X-CSRF-Token": "([^"]+)"')
@@ -130,7 +130,7 @@ def _cases() -> list[Hostile]:
 
 
 async def test_no_console_request_stalls_the_service(served: ServedApp) -> None:
-    report = await worst_healthz_latency(served, _cases())
+    report = await stall_report(served, _cases())
     assert report.worst_s < STALL_LIMIT_S, report.describe()
     statuses = {o.name: o.status for o in report.outcomes}
     assert all(s is not None and s < 500 for s in statuses.values()), report.describe()
