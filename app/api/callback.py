@@ -216,19 +216,31 @@ async def receive(runtime: Runtime, request: CallbackRequest) -> Answer:
         and isinstance(processor, PassiveProcessor)
         and processor.may_reply(event)
     ):
-        passive = PassiveReply()
-        done = processor.submit_replying(attempt, event, passive)
-        # As below: the request ends when the run has.
-        after = None if done is None else (lambda: done)
-        text = await passive.wait(PASSIVE_BUDGET_S, deadline=deadline)
-        if text is None:
-            return Answer("success", after=after)
-        logger.info("callback answered with a passive reply", extra={"inbox_id": attempt.id})
-        answer = _reply_body(crypto, event, text, runtime.clock.now())
-        return Answer(answer, media_type="application/xml", after=after)
+        return await _passively(runtime, processor, attempt, event, deadline=deadline)
     # Runs after the answer is sent; the dispatcher bounds how many run at once, so a
     # burst cannot starve intake.
     return Answer("success", after=lambda: processor.process_claimed(attempt, event))
+
+
+async def _passively(
+    runtime: Runtime,
+    processor: PassiveProcessor,
+    attempt: inbox.Attempt,
+    event: WeComEvent,
+    *,
+    deadline: float,
+) -> Answer:
+    """Run the event while the callback waits; its reply in the answer if one came in time."""
+    passive = PassiveReply()
+    done = processor.submit_replying(attempt, event, passive)
+    after = None if done is None else (lambda: done)  # the request ends when the run has
+    text = await passive.wait(PASSIVE_BUDGET_S, deadline=deadline)
+    if text is None:
+        return Answer("success", after=after)
+    logger.info("callback answered with a passive reply", extra={"inbox_id": attempt.id})
+    crypto = _require_crypto(runtime)
+    answer = _reply_body(crypto, event, text, runtime.clock.now())
+    return Answer(answer, media_type="application/xml", after=after)
 
 
 def _reason(exc: CallbackError) -> str:
