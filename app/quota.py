@@ -79,17 +79,6 @@ class QuotaLeft:
         return max(self.window.limit - self.used, 0)
 
 
-async def _taken(session: AsyncSession, target: str, mode: QuotaMode, window: Window) -> set[int]:
-    rows = await session.scalars(
-        select(MassSendQuotaSlot.n).where(
-            MassSendQuotaSlot.target == target,
-            MassSendQuotaSlot.mode == mode,
-            MassSendQuotaSlot.window_start == window.start,
-        )
-    )
-    return set(rows)
-
-
 async def _holding(session: AsyncSession, targets: list[str], outbox_key: str) -> set[str]:
     """Those of `targets` holding a slot under the task `outbox_key`."""
     rows = await session.scalars(
@@ -98,35 +87,6 @@ async def _holding(session: AsyncSession, targets: list[str], outbox_key: str) -
         )
     )
     return set(rows)
-
-
-async def _insert(
-    session: AsyncSession,
-    *,
-    target: str,
-    mode: QuotaMode,
-    window: Window,
-    n: int,
-    outbox_key: str | None,
-    source: str,
-    now: datetime,
-) -> bool:
-    insert = dialect_insert(session)
-    inserted = await session.execute(
-        insert(MassSendQuotaSlot)
-        .values(
-            target=target,
-            mode=mode,
-            window_start=window.start,
-            n=n,
-            outbox_key=outbox_key,
-            source=source,
-            spent_at=now,
-        )
-        .on_conflict_do_nothing()  # either unique key: the slot, or this task's slot
-        .returning(MassSendQuotaSlot.id)
-    )
-    return inserted.first() is not None
 
 
 async def spend(
@@ -232,29 +192,48 @@ async def _insert_many(
     now: datetime,
     key: str,
 ) -> set[str]:
-    """Insert each offered slot unless taken meanwhile (either unique key): those inserted."""
-    if not offers:
-        return set()
-    values = [
-        {
-            "target": t,
-            "mode": mode,
-            "window_start": windows[t].start,
-            "n": n,
-            "outbox_key": key,
-            "source": TASK,
-            "spent_at": now,
-        }
+    """Insert each offered slot unless taken meanwhile: the targets whose slot went in."""
+    slots = [
+        _slot(t, windows[t], n, mode=mode, now=now, key=key, source=TASK)
         for t, n in sorted(offers.items())
     ]
+    return set(await _insert_slots(session, slots))
+
+
+def _slot(
+    target: str,
+    window: Window,
+    n: int,
+    *,
+    mode: QuotaMode,
+    now: datetime,
+    key: str | None,
+    source: str,
+) -> dict[str, object]:
+    return {
+        "target": target,
+        "mode": mode,
+        "window_start": window.start,
+        "n": n,
+        "outbox_key": key,
+        "source": source,
+        "spent_at": now,
+    }
+
+
+async def _insert_slots(session: AsyncSession, slots: list[dict[str, object]]) -> list[str]:
+    """Insert the slots in one statement, skipping each taken meanwhile (either unique key:
+    the slot, or the task's slot for its target); the targets of those inserted."""
+    if not slots:
+        return []
     insert = dialect_insert(session)
     inserted = await session.execute(
         insert(MassSendQuotaSlot)
-        .values(values)
+        .values(slots)
         .on_conflict_do_nothing()
         .returning(MassSendQuotaSlot.target)
     )
-    return set(inserted.scalars())
+    return list(inserted.scalars())
 
 
 async def quota_left(
@@ -315,21 +294,10 @@ async def mark_full(
     """WeCom answered over quota (status 3) for `target`: its window is full, whatever
     CampBot counted. How many slots that took."""
     window = window_of(mode, local_day(now, tz))
-    taken = await _taken(session, target, mode, window)
-    marked = 0
-    for n in range(1, window.limit + 1):
-        if n not in taken:
-            marked += await _insert(
-                session,
-                target=target,
-                mode=mode,
-                window=window,
-                now=now,
-                n=n,
-                outbox_key=None,
-                source=FULL,
-            )
-    return marked
+    taken = (await _taken_many(session, {target: window}, mode))[target]
+    free = [n for n in range(1, window.limit + 1) if n not in taken]
+    slots = [_slot(target, window, n, mode=mode, now=now, key=None, source=FULL) for n in free]
+    return len(await _insert_slots(session, slots))
 
 
 async def group_timezones(*, session: AsyncSession, chat_ids: Sequence[str]) -> dict[str, str]:
