@@ -169,11 +169,12 @@ class ResumeWatch:
         self._full = False
 
     def needs_scan(self, live: frozenset[str], now: float) -> bool:
-        changed, self._live = live != self._live, live
+        changed = live != self._live
         return changed or self._full or now - self._scanned_at >= RESUME_AT_LEAST_S
 
-    def scanned(self, resumed: int, now: float) -> None:
-        self._scanned_at, self._full = now, resumed >= RESUME_BATCH
+    def scanned(self, live: frozenset[str], resumed: int, now: float) -> None:
+        """Recorded once a pass ran: one that failed leaves the next to scan again."""
+        self._live, self._scanned_at, self._full = live, now, resumed >= RESUME_BATCH
 
 
 async def resume_when_needed(
@@ -192,7 +193,7 @@ async def resume_when_needed(
     if not watch.needs_scan(live, now):
         return 0
     resumed = await resume_orphaned(sessions=sessions, processor=processor, clock=clock, me=me)
-    watch.scanned(resumed, now)
+    watch.scanned(live, resumed, now)
     return resumed
 
 

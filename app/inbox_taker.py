@@ -140,13 +140,12 @@ async def run_taker(
                 if await sleep_or_stop(stop, RETRY_S):
                     return
                 continue
-        if taken:
-            cursor.advance(taken)
         for attempt in taken:
             task = asyncio.ensure_future(processor.process_claimed(attempt))
             running.add(task)
             task.add_done_callback(running.discard)
         if taken:
+            cursor.advance(taken)
             await asyncio.sleep(0)  # the runs start before the next look
         elif await sleep_or_stop(stop, IDLE_POLL_S):
             return

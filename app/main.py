@@ -52,7 +52,7 @@ from app.instances import Identity
 from app.logging import configure_logging
 from app.runtime import Runtime, callback_crypto, wecom_client, wecom_http
 from app.sender import Sender
-from app.settings import HandlersMode, Settings, describe_settings_error, get_settings
+from app.settings import Settings, describe_settings_error, get_settings
 from bots import checkin, group_welcome, membership, qa, sop, stats, student_page, welcome, xibao
 from bots.dispatch import Dispatcher, Router
 from schedules import api as schedules_api
@@ -248,7 +248,7 @@ def create_app(
             if engine is None:
                 own_engine = create_engine(resolved.database_url)
                 stack.push_async_callback(own_engine.dispose)
-            here = resolved.campbot_handlers is HandlersMode.INLINE
+            here = resolved.handlers_here
             identity = Identity.of_this_process("server" if here else INTAKE_KIND)
             runtime = build_runtime(
                 settings=resolved,
@@ -366,7 +366,7 @@ def _warn_unconfigured(runtime: Runtime) -> None:
         logger.warning("WeCom callback settings are unset: /wecom/callback answers 503")
     if runtime.wecom is None:
         logger.warning("WECOM_CORP_ID/WECOM_SECRET unset: nothing is sent to WeCom")
-    if not runtime.handlers_here and backend(runtime.sessions) == "sqlite":
+    if not runtime.settings.handlers_here and backend(runtime.sessions) == "sqlite":
         logger.warning(
             "CAMPBOT_HANDLERS=worker on SQLite: the workers' writes wait for the lock intake "
             "commits with, so intake gets slower; keep SQLite inline (README)"

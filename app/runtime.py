@@ -16,7 +16,7 @@ from app.clock import Clock
 from app.inbox import InboxProcessor, Intake
 from app.instances import Identity
 from app.sender import Sender
-from app.settings import HandlersMode, Settings
+from app.settings import Settings
 from app.wecom.client import WeComClient
 from app.wecom.crypto import CallbackCrypto
 
@@ -43,11 +43,6 @@ class Runtime:
     def __post_init__(self) -> None:
         instance_id = self.identity.id if self.identity else None
         self.intake = Intake(self.sessions, instance_id=instance_id)
-
-    @property
-    def handlers_here(self) -> bool:
-        """Whether this process runs the events it records (not `CAMPBOT_HANDLERS=worker`)."""
-        return self.settings.campbot_handlers is HandlersMode.INLINE
 
 
 def callback_crypto(settings: Settings) -> CallbackCrypto | None:

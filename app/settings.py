@@ -168,6 +168,11 @@ class Settings(BaseSettings):
         return self.wecom_token is not None
 
     @property
+    def handlers_here(self) -> bool:
+        """Whether a server runs the events it records (not `CAMPBOT_HANDLERS=worker`)."""
+        return self.campbot_handlers is HandlersMode.INLINE
+
+    @property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.campbot_timezone)
 

@@ -313,12 +313,12 @@ def test_a_resume_pass_reads_the_inbox_only_when_it_may_find_something() -> None
     watch = inbox_recovery.ResumeWatch()
     two, one = frozenset({"a", "b"}), frozenset({"a"})
     assert watch.needs_scan(two, now=0.0)  # the first pass
-    watch.scanned(0, now=0.0)
+    watch.scanned(two, 0, now=0.0)
     assert not watch.needs_scan(two, now=1.0)  # nobody left: nothing new to find
     assert watch.needs_scan(one, now=2.0)  # "b" stopped or went stale
-    watch.scanned(inbox_recovery.RESUME_BATCH, now=2.0)
+    watch.scanned(one, inbox_recovery.RESUME_BATCH, now=2.0)
     assert watch.needs_scan(one, now=3.0)  # a full pass left more
-    watch.scanned(3, now=3.0)
+    watch.scanned(one, 3, now=3.0)
     assert not watch.needs_scan(one, now=4.0)
     assert watch.needs_scan(one, now=3.0 + inbox_recovery.RESUME_AT_LEAST_S)  # now and then
 

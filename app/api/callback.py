@@ -209,7 +209,7 @@ async def receive(runtime: Runtime, request: CallbackRequest) -> Answer:
     if idle:
         metrics.EVENTS.labels("no_handler").inc()
         return SUCCESS
-    if not runtime.handlers_here:
+    if not runtime.settings.handlers_here:
         return SUCCESS  # a `campbot worker` takes the row (app.inbox_taker)
     if (
         _may_reply(event)
