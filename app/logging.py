@@ -10,6 +10,8 @@ root logger already has handlers (CampBot's own from an earlier call, or whateve
 set up on purpose: a `--log-config` that configures the root logger, a test runner).
 uvicorn's own loggers are then routed through the same handler, so one process writes one
 format, and uvicorn's `--log-level` (which it sets on `uvicorn.error`) is CampBot's level too.
+uvicorn's access log is the exception: it is turned off, and CampBot writes the same lines on
+`campbot.access` (app.api.access_log).
 """
 
 from __future__ import annotations
@@ -29,24 +31,13 @@ def _drop_color_message(
 
 # uvicorn's loggers: its default config gives them their own plain handlers.
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# CampBot writes the access lines itself (app.api.access_log). uvicorn decides per connection
+# whether to log access from whether this logger has handlers: with none and no propagation,
+# it builds no record at all.
+UVICORN_ACCESS = "uvicorn.access"
 # Loggers whose INFO lines say nothing an operator needs: APScheduler's "Running job" and
 # "executed successfully" for every tick of every job.
 QUIET_LOGGERS = ("apscheduler",)
-# The callback's path: its accepted answers are counted (campbot_callbacks_total), and an
-# access line for each was about 4% of a callback's CPU in bench/callback_ingest.py.
-CALLBACK_PATH = "/wecom/callback"
-
-
-def quiet_accepted_callback(record: logging.LogRecord) -> bool:
-    """uvicorn.access filter: False (drop) for a 2xx answer to a POST of a WeCom callback;
-    refusals (4xx) and every other request keep their access line."""
-    args = record.args
-    if not isinstance(args, tuple) or len(args) != 5:
-        return True
-    _client, method, path, _version, status = args
-    if method != "POST" or not str(path).startswith(CALLBACK_PATH):
-        return True
-    return not (isinstance(status, int) and 200 <= status < 300)
 
 
 def configure_logging(*, level: str | int | None = None, json: bool | None = None) -> bool:
@@ -85,10 +76,7 @@ def configure_logging(*, level: str | int | None = None, json: bool | None = Non
     for name in UVICORN_LOGGERS:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
-        uvicorn_logger.propagate = True
-    access = logging.getLogger("uvicorn.access")
-    if quiet_accepted_callback not in access.filters:
-        access.addFilter(quiet_accepted_callback)
+        uvicorn_logger.propagate = name != UVICORN_ACCESS
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     return True

@@ -13,9 +13,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
+import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
+from app.api.access_log import ACCESS_LOGGER, AccessLog
 from app.logging import QUIET_LOGGERS, UVICORN_LOGGERS, configure_logging
 from app.migrations import upgrade
 from tests.processes import CAMPBOT, HOST, Process, free_port, wait_ready
@@ -91,7 +95,10 @@ def assert_structured(lines: Sequence[str]) -> None:
     assert warning["level"] == "warning"
     # uvicorn's own lines go the same way: one format for the whole process.
     assert the_one(found, "Application startup complete")["logger"] == "uvicorn.error"
-    assert any(r["logger"] == "uvicorn.access" and "/healthz" in r["event"] for r in found)
+    # One access line per request, CampBot's, not uvicorn's as well.
+    healthz = [r for r in found if "/healthz" in str(r.get("event", ""))]
+    assert healthz
+    assert {r["logger"] for r in healthz} == {ACCESS_LOGGER}
     # Nothing left unstructured but the CLI's own note to the terminal.
     plain = [line for line in lines if line.strip() and not line.startswith(("{", "note:"))]
     assert plain == []
@@ -174,28 +181,63 @@ def test_lines_are_readable_on_a_terminal_json_elsewhere_and_apscheduler_ticks_q
         assert (second["logger"], second["level"]) == ("apscheduler.scheduler", "warning")
 
 
-def test_accepted_callbacks_leave_no_access_line_refusals_and_other_requests_do(
+async def _answer_with(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app answering with the status the request's `status` query names."""
+    status = int(dict(parse_qsl(scope["query_string"].decode()))["status"])
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def test_accepted_callbacks_leave_no_access_line_refusals_and_other_requests_do(
     monkeypatch: pytest.MonkeyPatch, restored: logging.Logger
 ) -> None:
     """An access line per accepted callback costs a busy evening's CPU and says what
-    campbot_callbacks_total counts; a refusal, and every other request, keeps its line."""
+    campbot_callbacks_total counts; a refusal, and every other request, keeps its line.
+    uvicorn's own access log is off: it would be a second line, built for every callback."""
     stderr = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stderr)
-    access = logging.getLogger("uvicorn.access")
     restored.handlers[:] = []
     assert configure_logging(level="INFO") is True
+    assert not logging.getLogger("uvicorn.access").hasHandlers()
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=AccessLog(_answer_with)), base_url="http://campbot"
+    )
     signed = "/wecom/callback?msg_signature=ab&timestamp=1&nonce=n"
-    # uvicorn's access call: (client, method, full path, HTTP version, status)
-    for method, path, status in [
-        ("POST", signed, 200),
-        ("POST", signed, 403),
-        ("GET", signed, 200),  # URL verification
-        ("POST", "/admin/api/cohorts", 201),
-    ]:
-        access.info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", method, path, "1.1", status)
-    lines = [json.loads(line)["event"] for line in stderr.getvalue().splitlines()]
-    assert len(lines) == 3, lines
+    async with client:
+        for method, path, status in [
+            ("POST", signed, 200),
+            ("POST", signed, 403),
+            ("GET", signed, 200),  # URL verification
+            ("POST", "/admin/api/cohorts", 201),
+            ("GET", "/h5/%E6%89%93%E5%8D%A1", 404),
+        ]:
+            response = await client.request(
+                method, f"{path}{'&' if '?' in path else '?'}status={status}"
+            )
+            assert response.status_code == status
+    found = [json.loads(line) for line in stderr.getvalue().splitlines()]
+    assert not [r for r in found if r["logger"] == "uvicorn.access"]
+    lines = [r["event"] for r in found if r["logger"] == ACCESS_LOGGER]
+    assert len(lines) == 4, lines
     assert not any("POST /wecom/callback" in line and " 200" in line for line in lines)
-    assert any("POST /wecom/callback" in line and " 403" in line for line in lines)
-    assert any("GET /wecom/callback" in line for line in lines)
-    assert any("/admin/api/cohorts" in line for line in lines)
+    assert any("POST /wecom/callback" in line and '" 403' in line for line in lines)
+    assert any(
+        line.startswith('127.0.0.1:123 - "GET /wecom/callback?msg_signature=ab') for line in lines
+    )
+    assert any('"POST /admin/api/cohorts?status=201 HTTP/1.1" 201' in line for line in lines)
+    # The path as the client sent it: percent-encoded, not decoded and quoted again.
+    assert any("GET /h5/%E6%89%93%E5%8D%A1?status=404" in line for line in lines)
+
+
+async def test_no_access_line_is_built_when_info_is_off(
+    monkeypatch: pytest.MonkeyPatch, restored: logging.Logger
+) -> None:
+    """`--log-level warning` (the benchmarks') writes no access line at all."""
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    restored.handlers[:] = []
+    assert configure_logging(level="WARNING") is True
+    transport = httpx.ASGITransport(app=AccessLog(_answer_with))
+    async with httpx.AsyncClient(transport=transport, base_url="http://campbot") as client:
+        assert (await client.get("/healthz?status=200")).status_code == 200
+    assert stderr.getvalue() == ""
