@@ -1,6 +1,7 @@
 """The engine: SQLite's one connection and its one-trip cursor keep DBAPI semantics (counts,
 RETURNING, executemany, BEGIN IMMEDIATE folded into the first statement, rollback), the pool
-never hands out a connection with a transaction open; which errors are transient."""
+never hands out a connection with a transaction open; which errors are transient; PostgreSQL's
+pool pings only connections left idle, and heals from a dead one either way."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import db
 from app.db import create_engine, is_transient
+from tests.conftest import postgres_url
 
 
 @pytest.fixture
@@ -105,6 +109,79 @@ def test_transient_errors_are_locks_and_connections_not_bugs() -> None:
     class Deadlock(Exception):
         sqlstate = "40P01"
 
-    from sqlalchemy.exc import DBAPIError
-
     assert is_transient(DBAPIError("s", {}, Deadlock()))
+
+
+@pytest.fixture
+async def postgres() -> AsyncIterator[AsyncEngine]:
+    url = postgres_url()
+    assert url is not None
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def pings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each ping of a pooled PostgreSQL connection, recorded (and still sent)."""
+    sent: list[int] = []
+    stock = AsyncAdapt_asyncpg_connection.ping
+
+    def counted(self: AsyncAdapt_asyncpg_connection) -> None:
+        sent.append(1)
+        stock(self)
+
+    monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", counted)
+    return sent
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def _terminate(pid: int) -> None:
+    """Kill one server backend from outside the pool, as a PostgreSQL restart would."""
+    url = postgres_url()
+    assert url is not None
+    other = create_engine(url)
+    try:
+        async with other.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await other.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_connection_in_use_a_moment_ago_is_not_pinged(
+    postgres: AsyncEngine, pings: list[int]
+) -> None:
+    first = await _backend_pid(postgres)
+    for _ in range(20):
+        assert await _backend_pid(postgres) == first  # the one pooled connection, reused
+    assert pings == []
+
+
+@pytest.mark.postgres
+async def test_a_dead_idle_connection_is_pinged_and_replaced_unseen(
+    postgres: AsyncEngine, pings: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)  # every checkout counts as idle
+    dead = await _backend_pid(postgres)
+    await _terminate(dead)
+    assert await _backend_pid(postgres) != dead  # no error: the ping found it dead
+    assert pings
+
+
+@pytest.mark.postgres
+async def test_a_connection_dying_within_the_window_fails_once_transiently_then_heals(
+    postgres: AsyncEngine, pings: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 3600.0)
+    dead = await _backend_pid(postgres)
+    await _terminate(dead)
+    with pytest.raises(DBAPIError) as failed:
+        await _backend_pid(postgres)
+    assert is_transient(failed.value)  # the work is retried, not dropped
+    assert await _backend_pid(postgres) != dead
+    assert pings == []
