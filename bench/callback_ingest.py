@@ -753,7 +753,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument(
-        "--events", type=int, default=40_000, help="unique callbacks prepared (an upper bound)"
+        "--events", type=int, default=80_000, help="unique callbacks prepared (an upper bound)"
     )
     parser.add_argument("--duplicates", type=float, default=0.05, help="share of retries")
     parser.add_argument("--seed", type=int, default=20260301)
