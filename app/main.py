@@ -28,7 +28,7 @@ from app import instances
 from app.admin import api as admin_api
 from app.admin import console as admin_console
 from app.api import api_router
-from app.api.access_log import AccessLog
+from app.api.access_log import FastAPIWithAccessLog
 from app.api.admin.throttle import AuthThrottle
 from app.api.callback_asgi import CallbackLane
 from app.api.h5.headers import H5Headers
@@ -274,7 +274,7 @@ def create_app(
             _log_started(runtime, sandboxed=sandboxed)
             yield
 
-    app = FastAPI(title="CampBot 训练营助手", lifespan=lifespan)
+    app = FastAPIWithAccessLog(title="CampBot 训练营助手", lifespan=lifespan)
     app.state.admin_throttle = AuthThrottle()
     app.state.sidebar_harness = sidebar_harness and wecom_transport is not None
     app.include_router(api_router)
@@ -288,8 +288,7 @@ def create_app(
     # The operators' console: the platform's pages, then the capabilities', in their order.
     mount_console(app, (*admin_console.PAGES, *(p for c in capabilities for p in c.console_pages)))
     app.add_middleware(H5Headers)  # every /h5/ answer, the framework's own included
-    app.add_middleware(CallbackLane)  # the hot path skips the framework
-    app.add_middleware(AccessLog)  # outermost: a refused callback gets its line too
+    app.add_middleware(CallbackLane)  # outermost: the hot path skips the framework
     return app
 
 

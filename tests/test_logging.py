@@ -19,7 +19,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from app.api.access_log import ACCESS_LOGGER, AccessLog
+from app.api.access_log import ACCESS_LOGGER, AccessLog, FastAPIWithAccessLog
 from app.logging import QUIET_LOGGERS, UVICORN_LOGGERS, configure_logging
 from app.migrations import upgrade
 from tests.processes import CAMPBOT, HOST, Process, free_port, wait_ready
@@ -241,3 +241,26 @@ async def test_no_access_line_is_built_when_info_is_off(
     async with httpx.AsyncClient(transport=transport, base_url="http://campbot") as client:
         assert (await client.get("/healthz?status=200")).status_code == 200
     assert stderr.getvalue() == ""
+
+
+async def test_an_answer_of_the_frameworks_error_middleware_gets_its_access_line_too(
+    monkeypatch: pytest.MonkeyPatch, restored: logging.Logger
+) -> None:
+    """A 500 is answered by the framework's outermost middleware, outside everything
+    `add_middleware` adds: the access log wraps the whole stack, so the 500 has its line."""
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    restored.handlers[:] = []
+    assert configure_logging(level="INFO") is True
+    app = FastAPIWithAccessLog()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://campbot") as client:
+        assert (await client.get("/boom")).status_code == 500
+    found = [json.loads(line) for line in stderr.getvalue().splitlines()]
+    access = [r["event"] for r in found if r["logger"] == ACCESS_LOGGER]
+    assert access == ['127.0.0.1:123 - "GET /boom HTTP/1.1" 500']

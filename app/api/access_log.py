@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ACCESS_LOGGER = "campbot.access"
@@ -40,6 +41,14 @@ class AccessLog:
             await send(message)
 
         await self.app(scope, receive, logged)
+
+
+class FastAPIWithAccessLog(FastAPI):
+    """FastAPI with AccessLog around its whole stack: middleware added with `add_middleware`
+    sits inside the framework's error middleware, whose 500 answers would go unlogged."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return AccessLog(super().build_middleware_stack())
 
 
 def _log(scope: Scope, status: int) -> None:
