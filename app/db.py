@@ -276,7 +276,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 # A pooled connection used this recently is taken as alive, unpinged. SQLAlchemy's
 # pool_pre_ping pings at every checkout, and asyncpg's ping is three round trips (BEGIN, a
-# query, ROLLBACK): under load that was a third of the worker's statements to PostgreSQL.
+# query, ROLLBACK) on top of a handler's five (BEGIN, a read, an insert, an update, COMMIT)
+# and of each group commit of intake.
 # A connection that dies inside this window fails its next statement instead; that error
 # is transient (retried), and SQLAlchemy then replaces every connection of the pool.
 PING_AFTER_IDLE_S = 1.0

@@ -15,8 +15,9 @@ import logging
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.callback_asgi import PATH as CALLBACK_PATH
+
 ACCESS_LOGGER = "campbot.access"
-CALLBACK_PATH = "/wecom/callback"
 
 _access = logging.getLogger(ACCESS_LOGGER)
 
