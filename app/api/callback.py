@@ -216,7 +216,7 @@ async def receive(runtime: Runtime, request: CallbackRequest) -> Answer:
         and isinstance(processor, PassiveProcessor)
         and processor.may_reply(event)
     ):
-        return await _passively(runtime, processor, attempt, event, deadline=deadline)
+        return await _passively(runtime, crypto, processor, attempt, event, deadline=deadline)
     # Runs after the answer is sent; the dispatcher bounds how many run at once, so a
     # burst cannot starve intake.
     return Answer("success", after=lambda: processor.process_claimed(attempt, event))
@@ -224,6 +224,7 @@ async def receive(runtime: Runtime, request: CallbackRequest) -> Answer:
 
 async def _passively(
     runtime: Runtime,
+    crypto: CallbackCrypto,
     processor: PassiveProcessor,
     attempt: inbox.Attempt,
     event: WeComEvent,
@@ -238,7 +239,6 @@ async def _passively(
     if text is None:
         return Answer("success", after=after)
     logger.info("callback answered with a passive reply", extra={"inbox_id": attempt.id})
-    crypto = _require_crypto(runtime)
     answer = _reply_body(crypto, event, text, runtime.clock.now())
     return Answer(answer, media_type="application/xml", after=after)
 
