@@ -159,7 +159,10 @@ def server_env(database_url: str) -> dict[str, str]:
 def _uvicorn(app: str, port: int, profile_to: Path | None) -> list[str]:
     profiled = ["-m", "cProfile", "-o", str(profile_to)] if profile_to is not None else []
     serve = ["-m", "uvicorn", app, "--host", HOST, "--port", str(port), "--workers", "1"]
-    return [sys.executable, *profiled, *serve, "--log-level", "warning"]
+    # No access log: uvicorn builds its record's arguments for every request even below its
+    # level, a cost CampBot's servers no longer pay (app.api.access_log), so a comparison app
+    # must not pay it either.
+    return [sys.executable, *profiled, *serve, "--log-level", "warning", "--no-access-log"]
 
 
 RUN_CLI = "import sys; from app.cli import main; sys.argv[0] = 'campbot'; main()"
